@@ -1,0 +1,138 @@
+//! The bundle manifest: what a worker serves, and how it proves the files are intact.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::crd::StrategyType;
+
+/// Current manifest format.
+pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// File name of the manifest inside a bundle directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// `manifest.json` at the root of a bundle directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    /// Manifest format version ([`BUNDLE_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Strategy the bundle is for.
+    pub strategy: StrategyType,
+    /// Content hash over every file (see [`content_version`]); changes whenever any file does.
+    pub version: String,
+    /// Fingerprint of the training data (hash of the interaction table).
+    pub dataset: DatasetInfo,
+    /// Hyper-parameters and other training settings, free-form.
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// Offline metrics on the validation split, e.g. `{"recall@20": 0.17}`.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// Embedding dimension, for strategies with item vectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<u32>,
+    /// When the bundle was written (RFC 3339).
+    pub created_at: String,
+    /// Every file in the bundle (relative path → sha256 hex), manifest excluded.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Where the training data came from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetInfo {
+    /// Dataset name (e.g. `ml-100k`, `gowalla`).
+    pub name: String,
+    /// sha256 of the interactions the model was trained on.
+    pub fingerprint: String,
+    pub users: u64,
+    pub items: u64,
+    pub interactions: u64,
+}
+
+/// File names inside a bundle directory, shared by `kan train` (writer) and the worker (reader).
+///
+/// Ids: `items.txt` / `users.txt` list external ids, one per line; line `i` is internal index
+/// `i`. All tensors are safetensors. CSR tensors are named `offsets` (i64, rows + 1) plus value
+/// tensors of length `offsets[last]`. Histories are most recent first.
+pub mod files {
+    /// External item ids, one per line (every strategy with items).
+    pub const ITEMS: &str = "items.txt";
+    /// External user ids, one per line.
+    pub const USERS: &str = "users.txt";
+    /// CSR over users: `offsets` i64[U+1], `items` i64[nnz] (internal item index, most recent
+    /// first), `timestamps` i64[nnz] (unix seconds, 0 when unknown).
+    pub const USER_HISTORY: &str = "user_history.safetensors";
+    /// `vectors` f32[N, D], L2-normalised item vectors (dssm, gat, item2vec).
+    pub const ITEM_VECTORS: &str = "item_vectors.safetensors";
+    /// ONNX user encoder (dssm, gat): inputs `history_ids` i64[B, L] (internal item indices,
+    /// padding 0), `history_mask` f32[B, L] (1 real, 0 padding); output `user_embedding`
+    /// f32[B, D], L2-normalised.
+    pub const MODEL: &str = "model.onnx";
+    /// itemcf: CSR over items: `offsets` i64[N+1], `neighbours` i64[nnz], `weights` f32[nnz],
+    /// neighbours sorted by weight descending.
+    pub const NEIGHBOURS: &str = "neighbours.safetensors";
+    /// social: CSR over users: `offsets`, `friends` i64 (user index), `strength` f32 (tie
+    /// strength, descending).
+    pub const FRIENDS: &str = "friends.safetensors";
+    /// exploratory: CSR over items: `offsets`, `categories` i64 (category index); plus `alpha`
+    /// f32[N] and `beta` f32[N], the Beta quality prior of each item.
+    pub const CATEGORIES: &str = "categories.safetensors";
+    /// exploratory: category names, one per line.
+    pub const CATEGORY_NAMES: &str = "categories.txt";
+    /// popular: `global/items` i64[M], `global/scores` f32[M], and per segment
+    /// `segment/<key>=<value>/items` and `.../scores` (best first).
+    pub const POPULAR: &str = "popular.safetensors";
+    /// Optional item titles for display (`item_id<TAB>title` per line).
+    pub const TITLES: &str = "titles.tsv";
+}
+
+/// Keys of [`BundleManifest::params`] the worker reads.
+pub mod params {
+    /// Unix seconds treated as "now" by time-decayed strategies (the newest interaction of the
+    /// training data); the worker decays relative to it so offline data keeps its shape.
+    pub const REFERENCE_TIME: &str = "reference_time";
+    /// Model input length `L` of an ONNX user encoder.
+    pub const HISTORY_LENGTH: &str = "history_length";
+}
+
+/// sha256 of bytes, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The bundle version: the first 16 hex digits of sha256 over `path\0sha256\n` for every file
+/// in path order. Two bundles with identical files have the same version.
+pub fn content_version(files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (path, digest) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(digest.as_bytes());
+        h.update([b'\n']);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_version_changes_when_any_file_changes() {
+        let mut files = BTreeMap::new();
+        files.insert("a.safetensors".to_string(), sha256_hex(b"a"));
+        files.insert("model.onnx".to_string(), sha256_hex(b"m"));
+        let v1 = content_version(&files);
+        files.insert("model.onnx".to_string(), sha256_hex(b"m2"));
+        assert_ne!(v1, content_version(&files));
+        assert_eq!(v1.len(), 16);
+    }
+
+    #[test]
+    fn sha256_matches_the_standard_test_vector() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

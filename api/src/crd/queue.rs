@@ -1,0 +1,519 @@
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SecretKeyRef;
+
+/// Default number of candidates a queue returns when the request does not say.
+pub const DEFAULT_CANDIDATES: i32 = 300;
+/// Default upper bound on `k` for a queue.
+pub const DEFAULT_MAX_CANDIDATES: i32 = 1000;
+/// Default per-request time budget of a worker.
+pub const DEFAULT_QUEUE_TIMEOUT_MS: i32 = 50;
+
+/// A recall queue: one worker deployment serving one recall strategy from one bundle.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kan.dev",
+    version = "v1alpha1",
+    kind = "RecallQueue",
+    namespaced,
+    status = "RecallQueueStatus",
+    shortname = "rq",
+    category = "kan",
+    cel,
+    printcolumn = r#"{"name":"Strategy","type":"string","jsonPath":".spec.strategy.type"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.bundleVersion"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set either replicas or autoscaling, not both"))]
+#[x_kube(validation = Rule::new("self.strategy.type == 'operational' || has(self.bundle)").message("every strategy except operational serves a bundle: set spec.bundle.uri"))]
+#[x_kube(validation = Rule::new("self.candidates <= self.maxCandidates").message("candidates (the default k) must not exceed maxCandidates"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecallQueueSpec {
+    /// The recall strategy this queue runs and its settings.
+    #[schemars(with = "StrategySchema")]
+    pub strategy: Strategy,
+    /// The bundle (model, embeddings, neighbour lists...) the worker serves. Required for every
+    /// strategy except `operational`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleRef>,
+    /// Where item vectors are searched: a Qdrant collection, or an index embedded in the worker.
+    /// Defaults to embedded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexSpec>,
+    /// Number of candidates returned when a request does not set `k`.
+    #[serde(default = "default_candidates")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub candidates: i32,
+    /// Largest `k` a request may ask for; larger requests are capped to it.
+    #[serde(default = "default_max_candidates")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_candidates: i32,
+    /// Time budget of one recall request inside the worker, in milliseconds.
+    #[serde(default = "default_queue_timeout_ms")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub timeout_ms: i32,
+    /// Fixed number of worker pods. Mutually exclusive with `autoscaling`; 1 when neither is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Horizontal pod autoscaling on CPU. Mutually exclusive with `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// CPU and memory requests and limits of the worker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Container image of the worker; the operator's default image when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub image: Option<String>,
+}
+
+fn default_candidates() -> i32 {
+    DEFAULT_CANDIDATES
+}
+fn default_max_candidates() -> i32 {
+    DEFAULT_MAX_CANDIDATES
+}
+fn default_queue_timeout_ms() -> i32 {
+    DEFAULT_QUEUE_TIMEOUT_MS
+}
+
+/// Where a bundle lives.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BundleRef {
+    /// Location of the bundle directory: a local path, or a `file://`, `http(s)://` or `s3://` URI.
+    #[schemars(length(min = 1, max = 2048))]
+    pub uri: String,
+    /// Expected content-hash version of the bundle (its manifest `version`). When set, a bundle
+    /// with another version is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub sha256: Option<String>,
+}
+
+/// Which vector index backs the queue's nearest-neighbour search.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.type != 'qdrant' || has(self.qdrant)").message("index type qdrant needs index.qdrant with url and collection"))]
+#[x_kube(validation = Rule::new("self.type == 'qdrant' || !has(self.qdrant)").message("index.qdrant is only allowed when index.type is qdrant"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexSpec {
+    /// `embedded` (an HNSW index inside the worker, built from the bundle) or `qdrant`.
+    #[serde(rename = "type")]
+    pub type_: IndexType,
+    /// Qdrant connection, required when `type` is `qdrant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantIndex>,
+}
+
+/// Vector index backends.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexType {
+    /// In-process HNSW index built from the bundle's item vectors.
+    Embedded,
+    /// A Qdrant server reached over gRPC.
+    Qdrant,
+}
+
+/// A Qdrant collection (through an alias, so new bundle versions swap in atomically).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QdrantIndex {
+    /// gRPC URL of the Qdrant server, e.g. `http://qdrant.qdrant.svc:6334`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// Collection alias the worker searches; `kan index load` points it at each new version.
+    #[schemars(length(min = 1, max = 255))]
+    pub collection: String,
+    /// Secret key holding the Qdrant API key, passed to the worker as an environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKeyRef>,
+    /// Search timeout in milliseconds.
+    #[serde(default = "default_qdrant_timeout_ms")]
+    #[schemars(range(min = 1, max = 60000))]
+    pub timeout_ms: i32,
+}
+
+fn default_qdrant_timeout_ms() -> i32 {
+    30
+}
+
+/// CPU-based horizontal autoscaling of the worker deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Autoscaling {
+    /// Fewest pods.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation (percent of requests) the autoscaler aims for.
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+fn default_cpu_target() -> i32 {
+    70
+}
+
+/// Queue status, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecallQueueStatus {
+    /// The `metadata.generation` the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing and Degraded conditions with reasons and messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Worker pods that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Worker pods wanted.
+    #[serde(default)]
+    pub replicas: i32,
+    /// In-cluster URL of the queue's Service, e.g. `http://dssm-main.default.svc:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Version (content hash) of the bundle being served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_version: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+
+/// The strategy names, as written in `strategy.type`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyType {
+    /// Two-tower model: ONNX user tower, item-tower vectors in the index.
+    Dssm,
+    /// Graph attention user encoder (ONNX) over history items, graph item vectors in the index.
+    Gat,
+    /// Skip-gram item vectors; the user vector is a recency-weighted mean of history vectors.
+    Item2vec,
+    /// Item-item neighbours (RP3beta/Swing) aggregated over the user's history.
+    Itemcf,
+    /// What the user's friends engaged with recently, weighted by tie strength.
+    Social,
+    /// Items outside the user's dominant interests, Thompson-sampled from quality priors.
+    Exploratory,
+    /// Time-decayed popularity, globally or per user segment.
+    Popular,
+    /// Editor-pinned items from the spec, with optional time windows.
+    Operational,
+}
+
+impl StrategyType {
+    pub const ALL: [StrategyType; 8] = [
+        StrategyType::Dssm,
+        StrategyType::Gat,
+        StrategyType::Item2vec,
+        StrategyType::Itemcf,
+        StrategyType::Social,
+        StrategyType::Exploratory,
+        StrategyType::Popular,
+        StrategyType::Operational,
+    ];
+
+    /// The name used in YAML, bundles and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyType::Dssm => "dssm",
+            StrategyType::Gat => "gat",
+            StrategyType::Item2vec => "item2vec",
+            StrategyType::Itemcf => "itemcf",
+            StrategyType::Social => "social",
+            StrategyType::Exploratory => "exploratory",
+            StrategyType::Popular => "popular",
+            StrategyType::Operational => "operational",
+        }
+    }
+
+    /// True for strategies that search item vectors (and so need a vector index).
+    pub fn uses_vector_index(self) -> bool {
+        matches!(self, StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec)
+    }
+}
+
+impl std::fmt::Display for StrategyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StrategyType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StrategyType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = StrategyType::ALL.iter().map(|t| t.as_str()).collect();
+            format!("unknown strategy '{s}': expected one of {}", names.join(", "))
+        })
+    }
+}
+
+/// A strategy and its settings. In YAML: `strategy: {type: dssm, dssm: {historyLength: 50}}`;
+/// the settings block is optional (defaults apply) except for `operational`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Strategy {
+    Dssm {
+        #[serde(default)]
+        dssm: EncoderSettings,
+    },
+    Gat {
+        #[serde(default)]
+        gat: EncoderSettings,
+    },
+    Item2vec {
+        #[serde(default)]
+        item2vec: Item2vecSettings,
+    },
+    Itemcf {
+        #[serde(default)]
+        itemcf: ItemCfSettings,
+    },
+    Social {
+        #[serde(default)]
+        social: SocialSettings,
+    },
+    Exploratory {
+        #[serde(default)]
+        exploratory: ExploratorySettings,
+    },
+    Popular {
+        #[serde(default)]
+        popular: PopularSettings,
+    },
+    Operational { operational: OperationalSettings },
+}
+
+impl Strategy {
+    pub fn type_(&self) -> StrategyType {
+        match self {
+            Strategy::Dssm { .. } => StrategyType::Dssm,
+            Strategy::Gat { .. } => StrategyType::Gat,
+            Strategy::Item2vec { .. } => StrategyType::Item2vec,
+            Strategy::Itemcf { .. } => StrategyType::Itemcf,
+            Strategy::Social { .. } => StrategyType::Social,
+            Strategy::Exploratory { .. } => StrategyType::Exploratory,
+            Strategy::Popular { .. } => StrategyType::Popular,
+            Strategy::Operational { .. } => StrategyType::Operational,
+        }
+    }
+}
+
+/// The schema of `strategy`: a flat object with `type` and one optional settings block per
+/// strategy. (kube-derive cannot derive a structural schema from an internally tagged enum;
+/// the CEL rules make the flat form as strict as the enum.)
+#[derive(Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("self.type == 'dssm' || !has(self.dssm)").message("strategy.dssm is only allowed when strategy.type is dssm"))]
+#[x_kube(validation = Rule::new("self.type == 'gat' || !has(self.gat)").message("strategy.gat is only allowed when strategy.type is gat"))]
+#[x_kube(validation = Rule::new("self.type == 'item2vec' || !has(self.item2vec)").message("strategy.item2vec is only allowed when strategy.type is item2vec"))]
+#[x_kube(validation = Rule::new("self.type == 'itemcf' || !has(self.itemcf)").message("strategy.itemcf is only allowed when strategy.type is itemcf"))]
+#[x_kube(validation = Rule::new("self.type == 'social' || !has(self.social)").message("strategy.social is only allowed when strategy.type is social"))]
+#[x_kube(validation = Rule::new("self.type == 'exploratory' || !has(self.exploratory)").message("strategy.exploratory is only allowed when strategy.type is exploratory"))]
+#[x_kube(validation = Rule::new("self.type == 'popular' || !has(self.popular)").message("strategy.popular is only allowed when strategy.type is popular"))]
+#[x_kube(validation = Rule::new("self.type == 'operational' || !has(self.operational)").message("strategy.operational is only allowed when strategy.type is operational"))]
+#[x_kube(validation = Rule::new("self.type != 'operational' || has(self.operational)").message("strategy type operational needs strategy.operational.items"))]
+#[serde(rename_all = "camelCase")]
+pub struct StrategySchema {
+    /// Which recall strategy: dssm, gat, item2vec, itemcf, social, exploratory, popular or
+    /// operational.
+    #[serde(rename = "type")]
+    pub type_: StrategyType,
+    /// Settings of the dssm (two-tower) strategy.
+    pub dssm: Option<EncoderSettings>,
+    /// Settings of the gat (graph attention) strategy.
+    pub gat: Option<EncoderSettings>,
+    /// Settings of the item2vec strategy.
+    pub item2vec: Option<Item2vecSettings>,
+    /// Settings of the itemcf strategy.
+    pub itemcf: Option<ItemCfSettings>,
+    /// Settings of the social strategy.
+    pub social: Option<SocialSettings>,
+    /// Settings of the exploratory strategy.
+    pub exploratory: Option<ExploratorySettings>,
+    /// Settings of the popular strategy.
+    pub popular: Option<PopularSettings>,
+    /// Settings of the operational strategy.
+    pub operational: Option<OperationalSettings>,
+}
+
+/// Settings of model strategies with an ONNX user encoder (dssm, gat).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncoderSettings {
+    /// Most recent history items fed to the user encoder (the model's `L`).
+    #[serde(default = "default_history_length")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub history_length: i32,
+    /// Intra-op threads of the ONNX Runtime session.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub inference_threads: i32,
+    /// Candidates scoring below this cosine similarity are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1.0, max = 1.0))]
+    pub score_threshold: Option<f64>,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        Self { history_length: default_history_length(), inference_threads: 1, score_threshold: None }
+    }
+}
+
+fn default_history_length() -> i32 {
+    50
+}
+
+/// Settings of the item2vec strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Item2vecSettings {
+    /// Most recent history items averaged into the user vector.
+    #[serde(default = "default_history_length")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub history_length: i32,
+    /// Weight multiplier per step back in history (1.0 = plain mean).
+    #[serde(default = "default_recency_decay")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub recency_decay: f64,
+}
+
+impl Default for Item2vecSettings {
+    fn default() -> Self {
+        Self { history_length: default_history_length(), recency_decay: default_recency_decay() }
+    }
+}
+
+fn default_recency_decay() -> f64 {
+    0.9
+}
+
+/// Settings of the itemcf strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ItemCfSettings {
+    /// Most recent history items whose neighbours are aggregated.
+    #[serde(default = "default_history_length")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub history_length: i32,
+    /// Weight multiplier per step back in history.
+    #[serde(default = "default_recency_decay")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub recency_decay: f64,
+}
+
+impl Default for ItemCfSettings {
+    fn default() -> Self {
+        Self { history_length: default_history_length(), recency_decay: default_recency_decay() }
+    }
+}
+
+/// Settings of the social strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SocialSettings {
+    /// Strongest friends considered per request.
+    #[serde(default = "default_max_friends")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_friends: i32,
+    /// Half-life of a friend's engagement, in hours: older engagements count less.
+    #[serde(default = "default_half_life_hours")]
+    #[schemars(range(min = 0.0, max = 1000000.0))]
+    pub half_life_hours: f64,
+}
+
+impl Default for SocialSettings {
+    fn default() -> Self {
+        Self { max_friends: default_max_friends(), half_life_hours: default_half_life_hours() }
+    }
+}
+
+fn default_max_friends() -> i32 {
+    100
+}
+fn default_half_life_hours() -> f64 {
+    72.0
+}
+
+/// Settings of the exploratory strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExploratorySettings {
+    /// Categories counted as the user's dominant interests (excluded from exploration).
+    #[serde(default = "default_dominant_interests")]
+    #[schemars(range(min = 0, max = 100))]
+    pub dominant_interests: i32,
+    /// Fixed seed mixed with user and day; results are deterministic for a user within a day.
+    #[serde(default)]
+    pub seed: i64,
+}
+
+impl Default for ExploratorySettings {
+    fn default() -> Self {
+        Self { dominant_interests: default_dominant_interests(), seed: 0 }
+    }
+}
+
+fn default_dominant_interests() -> i32 {
+    3
+}
+
+/// Settings of the popular strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PopularSettings {
+    /// Request context keys (user attributes such as `gender`, `age_band`, `region`) whose
+    /// segment list is used when present; the global list otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub segment_by: Vec<String>,
+}
+
+/// Settings of the operational (editor-curated) strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationalSettings {
+    /// Items to pin, in order of priority.
+    #[schemars(length(min = 1, max = 10000))]
+    pub items: Vec<PinnedItem>,
+}
+
+/// One editor-pinned item.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.start) || !has(self.end) || timestamp(self.start) < timestamp(self.end)").message("a pinned item's start must be before its end"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PinnedItem {
+    /// The item id.
+    #[schemars(length(min = 1, max = 256))]
+    pub item_id: String,
+    /// Score returned for the item (higher ranks first); defaults by position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// RFC 3339 time from which the item is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub start: Option<String>,
+    /// RFC 3339 time after which the item is no longer served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub end: Option<String>,
+}

@@ -1,0 +1,117 @@
+//! The gateway's routing config: everything a gateway needs to serve, in one document.
+//!
+//! The operator renders it into a ConfigMap from a RecallGateway, the Ready queues' Services and
+//! every RecallExperiment targeting the gateway; `kan up` renders it in-process; people may also
+//! write it by hand for `kan gateway --config`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::sha256_hex;
+use crate::crd::{
+    Arm, BucketRange, CircuitBreakerSpec, FilterSpec, MergeSpec, QueueRoute, RecallExperimentSpec,
+    RecallGatewaySpec,
+};
+
+/// The routing document.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Name of the gateway (for metrics and logs).
+    pub gateway: String,
+    /// Base URLs of the queues that may be called, by queue name. A queue referenced by a route
+    /// but missing here is not ready: it is reported `skipped`, never called.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+    /// Default queue set.
+    pub queues: Vec<QueueRoute>,
+    #[serde(default)]
+    pub merge: MergeSpec,
+    #[serde(default)]
+    pub filters: FilterSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Overall deadline of a request in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_log: Option<String>,
+    /// Live experiments, applied layer by layer in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ExperimentRoute>,
+}
+
+fn default_deadline_ms() -> i32 {
+    crate::crd::DEFAULT_DEADLINE_MS
+}
+
+/// One experiment as the gateway applies it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExperimentRoute {
+    /// Experiment name, reported in `assignments`.
+    pub name: String,
+    pub layer: String,
+    /// Hash salt of the layer.
+    pub salt: String,
+    /// Buckets of the layer owned by the experiment.
+    pub buckets: BucketRange,
+    pub arms: Vec<Arm>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl ExperimentRoute {
+    pub fn from_spec(name: &str, spec: &RecallExperimentSpec) -> Self {
+        Self {
+            name: name.to_string(),
+            layer: spec.layer.clone(),
+            salt: spec.effective_salt().to_string(),
+            buckets: spec.bucket_range(),
+            arms: spec.arms.clone(),
+            paused: spec.paused,
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The routing of a gateway spec, before endpoints and experiments are added.
+    pub fn from_gateway_spec(name: &str, spec: &RecallGatewaySpec) -> Self {
+        Self {
+            gateway: name.to_string(),
+            endpoints: BTreeMap::new(),
+            queues: spec.queues.clone(),
+            merge: spec.merge.clone(),
+            filters: spec.filters.clone(),
+            fallback: spec.fallback.clone(),
+            deadline_ms: spec.deadline_ms,
+            circuit_breaker: spec.circuit_breaker.clone(),
+            exposure_log: spec.exposure_log.clone(),
+            experiments: Vec::new(),
+        }
+    }
+
+    /// Every queue name any route may call: default queues, arm queues and fallbacks.
+    pub fn referenced_queues(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.queues.iter().map(|q| q.name.clone()).collect();
+        names.extend(self.fallback.iter().cloned());
+        for exp in &self.experiments {
+            for arm in &exp.arms {
+                names.extend(arm.queues.iter().flatten().map(|q| q.name.clone()));
+                names.extend(arm.fallback.iter().cloned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Stable content hash (first 16 hex digits of sha256 over the canonical JSON).
+    pub fn content_hash(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        sha256_hex(&json)[..16].to_string()
+    }
+}

@@ -1,0 +1,173 @@
+//! The recall wire types: what feed services send and what workers and the gateway answer.
+//! Worker and gateway accept the same request.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest history a request may carry.
+pub const MAX_HISTORY: usize = 1000;
+/// Most ids a request may exclude.
+pub const MAX_EXCLUDE: usize = 10_000;
+/// Largest `k` any request may ask for.
+pub const MAX_K: u32 = 10_000;
+/// Longest user or item id.
+pub const MAX_ID_LEN: usize = 256;
+
+/// `POST /v1/recall` body.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecallRequest {
+    /// The user to recall for; unknown users get the cold-start path.
+    pub user_id: String,
+    /// Candidates wanted; the queue's or gateway's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    /// Recent interactions the caller knows, most recent first. When absent the worker uses the
+    /// history stored in its bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<String>>,
+    /// Items that must not be returned (already seen, already shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Request context (user attributes such as region, age band), used by segmenting strategies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+    /// When true the gateway adds each queue's own list to the response.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
+}
+
+/// One candidate as a worker returns it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub item_id: String,
+    pub score: f32,
+}
+
+/// A worker's answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WorkerResponse {
+    /// The queue that answered.
+    pub queue: String,
+    /// Version (content hash) of the bundle that produced the candidates.
+    pub version: String,
+    /// Best first.
+    pub candidates: Vec<Candidate>,
+    /// Time spent inside the worker.
+    pub took_ms: f64,
+}
+
+/// One merged candidate with every queue that produced it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GatewayCandidate {
+    pub item_id: String,
+    /// Merge score (its meaning depends on the merge policy); higher is better.
+    pub score: f64,
+    /// Queues that returned this item, best position first.
+    pub sources: Vec<String>,
+}
+
+/// The experiment arm a user was assigned to in one layer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Assignment {
+    pub layer: String,
+    pub experiment: String,
+    pub arm: String,
+}
+
+/// What happened to one queue call.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueStatus {
+    Ok,
+    Timeout,
+    Error,
+    /// Not called: not ready, circuit open, or unknown endpoint.
+    Skipped,
+}
+
+impl QueueStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::Ok => "ok",
+            QueueStatus::Timeout => "timeout",
+            QueueStatus::Error => "error",
+            QueueStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Per-queue outcome in a gateway response.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct QueueReport {
+    pub name: String,
+    /// Candidates the queue returned.
+    pub returned: usize,
+    pub took_ms: f64,
+    pub status: QueueStatus,
+    /// Why a queue failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The queue's own list, when the request set `debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<Candidate>>,
+}
+
+/// The gateway's answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GatewayResponse {
+    pub candidates: Vec<GatewayCandidate>,
+    pub assignments: Vec<Assignment>,
+    pub queues: Vec<QueueReport>,
+    /// True when any queue failed, timed out or was skipped.
+    pub degraded: bool,
+    pub took_ms: f64,
+}
+
+/// Machine-readable error codes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    DeadlineExceeded,
+    Internal,
+}
+
+/// `{"error": {...}}`, the body of every non-2xx answer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The offending request field, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>, field: Option<&str>) -> Self {
+        Self { error: ErrorDetail { code, message: message.into(), field: field.map(str::to_string) } }
+    }
+}
+
+/// One line of the gateway's exposure log (JSON lines), read back by `kan eval --exposures`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ExposureRecord {
+    /// Unix time in milliseconds when the response was sent.
+    pub ts_ms: i64,
+    pub user_id: String,
+    /// The user's arms (empty when in no experiment).
+    pub assignments: Vec<Assignment>,
+    /// Returned item ids, best first.
+    pub items: Vec<String>,
+    /// True when some queue failed for this response.
+    #[serde(default)]
+    pub degraded: bool,
+}

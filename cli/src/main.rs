@@ -1,0 +1,30 @@
+//! `kan`: the one binary. Each subcommand lives in its own module under `cmd/` and only parses
+//! flags and calls into the library crates.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Kan: a Kubernetes-native multi-path recall platform for recommendation feeds.
+#[derive(Parser, Debug)]
+#[command(name = "kan", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the CustomResourceDefinitions of RecallQueue, RecallGateway and RecallExperiment.
+    Crd(cmd::crd::Args),
+    /// Validate RecallQueue/RecallGateway/RecallExperiment YAML files with the CRDs' rules.
+    Validate(cmd::validate::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd(args) => cmd::crd::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+    }
+}
