@@ -7,7 +7,7 @@ use crate::crd::{RecallExperiment, RecallGateway, RecallQueue};
 use crate::worker_config::WorkerConfig;
 
 /// A Kan object read from YAML.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum KanObject {
     Queue(RecallQueue),
     Gateway(RecallGateway),

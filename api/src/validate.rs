@@ -395,7 +395,8 @@ pub fn object(object: &crate::manifest::KanObject) -> Result<(), ValidationError
     };
     let mut errors = rust.err().map(|e| e.0).unwrap_or_default();
     if let Err(cel_errors) = cel {
-        for message in cel_messages(&cel_errors) {
+        for e in cel_errors.as_slice() {
+            let message = if e.field_path.is_empty() { e.message.clone() } else { format!("{}: {}", e.field_path, e.message) };
             // The Rust rules already report most CEL rules with a field path; keep CEL's own
             // report only for rules the Rust side did not catch.
             if !errors.iter().any(|e| message.contains(&e.message)) {

@@ -12,13 +12,17 @@ fn repo_root() -> PathBuf {
 
 #[test]
 fn committed_crds_match_the_generated_ones() {
+    let bless = std::env::var_os("KAN_BLESS").is_some();
     for (file, generated) in crd_files().expect("CRDs render") {
         let path = repo_root().join("crds").join(&file);
+        if bless {
+            std::fs::write(&path, &generated).expect("writing crds/");
+        }
         let committed = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} is missing: run `make crds`", path.display()));
+            .unwrap_or_else(|_| panic!("{} is missing: run `make crds` (KAN_BLESS=1 cargo test -p kan-api --test crds)", path.display()));
         assert!(
             committed == generated,
-            "{} differs from what the code generates: run `make crds` and commit the result",
+            "{} differs from what the code generates: run `make crds` (KAN_BLESS=1 cargo test -p kan-api --test crds) and commit the result",
             path.display()
         );
     }

@@ -2,6 +2,7 @@
 //! are also evaluated client-side through `validate::object`, so Rust and CRD rules agree.
 
 use kan_api::crd::*;
+use kube::CustomResourceExt;
 use kan_api::manifest::{KanObject, parse_manifests};
 use kan_api::validate;
 use kan_api::wire::RecallRequest;

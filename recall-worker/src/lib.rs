@@ -1,0 +1,48 @@
+//! The Kan recall worker: serves one recall queue (one strategy over one bundle) over HTTP.
+//!
+//! # In-process API
+//!
+//! ```no_run
+//! # async fn run(config: kan_api::worker_config::WorkerConfig, handle: metrics_exporter_prometheus::PrometheusHandle) -> Result<(), Box<dyn std::error::Error>> {
+//! use kan_worker::{Worker, WorkerOptions};
+//! // Loads and verifies the bundle, builds the index and the strategy; fails on any error.
+//! // (`Worker::start` instead keeps running not-ready when the bundle is bad.)
+//! let worker = Worker::load(config, WorkerOptions::default()).await?;
+//! let app = worker.router(Some(handle)); // POST /v1/recall, /healthz, /readyz, /metrics
+//! worker.spawn_watchers(std::time::Duration::from_secs(10)); // bundle change / SIGHUP → reload
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `worker.reload(new_config)` swaps in a new config (and bundle) atomically; a failure keeps the
+//! old queue serving and shows in `/readyz`. `worker.recall(&request)` answers without HTTP.
+//!
+//! # Layout
+//!
+//! * [`bundle`] — fetching, verifying and reading bundles ([`kan_api::bundle::files`] layout).
+//! * [`inference`] — ONNX user encoders through ort.
+//! * [`index`] — the [`index::VectorIndex`] trait: exact scan, embedded HNSW, Qdrant.
+//! * [`strategy`] — the [`strategy::Strategy`] trait and one module per strategy.
+//! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
+//! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
+
+pub mod bundle;
+pub mod error;
+pub mod index;
+pub mod inference;
+pub mod request;
+pub mod server;
+pub mod strategy;
+pub mod synthetic;
+pub mod worker;
+
+pub use error::{Error, Result};
+pub use worker::{Loaded, Readiness, Worker, WorkerOptions};
+
+impl Worker {
+    /// The HTTP API of this worker (see [`server::router`]).
+    pub fn router(&self, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> axum::Router {
+        server::router(self.clone(), metrics)
+    }
+}

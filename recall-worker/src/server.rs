@@ -1,0 +1,120 @@
+//! The worker's HTTP API: `POST /v1/recall`, `/healthz`, `/readyz`, `/metrics`.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kan_api::wire::{ErrorBody, ErrorCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::Error;
+use crate::worker::Worker;
+
+#[derive(Clone)]
+struct AppState {
+    worker: Worker,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// The router of one worker. `metrics` renders `/metrics` (the process's Prometheus recorder);
+/// without it `/metrics` answers 404.
+pub fn router(worker: Worker, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/v1/recall", post(recall))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(AppState { worker, metrics })
+}
+
+/// A router serving only `/metrics` (for `--metrics-listen`).
+pub fn metrics_router(metrics: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(|State(h): State<PrometheusHandle>| async move { h.render() })).with_state(metrics)
+}
+
+/// HTTP status and wire code of an error.
+pub fn status_of(error: &Error) -> (StatusCode, ErrorCode) {
+    match error {
+        Error::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument),
+        Error::NotReady(_) | Error::Index(_) | Error::Fetch { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+        Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::DeadlineExceeded),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+    }
+}
+
+fn error_response(error: &Error) -> Response {
+    let (status, code) = status_of(error);
+    let field = match error {
+        Error::InvalidRequest { field, .. } => Some(field.as_str()),
+        _ => None,
+    };
+    let message = match error {
+        Error::InvalidRequest { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    (status, axum::Json(ErrorBody::new(code, message, field))).into_response()
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let queue = state.worker.config().name;
+    let span = tracing::info_span!("recall", queue = %queue, user_id = tracing::field::Empty, returned = tracing::field::Empty);
+    // W3C trace context from the caller (the gateway); the binary installs the propagator.
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
+    let _ = span.set_parent(parent);
+    let outcome = async {
+        let request = crate::request::parse(&body)?;
+        tracing::Span::current().record("user_id", request.user_id.as_str());
+        state.worker.recall(&request).await
+    }
+    .instrument(span.clone())
+    .await;
+    metrics::histogram!("kan_worker_request_duration_seconds", "queue" => queue.clone()).record(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(response) => {
+            span.record("returned", response.candidates.len());
+            metrics::histogram!("kan_worker_candidates_returned", "queue" => queue.clone()).record(response.candidates.len() as f64);
+            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "ok").increment(1);
+            axum::Json(response).into_response()
+        }
+        Err(e) => {
+            let kind = e.metric_label();
+            metrics::counter!("kan_worker_errors_total", "queue" => queue.clone(), "kind" => kind).increment(1);
+            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "error").increment(1);
+            if !matches!(e, Error::InvalidRequest { .. }) {
+                tracing::warn!(parent: &span, error = %e, kind, "recall failed");
+            }
+            error_response(&e)
+        }
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let readiness = state.worker.readiness().await;
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(readiness)).into_response()
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match state.metrics {
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
+    }
+}

@@ -1,0 +1,153 @@
+//! Recall strategies. Each implements [`Strategy`]: a `name`, the required `recall` that does the
+//! work, and a provided `run` that owns the span and the metrics and enforces the output contract
+//! (no excluded, duplicate or NaN-scored items, at most `k`, best first).
+//!
+//! Cold start (a user with no usable history) per strategy:
+//!
+//! | strategy | cold start |
+//! | --- | --- |
+//! | dssm, gat, item2vec, itemcf | no candidates: the gateway's fallback queue (usually popular) fills the list |
+//! | social | no candidates when the user is unknown or has no friends with recent engagements |
+//! | exploratory | no dominant interests, so every category is eligible; still Thompson-sampled per user and day |
+//! | popular | the same list as for known users (segment when the request context names one, else global) |
+//! | operational | the same pinned list for everyone |
+
+mod dssm;
+mod encoder;
+mod exploratory;
+mod gat;
+mod item2vec;
+mod itemcf;
+mod operational;
+mod popular;
+mod social;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use kan_api::crd::{Strategy as StrategySpec, StrategyType};
+use tracing::Instrument;
+
+pub use exploratory::{exploration_seed, stable_hash};
+pub use operational::Operational;
+
+use crate::bundle::{Bundle, Catalogue};
+use crate::error::{Error, Result};
+use crate::index::{Hit, VectorIndex};
+use crate::inference::UserEncoder;
+
+/// One recall request, resolved against the bundle (internal indices).
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    pub user_id: &'a str,
+    /// The user's index in the bundle, when known.
+    pub user: Option<u32>,
+    /// Internal item indices, most recent first (from the request, else the bundle).
+    pub history: Vec<u32>,
+    /// Candidates wanted (already capped by `maxCandidates`).
+    pub k: usize,
+    /// Internal indices that must not be returned.
+    pub exclude: &'a HashSet<u32>,
+    /// Request context (segments).
+    pub context: &'a BTreeMap<String, String>,
+    /// Wall-clock unix seconds.
+    pub now: i64,
+}
+
+impl Query<'_> {
+    /// The exclusions plus the history: recalling what the user already engaged with is waste.
+    pub fn exclude_with_history(&self) -> HashSet<u32> {
+        self.exclude.iter().copied().chain(self.history.iter().copied()).collect()
+    }
+}
+
+/// A recall strategy over one bundle.
+pub trait Strategy: Send + Sync {
+    /// The strategy's name (as in `strategy.type`).
+    fn name(&self) -> &'static str;
+
+    /// The ids this strategy's internal indices refer to.
+    fn catalogue(&self) -> &Catalogue;
+
+    /// Candidates for `query`, best first. Need not drop exclusions or truncate; `run` does.
+    fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>>;
+
+    /// `recall` inside a span, timed, with the output contract enforced.
+    fn run<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+        Box::pin(async move {
+            let span = tracing::info_span!("strategy", name = self.name(), k = query.k, history = query.history.len());
+            let start = Instant::now();
+            let result = self.recall(query).instrument(span).await;
+            metrics::histogram!("kan_worker_strategy_duration_seconds", "strategy" => self.name())
+                .record(start.elapsed().as_secs_f64());
+            result.map(|hits| finish(hits, query.exclude, query.k))
+        })
+    }
+}
+
+/// Drops excluded, duplicate and NaN-scored hits, keeps the first `k`.
+pub fn finish(hits: Vec<Hit>, exclude: &HashSet<u32>, k: usize) -> Vec<Hit> {
+    let mut seen = HashSet::with_capacity(hits.len());
+    hits.into_iter().filter(|h| !h.score.is_nan() && !exclude.contains(&h.item) && seen.insert(h.item)).take(k).collect()
+}
+
+/// What a strategy may need besides the bundle.
+pub struct Parts {
+    pub index: Option<Arc<dyn VectorIndex>>,
+    pub encoder: Option<UserEncoder>,
+}
+
+/// Builds the strategy of `spec` over `bundle` (none for operational).
+pub fn build(spec: &StrategySpec, bundle: Option<Arc<Bundle>>, parts: Parts) -> Result<Arc<dyn Strategy>> {
+    let need_bundle = || {
+        bundle.clone().ok_or_else(|| Error::Config(format!("strategy {} needs spec.bundle", spec.type_())))
+    };
+    let need_index = || parts.index.clone().ok_or_else(|| Error::Config("vector strategies need an index".to_string()));
+    let strategy: Arc<dyn Strategy> = match spec {
+        StrategySpec::Dssm { dssm } => Arc::new(dssm::Dssm::new(need_bundle()?, need_encoder(parts.encoder)?, need_index()?, dssm)),
+        StrategySpec::Gat { gat } => Arc::new(gat::Gat::new(need_bundle()?, need_encoder(parts.encoder)?, need_index()?, gat)),
+        StrategySpec::Item2vec { item2vec } => Arc::new(item2vec::Item2vec::new(need_bundle()?, need_index()?, item2vec)?),
+        StrategySpec::Itemcf { itemcf } => Arc::new(itemcf::ItemCf::new(need_bundle()?, itemcf)?),
+        StrategySpec::Social { social } => Arc::new(social::Social::new(need_bundle()?, social)?),
+        StrategySpec::Exploratory { exploratory } => Arc::new(exploratory::Exploratory::new(need_bundle()?, exploratory)?),
+        StrategySpec::Popular { popular } => Arc::new(popular::Popular::new(need_bundle()?, popular)?),
+        StrategySpec::Operational { operational } => Arc::new(Operational::new(operational)?),
+    };
+    Ok(strategy)
+}
+
+fn need_encoder(encoder: Option<UserEncoder>) -> Result<UserEncoder> {
+    encoder.ok_or_else(|| Error::Config("encoder strategies need model.onnx loaded".to_string()))
+}
+
+/// True for strategies whose bundle carries an ONNX user encoder.
+pub fn uses_encoder(t: StrategyType) -> bool {
+    matches!(t, StrategyType::Dssm | StrategyType::Gat)
+}
+
+/// Weight of the `i`-th most recent history item.
+pub(crate) fn recency_weight(decay: f64, i: usize) -> f32 {
+    decay.powi(i as i32) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_drops_excluded_duplicate_and_nan_hits_and_truncates() {
+        let hits = vec![
+            Hit { item: 1, score: 0.9 },
+            Hit { item: 2, score: f32::NAN },
+            Hit { item: 1, score: 0.8 },
+            Hit { item: 3, score: 0.7 },
+            Hit { item: 4, score: 0.6 },
+            Hit { item: 5, score: 0.5 },
+        ];
+        let exclude = HashSet::from([3]);
+        let out: Vec<u32> = finish(hits, &exclude, 2).iter().map(|h| h.item).collect();
+        assert_eq!(out, vec![1, 4]);
+    }
+}

@@ -1,0 +1,74 @@
+//! Popular recall: time-decayed popularity lists computed offline. The first `segmentBy` key the
+//! request context carries a value for, and the bundle has a list for, picks the segment list;
+//! the global list follows it (and is used alone when no segment matches). Cold start: the same.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kan_api::bundle::files;
+use kan_api::crd::PopularSettings;
+
+use super::{Query, Strategy};
+use crate::bundle::{Bundle, Catalogue, TensorFile};
+use crate::error::Result;
+use crate::index::Hit;
+
+pub struct Popular {
+    bundle: Arc<Bundle>,
+    global: Vec<Hit>,
+    /// `key=value` → list.
+    segments: HashMap<String, Vec<Hit>>,
+    segment_by: Vec<String>,
+}
+
+fn read_list(file: &TensorFile, prefix: &str, n: usize) -> Result<Vec<Hit>> {
+    let items = file.i64_1d(&format!("{prefix}/items"))?;
+    let scores = file.f32_1d(&format!("{prefix}/scores"))?;
+    if items.len() != scores.len() {
+        return Err(file.error(&format!("{prefix}/scores"), "needs one score per item"));
+    }
+    if let Some(bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
+        return Err(file.error(&format!("{prefix}/items"), &format!("item index {bad} is out of range 0..{n}")));
+    }
+    Ok(items.into_iter().zip(scores).map(|(i, score)| Hit { item: i as u32, score }).collect())
+}
+
+impl Popular {
+    pub fn new(bundle: Arc<Bundle>, settings: &PopularSettings) -> Result<Self> {
+        let file = bundle.tensors(files::POPULAR)?;
+        let n = bundle.items.len();
+        let global = read_list(&file, "global", n)?;
+        let mut segments = HashMap::new();
+        for name in file.names() {
+            if let Some(segment) = name.strip_prefix("segment/").and_then(|s| s.strip_suffix("/items")) {
+                segments.insert(segment.to_string(), read_list(&file, &format!("segment/{segment}"), n)?);
+            }
+        }
+        Ok(Self { bundle, global, segments, segment_by: settings.segment_by.clone() })
+    }
+
+    /// The segment list chosen for a request context, if any.
+    fn segment(&self, context: &std::collections::BTreeMap<String, String>) -> Option<&Vec<Hit>> {
+        self.segment_by.iter().find_map(|key| context.get(key).and_then(|v| self.segments.get(&format!("{key}={v}"))))
+    }
+}
+
+impl Strategy for Popular {
+    fn name(&self) -> &'static str {
+        "popular"
+    }
+
+    fn catalogue(&self) -> &Catalogue {
+        &self.bundle.items
+    }
+
+    fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+        Box::pin(async move {
+            let segment = self.segment(query.context).map(Vec::as_slice).unwrap_or_default();
+            // Over-take by the exclusions so `run` can drop them and still fill `k`.
+            let take = query.k + query.exclude.len();
+            Ok(segment.iter().chain(&self.global).filter(|h| !query.exclude.contains(&h.item)).take(take).copied().collect())
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The worker: one loaded queue (config, bundle, index, strategy) behind an `ArcSwap`, so a new
+//! bundle or config replaces the old one atomically while in-flight requests finish on the old
+//! one. A failed reload keeps the old one serving and is reported by `/readyz`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use kan_api::bundle::files;
+use kan_api::crd::{IndexType, RecallQueueSpec, Strategy as StrategySpec, StrategyType};
+use kan_api::wire::{Candidate, RecallRequest, WorkerResponse};
+use kan_api::worker_config::WorkerConfig;
+use serde::Serialize;
+
+use crate::bundle::{self, Bundle};
+use crate::error::{Error, Result};
+use crate::index::exact::ExactIndex;
+use crate::index::hnsw::{HnswIndex, HnswParams};
+use crate::index::qdrant::QdrantIndex;
+use crate::index::{EXACT_SCAN_MAX_ITEMS, VectorIndex};
+use crate::inference::{UserEncoder, init_runtime};
+use crate::request::{effective_k, resolve, resolve_set};
+use crate::strategy::{self, Parts, Query, Strategy, stable_hash};
+
+/// Process-level settings that are not part of the queue spec.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Where http(s) bundles are downloaded.
+    pub bundle_cache: Option<PathBuf>,
+    /// ONNX Runtime library; `ORT_DYLIB_PATH` when unset.
+    pub ort_dylib: Option<PathBuf>,
+    /// ONNX sessions per model (concurrent inferences).
+    pub session_pool: usize,
+    /// Embedded index: catalogues up to this size are scanned exactly, larger ones use HNSW.
+    pub exact_max_items: usize,
+    pub hnsw: HnswParams,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self { bundle_cache: None, ort_dylib: None, session_pool: 2, exact_max_items: EXACT_SCAN_MAX_ITEMS, hnsw: HnswParams::default() }
+    }
+}
+
+/// Everything one queue serves from.
+pub struct Loaded {
+    pub name: String,
+    pub spec: RecallQueueSpec,
+    pub strategy: Arc<dyn Strategy>,
+    pub bundle: Option<Arc<Bundle>>,
+    pub index: Option<Arc<dyn VectorIndex>>,
+    /// Bundle version, or a hash of the pinned list for operational queues.
+    pub version: String,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Readiness {
+    pub ready: bool,
+    pub queue: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// Why the worker is not ready, or why the last reload failed while the old bundle serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+struct Inner {
+    options: WorkerOptions,
+    config: Mutex<WorkerConfig>,
+    current: ArcSwapOption<Loaded>,
+    last_error: Mutex<Option<String>>,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// One recall queue, served in-process (see the crate docs).
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Worker {
+    /// Loads the queue and fails on any error (for `kan up` and tests).
+    pub async fn load(config: WorkerConfig, options: WorkerOptions) -> Result<Worker> {
+        let worker = Self::start(config, options).await?;
+        if let Some(e) = worker.last_error() {
+            return Err(Error::NotReady(e));
+        }
+        Ok(worker)
+    }
+
+    /// Starts the queue. Config errors and a missing ONNX Runtime are start-up errors; a bad or
+    /// unreachable bundle is not: the worker runs not-ready, says why in `/readyz`, and becomes
+    /// ready on a later successful reload.
+    pub async fn start(config: WorkerConfig, options: WorkerOptions) -> Result<Worker> {
+        kan_api::validate::queue_spec(&config.spec).map_err(|e| Error::Config(format!("queue {}: {e}", config.name)))?;
+        if strategy::uses_encoder(config.spec.strategy.type_()) {
+            init_runtime(options.ort_dylib.as_deref())?;
+        }
+        let worker = Worker {
+            inner: Arc::new(Inner {
+                options,
+                config: Mutex::new(config.clone()),
+                current: ArcSwapOption::empty(),
+                last_error: Mutex::new(None),
+                reloading: tokio::sync::Mutex::new(()),
+            }),
+        };
+        if let Err(e) = worker.reload(config).await {
+            tracing::error!(error = %e, kind = e.metric_label(), "queue not loaded; serving not-ready");
+        }
+        Ok(worker)
+    }
+
+    /// Loads `config` and swaps it in. On failure the previous queue keeps serving and the error
+    /// is kept for `/readyz`.
+    pub async fn reload(&self, config: WorkerConfig) -> Result<()> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let started = Instant::now();
+        let outcome = match kan_api::validate::queue_spec(&config.spec) {
+            Err(e) => Err(Error::Config(format!("queue {}: {e}", config.name))),
+            Ok(()) => build(&config, &self.inner.options).await,
+        };
+        match outcome {
+            Ok(loaded) => {
+                tracing::info!(queue = %loaded.name, version = %loaded.version, took_s = started.elapsed().as_secs_f64(), "queue loaded");
+                metrics::counter!("kan_worker_reloads_total", "queue" => loaded.name.clone(), "outcome" => "ok").increment(1);
+                *lock(&self.inner.config) = config;
+                self.inner.current.store(Some(Arc::new(loaded)));
+                *lock(&self.inner.last_error) = None;
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("kan_worker_reloads_total", "queue" => config.name.clone(), "outcome" => "error").increment(1);
+                let serving = self.current().map(|l| format!(" (still serving version {})", l.version)).unwrap_or_default();
+                *lock(&self.inner.last_error) = Some(format!("loading queue {}: {e}{serving}", config.name));
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads the current config (SIGHUP, or the bundle changed on disk).
+    pub async fn refresh(&self) -> Result<()> {
+        let config = lock(&self.inner.config).clone();
+        self.reload(config).await
+    }
+
+    /// The queue being served, if one is loaded.
+    pub fn current(&self) -> Option<Arc<Loaded>> {
+        self.inner.current.load_full()
+    }
+
+    /// The last load error, if the last load failed.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.inner.last_error).clone()
+    }
+
+    pub fn config(&self) -> WorkerConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    /// Ready = a queue is loaded and its index answers.
+    pub async fn readiness(&self) -> Readiness {
+        let name = lock(&self.inner.config).name.clone();
+        let error = self.last_error();
+        let Some(loaded) = self.current() else {
+            return Readiness { ready: false, queue: name, strategy: None, version: None, index: None, error };
+        };
+        let index_error = match &loaded.index {
+            Some(index) => index.check().await.err().map(|e| e.to_string()),
+            None => None,
+        };
+        Readiness {
+            ready: index_error.is_none(),
+            queue: loaded.name.clone(),
+            strategy: Some(loaded.strategy.name().to_string()),
+            version: Some(loaded.version.clone()),
+            index: loaded.index.as_ref().map(|i| i.name().to_string()),
+            error: index_error.or(error),
+        }
+    }
+
+    /// Serves one request (already parsed and validated).
+    pub async fn recall(&self, request: &RecallRequest) -> Result<WorkerResponse> {
+        let started = Instant::now();
+        let loaded = self.current().ok_or_else(|| Error::NotReady(self.last_error().unwrap_or_else(|| "no bundle loaded".into())))?;
+        let candidates = serve(&loaded, request, now_secs()).await?;
+        Ok(WorkerResponse {
+            queue: loaded.name.clone(),
+            version: loaded.version.clone(),
+            candidates,
+            took_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Reloads when the served local bundle's manifest changes version (checked every
+    /// `interval`), and on SIGHUP.
+    pub fn spawn_watchers(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                #[cfg(unix)]
+                let signalled = async {
+                    match hangup.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let signalled = std::future::pending::<Option<()>>();
+                let reason = tokio::select! {
+                    _ = tick.tick() => if worker.bundle_changed() { "bundle changed" } else { continue },
+                    _ = signalled => "SIGHUP",
+                };
+                tracing::info!(reason, "reloading queue");
+                if let Err(e) = worker.refresh().await {
+                    tracing::error!(error = %e, kind = e.metric_label(), "reload failed; the previous bundle keeps serving");
+                }
+            }
+        })
+    }
+
+    /// True when the local bundle directory now holds another version than the one served (or
+    /// than the last failed attempt, so a bad bundle is not retried on every tick).
+    fn bundle_changed(&self) -> bool {
+        let config = lock(&self.inner.config).clone();
+        let Some(uri) = config.spec.bundle.as_ref().map(|b| b.uri.clone()) else { return false };
+        let Ok(bundle::BundleLocation::Local(dir)) = bundle::parse_uri(&uri) else { return false };
+        let Ok(manifest) = bundle::read_manifest(&dir) else { return false };
+        let served = self.current().map(|l| l.version.clone());
+        let failed = self.last_error().is_some_and(|e| e.contains(&manifest.version));
+        served.as_deref() != Some(manifest.version.as_str()) && !failed
+    }
+}
+
+/// Resolves a request against the loaded queue and runs its strategy under the queue's budget.
+async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec<Candidate>> {
+    let catalogue = loaded.strategy.catalogue();
+    let k = effective_k(request.k, loaded.spec.candidates, loaded.spec.max_candidates);
+    let exclude = resolve_set(&request.exclude, |id| catalogue.get(id));
+    let user = loaded.bundle.as_ref().and_then(|b| b.users.get(&request.user_id));
+    let history = match &request.history {
+        Some(history) => resolve(history, |id| catalogue.get(id)),
+        None => match (user, loaded.bundle.as_ref().and_then(|b| b.history.as_ref())) {
+            (Some(u), Some(h)) => h.items(u).to_vec(),
+            _ => Vec::new(),
+        },
+    };
+    let query = Query { user_id: &request.user_id, user, history, k, exclude: &exclude, context: &request.context, now };
+    let budget = Duration::from_millis(loaded.spec.timeout_ms.max(1) as u64);
+    let hits = tokio::time::timeout(budget, loaded.strategy.run(&query))
+        .await
+        .map_err(|_| Error::Timeout(budget.as_millis() as u64))??;
+    Ok(hits
+        .into_iter()
+        .filter_map(|h| catalogue.id(h.item).map(|id| Candidate { item_id: id.to_string(), score: h.score }))
+        .collect())
+}
+
+/// Loads everything a queue needs. Blocking work (hashing, reading tensors, building HNSW) runs
+/// off the async threads.
+async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded> {
+    let spec = config.spec.clone();
+    let strategy_type = spec.strategy.type_();
+    if let StrategySpec::Operational { operational } = &spec.strategy {
+        let strategy = strategy::build(&spec.strategy, None, Parts { index: None, encoder: None })?;
+        let json = serde_json::to_vec(operational).map_err(|e| Error::Config(e.to_string()))?;
+        let version = format!("spec-{:016x}", stable_hash(&json));
+        return Ok(Loaded { name: config.name.clone(), spec, strategy, bundle: None, index: None, version });
+    }
+    let bundle_ref = spec
+        .bundle
+        .clone()
+        .ok_or_else(|| Error::Config(format!("strategy {strategy_type} needs spec.bundle.uri")))?;
+    let dir = bundle::fetch(&bundle_ref.uri, options.bundle_cache.as_deref()).await?;
+    let options = options.clone();
+    let name = config.name.clone();
+    tokio::task::spawn_blocking(move || {
+        let bundle = Arc::new(Bundle::load(&dir, bundle_ref.sha256.as_deref())?);
+        if bundle.manifest.strategy != strategy_type {
+            return Err(Error::Bundle(format!(
+                "the bundle is for strategy {}, but queue {name} runs {strategy_type}",
+                bundle.manifest.strategy
+            )));
+        }
+        let index = if strategy_type.uses_vector_index() { Some(build_index(&spec, &bundle, &options)?) } else { None };
+        let encoder = if strategy::uses_encoder(strategy_type) { Some(load_encoder(&spec, &bundle, &options)?) } else { None };
+        let strategy = strategy::build(&spec.strategy, Some(bundle.clone()), Parts { index: index.clone(), encoder })?;
+        let version = bundle.version().to_string();
+        Ok(Loaded { name, spec, strategy, bundle: Some(bundle), index, version })
+    })
+    .await
+    .map_err(|e| Error::Bundle(format!("loading task failed: {e}")))?
+}
+
+fn build_index(spec: &RecallQueueSpec, bundle: &Bundle, options: &WorkerOptions) -> Result<Arc<dyn VectorIndex>> {
+    let index_type = spec.index.as_ref().map(|i| i.type_).unwrap_or(IndexType::Embedded);
+    if index_type == IndexType::Qdrant {
+        let q = spec.index.as_ref().and_then(|i| i.qdrant.as_ref()).ok_or_else(|| Error::Config("index.qdrant is required".into()))?;
+        let timeout = Duration::from_millis(q.timeout_ms.max(1) as u64);
+        return Ok(Arc::new(QdrantIndex::new(&q.url, &q.collection, timeout, Arc::new(bundle.items.clone()))?));
+    }
+    let (dim, vectors) = bundle.item_vectors()?;
+    if bundle.items.len() <= options.exact_max_items {
+        Ok(Arc::new(ExactIndex::new(dim, Arc::new(vectors))))
+    } else {
+        Ok(Arc::new(HnswIndex::build(dim, &vectors, options.hnsw)))
+    }
+}
+
+fn load_encoder(spec: &RecallQueueSpec, bundle: &Bundle, options: &WorkerOptions) -> Result<UserEncoder> {
+    let settings = match &spec.strategy {
+        StrategySpec::Dssm { dssm } => dssm,
+        StrategySpec::Gat { gat } => gat,
+        other => return Err(Error::Config(format!("strategy {} has no encoder", other.type_()))),
+    };
+    let env = init_runtime(options.ort_dylib.as_deref())?;
+    // The model was exported for the bundle's L; the spec's historyLength is the fallback.
+    let history_length = bundle.history_length().unwrap_or(settings.history_length.max(1) as usize);
+    let dim = bundle.manifest.dim.unwrap_or(0) as usize;
+    UserEncoder::load(env, &bundle.require(files::MODEL)?, history_length, dim, settings.inference_threads.max(1) as usize, options.session_pool)
+}
+
+/// The strategy type a config serves.
+pub fn strategy_of(config: &WorkerConfig) -> StrategyType {
+    config.spec.strategy.type_()
+}
