@@ -22,8 +22,14 @@ pub enum Error {
     #[error("invalid bundle: {0}")]
     Bundle(String),
     /// A file's sha256 differs from the manifest.
-    #[error("checksum mismatch for bundle file {file}: manifest says {expected}, file has {actual}; the bundle is corrupt or was modified after `kan train` wrote it")]
-    Checksum { file: String, expected: String, actual: String },
+    #[error(
+        "checksum mismatch for bundle file {file}: manifest says {expected}, file has {actual}; the bundle is corrupt or was modified after `kan train` wrote it"
+    )]
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     /// ONNX Runtime could not be loaded or the model does not meet the encoder contract.
     #[error("onnx: {0}")]
     Model(String),
@@ -63,7 +69,10 @@ impl Error {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -75,7 +84,11 @@ mod tests {
 
     #[test]
     fn checksum_errors_have_a_stable_metric_label() {
-        let e = Error::Checksum { file: "a".into(), expected: "x".into(), actual: "y".into() };
+        let e = Error::Checksum {
+            file: "a".into(),
+            expected: "x".into(),
+            actual: "y".into(),
+        };
         assert_eq!(e.metric_label(), "checksum");
         assert!(e.to_string().contains("bundle file a"));
     }

@@ -55,36 +55,81 @@ pub fn init_runtime(dylib: Option<&Path>) -> Result<&'static Environment> {
     let path = dylib_path(dylib)?;
     let outcome = RUNTIME.get_or_init(|| {
         let load = || -> std::result::Result<Environment, String> {
-            let builder = ort::init_from(&path).map_err(|e| format!("loading ONNX Runtime from {}: {e}", path.display()))?;
-            builder.with_name("kan-worker").build().map_err(|e| format!("starting ONNX Runtime: {e}"))
+            let builder = ort::init_from(&path)
+                .map_err(|e| format!("loading ONNX Runtime from {}: {e}", path.display()))?;
+            builder
+                .with_name("kan-worker")
+                .build()
+                .map_err(|e| format!("starting ONNX Runtime: {e}"))
         };
-        std::panic::catch_unwind(AssertUnwindSafe(load))
-            .unwrap_or_else(|_| Err(format!("loading ONNX Runtime from {} panicked", path.display())))
+        std::panic::catch_unwind(AssertUnwindSafe(load)).unwrap_or_else(|_| {
+            Err(format!(
+                "loading ONNX Runtime from {} panicked",
+                path.display()
+            ))
+        })
     });
     outcome.as_ref().map_err(|e| Error::Model(e.clone()))
 }
 
 /// Checks a session's declared inputs and outputs against the encoder contract; `dim` is the
 /// bundle's embedding dimension.
-pub fn check_contract(inputs: &[(String, ValueType)], outputs: &[(String, ValueType)], dim: usize) -> Result<()> {
-    let find = |list: &[(String, ValueType)], name: &str| list.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
-    let expect = |kind: &str, name: &str, ty: Option<ValueType>, elem: TensorElementType| -> Result<Vec<i64>> {
+pub fn check_contract(
+    inputs: &[(String, ValueType)],
+    outputs: &[(String, ValueType)],
+    dim: usize,
+) -> Result<()> {
+    let find = |list: &[(String, ValueType)], name: &str| {
+        list.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    };
+    let expect = |kind: &str,
+                  name: &str,
+                  ty: Option<ValueType>,
+                  elem: TensorElementType|
+     -> Result<Vec<i64>> {
         match ty {
-            None => Err(Error::Model(format!("model.onnx has no {kind} '{name}': the encoder contract needs {INPUT_IDS} i64[B, L], {INPUT_MASK} f32[B, L] -> {OUTPUT} f32[B, D]"))),
-            Some(ValueType::Tensor { ty, shape, .. }) if ty == elem && shape.len() == 2 => Ok(shape.to_vec()),
-            Some(other) => Err(Error::Model(format!("model.onnx {kind} '{name}' is {other:?}, expected a rank-2 {elem:?} tensor"))),
+            None => Err(Error::Model(format!(
+                "model.onnx has no {kind} '{name}': the encoder contract needs {INPUT_IDS} i64[B, L], {INPUT_MASK} f32[B, L] -> {OUTPUT} f32[B, D]"
+            ))),
+            Some(ValueType::Tensor { ty, shape, .. }) if ty == elem && shape.len() == 2 => {
+                Ok(shape.to_vec())
+            }
+            Some(other) => Err(Error::Model(format!(
+                "model.onnx {kind} '{name}' is {other:?}, expected a rank-2 {elem:?} tensor"
+            ))),
         }
     };
-    expect("input", INPUT_IDS, find(inputs, INPUT_IDS), TensorElementType::Int64)?;
-    expect("input", INPUT_MASK, find(inputs, INPUT_MASK), TensorElementType::Float32)?;
-    if let Some((extra, _)) = inputs.iter().find(|(n, _)| n != INPUT_IDS && n != INPUT_MASK) {
+    expect(
+        "input",
+        INPUT_IDS,
+        find(inputs, INPUT_IDS),
+        TensorElementType::Int64,
+    )?;
+    expect(
+        "input",
+        INPUT_MASK,
+        find(inputs, INPUT_MASK),
+        TensorElementType::Float32,
+    )?;
+    if let Some((extra, _)) = inputs
+        .iter()
+        .find(|(n, _)| n != INPUT_IDS && n != INPUT_MASK)
+    {
         return Err(Error::Model(format!(
             "model.onnx has input '{extra}', which the worker cannot feed: only {INPUT_IDS} and {INPUT_MASK} are supported"
         )));
     }
-    let out = expect("output", OUTPUT, find(outputs, OUTPUT), TensorElementType::Float32)?;
+    let out = expect(
+        "output",
+        OUTPUT,
+        find(outputs, OUTPUT),
+        TensorElementType::Float32,
+    )?;
     if out[1] > 0 && out[1] as usize != dim {
-        return Err(Error::Model(format!("model.onnx outputs {OUTPUT} of dimension {}, but the bundle's item vectors have {dim}", out[1])));
+        return Err(Error::Model(format!(
+            "model.onnx outputs {OUTPUT} of dimension {}, but the bundle's item vectors have {dim}",
+            out[1]
+        )));
     }
     Ok(())
 }
@@ -99,7 +144,14 @@ pub struct UserEncoder {
 
 impl UserEncoder {
     /// Loads `model` into `pool` sessions of `threads` intra-op threads each.
-    pub fn load(env: &Environment, model: &Path, history_length: usize, dim: usize, threads: usize, pool: usize) -> Result<Self> {
+    pub fn load(
+        env: &Environment,
+        model: &Path,
+        history_length: usize,
+        dim: usize,
+        threads: usize,
+        pool: usize,
+    ) -> Result<Self> {
         let bad = |e: ort::Error| Error::Model(format!("{}: {e}", model.display()));
         let mut sessions = Vec::with_capacity(pool.max(1));
         for _ in 0..pool.max(1) {
@@ -110,12 +162,26 @@ impl UserEncoder {
                 .with_inter_threads(1)
                 .map_err(|e| bad(e.into()))?
                 .commit_from_file(model)
-                .map_err(|e| Error::Model(format!("{} is not a loadable ONNX model: {e}", model.display())))?;
-            let io = |list: &[ort::value::Outlet]| list.iter().map(|o| (o.name().to_string(), o.dtype().clone())).collect::<Vec<_>>();
+                .map_err(|e| {
+                    Error::Model(format!(
+                        "{} is not a loadable ONNX model: {e}",
+                        model.display()
+                    ))
+                })?;
+            let io = |list: &[ort::value::Outlet]| {
+                list.iter()
+                    .map(|o| (o.name().to_string(), o.dtype().clone()))
+                    .collect::<Vec<_>>()
+            };
             check_contract(&io(session.inputs()), &io(session.outputs()), dim)?;
             sessions.push(Mutex::new(session));
         }
-        Ok(Self { sessions, next: AtomicUsize::new(0), history_length: history_length.max(1), dim })
+        Ok(Self {
+            sessions,
+            next: AtomicUsize::new(0),
+            history_length: history_length.max(1),
+            dim,
+        })
     }
 
     pub fn history_length(&self) -> usize {
@@ -136,11 +202,18 @@ impl UserEncoder {
         let ids = Tensor::from_array(([1usize, l], ids)).map_err(fail)?;
         let mask = Tensor::from_array(([1usize, l], mask)).map_err(fail)?;
         let mut session = self.session();
-        let outputs = session.run(ort::inputs![INPUT_IDS => ids, INPUT_MASK => mask]).map_err(fail)?;
-        let value = outputs.get(OUTPUT).ok_or_else(|| Error::Inference(format!("model produced no {OUTPUT}")))?;
+        let outputs = session
+            .run(ort::inputs![INPUT_IDS => ids, INPUT_MASK => mask])
+            .map_err(fail)?;
+        let value = outputs
+            .get(OUTPUT)
+            .ok_or_else(|| Error::Inference(format!("model produced no {OUTPUT}")))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(fail)?;
         if shape.len() != 2 || shape[1] as usize != self.dim || data.len() < self.dim {
-            return Err(Error::Inference(format!("{OUTPUT} has shape {shape:?}, expected [1, {}]", self.dim)));
+            return Err(Error::Inference(format!(
+                "{OUTPUT} has shape {shape:?}, expected [1, {}]",
+                self.dim
+            )));
         }
         Ok(data[..self.dim].to_vec())
     }
@@ -156,7 +229,9 @@ impl UserEncoder {
         }
         // A poisoned session only means another request panicked mid-run; the session itself
         // holds no Rust state that could be inconsistent.
-        self.sessions[start % n].lock().unwrap_or_else(|p| p.into_inner())
+        self.sessions[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -166,7 +241,12 @@ mod tests {
 
     #[test]
     fn a_missing_runtime_library_is_a_clear_error() {
-        let e = dylib_path(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err().to_string();
-        assert!(e.contains("does not exist") && e.contains("--ort-dylib"), "{e}");
+        let e = dylib_path(Some(Path::new("/nonexistent/libonnxruntime.so")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not exist") && e.contains("--ort-dylib"),
+            "{e}"
+        );
     }
 }

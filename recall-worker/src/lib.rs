@@ -42,7 +42,10 @@ pub use worker::{Loaded, Readiness, Worker, WorkerOptions};
 
 impl Worker {
     /// The HTTP API of this worker (see [`server::router`]).
-    pub fn router(&self, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> axum::Router {
+    pub fn router(
+        &self,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> axum::Router {
         server::router(self.clone(), metrics)
     }
 }

@@ -10,19 +10,28 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
-    Error::InvalidRequest { field: field.to_string(), message: message.into() }
+    Error::InvalidRequest {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 fn field<T: DeserializeOwned>(name: &str, value: &Value, expected: &str) -> Result<()> {
-    serde_json::from_value::<T>(value.clone()).map(|_| ()).map_err(|_| invalid(name, format!("must be {expected}")))
+    serde_json::from_value::<T>(value.clone())
+        .map(|_| ())
+        .map_err(|_| invalid(name, format!("must be {expected}")))
 }
 
 /// Parses and validates a JSON body. Each field is checked on its own first so the error can name
 /// it (serde's own message does not say which field had the wrong type).
 pub fn parse(body: &[u8]) -> Result<RecallRequest> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| invalid("body", format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid("body", format!("not valid JSON: {e}")))?;
     let Value::Object(object) = &value else {
-        return Err(invalid("body", "must be a JSON object such as {\"user_id\": \"u1\", \"k\": 100}"));
+        return Err(invalid(
+            "body",
+            "must be a JSON object such as {\"user_id\": \"u1\", \"k\": 100}",
+        ));
     };
     for (key, v) in object {
         match key.as_str() {
@@ -43,25 +52,35 @@ pub fn parse(body: &[u8]) -> Result<RecallRequest> {
     if !object.contains_key("user_id") {
         return Err(invalid("user_id", "is required"));
     }
-    let request: RecallRequest = serde_json::from_value(value).map_err(|e| invalid("body", e.to_string()))?;
+    let request: RecallRequest =
+        serde_json::from_value(value).map_err(|e| invalid("body", e.to_string()))?;
     kan_api::validate::recall_request(&request).map_err(|e| invalid(&e.field, e.message))?;
     Ok(request)
 }
 
 /// Known ids of `ids` as internal indices, in order (unknown ids dropped).
-pub fn resolve<'a>(ids: impl IntoIterator<Item = &'a String>, lookup: impl Fn(&str) -> Option<u32>) -> Vec<u32> {
+pub fn resolve<'a>(
+    ids: impl IntoIterator<Item = &'a String>,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Vec<u32> {
     ids.into_iter().filter_map(|id| lookup(id)).collect()
 }
 
 /// The same as a set.
-pub fn resolve_set<'a>(ids: impl IntoIterator<Item = &'a String>, lookup: impl Fn(&str) -> Option<u32>) -> HashSet<u32> {
+pub fn resolve_set<'a>(
+    ids: impl IntoIterator<Item = &'a String>,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> HashSet<u32> {
     ids.into_iter().filter_map(|id| lookup(id)).collect()
 }
 
 /// `k` as served: the request's, else the queue default, capped by `maxCandidates`.
 pub fn effective_k(requested: Option<u32>, default: i32, max: i32) -> usize {
     let max = max.max(1) as usize;
-    requested.map(|k| k as usize).unwrap_or(default.max(1) as usize).clamp(1, max)
+    requested
+        .map(|k| k as usize)
+        .unwrap_or(default.max(1) as usize)
+        .clamp(1, max)
 }
 
 #[cfg(test)]

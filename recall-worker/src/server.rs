@@ -35,14 +35,21 @@ pub fn router(worker: Worker, metrics: Option<PrometheusHandle>) -> Router {
 
 /// A router serving only `/metrics` (for `--metrics-listen`).
 pub fn metrics_router(metrics: PrometheusHandle) -> Router {
-    Router::new().route("/metrics", get(|State(h): State<PrometheusHandle>| async move { h.render() })).with_state(metrics)
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(h): State<PrometheusHandle>| async move { h.render() }),
+        )
+        .with_state(metrics)
 }
 
 /// HTTP status and wire code of an error.
 pub fn status_of(error: &Error) -> (StatusCode, ErrorCode) {
     match error {
         Error::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument),
-        Error::NotReady(_) | Error::Index(_) | Error::Fetch { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+        Error::NotReady(_) | Error::Index(_) | Error::Fetch { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+        }
         Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::DeadlineExceeded),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     }
@@ -77,7 +84,8 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let queue = state.worker.config().name;
     let span = tracing::info_span!("recall", queue = %queue, user_id = tracing::field::Empty, returned = tracing::field::Empty);
     // W3C trace context from the caller (the gateway); the binary installs the propagator.
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
     let _ = span.set_parent(parent);
     let outcome = async {
         let request = crate::request::parse(&body)?;
@@ -86,18 +94,23 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
     .instrument(span.clone())
     .await;
-    metrics::histogram!("kan_worker_request_duration_seconds", "queue" => queue.clone()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("kan_worker_request_duration_seconds", "queue" => queue.clone())
+        .record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(response) => {
             span.record("returned", response.candidates.len());
-            metrics::histogram!("kan_worker_candidates_returned", "queue" => queue.clone()).record(response.candidates.len() as f64);
-            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "ok").increment(1);
+            metrics::histogram!("kan_worker_candidates_returned", "queue" => queue.clone())
+                .record(response.candidates.len() as f64);
+            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "ok")
+                .increment(1);
             axum::Json(response).into_response()
         }
         Err(e) => {
             let kind = e.metric_label();
-            metrics::counter!("kan_worker_errors_total", "queue" => queue.clone(), "kind" => kind).increment(1);
-            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "error").increment(1);
+            metrics::counter!("kan_worker_errors_total", "queue" => queue.clone(), "kind" => kind)
+                .increment(1);
+            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "error")
+                .increment(1);
             if !matches!(e, Error::InvalidRequest { .. }) {
                 tracing::warn!(parent: &span, error = %e, kind, "recall failed");
             }
@@ -108,13 +121,25 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = state.worker.readiness().await;
-    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(readiness)).into_response()
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
     match state.metrics {
-        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process",
+        )
+            .into_response(),
     }
 }

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kan_api::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest, DatasetInfo, MANIFEST_FILE, content_version, sha256_hex};
+use kan_api::bundle::{
+    BUNDLE_FORMAT_VERSION, BundleManifest, DatasetInfo, MANIFEST_FILE, content_version, sha256_hex,
+};
 use kan_api::crd::StrategyType;
 use onnx_protobuf::{
-    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto,
-    type_proto,
+    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,7 +35,10 @@ pub fn clustered_vectors(n: usize, dim: usize, clusters: usize, seed: u64) -> Ve
     let mut out = Vec::with_capacity(n * dim);
     for i in 0..n {
         let centre = &centres[i % centres.len()];
-        let mut v: Vec<f32> = centre.iter().map(|c| c + rng.random_range(-0.35..0.35)).collect();
+        let mut v: Vec<f32> = centre
+            .iter()
+            .map(|c| c + rng.random_range(-0.35..0.35))
+            .collect();
         if !normalise(&mut v) {
             v = centre.clone();
         }
@@ -66,7 +71,10 @@ pub struct BundleWriter {
 impl BundleWriter {
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(Self { dir: dir.to_path_buf(), files: BTreeMap::new() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files: BTreeMap::new(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -93,34 +101,59 @@ impl BundleWriter {
         let data: Vec<(String, Vec<usize>, safetensors::Dtype, Vec<u8>)> = tensors
             .iter()
             .map(|(n, t)| match t {
-                TensorData::F32(shape, _) => (n.to_string(), shape.clone(), safetensors::Dtype::F32, t.bytes()),
-                TensorData::I64(shape, _) => (n.to_string(), shape.clone(), safetensors::Dtype::I64, t.bytes()),
+                TensorData::F32(shape, _) => (
+                    n.to_string(),
+                    shape.clone(),
+                    safetensors::Dtype::F32,
+                    t.bytes(),
+                ),
+                TensorData::I64(shape, _) => (
+                    n.to_string(),
+                    shape.clone(),
+                    safetensors::Dtype::I64,
+                    t.bytes(),
+                ),
             })
             .collect();
         let views = data
             .iter()
             .map(|(n, shape, dtype, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes).map(|v| (n.clone(), v)).map_err(|e| Error::Bundle(format!("{name}: {n}: {e}")))
+                TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::Bundle(format!("{name}: {n}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let bytes = safetensors::serialize(views, None).map_err(|e| Error::Bundle(format!("{name}: {e}")))?;
+        let bytes = safetensors::serialize(views, None)
+            .map_err(|e| Error::Bundle(format!("{name}: {e}")))?;
         self.bytes(name, &bytes)
     }
 
     /// Writes `manifest.json` and returns it.
-    pub fn finish(&mut self, strategy: StrategyType, dim: Option<u32>, params: serde_json::Value) -> Result<BundleManifest> {
+    pub fn finish(
+        &mut self,
+        strategy: StrategyType,
+        dim: Option<u32>,
+        params: serde_json::Value,
+    ) -> Result<BundleManifest> {
         let manifest = BundleManifest {
             format_version: BUNDLE_FORMAT_VERSION,
             strategy,
             version: content_version(&self.files),
-            dataset: DatasetInfo { name: "synthetic".into(), fingerprint: "0".repeat(64), users: 0, items: 0, interactions: 0 },
+            dataset: DatasetInfo {
+                name: "synthetic".into(),
+                fingerprint: "0".repeat(64),
+                users: 0,
+                items: 0,
+                interactions: 0,
+            },
             params,
             metrics: BTreeMap::new(),
             dim,
             created_at: "2026-01-01T00:00:00Z".into(),
             files: self.files.clone(),
         };
-        let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Bundle(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&manifest).map_err(|e| Error::Bundle(e.to_string()))?;
         let path = self.dir.join(MANIFEST_FILE);
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         Ok(manifest)
@@ -146,12 +179,20 @@ fn value_info(name: &str, elem: DataType, dims: &[Option<i64>]) -> ValueInfoProt
     };
     let tensor = type_proto::Tensor {
         elem_type: elem as i32,
-        shape: Some(TensorShapeProto { dim: dims.iter().map(dim).collect(), ..Default::default() }).into(),
+        shape: Some(TensorShapeProto {
+            dim: dims.iter().map(dim).collect(),
+            ..Default::default()
+        })
+        .into(),
         ..Default::default()
     };
     ValueInfoProto {
         name: name.into(),
-        type_: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }).into(),
+        type_: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        })
+        .into(),
         ..Default::default()
     }
 }
@@ -168,7 +209,12 @@ fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> 
 }
 
 fn int_attr(name: &str, value: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), type_: AttributeType::INT.into(), i: value, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::INT.into(),
+        i: value,
+        ..Default::default()
+    }
 }
 
 fn i64_initializer(name: &str, values: &[i64]) -> TensorProto {
@@ -184,7 +230,12 @@ fn i64_initializer(name: &str, values: &[i64]) -> TensorProto {
 /// An ONNX encoder over an `[n, dim]` item table: the L2-normalised masked sum of the history's
 /// item vectors, with input length `history_length`. `output_name` is `user_embedding` for a
 /// contract-conforming model (anything else makes a model the worker must refuse).
-pub fn encoder_onnx(table: &[f32], dim: usize, history_length: usize, output_name: &str) -> Vec<u8> {
+pub fn encoder_onnx(
+    table: &[f32],
+    dim: usize,
+    history_length: usize,
+    output_name: &str,
+) -> Vec<u8> {
     let n = table.len() / dim.max(1);
     let table = TensorProto {
         name: "item_table".into(),
@@ -197,21 +248,51 @@ pub fn encoder_onnx(table: &[f32], dim: usize, history_length: usize, output_nam
     let graph = GraphProto {
         name: "kan_synthetic_encoder".into(),
         node: vec![
-            node("Gather", &["item_table", "history_ids"], "embedded", vec![int_attr("axis", 0)]),
+            node(
+                "Gather",
+                &["item_table", "history_ids"],
+                "embedded",
+                vec![int_attr("axis", 0)],
+            ),
             node("Unsqueeze", &["history_mask", "axis2"], "mask3", vec![]),
             node("Mul", &["embedded", "mask3"], "masked", vec![]),
-            node("ReduceSum", &["masked", "axis1"], "summed", vec![int_attr("keepdims", 0)]),
-            node("LpNormalization", &["summed"], output_name, vec![int_attr("axis", 1), int_attr("p", 2)]),
+            node(
+                "ReduceSum",
+                &["masked", "axis1"],
+                "summed",
+                vec![int_attr("keepdims", 0)],
+            ),
+            node(
+                "LpNormalization",
+                &["summed"],
+                output_name,
+                vec![int_attr("axis", 1), int_attr("p", 2)],
+            ),
         ],
-        initializer: vec![table, i64_initializer("axis1", &[1]), i64_initializer("axis2", &[2])],
-        input: vec![value_info("history_ids", DataType::INT64, &[None, l]), value_info("history_mask", DataType::FLOAT, &[None, l])],
-        output: vec![value_info(output_name, DataType::FLOAT, &[None, Some(dim as i64)])],
+        initializer: vec![
+            table,
+            i64_initializer("axis1", &[1]),
+            i64_initializer("axis2", &[2]),
+        ],
+        input: vec![
+            value_info("history_ids", DataType::INT64, &[None, l]),
+            value_info("history_mask", DataType::FLOAT, &[None, l]),
+        ],
+        output: vec![value_info(
+            output_name,
+            DataType::FLOAT,
+            &[None, Some(dim as i64)],
+        )],
         ..Default::default()
     };
     let model = ModelProto {
         ir_version: 8,
         producer_name: "kan-worker synthetic".into(),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13, ..Default::default() }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+            ..Default::default()
+        }],
         graph: Some(graph).into(),
         ..Default::default()
     };

@@ -39,7 +39,13 @@ pub struct WorkerOptions {
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        Self { bundle_cache: None, ort_dylib: None, session_pool: 2, exact_max_items: EXACT_SCAN_MAX_ITEMS, hnsw: HnswParams::default() }
+        Self {
+            bundle_cache: None,
+            ort_dylib: None,
+            session_pool: 2,
+            exact_max_items: EXACT_SCAN_MAX_ITEMS,
+            hnsw: HnswParams::default(),
+        }
     }
 }
 
@@ -89,7 +95,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Worker {
@@ -106,7 +115,8 @@ impl Worker {
     /// unreachable bundle is not: the worker runs not-ready, says why in `/readyz`, and becomes
     /// ready on a later successful reload.
     pub async fn start(config: WorkerConfig, options: WorkerOptions) -> Result<Worker> {
-        kan_api::validate::queue_spec(&config.spec).map_err(|e| Error::Config(format!("queue {}: {e}", config.name)))?;
+        kan_api::validate::queue_spec(&config.spec)
+            .map_err(|e| Error::Config(format!("queue {}: {e}", config.name)))?;
         if strategy::uses_encoder(config.spec.strategy.type_()) {
             init_runtime(options.ort_dylib.as_deref())?;
         }
@@ -145,8 +155,12 @@ impl Worker {
             }
             Err(e) => {
                 metrics::counter!("kan_worker_reloads_total", "queue" => config.name.clone(), "outcome" => "error").increment(1);
-                let serving = self.current().map(|l| format!(" (still serving version {})", l.version)).unwrap_or_default();
-                *lock(&self.inner.last_error) = Some(format!("loading queue {}: {e}{serving}", config.name));
+                let serving = self
+                    .current()
+                    .map(|l| format!(" (still serving version {})", l.version))
+                    .unwrap_or_default();
+                *lock(&self.inner.last_error) =
+                    Some(format!("loading queue {}: {e}{serving}", config.name));
                 Err(e)
             }
         }
@@ -177,7 +191,14 @@ impl Worker {
         let name = lock(&self.inner.config).name.clone();
         let error = self.last_error();
         let Some(loaded) = self.current() else {
-            return Readiness { ready: false, queue: name, strategy: None, version: None, index: None, error };
+            return Readiness {
+                ready: false,
+                queue: name,
+                strategy: None,
+                version: None,
+                index: None,
+                error,
+            };
         };
         let index_error = match &loaded.index {
             Some(index) => index.check().await.err().map(|e| e.to_string()),
@@ -196,7 +217,12 @@ impl Worker {
     /// Serves one request (already parsed and validated).
     pub async fn recall(&self, request: &RecallRequest) -> Result<WorkerResponse> {
         let started = Instant::now();
-        let loaded = self.current().ok_or_else(|| Error::NotReady(self.last_error().unwrap_or_else(|| "no bundle loaded".into())))?;
+        let loaded = self.current().ok_or_else(|| {
+            Error::NotReady(
+                self.last_error()
+                    .unwrap_or_else(|| "no bundle loaded".into()),
+            )
+        })?;
         let candidates = serve(&loaded, request, now_secs()).await?;
         Ok(WorkerResponse {
             queue: loaded.name.clone(),
@@ -212,7 +238,8 @@ impl Worker {
         let worker = self.clone();
         tokio::spawn(async move {
             #[cfg(unix)]
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -241,11 +268,19 @@ impl Worker {
     /// than the last failed attempt, so a bad bundle is not retried on every tick).
     fn bundle_changed(&self) -> bool {
         let config = lock(&self.inner.config).clone();
-        let Some(uri) = config.spec.bundle.as_ref().map(|b| b.uri.clone()) else { return false };
-        let Ok(bundle::BundleLocation::Local(dir)) = bundle::parse_uri(&uri) else { return false };
-        let Ok(manifest) = bundle::read_manifest(&dir) else { return false };
+        let Some(uri) = config.spec.bundle.as_ref().map(|b| b.uri.clone()) else {
+            return false;
+        };
+        let Ok(bundle::BundleLocation::Local(dir)) = bundle::parse_uri(&uri) else {
+            return false;
+        };
+        let Ok(manifest) = bundle::read_manifest(&dir) else {
+            return false;
+        };
         let served = self.current().map(|l| l.version.clone());
-        let failed = self.last_error().is_some_and(|e| e.contains(&manifest.version));
+        let failed = self
+            .last_error()
+            .is_some_and(|e| e.contains(&manifest.version));
         served.as_deref() != Some(manifest.version.as_str()) && !failed
     }
 }
@@ -253,24 +288,47 @@ impl Worker {
 /// Resolves a request against the loaded queue and runs its strategy under the queue's budget.
 async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec<Candidate>> {
     let catalogue = loaded.strategy.catalogue();
-    let k = effective_k(request.k, loaded.spec.candidates, loaded.spec.max_candidates);
+    let k = effective_k(
+        request.k,
+        loaded.spec.candidates,
+        loaded.spec.max_candidates,
+    );
     let exclude = resolve_set(&request.exclude, |id| catalogue.get(id));
-    let user = loaded.bundle.as_ref().and_then(|b| b.users.get(&request.user_id));
+    let user = loaded
+        .bundle
+        .as_ref()
+        .and_then(|b| b.users.get(&request.user_id));
     let history = match &request.history {
         Some(history) => resolve(history, |id| catalogue.get(id)),
-        None => match (user, loaded.bundle.as_ref().and_then(|b| b.history.as_ref())) {
+        None => match (
+            user,
+            loaded.bundle.as_ref().and_then(|b| b.history.as_ref()),
+        ) {
             (Some(u), Some(h)) => h.items(u).to_vec(),
             _ => Vec::new(),
         },
     };
-    let query = Query { user_id: &request.user_id, user, history, k, exclude: &exclude, context: &request.context, now };
+    let query = Query {
+        user_id: &request.user_id,
+        user,
+        history,
+        k,
+        exclude: &exclude,
+        context: &request.context,
+        now,
+    };
     let budget = Duration::from_millis(loaded.spec.timeout_ms.max(1) as u64);
     let hits = tokio::time::timeout(budget, loaded.strategy.run(&query))
         .await
         .map_err(|_| Error::Timeout(budget.as_millis() as u64))??;
     Ok(hits
         .into_iter()
-        .filter_map(|h| catalogue.id(h.item).map(|id| Candidate { item_id: id.to_string(), score: h.score }))
+        .filter_map(|h| {
+            catalogue.id(h.item).map(|id| Candidate {
+                item_id: id.to_string(),
+                score: h.score,
+            })
+        })
         .collect())
 }
 
@@ -280,10 +338,24 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
     let spec = config.spec.clone();
     let strategy_type = spec.strategy.type_();
     if let StrategySpec::Operational { operational } = &spec.strategy {
-        let strategy = strategy::build(&spec.strategy, None, Parts { index: None, encoder: None })?;
+        let strategy = strategy::build(
+            &spec.strategy,
+            None,
+            Parts {
+                index: None,
+                encoder: None,
+            },
+        )?;
         let json = serde_json::to_vec(operational).map_err(|e| Error::Config(e.to_string()))?;
         let version = format!("spec-{:016x}", stable_hash(&json));
-        return Ok(Loaded { name: config.name.clone(), spec, strategy, bundle: None, index: None, version });
+        return Ok(Loaded {
+            name: config.name.clone(),
+            spec,
+            strategy,
+            bundle: None,
+            index: None,
+            version,
+        });
     }
     let bundle_ref = spec
         .bundle
@@ -300,22 +372,61 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
                 bundle.manifest.strategy
             )));
         }
-        let index = if strategy_type.uses_vector_index() { Some(build_index(&spec, &bundle, &options)?) } else { None };
-        let encoder = if strategy::uses_encoder(strategy_type) { Some(load_encoder(&spec, &bundle, &options)?) } else { None };
-        let strategy = strategy::build(&spec.strategy, Some(bundle.clone()), Parts { index: index.clone(), encoder })?;
+        let index = if strategy_type.uses_vector_index() {
+            Some(build_index(&spec, &bundle, &options)?)
+        } else {
+            None
+        };
+        let encoder = if strategy::uses_encoder(strategy_type) {
+            Some(load_encoder(&spec, &bundle, &options)?)
+        } else {
+            None
+        };
+        let strategy = strategy::build(
+            &spec.strategy,
+            Some(bundle.clone()),
+            Parts {
+                index: index.clone(),
+                encoder,
+            },
+        )?;
         let version = bundle.version().to_string();
-        Ok(Loaded { name, spec, strategy, bundle: Some(bundle), index, version })
+        Ok(Loaded {
+            name,
+            spec,
+            strategy,
+            bundle: Some(bundle),
+            index,
+            version,
+        })
     })
     .await
     .map_err(|e| Error::Bundle(format!("loading task failed: {e}")))?
 }
 
-fn build_index(spec: &RecallQueueSpec, bundle: &Bundle, options: &WorkerOptions) -> Result<Arc<dyn VectorIndex>> {
-    let index_type = spec.index.as_ref().map(|i| i.type_).unwrap_or(IndexType::Embedded);
+fn build_index(
+    spec: &RecallQueueSpec,
+    bundle: &Bundle,
+    options: &WorkerOptions,
+) -> Result<Arc<dyn VectorIndex>> {
+    let index_type = spec
+        .index
+        .as_ref()
+        .map(|i| i.type_)
+        .unwrap_or(IndexType::Embedded);
     if index_type == IndexType::Qdrant {
-        let q = spec.index.as_ref().and_then(|i| i.qdrant.as_ref()).ok_or_else(|| Error::Config("index.qdrant is required".into()))?;
+        let q = spec
+            .index
+            .as_ref()
+            .and_then(|i| i.qdrant.as_ref())
+            .ok_or_else(|| Error::Config("index.qdrant is required".into()))?;
         let timeout = Duration::from_millis(q.timeout_ms.max(1) as u64);
-        return Ok(Arc::new(QdrantIndex::new(&q.url, &q.collection, timeout, Arc::new(bundle.items.clone()))?));
+        return Ok(Arc::new(QdrantIndex::new(
+            &q.url,
+            &q.collection,
+            timeout,
+            Arc::new(bundle.items.clone()),
+        )?));
     }
     let (dim, vectors) = bundle.item_vectors()?;
     if bundle.items.len() <= options.exact_max_items {
@@ -325,17 +436,35 @@ fn build_index(spec: &RecallQueueSpec, bundle: &Bundle, options: &WorkerOptions)
     }
 }
 
-fn load_encoder(spec: &RecallQueueSpec, bundle: &Bundle, options: &WorkerOptions) -> Result<UserEncoder> {
+fn load_encoder(
+    spec: &RecallQueueSpec,
+    bundle: &Bundle,
+    options: &WorkerOptions,
+) -> Result<UserEncoder> {
     let settings = match &spec.strategy {
         StrategySpec::Dssm { dssm } => dssm,
         StrategySpec::Gat { gat } => gat,
-        other => return Err(Error::Config(format!("strategy {} has no encoder", other.type_()))),
+        other => {
+            return Err(Error::Config(format!(
+                "strategy {} has no encoder",
+                other.type_()
+            )));
+        }
     };
     let env = init_runtime(options.ort_dylib.as_deref())?;
     // The model was exported for the bundle's L; the spec's historyLength is the fallback.
-    let history_length = bundle.history_length().unwrap_or(settings.history_length.max(1) as usize);
+    let history_length = bundle
+        .history_length()
+        .unwrap_or(settings.history_length.max(1) as usize);
     let dim = bundle.manifest.dim.unwrap_or(0) as usize;
-    UserEncoder::load(env, &bundle.require(files::MODEL)?, history_length, dim, settings.inference_threads.max(1) as usize, options.session_pool)
+    UserEncoder::load(
+        env,
+        &bundle.require(files::MODEL)?,
+        history_length,
+        dim,
+        settings.inference_threads.max(1) as usize,
+        options.session_pool,
+    )
 }
 
 /// The strategy type a config serves.

@@ -17,12 +17,25 @@ fn expected_vector_recall(history: &[usize], exclude: &[usize], k: usize) -> Vec
     let vectors = vectors();
     let mut user = vec![0f32; DIM];
     for &i in history {
-        user.iter_mut().zip(&vectors[i * DIM..(i + 1) * DIM]).for_each(|(u, v)| *u += v);
+        user.iter_mut()
+            .zip(&vectors[i * DIM..(i + 1) * DIM])
+            .for_each(|(u, v)| *u += v);
     }
     assert!(normalise(&mut user));
     let skip: HashSet<u32> = history.iter().chain(exclude).map(|&i| i as u32).collect();
     let index = ExactIndex::new(DIM, Arc::new(vectors));
-    index.search_sync(&user, SearchParams { limit: k, score_threshold: None, exclude: &skip }).iter().map(|h| item(h.item as usize)).collect()
+    index
+        .search_sync(
+            &user,
+            SearchParams {
+                limit: k,
+                score_threshold: None,
+                exclude: &skip,
+            },
+        )
+        .iter()
+        .map(|h| item(h.item as usize))
+        .collect()
 }
 
 async fn encoder_strategy_recalls_the_exact_neighbours_of_the_history(strategy: StrategyType) {
@@ -33,7 +46,11 @@ async fn encoder_strategy_recalls_the_exact_neighbours_of_the_history(strategy: 
     write_bundle(dir.path(), strategy);
     let worker = worker(config(strategy, Some(dir.path()), json!({}))).await;
     assert_eq!(worker.last_error(), None);
-    let got = recall(&worker, json!({"user_id": "nobody", "k": 5, "history": ["i3", "i7"], "exclude": ["i9"]})).await;
+    let got = recall(
+        &worker,
+        json!({"user_id": "nobody", "k": 5, "history": ["i3", "i7"], "exclude": ["i9"]}),
+    )
+    .await;
     // Recency weights do not exist in the synthetic encoder: a plain normalised sum.
     let want = expected_vector_recall(&[3, 7], &[9], 5);
     assert_eq!(got.len(), 5);
@@ -60,11 +77,18 @@ async fn encoder_strategies_return_nothing_for_a_user_without_history() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Dssm);
     let worker = worker(config(StrategyType::Dssm, Some(dir.path()), json!({}))).await;
-    assert!(recall(&worker, json!({"user_id": "stranger"})).await.is_empty());
+    assert!(
+        recall(&worker, json!({"user_id": "stranger"}))
+            .await
+            .is_empty()
+    );
     // A known user without a request history is served from the bundle's history.
     let got = recall(&worker, json!({"user_id": "u2", "k": 3})).await;
     assert_eq!(got.len(), 3);
-    assert!(got.iter().all(|g| !user_history(2).iter().any(|&i| item(i) == *g)));
+    assert!(
+        got.iter()
+            .all(|g| !user_history(2).iter().any(|&i| item(i) == *g))
+    );
 }
 
 #[tokio::test]
@@ -72,21 +96,44 @@ async fn item2vec_ranks_by_the_recency_weighted_mean_of_the_history() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Item2vec);
     // recencyDecay 1.0 makes the weighted mean the plain mean, comparable with the exact scan.
-    let worker = worker(config(StrategyType::Item2vec, Some(dir.path()), json!({"strategy": {"item2vec": {"recencyDecay": 1.0}}}))).await;
-    let got = recall(&worker, json!({"user_id": "u1", "k": 6, "history": ["i3", "i7"], "exclude": ["i11"]})).await;
+    let worker = worker(config(
+        StrategyType::Item2vec,
+        Some(dir.path()),
+        json!({"strategy": {"item2vec": {"recencyDecay": 1.0}}}),
+    ))
+    .await;
+    let got = recall(
+        &worker,
+        json!({"user_id": "u1", "k": 6, "history": ["i3", "i7"], "exclude": ["i11"]}),
+    )
+    .await;
     assert_eq!(got, expected_vector_recall(&[3, 7], &[11], 6));
-    assert!(recall(&worker, json!({"user_id": "stranger"})).await.is_empty(), "cold start: nothing");
+    assert!(
+        recall(&worker, json!({"user_id": "stranger"}))
+            .await
+            .is_empty(),
+        "cold start: nothing"
+    );
 }
 
 #[tokio::test]
 async fn itemcf_sums_neighbour_weights_of_recent_items() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Itemcf);
-    let worker = worker(config(StrategyType::Itemcf, Some(dir.path()), json!({"strategy": {"itemcf": {"recencyDecay": 0.5}}}))).await;
+    let worker = worker(config(
+        StrategyType::Itemcf,
+        Some(dir.path()),
+        json!({"strategy": {"itemcf": {"recencyDecay": 0.5}}}),
+    ))
+    .await;
     // i10 -> i11 (1.0), i12 (0.5); i20 (older, weight 0.5) -> i21 (0.5), i22 (0.25)
     let got = recall(&worker, json!({"user_id": "x", "history": ["i10", "i20"]})).await;
     assert_eq!(got, vec!["i11", "i12", "i21", "i22"]);
-    let got = recall(&worker, json!({"user_id": "x", "history": ["i10", "i20"], "exclude": ["i11"], "k": 2})).await;
+    let got = recall(
+        &worker,
+        json!({"user_id": "x", "history": ["i10", "i20"], "exclude": ["i11"], "k": 2}),
+    )
+    .await;
     assert_eq!(got, vec!["i12", "i21"]);
     // From the bundle: u1's history is i4, i5, i6 → neighbours i7, i8 (i5, i6 are history).
     let got = recall(&worker, json!({"user_id": "u1"})).await;
@@ -97,38 +144,85 @@ async fn itemcf_sums_neighbour_weights_of_recent_items() {
 async fn social_recalls_what_strong_friends_engaged_with() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Social);
-    let worker = worker(config(StrategyType::Social, Some(dir.path()), json!({"strategy": {"social": {"halfLifeHours": 1.0}}}))).await;
+    let worker = worker(config(
+        StrategyType::Social,
+        Some(dir.path()),
+        json!({"strategy": {"social": {"halfLifeHours": 1.0}}}),
+    ))
+    .await;
     let got = recall(&worker, json!({"user_id": "u0", "k": 6})).await;
     // u1 (strength 1.0) engaged with i4, i5, i6 (newest first); u2 (0.1) with i8, i9, i10.
     assert_eq!(got, vec!["i4", "i5", "i6", "i8", "i9", "i10"]);
-    assert!(recall(&worker, json!({"user_id": "u5"})).await.is_empty(), "no friends: nothing");
-    assert!(recall(&worker, json!({"user_id": "stranger"})).await.is_empty(), "unknown user: nothing");
+    assert!(
+        recall(&worker, json!({"user_id": "u5"})).await.is_empty(),
+        "no friends: nothing"
+    );
+    assert!(
+        recall(&worker, json!({"user_id": "stranger"}))
+            .await
+            .is_empty(),
+        "unknown user: nothing"
+    );
 }
 
 #[tokio::test]
 async fn exploratory_avoids_dominant_interests_and_is_deterministic_per_user() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Exploratory);
-    let worker = worker(config(StrategyType::Exploratory, Some(dir.path()), json!({"strategy": {"exploratory": {"dominantInterests": 1, "seed": 3}}}))).await;
+    let worker = worker(config(
+        StrategyType::Exploratory,
+        Some(dir.path()),
+        json!({"strategy": {"exploratory": {"dominantInterests": 1, "seed": 3}}}),
+    ))
+    .await;
     // History in category 1 only (items 1, 5, 9 ≡ 1 mod 4).
     let body = json!({"user_id": "u1", "k": 15, "history": ["i1", "i5", "i9"]});
     let first = recall(&worker, body.clone()).await;
     assert_eq!(first.len(), 15);
-    assert!(first.iter().all(|id| id[1..].parse::<usize>().unwrap() % 4 != 1), "{first:?}");
-    assert_eq!(recall(&worker, body).await, first, "same user, same day, same list");
+    assert!(
+        first
+            .iter()
+            .all(|id| id[1..].parse::<usize>().unwrap() % 4 != 1),
+        "{first:?}"
+    );
+    assert_eq!(
+        recall(&worker, body).await,
+        first,
+        "same user, same day, same list"
+    );
     let cold = recall(&worker, json!({"user_id": "stranger", "k": 20})).await;
-    let categories: HashSet<usize> = cold.iter().map(|id| id[1..].parse::<usize>().unwrap() % 4).collect();
-    assert_eq!(categories.len(), 4, "cold start: every category is eligible: {cold:?}");
+    let categories: HashSet<usize> = cold
+        .iter()
+        .map(|id| id[1..].parse::<usize>().unwrap() % 4)
+        .collect();
+    assert_eq!(
+        categories.len(),
+        4,
+        "cold start: every category is eligible: {cold:?}"
+    );
 }
 
 #[tokio::test]
 async fn popular_serves_the_segment_of_the_request_context_then_global() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Popular);
-    let worker = worker(config(StrategyType::Popular, Some(dir.path()), json!({"strategy": {"popular": {"segmentBy": ["region"]}}}))).await;
-    let got = recall(&worker, json!({"user_id": "u", "k": 7, "context": {"region": "SH"}})).await;
+    let worker = worker(config(
+        StrategyType::Popular,
+        Some(dir.path()),
+        json!({"strategy": {"popular": {"segmentBy": ["region"]}}}),
+    ))
+    .await;
+    let got = recall(
+        &worker,
+        json!({"user_id": "u", "k": 7, "context": {"region": "SH"}}),
+    )
+    .await;
     assert_eq!(got, vec!["i30", "i31", "i32", "i33", "i34", "i0", "i1"]);
-    let got = recall(&worker, json!({"user_id": "u", "k": 3, "context": {"region": "BJ"}, "exclude": ["i1"]})).await;
+    let got = recall(
+        &worker,
+        json!({"user_id": "u", "k": 3, "context": {"region": "BJ"}, "exclude": ["i1"]}),
+    )
+    .await;
     assert_eq!(got, vec!["i0", "i2", "i3"]);
 }
 
@@ -141,15 +235,35 @@ async fn operational_serves_pinned_items_inside_their_windows_without_a_bundle()
         {"itemId": "evergreen"}
     ]}}});
     let worker = worker(config(StrategyType::Operational, None, pins)).await;
-    assert_eq!(recall(&worker, json!({"user_id": "anyone"})).await, vec!["launch", "evergreen"]);
-    assert_eq!(recall(&worker, json!({"user_id": "anyone", "exclude": ["launch"]})).await, vec!["evergreen"]);
+    assert_eq!(
+        recall(&worker, json!({"user_id": "anyone"})).await,
+        vec!["launch", "evergreen"]
+    );
+    assert_eq!(
+        recall(&worker, json!({"user_id": "anyone", "exclude": ["launch"]})).await,
+        vec!["evergreen"]
+    );
 }
 
 #[tokio::test]
 async fn k_is_capped_by_max_candidates() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Popular);
-    let worker = worker(config(StrategyType::Popular, Some(dir.path()), json!({"candidates": 3, "maxCandidates": 4}))).await;
-    assert_eq!(recall(&worker, json!({"user_id": "u", "k": 100})).await.len(), 4);
-    assert_eq!(recall(&worker, json!({"user_id": "u"})).await.len(), 3, "the queue's default k");
+    let worker = worker(config(
+        StrategyType::Popular,
+        Some(dir.path()),
+        json!({"candidates": 3, "maxCandidates": 4}),
+    ))
+    .await;
+    assert_eq!(
+        recall(&worker, json!({"user_id": "u", "k": 100}))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        recall(&worker, json!({"user_id": "u"})).await.len(),
+        3,
+        "the queue's default k"
+    );
 }

@@ -17,7 +17,10 @@ pub enum BundleLocation {
 
 /// Parses `uri` into a location; unsupported schemes are an error that says what is supported.
 pub fn parse_uri(uri: &str) -> Result<BundleLocation> {
-    let fetch_err = |message: &str| Error::Fetch { uri: uri.to_string(), message: message.to_string() };
+    let fetch_err = |message: &str| Error::Fetch {
+        uri: uri.to_string(),
+        message: message.to_string(),
+    };
     if let Some(path) = uri.strip_prefix("file://") {
         if path.is_empty() {
             return Err(fetch_err("file:// URI without a path"));
@@ -33,7 +36,9 @@ pub fn parse_uri(uri: &str) -> Result<BundleLocation> {
         ));
     }
     if let Some((scheme, _)) = uri.split_once("://") {
-        return Err(fetch_err(&format!("unsupported scheme '{scheme}': use a local path, file://, http:// or https://")));
+        return Err(fetch_err(&format!(
+            "unsupported scheme '{scheme}': use a local path, file://, http:// or https://"
+        )));
     }
     if uri.is_empty() {
         return Err(fetch_err("empty bundle URI"));
@@ -50,7 +55,8 @@ pub async fn fetch(uri: &str, cache: Option<&Path>) -> Result<PathBuf> {
         BundleLocation::Http(base) => {
             let cache = cache.ok_or_else(|| Error::Fetch {
                 uri: uri.to_string(),
-                message: "http(s) bundles need a download directory: pass --bundle-cache DIR".to_string(),
+                message: "http(s) bundles need a download directory: pass --bundle-cache DIR"
+                    .to_string(),
             })?;
             download(&base, cache).await
         }
@@ -58,7 +64,10 @@ pub async fn fetch(uri: &str, cache: Option<&Path>) -> Result<PathBuf> {
 }
 
 async fn download(base: &str, cache: &Path) -> Result<PathBuf> {
-    let fetch_err = |message: String| Error::Fetch { uri: base.to_string(), message };
+    let fetch_err = |message: String| Error::Fetch {
+        uri: base.to_string(),
+        message,
+    };
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
         .build()
@@ -67,17 +76,24 @@ async fn download(base: &str, cache: &Path) -> Result<PathBuf> {
         let client = client.clone();
         async move {
             let url = format!("{base}/{name}");
-            let resp = client.get(&url).send().await.map_err(|e| fetch_err(format!("GET {url}: {e}")))?;
+            let resp = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| fetch_err(format!("GET {url}: {e}")))?;
             if !resp.status().is_success() {
                 return Err(fetch_err(format!("GET {url}: HTTP {}", resp.status())));
             }
-            resp.bytes().await.map_err(|e| fetch_err(format!("GET {url}: {e}")))
+            resp.bytes()
+                .await
+                .map_err(|e| fetch_err(format!("GET {url}: {e}")))
         }
     };
     let manifest_bytes = get(MANIFEST_FILE.to_string()).await?;
     let manifest: BundleManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| Error::Bundle(format!("{MANIFEST_FILE}: {e}")))?;
-    kan_api::validate::bundle_manifest(&manifest).map_err(|e| Error::Bundle(format!("{MANIFEST_FILE}: {e}")))?;
+    kan_api::validate::bundle_manifest(&manifest)
+        .map_err(|e| Error::Bundle(format!("{MANIFEST_FILE}: {e}")))?;
     let dir = cache.join(&manifest.version);
     let done = dir.join(".complete");
     if done.exists() {
@@ -86,25 +102,41 @@ async fn download(base: &str, cache: &Path) -> Result<PathBuf> {
     let partial = cache.join(format!("{}.partial", manifest.version));
     let io = |p: &Path, e| Error::io(p, e);
     if partial.exists() {
-        tokio::fs::remove_dir_all(&partial).await.map_err(|e| io(&partial, e))?;
+        tokio::fs::remove_dir_all(&partial)
+            .await
+            .map_err(|e| io(&partial, e))?;
     }
-    tokio::fs::create_dir_all(&partial).await.map_err(|e| io(&partial, e))?;
+    tokio::fs::create_dir_all(&partial)
+        .await
+        .map_err(|e| io(&partial, e))?;
     for name in manifest.files.keys() {
         let bytes = get(name.clone()).await?;
         let path = partial.join(name);
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| io(parent, e))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io(parent, e))?;
         }
-        tokio::fs::write(&path, &bytes).await.map_err(|e| io(&path, e))?;
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|e| io(&path, e))?;
     }
     let manifest_path = partial.join(MANIFEST_FILE);
-    tokio::fs::write(&manifest_path, &manifest_bytes).await.map_err(|e| io(&manifest_path, e))?;
-    tokio::fs::write(partial.join(".complete"), b"").await.map_err(|e| io(&partial, e))?;
+    tokio::fs::write(&manifest_path, &manifest_bytes)
+        .await
+        .map_err(|e| io(&manifest_path, e))?;
+    tokio::fs::write(partial.join(".complete"), b"")
+        .await
+        .map_err(|e| io(&partial, e))?;
     if dir.exists() {
-        tokio::fs::remove_dir_all(&dir).await.map_err(|e| io(&dir, e))?;
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .map_err(|e| io(&dir, e))?;
     }
     // A rename makes the download appear all at once: a crash leaves only a `.partial` dir.
-    tokio::fs::rename(&partial, &dir).await.map_err(|e| io(&dir, e))?;
+    tokio::fs::rename(&partial, &dir)
+        .await
+        .map_err(|e| io(&dir, e))?;
     Ok(dir)
 }
 
@@ -114,14 +146,26 @@ mod tests {
 
     #[test]
     fn local_paths_and_file_uris_resolve_to_directories() {
-        assert_eq!(parse_uri("/data/b1").unwrap(), BundleLocation::Local("/data/b1".into()));
-        assert_eq!(parse_uri("file:///data/b1").unwrap(), BundleLocation::Local("/data/b1".into()));
-        assert_eq!(parse_uri("rel/b1").unwrap(), BundleLocation::Local("rel/b1".into()));
+        assert_eq!(
+            parse_uri("/data/b1").unwrap(),
+            BundleLocation::Local("/data/b1".into())
+        );
+        assert_eq!(
+            parse_uri("file:///data/b1").unwrap(),
+            BundleLocation::Local("/data/b1".into())
+        );
+        assert_eq!(
+            parse_uri("rel/b1").unwrap(),
+            BundleLocation::Local("rel/b1".into())
+        );
     }
 
     #[test]
     fn http_uris_lose_their_trailing_slash() {
-        assert_eq!(parse_uri("https://x/b1/").unwrap(), BundleLocation::Http("https://x/b1".into()));
+        assert_eq!(
+            parse_uri("https://x/b1/").unwrap(),
+            BundleLocation::Http("https://x/b1".into())
+        );
     }
 
     #[test]
@@ -134,7 +178,10 @@ mod tests {
 
     #[tokio::test]
     async fn http_bundles_without_a_cache_directory_are_refused() {
-        let e = fetch("http://127.0.0.1:9/b", None).await.unwrap_err().to_string();
+        let e = fetch("http://127.0.0.1:9/b", None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--bundle-cache"), "{e}");
     }
 }

@@ -41,7 +41,11 @@ impl Catalogue {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let ids: Vec<String> = text.lines().map(str::to_string).collect();
         if let Some(i) = ids.iter().position(String::is_empty) {
-            return Err(Error::Bundle(format!("{}: line {} is empty", path.display(), i + 1)));
+            return Err(Error::Bundle(format!(
+                "{}: line {} is empty",
+                path.display(),
+                i + 1
+            )));
         }
         Self::new(ids).map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))
     }
@@ -105,8 +109,16 @@ impl Bundle {
         }
         verify_files(dir, &manifest)?;
         let listed = |name: &str| manifest.files.contains_key(name);
-        let items = if listed(files::ITEMS) { Catalogue::read(&dir.join(files::ITEMS))? } else { Catalogue::default() };
-        let users = if listed(files::USERS) { Catalogue::read(&dir.join(files::USERS))? } else { Catalogue::default() };
+        let items = if listed(files::ITEMS) {
+            Catalogue::read(&dir.join(files::ITEMS))?
+        } else {
+            Catalogue::default()
+        };
+        let users = if listed(files::USERS) {
+            Catalogue::read(&dir.join(files::USERS))?
+        } else {
+            Catalogue::default()
+        };
         let history = if listed(files::USER_HISTORY) {
             let file = TensorFile::read(&dir.join(files::USER_HISTORY))?;
             let csr = file.csr(users.len(), "items", items.len())?;
@@ -119,7 +131,13 @@ impl Bundle {
         } else {
             None
         };
-        Ok(Self { dir: dir.to_path_buf(), manifest, items, users, history })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            items,
+            users,
+            history,
+        })
     }
 
     pub fn version(&self) -> &str {
@@ -161,7 +179,10 @@ impl Bundle {
         if shape.len() != 2 || shape[0] != self.items.len() || shape[1] != dim {
             return Err(file.error(
                 "vectors",
-                &format!("expected shape [{}, {dim}] (items, manifest dim), found {shape:?}", self.items.len()),
+                &format!(
+                    "expected shape [{}, {dim}] (items, manifest dim), found {shape:?}",
+                    self.items.len()
+                ),
             ));
         }
         if data.iter().any(|x| !x.is_finite()) {
@@ -172,11 +193,18 @@ impl Bundle {
 
     /// `params.reference_time`: "now" for time decay, so offline data keeps its shape.
     pub fn reference_time(&self) -> Option<i64> {
-        self.manifest.params.get(params::REFERENCE_TIME).and_then(serde_json::Value::as_i64)
+        self.manifest
+            .params
+            .get(params::REFERENCE_TIME)
+            .and_then(serde_json::Value::as_i64)
     }
 
     /// `params.history_length`: the ONNX encoder's input length `L`.
     pub fn history_length(&self) -> Option<usize> {
-        self.manifest.params.get(params::HISTORY_LENGTH).and_then(serde_json::Value::as_u64).map(|l| l as usize)
+        self.manifest
+            .params
+            .get(params::HISTORY_LENGTH)
+            .and_then(serde_json::Value::as_u64)
+            .map(|l| l as usize)
     }
 }

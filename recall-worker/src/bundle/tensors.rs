@@ -16,12 +16,17 @@ pub struct TensorFile {
 impl TensorFile {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        SafeTensors::deserialize(&bytes).map_err(|e| bad(path, "", &format!("not a safetensors file: {e}")))?;
-        Ok(Self { path: path.to_path_buf(), bytes })
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(path, "", &format!("not a safetensors file: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+        })
     }
 
     fn view(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.bytes).map_err(|e| bad(&self.path, "", &format!("not a safetensors file: {e}")))
+        SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| bad(&self.path, "", &format!("not a safetensors file: {e}")))
     }
 
     /// True when the file holds a tensor of this name.
@@ -31,17 +36,29 @@ impl TensorFile {
 
     /// Names of every tensor in the file.
     pub fn names(&self) -> Vec<String> {
-        self.view().map(|v| v.names().into_iter().map(str::to_string).collect()).unwrap_or_default()
+        self.view()
+            .map(|v| v.names().into_iter().map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// An f32 tensor with its shape.
     pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        self.read_as(name, Dtype::F32, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]), 4)
+        self.read_as(
+            name,
+            Dtype::F32,
+            |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            4,
+        )
     }
 
     /// An i64 tensor with its shape.
     pub fn i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-        self.read_as(name, Dtype::I64, |b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]), 8)
+        self.read_as(
+            name,
+            Dtype::I64,
+            |b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            8,
+        )
     }
 
     /// A 1-d f32 tensor.
@@ -75,15 +92,31 @@ impl TensorFile {
         if shape.len() == rank {
             Ok(())
         } else {
-            Err(bad(&self.path, name, &format!("expected a {rank}-d tensor, found shape {shape:?}")))
+            Err(bad(
+                &self.path,
+                name,
+                &format!("expected a {rank}-d tensor, found shape {shape:?}"),
+            ))
         }
     }
 
-    fn read_as<T>(&self, name: &str, dtype: Dtype, decode: fn(&[u8]) -> T, width: usize) -> Result<(Vec<usize>, Vec<T>)> {
+    fn read_as<T>(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        decode: fn(&[u8]) -> T,
+        width: usize,
+    ) -> Result<(Vec<usize>, Vec<T>)> {
         let st = self.view()?;
-        let view = st.tensor(name).map_err(|_| bad(&self.path, name, "tensor is missing"))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| bad(&self.path, name, "tensor is missing"))?;
         if view.dtype() != dtype {
-            return Err(bad(&self.path, name, &format!("expected dtype {dtype:?}, found {:?}", view.dtype())));
+            return Err(bad(
+                &self.path,
+                name,
+                &format!("expected dtype {dtype:?}, found {:?}", view.dtype()),
+            ));
         }
         let data = view.data().chunks_exact(width).map(decode).collect();
         Ok((view.shape().to_vec(), data))
@@ -91,7 +124,10 @@ impl TensorFile {
 }
 
 fn bad(path: &Path, tensor: &str, message: &str) -> Error {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if tensor.is_empty() {
         Error::Bundle(format!("{file}: {message}"))
     } else {
@@ -109,17 +145,32 @@ pub struct Csr {
 impl Csr {
     /// Checks the structure: `rows + 1` non-decreasing offsets from 0 to `columns.len()`, every
     /// column below `column_bound`.
-    pub fn new(offsets: Vec<i64>, columns: Vec<i64>, rows: usize, column_bound: usize) -> Result<Self, String> {
+    pub fn new(
+        offsets: Vec<i64>,
+        columns: Vec<i64>,
+        rows: usize,
+        column_bound: usize,
+    ) -> Result<Self, String> {
         if offsets.len() != rows + 1 {
-            return Err(format!("offsets has {} entries, expected rows + 1 = {}", offsets.len(), rows + 1));
+            return Err(format!(
+                "offsets has {} entries, expected rows + 1 = {}",
+                offsets.len(),
+                rows + 1
+            ));
         }
         if offsets.first() != Some(&0) || offsets.last().copied() != Some(columns.len() as i64) {
-            return Err(format!("offsets must run from 0 to {} (the number of values)", columns.len()));
+            return Err(format!(
+                "offsets must run from 0 to {} (the number of values)",
+                columns.len()
+            ));
         }
         if offsets.windows(2).any(|w| w[0] > w[1]) {
             return Err("offsets must not decrease".to_string());
         }
-        if let Some(c) = columns.iter().find(|&&c| c < 0 || c as usize >= column_bound) {
+        if let Some(c) = columns
+            .iter()
+            .find(|&&c| c < 0 || c as usize >= column_bound)
+        {
             return Err(format!("index {c} is out of range 0..{column_bound}"));
         }
         Ok(Self {
@@ -155,7 +206,14 @@ pub fn parallel<T>(file: &TensorFile, name: &str, values: Vec<T>, csr: &Csr) -> 
     if values.len() == csr.nnz() {
         Ok(values)
     } else {
-        Err(file.error(name, &format!("has {} values, expected {} (one per CSR entry)", values.len(), csr.nnz())))
+        Err(file.error(
+            name,
+            &format!(
+                "has {} values, expected {} (one per CSR entry)",
+                values.len(),
+                csr.nnz()
+            ),
+        ))
     }
 }
 
@@ -167,7 +225,11 @@ mod tests {
     fn csr_rejects_offsets_that_do_not_cover_the_values() {
         assert!(Csr::new(vec![0, 1], vec![0, 1], 1, 5).is_err());
         assert!(Csr::new(vec![0, 2, 1], vec![0], 2, 5).is_err());
-        assert!(Csr::new(vec![0, 1], vec![7], 1, 5).unwrap_err().contains("out of range"));
+        assert!(
+            Csr::new(vec![0, 1], vec![7], 1, 5)
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 pub fn read_manifest(dir: &Path) -> Result<BundleManifest> {
     let path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let manifest: BundleManifest =
-        serde_json::from_str(&text).map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
-    kan_api::validate::bundle_manifest(&manifest).map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
+    let manifest: BundleManifest = serde_json::from_str(&text)
+        .map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
+    kan_api::validate::bundle_manifest(&manifest)
+        .map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
     Ok(manifest)
 }
 
@@ -23,7 +24,11 @@ pub fn verify_files(dir: &Path, manifest: &BundleManifest) -> Result<()> {
     for (name, expected) in &manifest.files {
         let actual = sha256_file(&dir.join(name))?;
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(Error::Checksum { file: name.clone(), expected: expected.clone(), actual });
+            return Err(Error::Checksum {
+                file: name.clone(),
+                expected: expected.clone(),
+                actual,
+            });
         }
     }
     Ok(())

@@ -26,14 +26,18 @@ impl ExactIndex {
             return Vec::new();
         }
         let threshold = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
-        let hits = self.vectors.chunks_exact(self.dim).enumerate().filter_map(|(i, row)| {
-            let item = i as u32;
-            if params.exclude.contains(&item) {
-                return None;
-            }
-            let score: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
-            (score >= threshold).then_some(Hit { item, score })
-        });
+        let hits = self
+            .vectors
+            .chunks_exact(self.dim)
+            .enumerate()
+            .filter_map(|(i, row)| {
+                let item = i as u32;
+                if params.exclude.contains(&item) {
+                    return None;
+                }
+                let score: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+                (score >= threshold).then_some(Hit { item, score })
+            });
         top_k(hits, params.limit)
     }
 }
@@ -43,7 +47,11 @@ impl VectorIndex for ExactIndex {
         "exact"
     }
 
-    fn search<'a>(&'a self, query: &'a [f32], params: SearchParams<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+    fn search<'a>(
+        &'a self,
+        query: &'a [f32],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move { Ok(self.search_sync(query, params)) })
     }
 
@@ -63,10 +71,27 @@ mod tests {
         let vectors = vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
         let index = ExactIndex::new(2, Arc::new(vectors));
         let none = HashSet::new();
-        let all = index.search_sync(&[1.0, 0.0], SearchParams { limit: 3, score_threshold: None, exclude: &none });
-        assert_eq!(all.iter().map(|h| h.item).collect::<Vec<_>>(), vec![0, 2, 1]);
+        let all = index.search_sync(
+            &[1.0, 0.0],
+            SearchParams {
+                limit: 3,
+                score_threshold: None,
+                exclude: &none,
+            },
+        );
+        assert_eq!(
+            all.iter().map(|h| h.item).collect::<Vec<_>>(),
+            vec![0, 2, 1]
+        );
         let exclude = HashSet::from([0]);
-        let some = index.search_sync(&[1.0, 0.0], SearchParams { limit: 3, score_threshold: Some(0.5), exclude: &exclude });
+        let some = index.search_sync(
+            &[1.0, 0.0],
+            SearchParams {
+                limit: 3,
+                score_threshold: Some(0.5),
+                exclude: &exclude,
+            },
+        );
         assert_eq!(some.iter().map(|h| h.item).collect::<Vec<_>>(), vec![2]);
     }
 }

@@ -28,7 +28,11 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self { max_connections: 24, ef_construction: 200, ef_search: 256 }
+        Self {
+            max_connections: 24,
+            ef_construction: 200,
+            ef_search: 256,
+        }
     }
 }
 
@@ -56,8 +60,18 @@ impl HnswIndex {
     pub fn build(dim: usize, vectors: &[f32], params: HnswParams) -> Self {
         let n = if dim == 0 { 0 } else { vectors.len() / dim };
         let max_layer = 16;
-        let graph = Hnsw::new(params.max_connections.min(256), n.max(1), max_layer, params.ef_construction, CosineDistance);
-        let points: Vec<(&[f32], usize)> = vectors.chunks_exact(dim.max(1)).enumerate().map(|(i, v)| (v, i)).collect();
+        let graph = Hnsw::new(
+            params.max_connections.min(256),
+            n.max(1),
+            max_layer,
+            params.ef_construction,
+            CosineDistance,
+        );
+        let points: Vec<(&[f32], usize)> = vectors
+            .chunks_exact(dim.max(1))
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
         graph.parallel_insert_slice(&points);
         let mut index = Self { dim, graph, params };
         index.graph.set_searching_mode(true);
@@ -75,12 +89,16 @@ impl HnswIndex {
         let found = if exclude.is_empty() {
             self.graph.search(query, params.limit, ef)
         } else {
-            self.graph.search_filter(query, params.limit, ef, Some(&keep))
+            self.graph
+                .search_filter(query, params.limit, ef, Some(&keep))
         };
         let threshold = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
         let hits = found
             .into_iter()
-            .map(|n| Hit { item: n.d_id as u32, score: 1.0 - n.distance })
+            .map(|n| Hit {
+                item: n.d_id as u32,
+                score: 1.0 - n.distance,
+            })
             .filter(|h| h.score >= threshold && !exclude.contains(&h.item));
         super::top_k(hits, params.limit)
     }
@@ -91,7 +109,11 @@ impl VectorIndex for HnswIndex {
         "hnsw"
     }
 
-    fn search<'a>(&'a self, query: &'a [f32], params: SearchParams<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+    fn search<'a>(
+        &'a self,
+        query: &'a [f32],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move { Ok(self.search_sync(query, params)) })
     }
 
@@ -119,9 +141,17 @@ mod tests {
         let queries = 20;
         for q in 0..queries {
             let query = &vectors[q * 97 * dim..(q * 97 + 1) * dim];
-            let p = SearchParams { limit: 50, score_threshold: None, exclude: &none };
+            let p = SearchParams {
+                limit: 50,
+                score_threshold: None,
+                exclude: &none,
+            };
             let truth: HashSet<u32> = exact.search_sync(query, p).iter().map(|h| h.item).collect();
-            found += hnsw.search_sync(query, p).iter().filter(|h| truth.contains(&h.item)).count();
+            found += hnsw
+                .search_sync(query, p)
+                .iter()
+                .filter(|h| truth.contains(&h.item))
+                .count();
         }
         let recall = found as f64 / (queries * 50) as f64;
         assert!(recall >= 0.95, "recall@50 {recall}");
@@ -133,7 +163,14 @@ mod tests {
         let vectors = clustered_vectors(500, dim, 5, 1);
         let hnsw = HnswIndex::build(dim, &vectors, HnswParams::default());
         let exclude: HashSet<u32> = (0..250).collect();
-        let hits = hnsw.search_sync(&vectors[..dim], SearchParams { limit: 20, score_threshold: None, exclude: &exclude });
+        let hits = hnsw.search_sync(
+            &vectors[..dim],
+            SearchParams {
+                limit: 20,
+                score_threshold: None,
+                exclude: &exclude,
+            },
+        );
         assert_eq!(hits.len(), 20);
         assert!(hits.iter().all(|h| h.item >= 250));
     }

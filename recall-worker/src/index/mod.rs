@@ -36,7 +36,11 @@ pub trait VectorIndex: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Top `limit` items by cosine similarity to `query` (L2-normalised), best first.
-    fn search<'a>(&'a self, query: &'a [f32], params: SearchParams<'a>) -> BoxFuture<'a, Result<Vec<Hit>>>;
+    fn search<'a>(
+        &'a self,
+        query: &'a [f32],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Hit>>>;
 
     /// Ok when the index can serve (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<()>>;
@@ -61,7 +65,10 @@ pub(crate) fn top_k(hits: impl Iterator<Item = Hit>, limit: usize) -> Vec<Hit> {
     impl Ord for Ranked {
         // Better = higher score, then lower item index.
         fn cmp(&self, other: &Self) -> Ordering {
-            self.0.score.total_cmp(&other.0.score).then_with(|| other.0.item.cmp(&self.0.item))
+            self.0
+                .score
+                .total_cmp(&other.0.score)
+                .then_with(|| other.0.item.cmp(&self.0.item))
         }
     }
 
@@ -104,7 +111,13 @@ mod tests {
 
     #[test]
     fn top_k_keeps_the_best_and_ranks_nan_out() {
-        let hits = vec![hit(0, 0.1), hit(1, f32::NAN), hit(2, 0.9), hit(3, 0.5), hit(4, f32::NEG_INFINITY)];
+        let hits = vec![
+            hit(0, 0.1),
+            hit(1, f32::NAN),
+            hit(2, 0.9),
+            hit(3, 0.5),
+            hit(4, f32::NEG_INFINITY),
+        ];
         assert_eq!(top_k(hits.into_iter(), 2), vec![hit(2, 0.9), hit(3, 0.5)]);
     }
 

@@ -14,9 +14,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
-    Condition, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollection,
-    CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter, PayloadIncludeSelector, PointStruct, QueryPoints,
-    QueryPointsBuilder, ScoredPoint, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
+    Condition, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder,
+    CreateFieldIndexCollection, CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter,
+    PayloadIncludeSelector, PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint,
+    UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
 };
 
 use super::{Hit, SearchParams, VectorIndex};
@@ -46,7 +47,12 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Qdrant> {
 }
 
 /// The search request: nearest neighbours of `query`, excluded ids filtered server-side.
-pub fn search_request(collection: &str, query: &[f32], params: SearchParams<'_>, timeout: Duration) -> QueryPoints {
+pub fn search_request(
+    collection: &str,
+    query: &[f32],
+    params: SearchParams<'_>,
+    timeout: Duration,
+) -> QueryPoints {
     let mut builder = QueryPointsBuilder::new(collection)
         .query(query.to_vec())
         .limit(params.limit as u64)
@@ -70,16 +76,26 @@ pub fn versioned_collection(alias: &str, version: &str) -> String {
 
 /// Creates a cosine collection of `dim`-dimensional vectors.
 pub fn create_collection_request(name: &str, dim: u64) -> CreateCollection {
-    CreateCollectionBuilder::new(name).vectors_config(VectorParamsBuilder::new(dim, Distance::Cosine)).build()
+    CreateCollectionBuilder::new(name)
+        .vectors_config(VectorParamsBuilder::new(dim, Distance::Cosine))
+        .build()
 }
 
 /// A keyword payload index on the item id, so filters on it stay fast.
 pub fn payload_index_request(collection: &str) -> CreateFieldIndexCollection {
-    CreateFieldIndexCollectionBuilder::new(collection, ITEM_ID_FIELD, FieldType::Keyword).wait(true).build()
+    CreateFieldIndexCollectionBuilder::new(collection, ITEM_ID_FIELD, FieldType::Keyword)
+        .wait(true)
+        .build()
 }
 
 /// Upsert requests of at most `batch` points each, covering every item once.
-pub fn upsert_requests(collection: &str, items: &Catalogue, dim: usize, vectors: &[f32], batch: usize) -> Vec<UpsertPoints> {
+pub fn upsert_requests(
+    collection: &str,
+    items: &Catalogue,
+    dim: usize,
+    vectors: &[f32],
+    batch: usize,
+) -> Vec<UpsertPoints> {
     let points: Vec<PointStruct> = vectors
         .chunks_exact(dim.max(1))
         .enumerate()
@@ -88,7 +104,14 @@ pub fn upsert_requests(collection: &str, items: &Catalogue, dim: usize, vectors:
             PointStruct::new(i as u64, v.to_vec(), [(ITEM_ID_FIELD, id.into())])
         })
         .collect();
-    points.chunks(batch.max(1)).map(|chunk| UpsertPointsBuilder::new(collection, chunk.to_vec()).wait(true).build()).collect()
+    points
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            UpsertPointsBuilder::new(collection, chunk.to_vec())
+                .wait(true)
+                .build()
+        })
+        .collect()
 }
 
 /// Maps scored points back to internal item indices through the worker's catalogue; points whose
@@ -104,7 +127,10 @@ pub fn hits_from_points(points: Vec<ScoredPoint>, items: &Catalogue) -> Vec<Hit>
                     _ => return None,
                 },
             };
-            Some(Hit { item, score: p.score })
+            Some(Hit {
+                item,
+                score: p.score,
+            })
         })
         .collect()
 }
@@ -118,8 +144,18 @@ pub struct QdrantIndex {
 }
 
 impl QdrantIndex {
-    pub fn new(url: &str, collection: &str, timeout: Duration, items: Arc<Catalogue>) -> Result<Self> {
-        Ok(Self { client: connect(url, timeout)?, collection: collection.to_string(), timeout, items })
+    pub fn new(
+        url: &str,
+        collection: &str,
+        timeout: Duration,
+        items: Arc<Catalogue>,
+    ) -> Result<Self> {
+        Ok(Self {
+            client: connect(url, timeout)?,
+            collection: collection.to_string(),
+            timeout,
+            items,
+        })
     }
 }
 
@@ -128,16 +164,25 @@ impl VectorIndex for QdrantIndex {
         "qdrant"
     }
 
-    fn search<'a>(&'a self, query: &'a [f32], params: SearchParams<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+    fn search<'a>(
+        &'a self,
+        query: &'a [f32],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
             let request = search_request(&self.collection, query, params, self.timeout);
             let call = self.client.query(request);
             let response = tokio::time::timeout(self.timeout, call)
                 .await
-                .map_err(|_| Error::Index(format!("qdrant search timed out after {:?}", self.timeout)))?
+                .map_err(|_| {
+                    Error::Index(format!("qdrant search timed out after {:?}", self.timeout))
+                })?
                 .map_err(|e| Error::Index(format!("qdrant search in {}: {e}", self.collection)))?;
             let exclude: &HashSet<u32> = params.exclude;
-            Ok(hits_from_points(response.result, &self.items).into_iter().filter(|h| !exclude.contains(&h.item)).collect())
+            Ok(hits_from_points(response.result, &self.items)
+                .into_iter()
+                .filter(|h| !exclude.contains(&h.item))
+                .collect())
         })
     }
 
@@ -173,21 +218,48 @@ pub async fn load_bundle(
     vectors: &[f32],
 ) -> Result<LoadReport> {
     let collection = versioned_collection(alias, version);
-    let err = |what: &str, e: qdrant_client::QdrantError| Error::Index(format!("{what} {collection}: {e}"));
-    if client.collection_exists(collection.as_str()).await.map_err(|e| err("checking", e))? {
-        client.delete_collection(collection.as_str()).await.map_err(|e| err("deleting stale", e))?;
+    let err = |what: &str, e: qdrant_client::QdrantError| {
+        Error::Index(format!("{what} {collection}: {e}"))
+    };
+    if client
+        .collection_exists(collection.as_str())
+        .await
+        .map_err(|e| err("checking", e))?
+    {
+        client
+            .delete_collection(collection.as_str())
+            .await
+            .map_err(|e| err("deleting stale", e))?;
     }
-    client.create_collection(create_collection_request(&collection, dim as u64)).await.map_err(|e| err("creating", e))?;
-    client.create_field_index(payload_index_request(&collection)).await.map_err(|e| err("indexing payload of", e))?;
+    client
+        .create_collection(create_collection_request(&collection, dim as u64))
+        .await
+        .map_err(|e| err("creating", e))?;
+    client
+        .create_field_index(payload_index_request(&collection))
+        .await
+        .map_err(|e| err("indexing payload of", e))?;
     let requests = upsert_requests(&collection, items, dim, vectors, UPSERT_BATCH);
     for (i, request) in requests.into_iter().enumerate() {
-        upsert_with_retries(client, request).await.map_err(|e| Error::Index(format!("upserting batch {i} into {collection}: {e}")))?;
+        upsert_with_retries(client, request)
+            .await
+            .map_err(|e| Error::Index(format!("upserting batch {i} into {collection}: {e}")))?;
     }
-    client.create_alias(CreateAliasBuilder::new(&collection, alias)).await.map_err(|e| err("pointing the alias at", e))?;
-    Ok(LoadReport { collection, alias: alias.to_string(), points: items.len() })
+    client
+        .create_alias(CreateAliasBuilder::new(&collection, alias))
+        .await
+        .map_err(|e| err("pointing the alias at", e))?;
+    Ok(LoadReport {
+        collection,
+        alias: alias.to_string(),
+        points: items.len(),
+    })
 }
 
-async fn upsert_with_retries(client: &Qdrant, request: UpsertPoints) -> Result<(), qdrant_client::QdrantError> {
+async fn upsert_with_retries(
+    client: &Qdrant,
+    request: UpsertPoints,
+) -> Result<(), qdrant_client::QdrantError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -205,7 +277,9 @@ async fn upsert_with_retries(client: &Qdrant, request: UpsertPoints) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use qdrant_client::qdrant::{condition::ConditionOneOf, query::Variant, vector_input::Variant as VectorVariant};
+    use qdrant_client::qdrant::{
+        condition::ConditionOneOf, query::Variant, vector_input::Variant as VectorVariant,
+    };
 
     use super::*;
 
@@ -219,29 +293,54 @@ mod tests {
         let req = search_request(
             "movies",
             &[0.6, 0.8],
-            SearchParams { limit: 42, score_threshold: Some(0.25), exclude: &exclude },
+            SearchParams {
+                limit: 42,
+                score_threshold: Some(0.25),
+                exclude: &exclude,
+            },
             Duration::from_millis(30),
         );
         assert_eq!(req.collection_name, "movies");
         assert_eq!(req.limit, Some(42));
         assert_eq!(req.score_threshold, Some(0.25));
         assert_eq!(req.timeout, Some(1));
-        let Some(Variant::Nearest(input)) = req.query.and_then(|q| q.variant) else { panic!("not a nearest query") };
-        let Some(VectorVariant::Dense(dense)) = input.variant else { panic!("not a dense vector") };
+        let Some(Variant::Nearest(input)) = req.query.and_then(|q| q.variant) else {
+            panic!("not a nearest query")
+        };
+        let Some(VectorVariant::Dense(dense)) = input.variant else {
+            panic!("not a dense vector")
+        };
         assert_eq!(dense.data, vec![0.6, 0.8]);
         let filter = req.filter.expect("exclusions become a filter");
         assert!(filter.must.is_empty());
-        let Some(ConditionOneOf::HasId(has_id)) = filter.must_not[0].condition_one_of.clone() else {
+        let Some(ConditionOneOf::HasId(has_id)) = filter.must_not[0].condition_one_of.clone()
+        else {
             panic!("exclusions are a has_id condition")
         };
-        let ids: Vec<_> = has_id.has_id.iter().map(|p| p.point_id_options.clone()).collect();
-        assert_eq!(ids, vec![Some(PointIdOptions::Num(3)), Some(PointIdOptions::Num(7))]);
+        let ids: Vec<_> = has_id
+            .has_id
+            .iter()
+            .map(|p| p.point_id_options.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![Some(PointIdOptions::Num(3)), Some(PointIdOptions::Num(7))]
+        );
     }
 
     #[test]
     fn search_requests_without_exclusions_have_no_filter() {
         let none = HashSet::new();
-        let req = search_request("c", &[1.0], SearchParams { limit: 1, score_threshold: None, exclude: &none }, Duration::from_secs(2));
+        let req = search_request(
+            "c",
+            &[1.0],
+            SearchParams {
+                limit: 1,
+                score_threshold: None,
+                exclude: &none,
+            },
+            Duration::from_secs(2),
+        );
         assert!(req.filter.is_none());
         assert!(req.score_threshold.is_none());
     }
@@ -251,7 +350,9 @@ mod tests {
         use qdrant_client::qdrant::vectors_config::Config;
         let req = create_collection_request("movies-abc", 64);
         assert_eq!(req.collection_name, "movies-abc");
-        let Some(Config::Params(params)) = req.vectors_config.and_then(|c| c.config) else { panic!("single vector config") };
+        let Some(Config::Params(params)) = req.vectors_config.and_then(|c| c.config) else {
+            panic!("single vector config")
+        };
         assert_eq!(params.size, 64);
         assert_eq!(params.distance, Distance::Cosine as i32);
         let idx = payload_index_request("movies-abc");
@@ -264,11 +365,23 @@ mod tests {
         let items = catalogue(2500);
         let vectors: Vec<f32> = (0..2500 * 2).map(|i| i as f32).collect();
         let reqs = upsert_requests("c", &items, 2, &vectors, 1000);
-        assert_eq!(reqs.iter().map(|r| r.points.len()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
+        assert_eq!(
+            reqs.iter().map(|r| r.points.len()).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
         assert!(reqs.iter().all(|r| r.wait == Some(true)));
         let last = reqs[2].points.last().unwrap();
-        assert_eq!(last.id.clone().unwrap().point_id_options, Some(PointIdOptions::Num(2499)));
-        assert_eq!(last.payload.get(ITEM_ID_FIELD).and_then(|v| v.as_str()).map(String::as_str), Some("i2499"));
+        assert_eq!(
+            last.id.clone().unwrap().point_id_options,
+            Some(PointIdOptions::Num(2499))
+        );
+        assert_eq!(
+            last.payload
+                .get(ITEM_ID_FIELD)
+                .and_then(|v| v.as_str())
+                .map(String::as_str),
+            Some("i2499")
+        );
     }
 
     #[test]
@@ -280,18 +393,46 @@ mod tests {
             score,
             ..Default::default()
         };
-        let hits = hits_from_points(vec![point(0, "i2", 0.9), point(1, "gone", 0.8), point(2, "i0", 0.7)], &items);
-        assert_eq!(hits, vec![Hit { item: 2, score: 0.9 }, Hit { item: 0, score: 0.7 }]);
+        let hits = hits_from_points(
+            vec![
+                point(0, "i2", 0.9),
+                point(1, "gone", 0.8),
+                point(2, "i0", 0.7),
+            ],
+            &items,
+        );
+        assert_eq!(
+            hits,
+            vec![
+                Hit {
+                    item: 2,
+                    score: 0.9
+                },
+                Hit {
+                    item: 0,
+                    score: 0.7
+                }
+            ]
+        );
     }
 
     #[test]
     fn versioned_collections_are_named_after_alias_and_version() {
-        assert_eq!(versioned_collection("movies", "0123abcd"), "movies-0123abcd");
+        assert_eq!(
+            versioned_collection("movies", "0123abcd"),
+            "movies-0123abcd"
+        );
     }
 
     #[tokio::test]
     async fn an_unreachable_qdrant_fails_the_readiness_check() {
-        let index = QdrantIndex::new("http://127.0.0.1:9", "movies", Duration::from_millis(200), Arc::new(catalogue(1))).unwrap();
+        let index = QdrantIndex::new(
+            "http://127.0.0.1:9",
+            "movies",
+            Duration::from_millis(200),
+            Arc::new(catalogue(1)),
+        )
+        .unwrap();
         let e = index.check().await.unwrap_err();
         assert_eq!(e.metric_label(), "index");
     }

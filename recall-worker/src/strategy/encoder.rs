@@ -20,8 +20,18 @@ pub struct EncoderRecall {
 }
 
 impl EncoderRecall {
-    pub fn new(bundle: Arc<Bundle>, encoder: UserEncoder, index: Arc<dyn VectorIndex>, settings: &EncoderSettings) -> Self {
-        Self { bundle, encoder, index, score_threshold: settings.score_threshold.map(|t| t as f32) }
+    pub fn new(
+        bundle: Arc<Bundle>,
+        encoder: UserEncoder,
+        index: Arc<dyn VectorIndex>,
+        settings: &EncoderSettings,
+    ) -> Self {
+        Self {
+            bundle,
+            encoder,
+            index,
+            score_threshold: settings.score_threshold.map(|t| t as f32),
+        }
     }
 
     /// Cold start (empty history): no candidates; the gateway's fallback fills the list.
@@ -38,7 +48,11 @@ impl EncoderRecall {
         }
         let exclude = query.exclude_with_history();
         let start = Instant::now();
-        let params = SearchParams { limit: query.k, score_threshold: self.score_threshold, exclude: &exclude };
+        let params = SearchParams {
+            limit: query.k,
+            score_threshold: self.score_threshold,
+            exclude: &exclude,
+        };
         let hits = self.index.search(&user, params).await;
         metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
             .record(start.elapsed().as_secs_f64());

@@ -35,23 +35,39 @@ impl Exploratory {
         let alpha = file.f32_1d("alpha")?;
         let beta = file.f32_1d("beta")?;
         if alpha.len() != n || beta.len() != n {
-            return Err(file.error("alpha", &format!("alpha and beta need one value per item ({n})")));
+            return Err(file.error(
+                "alpha",
+                &format!("alpha and beta need one value per item ({n})"),
+            ));
         }
         let priors = alpha
             .iter()
             .zip(&beta)
             .enumerate()
             .map(|(i, (&a, &b))| {
-                Beta::new(a, b).map_err(|_| file.error("alpha", &format!("item {i}: Beta({a}, {b}) needs alpha > 0 and beta > 0")))
+                Beta::new(a, b).map_err(|_| {
+                    file.error(
+                        "alpha",
+                        &format!("item {i}: Beta({a}, {b}) needs alpha > 0 and beta > 0"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { bundle, categories, priors, dominant: settings.dominant_interests.max(0) as usize, seed: settings.seed })
+        Ok(Self {
+            bundle,
+            categories,
+            priors,
+            dominant: settings.dominant_interests.max(0) as usize,
+            seed: settings.seed,
+        })
     }
 }
 
 /// FNV-1a, 64 bits: stable across processes and Rust versions (unlike `DefaultHasher`).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The sampling seed of a user on a UTC day.
@@ -90,12 +106,14 @@ impl Strategy for Exploratory {
         Box::pin(async move {
             let dominant = dominant_categories(&self.categories, &query.history, self.dominant);
             let exclude = query.exclude_with_history();
-            let mut rng = StdRng::seed_from_u64(exploration_seed(query.user_id, query.now, self.seed));
+            let mut rng =
+                StdRng::seed_from_u64(exploration_seed(query.user_id, query.now, self.seed));
             // Every item draws in index order, so a draw depends only on the seed and the item.
             let hits = self.priors.iter().enumerate().filter_map(|(i, prior)| {
                 let theta = prior.sample(&mut rng);
                 let item = i as u32;
-                let eligible = !exclude.contains(&item) && !self.categories.row(i).iter().any(|c| dominant.contains(c));
+                let eligible = !exclude.contains(&item)
+                    && !self.categories.row(i).iter().any(|c| dominant.contains(c));
                 eligible.then_some(Hit { item, score: theta })
             });
             Ok(top_k(hits, query.k))
@@ -110,17 +128,32 @@ mod tests {
     #[test]
     fn seeds_change_with_the_day_and_user_but_not_within_a_day() {
         let day = 20_000 * 86_400;
-        assert_eq!(exploration_seed("u1", day + 10, 7), exploration_seed("u1", day + 80_000, 7));
-        assert_ne!(exploration_seed("u1", day, 7), exploration_seed("u1", day + 86_400, 7));
-        assert_ne!(exploration_seed("u1", day, 7), exploration_seed("u2", day, 7));
-        assert_ne!(exploration_seed("u1", day, 7), exploration_seed("u1", day, 8));
+        assert_eq!(
+            exploration_seed("u1", day + 10, 7),
+            exploration_seed("u1", day + 80_000, 7)
+        );
+        assert_ne!(
+            exploration_seed("u1", day, 7),
+            exploration_seed("u1", day + 86_400, 7)
+        );
+        assert_ne!(
+            exploration_seed("u1", day, 7),
+            exploration_seed("u2", day, 7)
+        );
+        assert_ne!(
+            exploration_seed("u1", day, 7),
+            exploration_seed("u1", day, 8)
+        );
     }
 
     #[test]
     fn dominant_categories_are_the_most_frequent_in_the_history() {
         // items 0,1 -> category 5; item 2 -> category 9; item 3 -> categories 9, 4
         let csr = Csr::new(vec![0, 1, 2, 3, 5], vec![5, 5, 9, 9, 4], 4, 10).unwrap();
-        assert_eq!(dominant_categories(&csr, &[0, 1, 2, 3], 2), HashSet::from([5, 9]));
+        assert_eq!(
+            dominant_categories(&csr, &[0, 1, 2, 3], 2),
+            HashSet::from([5, 9])
+        );
         assert!(dominant_categories(&csr, &[], 3).is_empty());
     }
 }

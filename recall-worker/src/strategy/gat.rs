@@ -16,7 +16,12 @@ use crate::inference::UserEncoder;
 pub struct Gat(EncoderRecall);
 
 impl Gat {
-    pub fn new(bundle: Arc<Bundle>, encoder: UserEncoder, index: Arc<dyn VectorIndex>, settings: &EncoderSettings) -> Self {
+    pub fn new(
+        bundle: Arc<Bundle>,
+        encoder: UserEncoder,
+        index: Arc<dyn VectorIndex>,
+        settings: &EncoderSettings,
+    ) -> Self {
         Self(EncoderRecall::new(bundle, encoder, index, settings))
     }
 }

@@ -23,7 +23,11 @@ pub struct Item2vec {
 }
 
 impl Item2vec {
-    pub fn new(bundle: Arc<Bundle>, index: Arc<dyn VectorIndex>, settings: &Item2vecSettings) -> Result<Self> {
+    pub fn new(
+        bundle: Arc<Bundle>,
+        index: Arc<dyn VectorIndex>,
+        settings: &Item2vecSettings,
+    ) -> Result<Self> {
         let (dim, vectors) = bundle.item_vectors()?;
         Ok(Self {
             bundle,
@@ -66,7 +70,17 @@ impl Strategy for Item2vec {
             }
             let exclude = query.exclude_with_history();
             let start = Instant::now();
-            let hits = self.index.search(&user, SearchParams { limit: query.k, score_threshold: None, exclude: &exclude }).await;
+            let hits = self
+                .index
+                .search(
+                    &user,
+                    SearchParams {
+                        limit: query.k,
+                        score_threshold: None,
+                        exclude: &exclude,
+                    },
+                )
+                .await;
             metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
                 .record(start.elapsed().as_secs_f64());
             hits

@@ -28,12 +28,23 @@ impl ItemCf {
         let n = bundle.items.len();
         let neighbours = file.csr(n, "neighbours", n)?;
         let weights = parallel(&file, "weights", file.f32_1d("weights")?, &neighbours)?;
-        Ok(Self { bundle, neighbours, weights, history_length: settings.history_length.max(1) as usize, decay: settings.recency_decay })
+        Ok(Self {
+            bundle,
+            neighbours,
+            weights,
+            history_length: settings.history_length.max(1) as usize,
+            decay: settings.recency_decay,
+        })
     }
 }
 
 /// Sums neighbour weights over the history; history items themselves are skipped.
-pub fn aggregate(neighbours: &Csr, weights: &[f32], history: &[u32], decay: f64) -> HashMap<u32, f32> {
+pub fn aggregate(
+    neighbours: &Csr,
+    weights: &[f32],
+    history: &[u32],
+    decay: f64,
+) -> HashMap<u32, f32> {
     let mut scores: HashMap<u32, f32> = HashMap::new();
     for (i, &item) in history.iter().enumerate() {
         let w = recency_weight(decay, i);
@@ -63,7 +74,10 @@ impl Strategy for ItemCf {
         Box::pin(async move {
             let history = &query.history[..query.history.len().min(self.history_length)];
             let scores = aggregate(&self.neighbours, &self.weights, history, self.decay);
-            let hits = scores.into_iter().filter(|(i, _)| !query.exclude.contains(i)).map(|(item, score)| Hit { item, score });
+            let hits = scores
+                .into_iter()
+                .filter(|(i, _)| !query.exclude.contains(i))
+                .map(|(item, score)| Hit { item, score });
             Ok(top_k(hits, query.k))
         })
     }

@@ -59,7 +59,11 @@ pub struct Query<'a> {
 impl Query<'_> {
     /// The exclusions plus the history: recalling what the user already engaged with is waste.
     pub fn exclude_with_history(&self) -> HashSet<u32> {
-        self.exclude.iter().copied().chain(self.history.iter().copied()).collect()
+        self.exclude
+            .iter()
+            .copied()
+            .chain(self.history.iter().copied())
+            .collect()
     }
 }
 
@@ -77,7 +81,12 @@ pub trait Strategy: Send + Sync {
     /// `recall` inside a span, timed, with the output contract enforced.
     fn run<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let span = tracing::info_span!("strategy", name = self.name(), k = query.k, history = query.history.len());
+            let span = tracing::info_span!(
+                "strategy",
+                name = self.name(),
+                k = query.k,
+                history = query.history.len()
+            );
             let start = Instant::now();
             let result = self.recall(query).instrument(span).await;
             metrics::histogram!("kan_worker_strategy_duration_seconds", "strategy" => self.name())
@@ -90,7 +99,10 @@ pub trait Strategy: Send + Sync {
 /// Drops excluded, duplicate and NaN-scored hits, keeps the first `k`.
 pub fn finish(hits: Vec<Hit>, exclude: &HashSet<u32>, k: usize) -> Vec<Hit> {
     let mut seen = HashSet::with_capacity(hits.len());
-    hits.into_iter().filter(|h| !h.score.is_nan() && !exclude.contains(&h.item) && seen.insert(h.item)).take(k).collect()
+    hits.into_iter()
+        .filter(|h| !h.score.is_nan() && !exclude.contains(&h.item) && seen.insert(h.item))
+        .take(k)
+        .collect()
 }
 
 /// What a strategy may need besides the bundle.
@@ -100,19 +112,48 @@ pub struct Parts {
 }
 
 /// Builds the strategy of `spec` over `bundle` (none for operational).
-pub fn build(spec: &StrategySpec, bundle: Option<Arc<Bundle>>, parts: Parts) -> Result<Arc<dyn Strategy>> {
+pub fn build(
+    spec: &StrategySpec,
+    bundle: Option<Arc<Bundle>>,
+    parts: Parts,
+) -> Result<Arc<dyn Strategy>> {
     let need_bundle = || {
-        bundle.clone().ok_or_else(|| Error::Config(format!("strategy {} needs spec.bundle", spec.type_())))
+        bundle
+            .clone()
+            .ok_or_else(|| Error::Config(format!("strategy {} needs spec.bundle", spec.type_())))
     };
-    let need_index = || parts.index.clone().ok_or_else(|| Error::Config("vector strategies need an index".to_string()));
+    let need_index = || {
+        parts
+            .index
+            .clone()
+            .ok_or_else(|| Error::Config("vector strategies need an index".to_string()))
+    };
     let strategy: Arc<dyn Strategy> = match spec {
-        StrategySpec::Dssm { dssm } => Arc::new(dssm::Dssm::new(need_bundle()?, need_encoder(parts.encoder)?, need_index()?, dssm)),
-        StrategySpec::Gat { gat } => Arc::new(gat::Gat::new(need_bundle()?, need_encoder(parts.encoder)?, need_index()?, gat)),
-        StrategySpec::Item2vec { item2vec } => Arc::new(item2vec::Item2vec::new(need_bundle()?, need_index()?, item2vec)?),
+        StrategySpec::Dssm { dssm } => Arc::new(dssm::Dssm::new(
+            need_bundle()?,
+            need_encoder(parts.encoder)?,
+            need_index()?,
+            dssm,
+        )),
+        StrategySpec::Gat { gat } => Arc::new(gat::Gat::new(
+            need_bundle()?,
+            need_encoder(parts.encoder)?,
+            need_index()?,
+            gat,
+        )),
+        StrategySpec::Item2vec { item2vec } => Arc::new(item2vec::Item2vec::new(
+            need_bundle()?,
+            need_index()?,
+            item2vec,
+        )?),
         StrategySpec::Itemcf { itemcf } => Arc::new(itemcf::ItemCf::new(need_bundle()?, itemcf)?),
         StrategySpec::Social { social } => Arc::new(social::Social::new(need_bundle()?, social)?),
-        StrategySpec::Exploratory { exploratory } => Arc::new(exploratory::Exploratory::new(need_bundle()?, exploratory)?),
-        StrategySpec::Popular { popular } => Arc::new(popular::Popular::new(need_bundle()?, popular)?),
+        StrategySpec::Exploratory { exploratory } => {
+            Arc::new(exploratory::Exploratory::new(need_bundle()?, exploratory)?)
+        }
+        StrategySpec::Popular { popular } => {
+            Arc::new(popular::Popular::new(need_bundle()?, popular)?)
+        }
         StrategySpec::Operational { operational } => Arc::new(Operational::new(operational)?),
     };
     Ok(strategy)
@@ -139,12 +180,30 @@ mod tests {
     #[test]
     fn finish_drops_excluded_duplicate_and_nan_hits_and_truncates() {
         let hits = vec![
-            Hit { item: 1, score: 0.9 },
-            Hit { item: 2, score: f32::NAN },
-            Hit { item: 1, score: 0.8 },
-            Hit { item: 3, score: 0.7 },
-            Hit { item: 4, score: 0.6 },
-            Hit { item: 5, score: 0.5 },
+            Hit {
+                item: 1,
+                score: 0.9,
+            },
+            Hit {
+                item: 2,
+                score: f32::NAN,
+            },
+            Hit {
+                item: 1,
+                score: 0.8,
+            },
+            Hit {
+                item: 3,
+                score: 0.7,
+            },
+            Hit {
+                item: 4,
+                score: 0.6,
+            },
+            Hit {
+                item: 5,
+                score: 0.5,
+            },
         ];
         let exclude = HashSet::from([3]);
         let out: Vec<u32> = finish(hits, &exclude, 2).iter().map(|h| h.item).collect();

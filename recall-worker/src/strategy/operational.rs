@@ -47,7 +47,10 @@ impl Operational {
             });
             ids.push(item.item_id.clone());
         }
-        Ok(Self { catalogue: Catalogue::new(ids)?, pins })
+        Ok(Self {
+            catalogue: Catalogue::new(ids)?,
+            pins,
+        })
     }
 
     /// Pins live at `now`, best score first (ties keep spec order).
@@ -57,7 +60,10 @@ impl Operational {
             .iter()
             .enumerate()
             .filter(|(_, p)| p.start.is_none_or(|s| s <= now) && p.end.is_none_or(|e| now < e))
-            .map(|(i, p)| Hit { item: i as u32, score: p.score })
+            .map(|(i, p)| Hit {
+                item: i as u32,
+                score: p.score,
+            })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits
@@ -85,7 +91,12 @@ mod tests {
     use super::*;
 
     fn pin(id: &str, score: Option<f64>, start: Option<&str>, end: Option<&str>) -> PinnedItem {
-        PinnedItem { item_id: id.into(), score, start: start.map(Into::into), end: end.map(Into::into) }
+        PinnedItem {
+            item_id: id.into(),
+            score,
+            start: start.map(Into::into),
+            end: end.map(Into::into),
+        }
     }
 
     #[test]
@@ -93,13 +104,22 @@ mod tests {
         let op = Operational::new(&OperationalSettings {
             items: vec![
                 pin("a", None, None, None),
-                pin("b", Some(5.0), Some("2026-01-01T00:00:00Z"), Some("2026-01-02T00:00:00Z")),
+                pin(
+                    "b",
+                    Some(5.0),
+                    Some("2026-01-01T00:00:00Z"),
+                    Some("2026-01-02T00:00:00Z"),
+                ),
                 pin("c", None, Some("2030-01-01T00:00:00Z"), None),
             ],
         })
         .unwrap();
         let jan1_noon = parse_rfc3339("2026-01-01T12:00:00Z").unwrap();
-        let ids = |hits: Vec<Hit>| hits.iter().map(|h| op.catalogue.id(h.item).unwrap().to_string()).collect::<Vec<_>>();
+        let ids = |hits: Vec<Hit>| {
+            hits.iter()
+                .map(|h| op.catalogue.id(h.item).unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(op.live(jan1_noon)), vec!["b", "a"]);
         assert_eq!(ids(op.live(jan1_noon + 86_400)), vec!["a"]);
     }

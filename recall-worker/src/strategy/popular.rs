@@ -29,9 +29,19 @@ fn read_list(file: &TensorFile, prefix: &str, n: usize) -> Result<Vec<Hit>> {
         return Err(file.error(&format!("{prefix}/scores"), "needs one score per item"));
     }
     if let Some(bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
-        return Err(file.error(&format!("{prefix}/items"), &format!("item index {bad} is out of range 0..{n}")));
+        return Err(file.error(
+            &format!("{prefix}/items"),
+            &format!("item index {bad} is out of range 0..{n}"),
+        ));
     }
-    Ok(items.into_iter().zip(scores).map(|(i, score)| Hit { item: i as u32, score }).collect())
+    Ok(items
+        .into_iter()
+        .zip(scores)
+        .map(|(i, score)| Hit {
+            item: i as u32,
+            score,
+        })
+        .collect())
 }
 
 impl Popular {
@@ -41,16 +51,31 @@ impl Popular {
         let global = read_list(&file, "global", n)?;
         let mut segments = HashMap::new();
         for name in file.names() {
-            if let Some(segment) = name.strip_prefix("segment/").and_then(|s| s.strip_suffix("/items")) {
-                segments.insert(segment.to_string(), read_list(&file, &format!("segment/{segment}"), n)?);
+            if let Some(segment) = name
+                .strip_prefix("segment/")
+                .and_then(|s| s.strip_suffix("/items"))
+            {
+                segments.insert(
+                    segment.to_string(),
+                    read_list(&file, &format!("segment/{segment}"), n)?,
+                );
             }
         }
-        Ok(Self { bundle, global, segments, segment_by: settings.segment_by.clone() })
+        Ok(Self {
+            bundle,
+            global,
+            segments,
+            segment_by: settings.segment_by.clone(),
+        })
     }
 
     /// The segment list chosen for a request context, if any.
     fn segment(&self, context: &std::collections::BTreeMap<String, String>) -> Option<&Vec<Hit>> {
-        self.segment_by.iter().find_map(|key| context.get(key).and_then(|v| self.segments.get(&format!("{key}={v}"))))
+        self.segment_by.iter().find_map(|key| {
+            context
+                .get(key)
+                .and_then(|v| self.segments.get(&format!("{key}={v}")))
+        })
     }
 }
 
@@ -65,10 +90,19 @@ impl Strategy for Popular {
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let segment = self.segment(query.context).map(Vec::as_slice).unwrap_or_default();
+            let segment = self
+                .segment(query.context)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             // Over-take by the exclusions so `run` can drop them and still fill `k`.
             let take = query.k + query.exclude.len();
-            Ok(segment.iter().chain(&self.global).filter(|h| !query.exclude.contains(&h.item)).take(take).copied().collect())
+            Ok(segment
+                .iter()
+                .chain(&self.global)
+                .filter(|h| !query.exclude.contains(&h.item))
+                .take(take)
+                .copied()
+                .collect())
         })
     }
 }

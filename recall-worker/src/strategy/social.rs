@@ -27,7 +27,10 @@ pub struct Social {
 impl Social {
     pub fn new(bundle: Arc<Bundle>, settings: &SocialSettings) -> Result<Self> {
         if bundle.history.is_none() {
-            return Err(Error::Bundle(format!("a social bundle needs {} (the friends' engagements)", files::USER_HISTORY)));
+            return Err(Error::Bundle(format!(
+                "a social bundle needs {} (the friends' engagements)",
+                files::USER_HISTORY
+            )));
         }
         let file = bundle.tensors(files::FRIENDS)?;
         let users = bundle.users.len();
@@ -52,7 +55,13 @@ pub fn decay(ts: i64, now: i64, half_life_secs: f64) -> f32 {
     0.5f64.powf(age / half_life_secs) as f32
 }
 
-fn score(friends: &[u32], strength: &[f32], history: &UserHistory, now: i64, half_life_secs: f64) -> HashMap<u32, f32> {
+fn score(
+    friends: &[u32],
+    strength: &[f32],
+    history: &UserHistory,
+    now: i64,
+    half_life_secs: f64,
+) -> HashMap<u32, f32> {
     let mut scores: HashMap<u32, f32> = HashMap::new();
     for (&friend, &s) in friends.iter().zip(strength) {
         for (&item, &ts) in history.items(friend).iter().zip(history.timestamps(friend)) {
@@ -83,7 +92,10 @@ impl Strategy for Social {
             let now = self.bundle.reference_time().unwrap_or(query.now);
             let exclude = query.exclude_with_history();
             let scores = score(friends, strength, history, now, self.half_life_secs);
-            let hits = scores.into_iter().filter(|(i, _)| !exclude.contains(i)).map(|(item, score)| Hit { item, score });
+            let hits = scores
+                .into_iter()
+                .filter(|(i, _)| !exclude.contains(i))
+                .map(|(item, score)| Hit { item, score });
             Ok(top_k(hits, query.k))
         })
     }
@@ -96,7 +108,15 @@ mod tests {
     #[test]
     fn engagements_lose_half_their_weight_per_half_life() {
         assert_eq!(decay(1000, 1000 + 3600, 3600.0), 0.5);
-        assert_eq!(decay(0, 5000, 3600.0), 1.0, "unknown timestamps count fully");
-        assert_eq!(decay(9000, 5000, 3600.0), 1.0, "future engagements are not boosted");
+        assert_eq!(
+            decay(0, 5000, 3600.0),
+            1.0,
+            "unknown timestamps count fully"
+        );
+        assert_eq!(
+            decay(9000, 5000, 3600.0),
+            1.0,
+            "future engagements are not boosted"
+        );
     }
 }

@@ -39,17 +39,32 @@ pub fn write_bundle(dir: &Path, strategy: StrategyType) -> kan_api::bundle::Bund
     write_bundle_with(dir, strategy, "user_embedding")
 }
 
-pub fn write_bundle_with(dir: &Path, strategy: StrategyType, onnx_output: &str) -> kan_api::bundle::BundleManifest {
+pub fn write_bundle_with(
+    dir: &Path,
+    strategy: StrategyType,
+    onnx_output: &str,
+) -> kan_api::bundle::BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
-    w.ids(files::ITEMS, &(0..ITEMS).map(item).collect::<Vec<_>>()).unwrap();
-    w.ids(files::USERS, &(0..USERS).map(|u| format!("u{u}")).collect::<Vec<_>>()).unwrap();
+    w.ids(files::ITEMS, &(0..ITEMS).map(item).collect::<Vec<_>>())
+        .unwrap();
+    w.ids(
+        files::USERS,
+        &(0..USERS).map(|u| format!("u{u}")).collect::<Vec<_>>(),
+    )
+    .unwrap();
     let histories: Vec<Vec<usize>> = (0..USERS).map(user_history).collect();
     let flat: Vec<i64> = histories.iter().flatten().map(|&i| i as i64).collect();
-    let times: Vec<i64> = histories.iter().flat_map(|h| (0..h.len()).map(|j| REFERENCE_TIME - 3600 * j as i64)).collect();
+    let times: Vec<i64> = histories
+        .iter()
+        .flat_map(|h| (0..h.len()).map(|j| REFERENCE_TIME - 3600 * j as i64))
+        .collect();
     w.tensors(
         files::USER_HISTORY,
         vec![
-            ("offsets", TensorData::I64(vec![USERS + 1], offsets(histories.iter().map(Vec::len)))),
+            (
+                "offsets",
+                TensorData::I64(vec![USERS + 1], offsets(histories.iter().map(Vec::len))),
+            ),
             ("items", TensorData::I64(vec![flat.len()], flat.clone())),
             ("timestamps", TensorData::I64(vec![times.len()], times)),
         ],
@@ -60,19 +75,35 @@ pub fn write_bundle_with(dir: &Path, strategy: StrategyType, onnx_output: &str) 
     match strategy {
         StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec => {
             dim = Some(DIM as u32);
-            w.tensors(files::ITEM_VECTORS, vec![("vectors", TensorData::F32(vec![ITEMS, DIM], vectors.clone()))]).unwrap();
+            w.tensors(
+                files::ITEM_VECTORS,
+                vec![(
+                    "vectors",
+                    TensorData::F32(vec![ITEMS, DIM], vectors.clone()),
+                )],
+            )
+            .unwrap();
             if strategy != StrategyType::Item2vec {
-                w.bytes(files::MODEL, &encoder_onnx(&vectors, DIM, HISTORY_LENGTH, onnx_output)).unwrap();
+                w.bytes(
+                    files::MODEL,
+                    &encoder_onnx(&vectors, DIM, HISTORY_LENGTH, onnx_output),
+                )
+                .unwrap();
             }
         }
         StrategyType::Itemcf => {
             // item j -> j+1 (1.0), j+2 (0.5)
-            let neighbours: Vec<i64> = (0..ITEMS).flat_map(|j| [((j + 1) % ITEMS) as i64, ((j + 2) % ITEMS) as i64]).collect();
+            let neighbours: Vec<i64> = (0..ITEMS)
+                .flat_map(|j| [((j + 1) % ITEMS) as i64, ((j + 2) % ITEMS) as i64])
+                .collect();
             let weights: Vec<f32> = (0..ITEMS).flat_map(|_| [1.0, 0.5]).collect();
             w.tensors(
                 files::NEIGHBOURS,
                 vec![
-                    ("offsets", TensorData::I64(vec![ITEMS + 1], offsets(vec![2; ITEMS]))),
+                    (
+                        "offsets",
+                        TensorData::I64(vec![ITEMS + 1], offsets(vec![2; ITEMS])),
+                    ),
                     ("neighbours", TensorData::I64(vec![2 * ITEMS], neighbours)),
                     ("weights", TensorData::F32(vec![2 * ITEMS], weights)),
                 ],
@@ -86,7 +117,10 @@ pub fn write_bundle_with(dir: &Path, strategy: StrategyType, onnx_output: &str) 
             w.tensors(
                 files::FRIENDS,
                 vec![
-                    ("offsets", TensorData::I64(vec![USERS + 1], offsets(lengths))),
+                    (
+                        "offsets",
+                        TensorData::I64(vec![USERS + 1], offsets(lengths)),
+                    ),
                     ("friends", TensorData::I64(vec![2], vec![1, 2])),
                     ("strength", TensorData::F32(vec![2], vec![1.0, 0.1])),
                 ],
@@ -99,30 +133,54 @@ pub fn write_bundle_with(dir: &Path, strategy: StrategyType, onnx_output: &str) 
             w.tensors(
                 files::CATEGORIES,
                 vec![
-                    ("offsets", TensorData::I64(vec![ITEMS + 1], offsets(vec![1; ITEMS]))),
-                    ("categories", TensorData::I64(vec![ITEMS], (0..ITEMS).map(|j| (j % 4) as i64).collect())),
+                    (
+                        "offsets",
+                        TensorData::I64(vec![ITEMS + 1], offsets(vec![1; ITEMS])),
+                    ),
+                    (
+                        "categories",
+                        TensorData::I64(vec![ITEMS], (0..ITEMS).map(|j| (j % 4) as i64).collect()),
+                    ),
                     ("alpha", TensorData::F32(vec![ITEMS], alpha)),
                     ("beta", TensorData::F32(vec![ITEMS], vec![2.0; ITEMS])),
                 ],
             )
             .unwrap();
-            w.ids(files::CATEGORY_NAMES, &["news", "sport", "music", "film"].map(String::from)).unwrap();
+            w.ids(
+                files::CATEGORY_NAMES,
+                &["news", "sport", "music", "film"].map(String::from),
+            )
+            .unwrap();
         }
         StrategyType::Popular => {
             w.tensors(
                 files::POPULAR,
                 vec![
                     ("global/items", TensorData::I64(vec![20], (0..20).collect())),
-                    ("global/scores", TensorData::F32(vec![20], (0..20).map(|i| 100.0 - i as f32).collect())),
-                    ("segment/region=SH/items", TensorData::I64(vec![5], (30..35).collect())),
-                    ("segment/region=SH/scores", TensorData::F32(vec![5], vec![9.0, 8.0, 7.0, 6.0, 5.0])),
+                    (
+                        "global/scores",
+                        TensorData::F32(vec![20], (0..20).map(|i| 100.0 - i as f32).collect()),
+                    ),
+                    (
+                        "segment/region=SH/items",
+                        TensorData::I64(vec![5], (30..35).collect()),
+                    ),
+                    (
+                        "segment/region=SH/scores",
+                        TensorData::F32(vec![5], vec![9.0, 8.0, 7.0, 6.0, 5.0]),
+                    ),
                 ],
             )
             .unwrap();
         }
         StrategyType::Operational => unreachable!("operational queues have no bundle"),
     }
-    w.finish(strategy, dim, json!({"reference_time": REFERENCE_TIME, "history_length": HISTORY_LENGTH})).unwrap()
+    w.finish(
+        strategy,
+        dim,
+        json!({"reference_time": REFERENCE_TIME, "history_length": HISTORY_LENGTH}),
+    )
+    .unwrap()
 }
 
 /// A worker config for `strategy` serving the bundle in `dir` (settings merged into the spec).
@@ -132,7 +190,8 @@ pub fn config(strategy: StrategyType, dir: Option<&Path>, extra: Value) -> Worke
         spec["bundle"] = json!({"uri": format!("file://{}", dir.display())});
     }
     merge(&mut spec, extra);
-    serde_json::from_value(json!({"name": format!("{}-test", strategy.as_str()), "spec": spec})).unwrap()
+    serde_json::from_value(json!({"name": format!("{}-test", strategy.as_str()), "spec": spec}))
+        .unwrap()
 }
 
 fn merge(a: &mut Value, b: Value) {
@@ -151,33 +210,60 @@ pub fn ort_dylib() -> Option<PathBuf> {
     match std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from) {
         Some(p) if p.is_file() => Some(p),
         _ => {
-            eprintln!("skipping: ONNX Runtime not found; run scripts/install-tools.sh and `source scripts/env.sh` (ORT_DYLIB_PATH)");
+            eprintln!(
+                "skipping: ONNX Runtime not found; run scripts/install-tools.sh and `source scripts/env.sh` (ORT_DYLIB_PATH)"
+            );
             None
         }
     }
 }
 
 pub fn options() -> WorkerOptions {
-    WorkerOptions { ort_dylib: std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from), ..WorkerOptions::default() }
+    WorkerOptions {
+        ort_dylib: std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from),
+        ..WorkerOptions::default()
+    }
 }
 
 pub async fn worker(config: WorkerConfig) -> Worker {
-    Worker::start(config, options()).await.expect("worker starts")
+    Worker::start(config, options())
+        .await
+        .expect("worker starts")
 }
 
 /// Sends a request to the worker's router: (status, JSON body).
-pub async fn call(worker: &Worker, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-    let request = Request::builder().method(method).uri(path).header("content-type", "application/json").body(body).unwrap();
+pub async fn call(
+    worker: &Worker,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let body = body
+        .map(|b| Body::from(b.to_string()))
+        .unwrap_or_else(Body::empty);
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
     let response = worker.router(None).oneshot(request).await.unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, json)
 }
 
 pub async fn recall(worker: &Worker, body: Value) -> Vec<String> {
     let (status, json) = call(worker, "POST", "/v1/recall", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{json}");
-    json["candidates"].as_array().unwrap().iter().map(|c| c["item_id"].as_str().unwrap().to_string()).collect()
+    json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["item_id"].as_str().unwrap().to_string())
+        .collect()
 }
