@@ -45,7 +45,10 @@ pub fn split_range<'a>(
         let hi = range.start as i64 + len * cumulative.min(100) / 100;
         out.push(ArmBuckets {
             arm: name.to_string(),
-            range: BucketRange { start: lo as i32, end: hi as i32 },
+            range: BucketRange {
+                start: lo as i32,
+                end: hi as i32,
+            },
         });
     }
     out
@@ -85,7 +88,10 @@ pub fn layer_conflicts<'a>(
             } else {
                 continue;
             };
-            out.push(LayerConflict { experiments: (a.0.to_string(), b.0.to_string()), message });
+            out.push(LayerConflict {
+                experiments: (a.0.to_string(), b.0.to_string()),
+                message,
+            });
         }
     }
     out
@@ -98,8 +104,15 @@ mod tests {
     #[test]
     fn bucket_is_stable_across_releases() {
         // Pinned values: changing the hash would reshuffle every running experiment.
-        assert_eq!(bucket("recall", "recall", "u42"), bucket("recall", "recall", "u42"));
-        let pinned = [bucket("s", "l", "u1"), bucket("s", "l", "u2"), bucket("", "", "")];
+        assert_eq!(
+            bucket("recall", "recall", "u42"),
+            bucket("recall", "recall", "u42")
+        );
+        let pinned = [
+            bucket("s", "l", "u1"),
+            bucket("s", "l", "u2"),
+            bucket("", "", ""),
+        ];
         assert_eq!(pinned, [PINNED_U1, PINNED_U2, PINNED_EMPTY]);
     }
 
@@ -110,10 +123,22 @@ mod tests {
 
     #[test]
     fn overlapping_experiments_in_one_layer_conflict() {
-        let a = BucketRange { start: 0, end: 5000 };
-        let b = BucketRange { start: 4000, end: 6000 };
-        let c = BucketRange { start: 5000, end: 6000 };
-        assert_eq!(layer_conflicts([("a", "l", "s", a), ("b", "l", "s", b)]).len(), 1);
+        let a = BucketRange {
+            start: 0,
+            end: 5000,
+        };
+        let b = BucketRange {
+            start: 4000,
+            end: 6000,
+        };
+        let c = BucketRange {
+            start: 5000,
+            end: 6000,
+        };
+        assert_eq!(
+            layer_conflicts([("a", "l", "s", a), ("b", "l", "s", b)]).len(),
+            1
+        );
         assert!(layer_conflicts([("a", "l", "s", a), ("c", "l", "s", c)]).is_empty());
         assert!(layer_conflicts([("a", "l", "s", a), ("b", "other", "s", b)]).is_empty());
         let salts = layer_conflicts([("a", "l", "s1", a), ("c", "l", "s2", c)]);
@@ -129,16 +154,40 @@ mod tests {
 
     #[test]
     fn split_covers_the_range_without_gaps_in_arm_order() {
-        let range = BucketRange { start: 1000, end: 6000 };
+        let range = BucketRange {
+            start: 1000,
+            end: 6000,
+        };
         let arms = split_range(range, [("a", 50), ("b", 30), ("c", 20)]);
-        assert_eq!(arms[0].range, BucketRange { start: 1000, end: 3500 });
-        assert_eq!(arms[1].range, BucketRange { start: 3500, end: 5000 });
-        assert_eq!(arms[2].range, BucketRange { start: 5000, end: 6000 });
+        assert_eq!(
+            arms[0].range,
+            BucketRange {
+                start: 1000,
+                end: 3500
+            }
+        );
+        assert_eq!(
+            arms[1].range,
+            BucketRange {
+                start: 3500,
+                end: 5000
+            }
+        );
+        assert_eq!(
+            arms[2].range,
+            BucketRange {
+                start: 5000,
+                end: 6000
+            }
+        );
     }
 
     #[test]
     fn weight_change_moves_only_the_boundary_buckets() {
-        let range = BucketRange { start: 0, end: 10000 };
+        let range = BucketRange {
+            start: 0,
+            end: 10000,
+        };
         let before = split_range(range, [("control", 50), ("treatment", 50)]);
         let after = split_range(range, [("control", 60), ("treatment", 40)]);
         // control grows by exactly the buckets treatment loses.

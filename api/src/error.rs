@@ -13,7 +13,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +71,10 @@ impl Collector {
 
     pub(crate) fn extend_prefixed(&mut self, prefix: &str, other: ValidationErrors) {
         for e in other.0 {
-            self.0.push(ValidationError::new(format!("{prefix}.{}", e.field), e.message));
+            self.0.push(ValidationError::new(
+                format!("{prefix}.{}", e.field),
+                e.message,
+            ));
         }
     }
 

@@ -77,7 +77,82 @@ impl ExperimentRoute {
     }
 }
 
+/// An experiment left out of a rendered routing config, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludedExperiment {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The result of [`RoutingConfig::render`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedRouting {
+    pub config: RoutingConfig,
+    /// Experiments not routed (conflicting with an earlier one in their layer).
+    pub excluded: Vec<ExcludedExperiment>,
+}
+
 impl RoutingConfig {
+    /// Renders the routing of a gateway: its spec, the endpoints of the queues that are Ready
+    /// (`ready_endpoints`: name → base URL; queues missing there are never called), and the
+    /// experiments that target it. Experiments are taken in the given order (callers pass them
+    /// oldest first, so an established experiment keeps its users); one that conflicts with an
+    /// experiment already taken in its layer is excluded with the conflict as the reason.
+    /// Used by the operator and by `kan up`, so both route identically.
+    pub fn render<'a>(
+        gateway: &str,
+        spec: &RecallGatewaySpec,
+        ready_endpoints: &BTreeMap<String, String>,
+        experiments: impl IntoIterator<Item = (&'a str, &'a RecallExperimentSpec)>,
+    ) -> RenderedRouting {
+        let mut config = Self::from_gateway_spec(gateway, spec);
+        let mut excluded = Vec::new();
+        for (name, exp) in experiments {
+            if exp.gateway != gateway {
+                continue;
+            }
+            let candidate = ExperimentRoute::from_spec(name, exp);
+            let taken = config.experiments.iter().filter(|e| !e.paused);
+            let conflict = if candidate.paused {
+                None
+            } else {
+                crate::assignment::layer_conflicts(
+                    taken
+                        .map(|e| {
+                            (
+                                e.name.as_str(),
+                                e.layer.as_str(),
+                                e.salt.as_str(),
+                                e.buckets,
+                            )
+                        })
+                        .chain([(
+                            name,
+                            candidate.layer.as_str(),
+                            candidate.salt.as_str(),
+                            candidate.buckets,
+                        )]),
+                )
+                .into_iter()
+                .find(|c| c.experiments.1 == name)
+            };
+            match conflict {
+                Some(c) => excluded.push(ExcludedExperiment {
+                    name: name.to_string(),
+                    reason: c.message,
+                }),
+                None => config.experiments.push(candidate),
+            }
+        }
+        let referenced = config.referenced_queues();
+        config.endpoints = ready_endpoints
+            .iter()
+            .filter(|(name, _)| referenced.contains(name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        RenderedRouting { config, excluded }
+    }
+
     /// The routing of a gateway spec, before endpoints and experiments are added.
     pub fn from_gateway_spec(name: &str, spec: &RecallGatewaySpec) -> Self {
         Self {

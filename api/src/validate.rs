@@ -20,7 +20,11 @@ fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
     max: T,
     field: &str,
 ) {
-    c.check(value >= min && value <= max, field, format!("must be between {min} and {max}, got {value}"));
+    c.check(
+        value >= min && value <= max,
+        field,
+        format!("must be between {min} and {max}, got {value}"),
+    );
 }
 
 /// A RecallQueue spec.
@@ -45,7 +49,13 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
     if let Some(a) = &spec.autoscaling {
         in_range(&mut c, a.min_replicas, 1, 1000, "autoscaling.minReplicas");
         in_range(&mut c, a.max_replicas, 1, 1000, "autoscaling.maxReplicas");
-        in_range(&mut c, a.target_cpu_utilization, 1, 100, "autoscaling.targetCpuUtilization");
+        in_range(
+            &mut c,
+            a.target_cpu_utilization,
+            1,
+            100,
+            "autoscaling.targetCpuUtilization",
+        );
         c.check(
             a.min_replicas <= a.max_replicas,
             "autoscaling",
@@ -70,15 +80,21 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
 
 fn index_spec(c: &mut Collector, index: &IndexSpec) {
     match (index.type_, &index.qdrant) {
-        (IndexType::Qdrant, None) => {
-            c.push("index.qdrant", "index type qdrant needs index.qdrant with url and collection")
-        }
-        (IndexType::Embedded, Some(_)) => {
-            c.push("index.qdrant", "index.qdrant is only allowed when index.type is qdrant")
-        }
+        (IndexType::Qdrant, None) => c.push(
+            "index.qdrant",
+            "index type qdrant needs index.qdrant with url and collection",
+        ),
+        (IndexType::Embedded, Some(_)) => c.push(
+            "index.qdrant",
+            "index.qdrant is only allowed when index.type is qdrant",
+        ),
         (IndexType::Qdrant, Some(q)) => {
             c.check(!q.url.is_empty(), "index.qdrant.url", "must not be empty");
-            c.check(!q.collection.is_empty(), "index.qdrant.collection", "must not be empty");
+            c.check(
+                !q.collection.is_empty(),
+                "index.qdrant.collection",
+                "must not be empty",
+            );
             in_range(c, q.timeout_ms, 1, 60000, "index.qdrant.timeoutMs");
         }
         (IndexType::Embedded, None) => {}
@@ -89,29 +105,75 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
     match strategy {
         Strategy::Dssm { dssm: s } | Strategy::Gat { gat: s } => {
             let prefix = format!("strategy.{}", strategy.type_());
-            in_range(c, s.history_length, 1, 1000, &format!("{prefix}.historyLength"));
-            in_range(c, s.inference_threads, 1, 64, &format!("{prefix}.inferenceThreads"));
+            in_range(
+                c,
+                s.history_length,
+                1,
+                1000,
+                &format!("{prefix}.historyLength"),
+            );
+            in_range(
+                c,
+                s.inference_threads,
+                1,
+                64,
+                &format!("{prefix}.inferenceThreads"),
+            );
             if let Some(t) = s.score_threshold {
                 in_range(c, t, -1.0, 1.0, &format!("{prefix}.scoreThreshold"));
             }
         }
         Strategy::Item2vec { item2vec: s } => {
-            in_range(c, s.history_length, 1, 1000, "strategy.item2vec.historyLength");
-            in_range(c, s.recency_decay, 0.0, 1.0, "strategy.item2vec.recencyDecay");
+            in_range(
+                c,
+                s.history_length,
+                1,
+                1000,
+                "strategy.item2vec.historyLength",
+            );
+            in_range(
+                c,
+                s.recency_decay,
+                0.0,
+                1.0,
+                "strategy.item2vec.recencyDecay",
+            );
         }
         Strategy::Itemcf { itemcf: s } => {
-            in_range(c, s.history_length, 1, 1000, "strategy.itemcf.historyLength");
+            in_range(
+                c,
+                s.history_length,
+                1,
+                1000,
+                "strategy.itemcf.historyLength",
+            );
             in_range(c, s.recency_decay, 0.0, 1.0, "strategy.itemcf.recencyDecay");
         }
         Strategy::Social { social: s } => {
             in_range(c, s.max_friends, 1, 10000, "strategy.social.maxFriends");
-            in_range(c, s.half_life_hours, 0.0, 1_000_000.0, "strategy.social.halfLifeHours");
+            in_range(
+                c,
+                s.half_life_hours,
+                0.0,
+                1_000_000.0,
+                "strategy.social.halfLifeHours",
+            );
         }
         Strategy::Exploratory { exploratory: s } => {
-            in_range(c, s.dominant_interests, 0, 100, "strategy.exploratory.dominantInterests");
+            in_range(
+                c,
+                s.dominant_interests,
+                0,
+                100,
+                "strategy.exploratory.dominantInterests",
+            );
         }
         Strategy::Popular { popular: s } => {
-            c.check(s.segment_by.len() <= 16, "strategy.popular.segmentBy", "at most 16 keys");
+            c.check(
+                s.segment_by.len() <= 16,
+                "strategy.popular.segmentBy",
+                "at most 16 keys",
+            );
         }
         Strategy::Operational { operational } => operational_settings(c, operational),
     }
@@ -119,14 +181,32 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
 
 fn operational_settings(c: &mut Collector, settings: &OperationalSettings) {
     let n = settings.items.len();
-    c.check((1..=10000).contains(&n), "strategy.operational.items", "needs between 1 and 10000 items");
+    c.check(
+        (1..=10000).contains(&n),
+        "strategy.operational.items",
+        "needs between 1 and 10000 items",
+    );
     for (i, item) in settings.items.iter().enumerate() {
         let field = format!("strategy.operational.items[{i}]");
-        c.check(!item.item_id.is_empty(), format!("{field}.itemId"), "must not be empty");
-        let start = item.start.as_deref().map(|s| parse_time(c, s, &format!("{field}.start")));
-        let end = item.end.as_deref().map(|s| parse_time(c, s, &format!("{field}.end")));
+        c.check(
+            !item.item_id.is_empty(),
+            format!("{field}.itemId"),
+            "must not be empty",
+        );
+        let start = item
+            .start
+            .as_deref()
+            .map(|s| parse_time(c, s, &format!("{field}.start")));
+        let end = item
+            .end
+            .as_deref()
+            .map(|s| parse_time(c, s, &format!("{field}.end")));
         if let (Some(Some(start)), Some(Some(end))) = (start, end) {
-            c.check(start < end, field, "a pinned item's start must be before its end");
+            c.check(
+                start < end,
+                field,
+                "a pinned item's start must be before its end",
+            );
         }
     }
 }
@@ -145,12 +225,24 @@ fn parse_time(c: &mut Collector, value: &str, field: &str) -> Option<i64> {
 /// Seconds since the epoch of an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`).
 pub fn parse_rfc3339(value: &str) -> Option<i64> {
     let b = value.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
     let num = |r: std::ops::Range<usize>| value.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -164,7 +256,10 @@ pub fn parse_rfc3339(value: &str) -> Option<i64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let oh: i64 = rest[1..3].parse().ok()?;
             let om: i64 = rest[4..6].parse().ok()?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -173,7 +268,11 @@ pub fn parse_rfc3339(value: &str) -> Option<i64> {
         _ => return None,
     };
     // Days from civil (Howard Hinnant's algorithm).
-    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let (y2, m2) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
     let era = y2.div_euclid(400);
     let yoe = y2 - era * 400;
     let doy = (153 * m2 + 2) / 5 + d - 1;
@@ -182,13 +281,27 @@ pub fn parse_rfc3339(value: &str) -> Option<i64> {
     Some(days * 86400 + h * 3600 + mi * 60 + s - offset)
 }
 
-fn queue_routes(c: &mut Collector, field: &str, routes: &[QueueRoute], deadline_ms: i32, policy: MergePolicy) {
-    c.check((1..=64).contains(&routes.len()), field, "needs between 1 and 64 queues");
+fn queue_routes(
+    c: &mut Collector,
+    field: &str,
+    routes: &[QueueRoute],
+    deadline_ms: i32,
+    policy: MergePolicy,
+) {
+    c.check(
+        (1..=64).contains(&routes.len()),
+        field,
+        "needs between 1 and 64 queues",
+    );
     let mut seen = BTreeSet::new();
     for (i, q) in routes.iter().enumerate() {
         let f = format!("{field}[{i}]");
         c.check(!q.name.is_empty(), format!("{f}.name"), "must not be empty");
-        c.check(seen.insert(q.name.as_str()), format!("{f}.name"), format!("queue '{}' is listed twice", q.name));
+        c.check(
+            seen.insert(q.name.as_str()),
+            format!("{f}.name"),
+            format!("queue '{}' is listed twice", q.name),
+        );
         if let Some(quota) = q.quota {
             in_range(c, quota, 1, 10000, &format!("{f}.quota"));
         }
@@ -236,11 +349,23 @@ pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
     in_range(&mut c, spec.deadline_ms, 1, 60000, "deadlineMs");
     in_range(&mut c, spec.replicas, 0, 1000, "replicas");
-    queue_routes(&mut c, "queues", &spec.queues, spec.deadline_ms, spec.merge.policy);
+    queue_routes(
+        &mut c,
+        "queues",
+        &spec.queues,
+        spec.deadline_ms,
+        spec.merge.policy,
+    );
     merge_spec(&mut c, "merge", &spec.merge);
     filter_spec(&mut c, &spec.filters);
     if let Some(cb) = &spec.circuit_breaker {
-        in_range(&mut c, cb.failure_threshold, 1, 10000, "circuitBreaker.failureThreshold");
+        in_range(
+            &mut c,
+            cb.failure_threshold,
+            1,
+            10000,
+            "circuitBreaker.failureThreshold",
+        );
         in_range(&mut c, cb.open_ms, 1, 3_600_000, "circuitBreaker.openMs");
     }
     c.finish()
@@ -249,7 +374,11 @@ pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
 /// A RecallExperiment spec. `deadline_ms` is the target gateway's, when known.
 pub fn experiment_spec(spec: &RecallExperimentSpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    c.check(!spec.gateway.is_empty(), "gateway", "must name a RecallGateway");
+    c.check(
+        !spec.gateway.is_empty(),
+        "gateway",
+        "must name a RecallGateway",
+    );
     c.check(!spec.layer.is_empty(), "layer", "must not be empty");
     in_range(&mut c, spec.traffic, 0, 100, "traffic");
     in_range(&mut c, spec.bucket_start, 0, 9999, "bucketStart");
@@ -263,14 +392,30 @@ pub fn experiment_spec(spec: &RecallExperimentSpec) -> Result<(), ValidationErro
 }
 
 fn arms(c: &mut Collector, arms: &[Arm], deadline_ms: i32) {
-    c.check((1..=16).contains(&arms.len()), "arms", "needs between 1 and 16 arms");
+    c.check(
+        (1..=16).contains(&arms.len()),
+        "arms",
+        "needs between 1 and 16 arms",
+    );
     let mut seen = BTreeSet::new();
     for (i, arm) in arms.iter().enumerate() {
         let f = format!("arms[{i}]");
-        c.check(!arm.name.is_empty(), format!("{f}.name"), "must not be empty");
-        c.check(seen.insert(arm.name.as_str()), format!("{f}.name"), format!("arm '{}' is listed twice", arm.name));
+        c.check(
+            !arm.name.is_empty(),
+            format!("{f}.name"),
+            "must not be empty",
+        );
+        c.check(
+            seen.insert(arm.name.as_str()),
+            format!("{f}.name"),
+            format!("arm '{}' is listed twice", arm.name),
+        );
         in_range(c, arm.weight, 0, 100, &format!("{f}.weight"));
-        let policy = arm.merge.as_ref().map(|m| m.policy).unwrap_or(MergePolicy::Rrf);
+        let policy = arm
+            .merge
+            .as_ref()
+            .map(|m| m.policy)
+            .unwrap_or(MergePolicy::Rrf);
         if let Some(queues) = &arm.queues {
             queue_routes(c, &format!("{f}.queues"), queues, deadline_ms, policy);
         }
@@ -279,15 +424,29 @@ fn arms(c: &mut Collector, arms: &[Arm], deadline_ms: i32) {
         }
     }
     let sum: i64 = arms.iter().map(|a| a.weight as i64).sum();
-    c.check(sum == 100, "arms", format!("arm weights must sum to 100, they sum to {sum}"));
+    c.check(
+        sum == 100,
+        "arms",
+        format!("arm weights must sum to 100, they sum to {sum}"),
+    );
 }
 
 /// A routing config (as the gateway loads it).
 pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    c.check(!config.gateway.is_empty(), "gateway", "must name the gateway");
+    c.check(
+        !config.gateway.is_empty(),
+        "gateway",
+        "must name the gateway",
+    );
     in_range(&mut c, config.deadline_ms, 1, 60000, "deadlineMs");
-    queue_routes(&mut c, "queues", &config.queues, config.deadline_ms, config.merge.policy);
+    queue_routes(
+        &mut c,
+        "queues",
+        &config.queues,
+        config.deadline_ms,
+        config.merge.policy,
+    );
     merge_spec(&mut c, "merge", &config.merge);
     filter_spec(&mut c, &config.filters);
     for (name, url) in &config.endpoints {
@@ -300,20 +459,33 @@ pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
     let mut names = BTreeSet::new();
     for (i, exp) in config.experiments.iter().enumerate() {
         let f = format!("experiments[{i}]");
-        c.check(names.insert(exp.name.as_str()), format!("{f}.name"), "experiment names must be unique");
+        c.check(
+            names.insert(exp.name.as_str()),
+            format!("{f}.name"),
+            "experiment names must be unique",
+        );
         let mut inner = Collector::default();
         arms(&mut inner, &exp.arms, config.deadline_ms);
         if let Err(e) = inner.finish() {
             c.extend_prefixed(&f, e);
         }
         c.check(
-            exp.buckets.start >= 0 && exp.buckets.start <= exp.buckets.end && exp.buckets.end <= 10000,
+            exp.buckets.start >= 0
+                && exp.buckets.start <= exp.buckets.end
+                && exp.buckets.end <= 10000,
             format!("{f}.buckets"),
             "buckets must satisfy 0 <= start <= end <= 10000",
         );
     }
     for conflict in crate::assignment::layer_conflicts(
-        config.experiments.iter().filter(|e| !e.paused).map(|e| (e.name.as_str(), e.layer.as_str(), e.salt.as_str(), e.buckets)),
+        config.experiments.iter().filter(|e| !e.paused).map(|e| {
+            (
+                e.name.as_str(),
+                e.layer.as_str(),
+                e.salt.as_str(),
+                e.buckets,
+            )
+        }),
     ) {
         c.push("experiments", conflict.message);
     }
@@ -333,17 +505,32 @@ pub fn recall_request(req: &RecallRequest) -> Result<(), ValidationError> {
     }
     if let Some(history) = &req.history {
         if history.len() > MAX_HISTORY {
-            return bad("history", format!("at most {MAX_HISTORY} items, got {}", history.len()));
+            return bad(
+                "history",
+                format!("at most {MAX_HISTORY} items, got {}", history.len()),
+            );
         }
-        if let Some(i) = history.iter().position(|id| id.is_empty() || id.len() > MAX_ID_LEN) {
-            return bad("history", format!("item {i} must be 1 to {MAX_ID_LEN} bytes long"));
+        if let Some(i) = history
+            .iter()
+            .position(|id| id.is_empty() || id.len() > MAX_ID_LEN)
+        {
+            return bad(
+                "history",
+                format!("item {i} must be 1 to {MAX_ID_LEN} bytes long"),
+            );
         }
     }
     if req.exclude.len() > MAX_EXCLUDE {
-        return bad("exclude", format!("at most {MAX_EXCLUDE} items, got {}", req.exclude.len()));
+        return bad(
+            "exclude",
+            format!("at most {MAX_EXCLUDE} items, got {}", req.exclude.len()),
+        );
     }
     if req.context.len() > 64 {
-        return bad("context", format!("at most 64 keys, got {}", req.context.len()));
+        return bad(
+            "context",
+            format!("at most 64 keys, got {}", req.context.len()),
+        );
     }
     Ok(())
 }
@@ -356,7 +543,11 @@ pub fn bundle_manifest(m: &BundleManifest) -> Result<(), ValidationErrors> {
         "format_version",
         format!("this Kan reads bundle format {BUNDLE_FORMAT_VERSION}, the bundle is format {}: retrain or upgrade Kan", m.format_version),
     );
-    c.check(!m.files.is_empty(), "files", "a bundle lists at least one file");
+    c.check(
+        !m.files.is_empty(),
+        "files",
+        "a bundle lists at least one file",
+    );
     for (path, digest) in &m.files {
         c.check(
             !path.starts_with('/') && !path.split('/').any(|p| p == ".." || p.is_empty()),
@@ -375,7 +566,11 @@ pub fn bundle_manifest(m: &BundleManifest) -> Result<(), ValidationErrors> {
         "does not match the content hash of the listed files: the manifest was edited by hand or is corrupt",
     );
     if m.strategy.uses_vector_index() {
-        c.check(m.dim.is_some_and(|d| d > 0), "dim", "vector strategies need the embedding dimension");
+        c.check(
+            m.dim.is_some_and(|d| d > 0),
+            "dim",
+            "vector strategies need the embedding dimension",
+        );
     }
     c.finish()
 }
@@ -385,7 +580,11 @@ pub fn object(object: &crate::manifest::KanObject) -> Result<(), ValidationError
     use crate::manifest::KanObject;
     let prefix = |r: Result<(), ValidationErrors>| {
         r.map_err(|e| {
-            ValidationErrors(e.0.into_iter().map(|e| ValidationError::new(format!("spec.{}", e.field), e.message)).collect())
+            ValidationErrors(
+                e.0.into_iter()
+                    .map(|e| ValidationError::new(format!("spec.{}", e.field), e.message))
+                    .collect(),
+            )
         })
     };
     let (rust, cel) = match object {
@@ -396,7 +595,11 @@ pub fn object(object: &crate::manifest::KanObject) -> Result<(), ValidationError
     let mut errors = rust.err().map(|e| e.0).unwrap_or_default();
     if let Err(cel_errors) = cel {
         for e in cel_errors.as_slice() {
-            let message = if e.field_path.is_empty() { e.message.clone() } else { format!("{}: {}", e.field_path, e.message) };
+            let message = if e.field_path.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{}: {}", e.field_path, e.message)
+            };
             // The Rust rules already report most CEL rules with a field path; keep CEL's own
             // report only for rules the Rust side did not catch.
             if !errors.iter().any(|e| message.contains(&e.message)) {

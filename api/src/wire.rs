@@ -153,7 +153,13 @@ pub struct ErrorDetail {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>, field: Option<&str>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into(), field: field.map(str::to_string) } }
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                field: field.map(str::to_string),
+            },
+        }
     }
 }
 

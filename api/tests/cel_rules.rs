@@ -21,9 +21,16 @@ fn queue(spec: &str) -> String {
 }
 
 fn assert_rule(valid: &str, invalid: &str, message: &str) {
-    assert_eq!(cel_errors(valid), Vec::<String>::new(), "valid object rejected");
+    assert_eq!(
+        cel_errors(valid),
+        Vec::<String>::new(),
+        "valid object rejected"
+    );
     let errors = cel_errors(invalid);
-    assert!(errors.iter().any(|e| e.contains(message)), "expected '{message}', got {errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains(message)),
+        "expected '{message}', got {errors:?}"
+    );
 }
 
 #[test]
@@ -31,27 +38,41 @@ fn queue_rules_run_in_cel() {
     let base = "  strategy: {type: dssm}\n  bundle: {uri: /b}\n";
     assert_rule(
         &queue(&format!("{base}  replicas: 2\n")),
-        &queue(&format!("{base}  replicas: 2\n  autoscaling: {{maxReplicas: 3}}\n")),
+        &queue(&format!(
+            "{base}  replicas: 2\n  autoscaling: {{maxReplicas: 3}}\n"
+        )),
         "either replicas or autoscaling",
     );
     assert_rule(
-        &queue(&format!("{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n")),
-        &queue(&format!("{base}  autoscaling: {{minReplicas: 4, maxReplicas: 3}}\n")),
+        &queue(&format!(
+            "{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n"
+        )),
+        &queue(&format!(
+            "{base}  autoscaling: {{minReplicas: 4, maxReplicas: 3}}\n"
+        )),
         "minReplicas must not exceed",
     );
-    assert_rule(&queue(base), &queue("  strategy: {type: popular}\n"), "set spec.bundle.uri");
+    assert_rule(
+        &queue(base),
+        &queue("  strategy: {type: popular}\n"),
+        "set spec.bundle.uri",
+    );
     assert_rule(
         &queue(&format!("{base}  candidates: 100\n")),
         &queue(&format!("{base}  candidates: 2000\n")),
         "must not exceed maxCandidates",
     );
     assert_rule(
-        &queue(&format!("{base}  index: {{type: qdrant, qdrant: {{url: 'http://q', collection: c}}}}\n")),
+        &queue(&format!(
+            "{base}  index: {{type: qdrant, qdrant: {{url: 'http://q', collection: c}}}}\n"
+        )),
         &queue(&format!("{base}  index: {{type: qdrant}}\n")),
         "needs index.qdrant",
     );
     let window = |s: &str, e: &str| {
-        queue(&format!("  strategy: {{type: operational, operational: {{items: [{{itemId: a, start: '{s}', end: '{e}'}}]}}}}\n"))
+        queue(&format!(
+            "  strategy: {{type: operational, operational: {{items: [{{itemId: a, start: '{s}', end: '{e}'}}]}}}}\n"
+        ))
     };
     assert_rule(
         &window("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
@@ -62,7 +83,11 @@ fn queue_rules_run_in_cel() {
 
 #[test]
 fn gateway_rules_run_in_cel() {
-    let gw = |spec: &str| format!("apiVersion: kan.dev/v1alpha1\nkind: RecallGateway\nmetadata: {{name: g}}\nspec:\n{spec}");
+    let gw = |spec: &str| {
+        format!(
+            "apiVersion: kan.dev/v1alpha1\nkind: RecallGateway\nmetadata: {{name: g}}\nspec:\n{spec}"
+        )
+    };
     assert_rule(
         &gw("  queues: [{name: a, quota: 5}]\n  merge: {policy: quota}\n"),
         &gw("  queues: [{name: a}]\n  merge: {policy: quota}\n"),
@@ -77,7 +102,11 @@ fn gateway_rules_run_in_cel() {
 
 #[test]
 fn experiment_rules_run_in_cel() {
-    let exp = |spec: &str| format!("apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: e}}\nspec:\n  gateway: g\n{spec}");
+    let exp = |spec: &str| {
+        format!(
+            "apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: e}}\nspec:\n  gateway: g\n{spec}"
+        )
+    };
     assert_rule(
         &exp("  traffic: 10\n  arms: [{name: a, weight: 60}, {name: b, weight: 40}]\n"),
         &exp("  traffic: 10\n  arms: [{name: a, weight: 60}, {name: b, weight: 30}]\n"),

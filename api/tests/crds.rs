@@ -18,8 +18,12 @@ fn committed_crds_match_the_generated_ones() {
         if bless {
             std::fs::write(&path, &generated).expect("writing crds/");
         }
-        let committed = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} is missing: run `make crds` (KAN_BLESS=1 cargo test -p kan-api --test crds)", path.display()));
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `make crds` (KAN_BLESS=1 cargo test -p kan-api --test crds)",
+                path.display()
+            )
+        });
         assert!(
             committed == generated,
             "{} differs from what the code generates: run `make crds` (KAN_BLESS=1 cargo test -p kan-api --test crds) and commit the result",
@@ -42,13 +46,29 @@ fn structural_violations(node: &Value, path: &str, out: &mut Vec<String>) {
         out.push(format!("{path}: $ref is not allowed"));
     }
     if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
-        out.push(format!("{path}: properties and additionalProperties both set"));
+        out.push(format!(
+            "{path}: properties and additionalProperties both set"
+        ));
     }
     for junctor in ["anyOf", "oneOf", "allOf"] {
-        for (i, branch) in obj.get(junctor).and_then(Value::as_array).into_iter().flatten().enumerate() {
-            for forbidden in ["type", "default", "nullable", "description", "additionalProperties"] {
+        for (i, branch) in obj
+            .get(junctor)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for forbidden in [
+                "type",
+                "default",
+                "nullable",
+                "description",
+                "additionalProperties",
+            ] {
                 if branch.get(forbidden).is_some() {
-                    out.push(format!("{path}.{junctor}[{i}]: '{forbidden}' inside a junctor"));
+                    out.push(format!(
+                        "{path}.{junctor}[{i}]: '{forbidden}' inside a junctor"
+                    ));
                 }
             }
         }
@@ -71,18 +91,27 @@ fn every_crd_schema_is_structural() {
     for crd in all_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         for version in &crd.spec.versions {
-            let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema");
+            let schema = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .expect("schema");
             let json = serde_json::to_value(schema).expect("json");
             let mut violations = Vec::new();
             structural_violations(&json, &name, &mut violations);
-            assert!(violations.is_empty(), "{name} is not structural:\n{}", violations.join("\n"));
+            assert!(
+                violations.is_empty(),
+                "{name} is not structural:\n{}",
+                violations.join("\n")
+            );
         }
     }
 }
 
 #[test]
 fn structural_check_catches_untyped_nodes() {
-    let bad = serde_json::json!({"type": "object", "properties": {"x": {"description": "no type"}}});
+    let bad =
+        serde_json::json!({"type": "object", "properties": {"x": {"description": "no type"}}});
     let mut v = Vec::new();
     structural_violations(&bad, "root", &mut v);
     assert_eq!(v, vec!["root.x: no type".to_string()]);
@@ -90,16 +119,37 @@ fn structural_check_catches_untyped_nodes() {
 
 #[test]
 fn crds_have_short_names_categories_status_and_printer_columns() {
-    let expected = [("recallqueues.kan.dev", "rq"), ("recallgateways.kan.dev", "rgw"), ("recallexperiments.kan.dev", "rexp")];
+    let expected = [
+        ("recallqueues.kan.dev", "rq"),
+        ("recallgateways.kan.dev", "rgw"),
+        ("recallexperiments.kan.dev", "rexp"),
+    ];
     for (crd, (name, short)) in all_crds().iter().zip(expected) {
         assert_eq!(crd.metadata.name.as_deref(), Some(name));
-        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
-        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["kan".to_string()][..]));
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&[short.to_string()][..])
+        );
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["kan".to_string()][..])
+        );
         assert_eq!(crd.spec.scope, "Namespaced");
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, "v1alpha1");
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name} has a status subresource");
-        assert!(v.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 4), "{name} printer columns");
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{name} has a status subresource"
+        );
+        assert!(
+            v.additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| c.len() >= 4),
+            "{name} printer columns"
+        );
     }
     let queue_columns: Vec<String> = all_crds()[0].spec.versions[0]
         .additional_printer_columns
@@ -107,7 +157,10 @@ fn crds_have_short_names_categories_status_and_printer_columns() {
         .flatten()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(queue_columns, ["Strategy", "Ready", "Replicas", "Version", "Age"]);
+    assert_eq!(
+        queue_columns,
+        ["Strategy", "Ready", "Replicas", "Version", "Age"]
+    );
 }
 
 #[test]
@@ -117,7 +170,8 @@ fn every_schema_field_has_a_description_for_kubectl_explain() {
             for (name, child) in props {
                 let p = format!("{path}.{name}");
                 // metadata, apiVersion and kind are described by Kubernetes itself.
-                let inherited = path == "" && matches!(name.as_str(), "metadata" | "apiVersion" | "kind");
+                let inherited =
+                    path == "" && matches!(name.as_str(), "metadata" | "apiVersion" | "kind");
                 if child.get("description").is_none() && !inherited && !p.contains(".resources.") {
                     out.push(p.clone());
                 }
@@ -129,10 +183,21 @@ fn every_schema_field_has_a_description_for_kubectl_explain() {
         }
     }
     for crd in all_crds() {
-        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema");
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema");
         let mut missing = Vec::new();
-        walk(&serde_json::to_value(schema).expect("json"), "", &mut missing);
+        walk(
+            &serde_json::to_value(schema).expect("json"),
+            "",
+            &mut missing,
+        );
         let name = crd.metadata.name.clone().unwrap_or_default();
-        assert!(missing.is_empty(), "{name}: fields without a description: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{name}: fields without a description: {missing:?}"
+        );
     }
 }

@@ -29,7 +29,12 @@ fn every_example_is_valid() {
     assert!(!objects.is_empty());
     for (file, object) in &objects {
         if let Err(e) = kan_api::validate::object(object) {
-            panic!("{} ({} {}): {e}", file.display(), object.kind(), object.name());
+            panic!(
+                "{} ({} {}): {e}",
+                file.display(),
+                object.kind(),
+                object.name()
+            );
         }
     }
 }
@@ -45,6 +50,14 @@ fn examples_cover_every_strategy_a_gateway_and_an_experiment() {
         })
         .collect();
     assert_eq!(strategies, StrategyType::ALL.into_iter().collect());
-    assert!(objects.iter().any(|(_, o)| matches!(o, KanObject::Gateway(_))));
-    assert!(objects.iter().any(|(_, o)| matches!(o, KanObject::Experiment(_))));
+    assert!(
+        objects
+            .iter()
+            .any(|(_, o)| matches!(o, KanObject::Gateway(_)))
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|(_, o)| matches!(o, KanObject::Experiment(_)))
+    );
 }

@@ -2,10 +2,10 @@
 //! are also evaluated client-side through `validate::object`, so Rust and CRD rules agree.
 
 use kan_api::crd::*;
-use kube::CustomResourceExt;
 use kan_api::manifest::{KanObject, parse_manifests};
 use kan_api::validate;
 use kan_api::wire::RecallRequest;
+use kube::CustomResourceExt;
 
 fn one(yaml: &str) -> KanObject {
     let mut objects = parse_manifests(yaml).expect("parses");
@@ -14,22 +14,31 @@ fn one(yaml: &str) -> KanObject {
 }
 
 fn queue(spec: &str) -> KanObject {
-    one(&format!("apiVersion: kan.dev/v1alpha1\nkind: RecallQueue\nmetadata: {{name: q}}\nspec:\n{spec}"))
+    one(&format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallQueue\nmetadata: {{name: q}}\nspec:\n{spec}"
+    ))
 }
 
 fn gateway(spec: &str) -> KanObject {
-    one(&format!("apiVersion: kan.dev/v1alpha1\nkind: RecallGateway\nmetadata: {{name: g}}\nspec:\n{spec}"))
+    one(&format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallGateway\nmetadata: {{name: g}}\nspec:\n{spec}"
+    ))
 }
 
 fn experiment(spec: &str) -> KanObject {
-    one(&format!("apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: e}}\nspec:\n{spec}"))
+    one(&format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: e}}\nspec:\n{spec}"
+    ))
 }
 
 /// Asserts the object is rejected and some message contains `needle`.
 fn rejected(object: &KanObject, needle: &str) {
     match validate::object(object) {
         Ok(()) => panic!("expected rejection mentioning '{needle}'"),
-        Err(e) => assert!(e.to_string().contains(needle), "'{e}' should mention '{needle}'"),
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "'{e}' should mention '{needle}'"
+        ),
     }
 }
 
@@ -45,29 +54,53 @@ const DSSM: &str = "  strategy: {type: dssm}\n  bundle: {uri: /b}\n";
 fn a_minimal_queue_is_valid_and_gets_defaults() {
     let object = queue(DSSM);
     accepted(&object);
-    let KanObject::Queue(q) = object else { unreachable!() };
+    let KanObject::Queue(q) = object else {
+        unreachable!()
+    };
     assert_eq!(q.spec.candidates, DEFAULT_CANDIDATES);
     assert_eq!(q.spec.timeout_ms, DEFAULT_QUEUE_TIMEOUT_MS);
-    assert_eq!(q.spec.strategy, Strategy::Dssm { dssm: EncoderSettings::default() });
+    assert_eq!(
+        q.spec.strategy,
+        Strategy::Dssm {
+            dssm: EncoderSettings::default()
+        }
+    );
 }
 
 #[test]
 fn replicas_and_autoscaling_are_exclusive() {
-    rejected(&queue(&format!("{DSSM}  replicas: 2\n  autoscaling: {{maxReplicas: 3}}\n")), "either replicas or autoscaling");
-    accepted(&queue(&format!("{DSSM}  autoscaling: {{maxReplicas: 3}}\n")));
+    rejected(
+        &queue(&format!(
+            "{DSSM}  replicas: 2\n  autoscaling: {{maxReplicas: 3}}\n"
+        )),
+        "either replicas or autoscaling",
+    );
+    accepted(&queue(&format!(
+        "{DSSM}  autoscaling: {{maxReplicas: 3}}\n"
+    )));
 }
 
 #[test]
 fn autoscaling_min_must_not_exceed_max() {
-    rejected(&queue(&format!("{DSSM}  autoscaling: {{minReplicas: 5, maxReplicas: 3}}\n")), "minReplicas must not exceed");
+    rejected(
+        &queue(&format!(
+            "{DSSM}  autoscaling: {{minReplicas: 5, maxReplicas: 3}}\n"
+        )),
+        "minReplicas must not exceed",
+    );
 }
 
 #[test]
 fn timeouts_and_candidates_are_range_checked() {
     rejected(&queue(&format!("{DSSM}  timeoutMs: 0\n")), "timeoutMs");
     rejected(&queue(&format!("{DSSM}  timeoutMs: 10001\n")), "timeoutMs");
-    rejected(&queue(&format!("{DSSM}  candidates: 2000\n")), "must not exceed maxCandidates");
-    accepted(&queue(&format!("{DSSM}  candidates: 2000\n  maxCandidates: 5000\n")));
+    rejected(
+        &queue(&format!("{DSSM}  candidates: 2000\n")),
+        "must not exceed maxCandidates",
+    );
+    accepted(&queue(&format!(
+        "{DSSM}  candidates: 2000\n  maxCandidates: 5000\n"
+    )));
 }
 
 #[test]
@@ -83,42 +116,76 @@ fn settings_must_match_the_strategy_type() {
 
 #[test]
 fn operational_needs_items_and_no_bundle() {
-    accepted(&queue("  strategy: {type: operational, operational: {items: [{itemId: a}]}}\n"));
+    accepted(&queue(
+        "  strategy: {type: operational, operational: {items: [{itemId: a}]}}\n",
+    ));
     let text = "apiVersion: kan.dev/v1alpha1\nkind: RecallQueue\nmetadata: {name: q}\nspec:\n  strategy: {type: operational}\n";
     assert!(parse_manifests(text).is_err(), "operational without items");
-    rejected(&queue("  strategy: {type: operational, operational: {items: []}}\n"), "items");
+    rejected(
+        &queue("  strategy: {type: operational, operational: {items: []}}\n"),
+        "items",
+    );
 }
 
 #[test]
 fn every_other_strategy_needs_a_bundle() {
-    rejected(&queue("  strategy: {type: popular}\n"), "set spec.bundle.uri");
+    rejected(
+        &queue("  strategy: {type: popular}\n"),
+        "set spec.bundle.uri",
+    );
 }
 
 #[test]
 fn pinned_item_windows_must_be_ordered_rfc3339_times() {
     let window = |s: &str, e: &str| {
-        queue(&format!("  strategy: {{type: operational, operational: {{items: [{{itemId: a, start: '{s}', end: '{e}'}}]}}}}\n"))
+        queue(&format!(
+            "  strategy: {{type: operational, operational: {{items: [{{itemId: a, start: '{s}', end: '{e}'}}]}}}}\n"
+        ))
     };
     accepted(&window("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"));
-    rejected(&window("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"), "start must be before its end");
-    rejected(&window("yesterday", "2026-01-01T00:00:00Z"), "not an RFC 3339 time");
+    rejected(
+        &window("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"),
+        "start must be before its end",
+    );
+    rejected(
+        &window("yesterday", "2026-01-01T00:00:00Z"),
+        "not an RFC 3339 time",
+    );
 }
 
 #[test]
 fn qdrant_index_needs_its_connection() {
-    rejected(&queue(&format!("{DSSM}  index: {{type: qdrant}}\n")), "needs index.qdrant");
     rejected(
-        &queue(&format!("{DSSM}  index: {{type: embedded, qdrant: {{url: 'http://q:6334', collection: c}}}}\n")),
+        &queue(&format!("{DSSM}  index: {{type: qdrant}}\n")),
+        "needs index.qdrant",
+    );
+    rejected(
+        &queue(&format!(
+            "{DSSM}  index: {{type: embedded, qdrant: {{url: 'http://q:6334', collection: c}}}}\n"
+        )),
         "only allowed when index.type is qdrant",
     );
-    accepted(&queue(&format!("{DSSM}  index: {{type: qdrant, qdrant: {{url: 'http://q:6334', collection: c}}}}\n")));
+    accepted(&queue(&format!(
+        "{DSSM}  index: {{type: qdrant, qdrant: {{url: 'http://q:6334', collection: c}}}}\n"
+    )));
 }
 
 #[test]
 fn strategy_settings_are_range_checked() {
-    rejected(&queue("  strategy: {type: item2vec, item2vec: {recencyDecay: 1.5}}\n  bundle: {uri: /b}\n"), "recencyDecay");
-    rejected(&queue("  strategy: {type: gat, gat: {historyLength: 0}}\n  bundle: {uri: /b}\n"), "historyLength");
-    rejected(&queue("  strategy: {type: social, social: {maxFriends: 0}}\n  bundle: {uri: /b}\n"), "maxFriends");
+    rejected(
+        &queue(
+            "  strategy: {type: item2vec, item2vec: {recencyDecay: 1.5}}\n  bundle: {uri: /b}\n",
+        ),
+        "recencyDecay",
+    );
+    rejected(
+        &queue("  strategy: {type: gat, gat: {historyLength: 0}}\n  bundle: {uri: /b}\n"),
+        "historyLength",
+    );
+    rejected(
+        &queue("  strategy: {type: social, social: {maxFriends: 0}}\n  bundle: {uri: /b}\n"),
+        "maxFriends",
+    );
 }
 
 const QUEUES: &str = "  queues: [{name: a, quota: 10}, {name: b, quota: 20}]\n";
@@ -127,25 +194,36 @@ const QUEUES: &str = "  queues: [{name: a, quota: 10}, {name: b, quota: 20}]\n";
 fn a_gateway_with_defaults_is_valid() {
     let object = gateway(QUEUES);
     accepted(&object);
-    let KanObject::Gateway(g) = object else { unreachable!() };
+    let KanObject::Gateway(g) = object else {
+        unreachable!()
+    };
     assert_eq!(g.spec.merge.policy, MergePolicy::Rrf);
     assert_eq!(g.spec.deadline_ms, DEFAULT_DEADLINE_MS);
 }
 
 #[test]
 fn quota_policy_needs_a_quota_on_every_queue() {
-    rejected(&gateway("  queues: [{name: a}]\n  merge: {policy: quota}\n"), "quota on every queue");
+    rejected(
+        &gateway("  queues: [{name: a}]\n  merge: {policy: quota}\n"),
+        "quota on every queue",
+    );
     accepted(&gateway(&format!("{QUEUES}  merge: {{policy: quota}}\n")));
 }
 
 #[test]
 fn queue_timeouts_must_fit_the_deadline() {
-    rejected(&gateway("  queues: [{name: a, timeoutMs: 200}]\n  deadlineMs: 100\n"), "must not exceed the gateway's deadlineMs");
+    rejected(
+        &gateway("  queues: [{name: a, timeoutMs: 200}]\n  deadlineMs: 100\n"),
+        "must not exceed the gateway's deadlineMs",
+    );
 }
 
 #[test]
 fn gateway_queue_names_are_unique() {
-    rejected(&gateway("  queues: [{name: a}, {name: a}]\n"), "listed twice");
+    rejected(
+        &gateway("  queues: [{name: a}, {name: a}]\n"),
+        "listed twice",
+    );
 }
 
 #[test]
@@ -159,38 +237,65 @@ const ARMS: &str = "  arms: [{name: control, weight: 50}, {name: treatment, weig
 fn an_experiment_with_weights_summing_to_100_is_valid() {
     let object = experiment(&format!("  gateway: g\n  traffic: 10\n{ARMS}"));
     accepted(&object);
-    let KanObject::Experiment(e) = object else { unreachable!() };
+    let KanObject::Experiment(e) = object else {
+        unreachable!()
+    };
     assert_eq!(e.spec.layer, "recall");
     assert_eq!(e.spec.effective_salt(), "recall");
-    assert_eq!(e.spec.bucket_range(), BucketRange { start: 0, end: 1000 });
+    assert_eq!(
+        e.spec.bucket_range(),
+        BucketRange {
+            start: 0,
+            end: 1000
+        }
+    );
 }
 
 #[test]
 fn arm_weights_must_sum_to_100() {
     rejected(
-        &experiment("  gateway: g\n  traffic: 10\n  arms: [{name: a, weight: 50}, {name: b, weight: 40}]\n"),
+        &experiment(
+            "  gateway: g\n  traffic: 10\n  arms: [{name: a, weight: 50}, {name: b, weight: 40}]\n",
+        ),
         "arm weights must sum to 100",
     );
 }
 
 #[test]
 fn traffic_is_a_percentage() {
-    rejected(&experiment(&format!("  gateway: g\n  traffic: 101\n{ARMS}")), "traffic");
-    rejected(&experiment(&format!("  gateway: g\n  traffic: -1\n{ARMS}")), "traffic");
+    rejected(
+        &experiment(&format!("  gateway: g\n  traffic: 101\n{ARMS}")),
+        "traffic",
+    );
+    rejected(
+        &experiment(&format!("  gateway: g\n  traffic: -1\n{ARMS}")),
+        "traffic",
+    );
     accepted(&experiment(&format!("  gateway: g\n  traffic: 0\n{ARMS}")));
-    accepted(&experiment(&format!("  gateway: g\n  traffic: 100\n{ARMS}")));
+    accepted(&experiment(&format!(
+        "  gateway: g\n  traffic: 100\n{ARMS}"
+    )));
 }
 
 #[test]
 fn the_bucket_range_must_fit_in_the_layer() {
-    rejected(&experiment(&format!("  gateway: g\n  traffic: 50\n  bucketStart: 6000\n{ARMS}")), "must not exceed 10000 buckets");
-    accepted(&experiment(&format!("  gateway: g\n  traffic: 50\n  bucketStart: 5000\n{ARMS}")));
+    rejected(
+        &experiment(&format!(
+            "  gateway: g\n  traffic: 50\n  bucketStart: 6000\n{ARMS}"
+        )),
+        "must not exceed 10000 buckets",
+    );
+    accepted(&experiment(&format!(
+        "  gateway: g\n  traffic: 50\n  bucketStart: 5000\n{ARMS}"
+    )));
 }
 
 #[test]
 fn arm_queue_overrides_follow_the_gateway_rules() {
     rejected(
-        &experiment("  gateway: g\n  traffic: 10\n  arms: [{name: a, weight: 100, queues: [{name: x}], merge: {policy: quota}}]\n"),
+        &experiment(
+            "  gateway: g\n  traffic: 10\n  arms: [{name: a, weight: 100, queues: [{name: x}], merge: {policy: quota}}]\n",
+        ),
         "quota on every queue",
     );
 }
@@ -204,35 +309,92 @@ fn unknown_fields_are_rejected_with_their_name() {
 
 #[test]
 fn wrong_api_version_and_kind_are_named() {
-    let err = parse_manifests("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").expect_err("foreign");
-    assert!(err.to_string().contains("apiVersion must be kan.dev/v1alpha1"), "{err}");
-    let err = parse_manifests("apiVersion: kan.dev/v1alpha1\nkind: RecallThing\nmetadata: {name: x}\n").expect_err("kind");
-    assert!(err.to_string().contains("unknown kind 'RecallThing'"), "{err}");
+    let err = parse_manifests("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+        .expect_err("foreign");
+    assert!(
+        err.to_string()
+            .contains("apiVersion must be kan.dev/v1alpha1"),
+        "{err}"
+    );
+    let err =
+        parse_manifests("apiVersion: kan.dev/v1alpha1\nkind: RecallThing\nmetadata: {name: x}\n")
+            .expect_err("kind");
+    assert!(
+        err.to_string().contains("unknown kind 'RecallThing'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn requests_are_checked_field_by_field() {
-    let ok = RecallRequest { user_id: "u1".into(), k: Some(10), ..Default::default() };
+    let ok = RecallRequest {
+        user_id: "u1".into(),
+        k: Some(10),
+        ..Default::default()
+    };
     assert!(validate::recall_request(&ok).is_ok());
     let field = |r: RecallRequest| validate::recall_request(&r).expect_err("invalid").field;
-    assert_eq!(field(RecallRequest { user_id: String::new(), ..ok.clone() }), "user_id");
-    assert_eq!(field(RecallRequest { k: Some(0), ..ok.clone() }), "k");
-    assert_eq!(field(RecallRequest { k: Some(10_001), ..ok.clone() }), "k");
-    assert_eq!(field(RecallRequest { history: Some(vec!["x".into(); 1001]), ..ok.clone() }), "history");
-    assert_eq!(field(RecallRequest { history: Some(vec![String::new()]), ..ok.clone() }), "history");
-    assert_eq!(field(RecallRequest { exclude: vec!["x".into(); 10_001], ..ok.clone() }), "exclude");
+    assert_eq!(
+        field(RecallRequest {
+            user_id: String::new(),
+            ..ok.clone()
+        }),
+        "user_id"
+    );
+    assert_eq!(
+        field(RecallRequest {
+            k: Some(0),
+            ..ok.clone()
+        }),
+        "k"
+    );
+    assert_eq!(
+        field(RecallRequest {
+            k: Some(10_001),
+            ..ok.clone()
+        }),
+        "k"
+    );
+    assert_eq!(
+        field(RecallRequest {
+            history: Some(vec!["x".into(); 1001]),
+            ..ok.clone()
+        }),
+        "history"
+    );
+    assert_eq!(
+        field(RecallRequest {
+            history: Some(vec![String::new()]),
+            ..ok.clone()
+        }),
+        "history"
+    );
+    assert_eq!(
+        field(RecallRequest {
+            exclude: vec!["x".into(); 10_001],
+            ..ok.clone()
+        }),
+        "exclude"
+    );
 }
 
 #[test]
 fn requests_reject_unknown_fields() {
-    let err = serde_json::from_str::<RecallRequest>(r#"{"user_id":"u","kk":3}"#).expect_err("unknown");
+    let err =
+        serde_json::from_str::<RecallRequest>(r#"{"user_id":"u","kk":3}"#).expect_err("unknown");
     assert!(err.to_string().contains("kk"));
 }
 
 #[test]
 fn rfc3339_parsing_handles_offsets_and_fractions() {
     assert_eq!(validate::parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-    assert_eq!(validate::parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
-    assert_eq!(validate::parse_rfc3339("2000-03-01T00:00:00.5Z"), Some(951_868_800));
+    assert_eq!(
+        validate::parse_rfc3339("1970-01-01T01:00:00+01:00"),
+        Some(0)
+    );
+    assert_eq!(
+        validate::parse_rfc3339("2000-03-01T00:00:00.5Z"),
+        Some(951_868_800)
+    );
     assert_eq!(validate::parse_rfc3339("2000-13-01T00:00:00Z"), None);
 }

@@ -177,7 +177,11 @@ fn default_rrf_k() -> f64 {
 
 impl Default for MergeSpec {
     fn default() -> Self {
-        Self { policy: default_policy(), total: default_total(), rrf_k: default_rrf_k() }
+        Self {
+            policy: default_policy(),
+            total: default_total(),
+            rrf_k: default_rrf_k(),
+        }
     }
 }
 
@@ -218,7 +222,10 @@ fn default_open_ms() -> i32 {
 
 impl Default for CircuitBreakerSpec {
     fn default() -> Self {
-        Self { failure_threshold: default_failure_threshold(), open_ms: default_open_ms() }
+        Self {
+            failure_threshold: default_failure_threshold(),
+            open_ms: default_open_ms(),
+        }
     }
 }
 

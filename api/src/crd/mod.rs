@@ -14,12 +14,16 @@ pub use experiment::*;
 pub use gateway::*;
 pub use queue::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// All CRDs Kan installs, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![RecallQueue::crd(), RecallGateway::crd(), RecallExperiment::crd()]
+    vec![
+        RecallQueue::crd(),
+        RecallGateway::crd(),
+        RecallExperiment::crd(),
+    ]
 }
 
 /// Error rendering CRDs as YAML.
@@ -36,8 +40,10 @@ pub fn crd_files() -> Result<Vec<(String, String)>, RenderError> {
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();
-            let yaml = serde_saphyr::to_string(&crd)
-                .map_err(|e| RenderError { name: name.clone(), message: e.to_string() })?;
+            let yaml = serde_saphyr::to_string(&crd).map_err(|e| RenderError {
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
             Ok((format!("{name}.yaml"), yaml))
         })
         .collect()

@@ -198,7 +198,9 @@ pub struct RecallQueueStatus {
 // Strategies
 
 /// The strategy names, as written in `strategy.type`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyType {
     /// Two-tower model: ONNX user tower, item-tower vectors in the index.
@@ -247,7 +249,10 @@ impl StrategyType {
 
     /// True for strategies that search item vectors (and so need a vector index).
     pub fn uses_vector_index(self) -> bool {
-        matches!(self, StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec)
+        matches!(
+            self,
+            StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec
+        )
     }
 }
 
@@ -260,10 +265,16 @@ impl std::fmt::Display for StrategyType {
 impl std::str::FromStr for StrategyType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StrategyType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = StrategyType::ALL.iter().map(|t| t.as_str()).collect();
-            format!("unknown strategy '{s}': expected one of {}", names.join(", "))
-        })
+        StrategyType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = StrategyType::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "unknown strategy '{s}': expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -300,7 +311,9 @@ pub enum Strategy {
         #[serde(default)]
         popular: PopularSettings,
     },
-    Operational { operational: OperationalSettings },
+    Operational {
+        operational: OperationalSettings,
+    },
 }
 
 impl Strategy {
@@ -375,7 +388,11 @@ pub struct EncoderSettings {
 
 impl Default for EncoderSettings {
     fn default() -> Self {
-        Self { history_length: default_history_length(), inference_threads: 1, score_threshold: None }
+        Self {
+            history_length: default_history_length(),
+            inference_threads: 1,
+            score_threshold: None,
+        }
     }
 }
 
@@ -399,7 +416,10 @@ pub struct Item2vecSettings {
 
 impl Default for Item2vecSettings {
     fn default() -> Self {
-        Self { history_length: default_history_length(), recency_decay: default_recency_decay() }
+        Self {
+            history_length: default_history_length(),
+            recency_decay: default_recency_decay(),
+        }
     }
 }
 
@@ -423,7 +443,10 @@ pub struct ItemCfSettings {
 
 impl Default for ItemCfSettings {
     fn default() -> Self {
-        Self { history_length: default_history_length(), recency_decay: default_recency_decay() }
+        Self {
+            history_length: default_history_length(),
+            recency_decay: default_recency_decay(),
+        }
     }
 }
 
@@ -443,7 +466,10 @@ pub struct SocialSettings {
 
 impl Default for SocialSettings {
     fn default() -> Self {
-        Self { max_friends: default_max_friends(), half_life_hours: default_half_life_hours() }
+        Self {
+            max_friends: default_max_friends(),
+            half_life_hours: default_half_life_hours(),
+        }
     }
 }
 
@@ -469,7 +495,10 @@ pub struct ExploratorySettings {
 
 impl Default for ExploratorySettings {
     fn default() -> Self {
-        Self { dominant_interests: default_dominant_interests(), seed: 0 }
+        Self {
+            dominant_interests: default_dominant_interests(),
+            seed: 0,
+        }
     }
 }
 
