@@ -1,0 +1,276 @@
+//! Fan-out: concurrent queue calls over pooled keep-alive HTTP connections, each under its own
+//! timeout and the request's deadline, with optional hedging and a circuit breaker. A call never
+//! fails the fan-out: whatever happens becomes the queue's [`QueueStatus`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use kan_api::crd::{CircuitBreakerSpec, QueueRoute};
+use kan_api::wire::{Candidate, ErrorBody, QueueStatus, RecallRequest, WorkerResponse};
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::breaker::Breakers;
+use crate::error::{Error, Result};
+
+/// Idle keep-alive connections are closed after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One queue to call.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueCall<'a> {
+    pub route: &'a QueueRoute,
+    /// The queue's `/v1/recall` URL; `None` when the queue has no endpoint (not ready).
+    pub url: Option<&'a str>,
+    /// Candidates asked of the queue.
+    pub k: u32,
+}
+
+/// What came back from one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueOutcome {
+    pub name: String,
+    pub status: QueueStatus,
+    pub took_ms: f64,
+    /// Empty unless `status` is `Ok`.
+    pub candidates: Vec<Candidate>,
+    /// Why the queue failed or was skipped.
+    pub detail: Option<String>,
+}
+
+/// Deadline and breaker settings shared by the calls of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits<'a> {
+    /// The request's overall deadline.
+    pub deadline: Instant,
+    /// A queue's timeout when its route sets none.
+    pub default_timeout: Duration,
+    pub breaker: Option<(&'a Breakers, &'a CircuitBreakerSpec)>,
+}
+
+/// The request as a queue receives it: the caller's fields with the queue's own `k`.
+#[derive(Serialize)]
+struct QueueRequest<'a> {
+    user_id: &'a str,
+    k: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    exclude: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    context: &'a BTreeMap<String, String>,
+}
+
+/// The HTTP side of the gateway; cheap to clone (one shared connection pool).
+#[derive(Clone, Debug)]
+pub struct FanOut {
+    client: reqwest::Client,
+}
+
+impl FanOut {
+    pub fn new() -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(Error::HttpClient)?;
+        Ok(Self { client })
+    }
+
+    /// Calls every queue concurrently; the outcomes come back in the order of `calls`.
+    pub async fn call_all(
+        &self,
+        calls: &[QueueCall<'_>],
+        request: &RecallRequest,
+        limits: CallLimits<'_>,
+        parent: &opentelemetry::Context,
+    ) -> Vec<QueueOutcome> {
+        futures::future::join_all(
+            calls
+                .iter()
+                .map(|call| self.call(call, request, limits, parent)),
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        call: &QueueCall<'_>,
+        request: &RecallRequest,
+        limits: CallLimits<'_>,
+        parent: &opentelemetry::Context,
+    ) -> QueueOutcome {
+        let start = Instant::now();
+        let name = call.route.name.as_str();
+        let outcome = |status, candidates, detail: Option<String>| QueueOutcome {
+            name: name.to_string(),
+            status,
+            took_ms: start.elapsed().as_secs_f64() * 1000.0,
+            candidates,
+            detail,
+        };
+        let Some(url) = call.url else {
+            let detail = "not called: the queue has no endpoint in the routing config (not ready)";
+            return record(outcome(
+                QueueStatus::Skipped,
+                Vec::new(),
+                Some(detail.into()),
+            ));
+        };
+        if let Some((breakers, spec)) = limits.breaker
+            && !breakers.allow(name, spec, std::time::Instant::now())
+        {
+            let detail = format!(
+                "not called: circuit open after {} consecutive failures, probing again within {} ms",
+                spec.failure_threshold, spec.open_ms
+            );
+            return record(outcome(QueueStatus::Skipped, Vec::new(), Some(detail)));
+        }
+
+        let timeout = call.route.timeout_ms.map_or(limits.default_timeout, |ms| {
+            Duration::from_millis(ms.max(1) as u64)
+        });
+        let until = (start + timeout).min(limits.deadline);
+        let body = QueueRequest {
+            user_id: &request.user_id,
+            k: call.k,
+            history: request.history.as_deref(),
+            exclude: &request.exclude,
+            context: &request.context,
+        };
+        let body = match serde_json::to_vec(&body) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                return record(outcome(
+                    QueueStatus::Error,
+                    Vec::new(),
+                    Some(format!("cannot encode the request: {e}")),
+                ));
+            }
+        };
+        let hedge_after = call
+            .route
+            .hedge_after_ms
+            .map(|ms| Duration::from_millis(ms.max(1) as u64));
+        let span = tracing::info_span!(
+            "queue_call",
+            queue = name,
+            otel.kind = "client",
+            status = tracing::field::Empty
+        );
+        let result = tokio::time::timeout_at(
+            until,
+            self.hedged(name, url, body, hedge_after, &span, parent),
+        )
+        .instrument(span.clone())
+        .await;
+        let result = match result {
+            Ok(Ok(response)) => outcome(QueueStatus::Ok, response.candidates, None),
+            Ok(Err(detail)) => outcome(QueueStatus::Error, Vec::new(), Some(detail)),
+            Err(_) => {
+                let budget = until.saturating_duration_since(start).as_millis();
+                outcome(
+                    QueueStatus::Timeout,
+                    Vec::new(),
+                    Some(format!("no answer within {budget} ms")),
+                )
+            }
+        };
+        span.record("status", result.status.as_str());
+        if let Some((breakers, spec)) = limits.breaker {
+            breakers.record(
+                name,
+                spec,
+                result.status == QueueStatus::Ok,
+                std::time::Instant::now(),
+            );
+        }
+        record(result)
+    }
+
+    /// One call, plus a second one when the first has not answered after `hedge_after`; the
+    /// first success wins (an error only counts when both failed).
+    async fn hedged(
+        &self,
+        queue: &str,
+        url: &str,
+        body: Bytes,
+        hedge_after: Option<Duration>,
+        span: &tracing::Span,
+        parent: &opentelemetry::Context,
+    ) -> std::result::Result<WorkerResponse, String> {
+        let mut first = Box::pin(self.once(url, body.clone(), span, parent));
+        let Some(hedge_after) = hedge_after else {
+            return first.await;
+        };
+        match tokio::time::timeout(hedge_after, &mut first).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::counter!(crate::metrics::HEDGES, "queue" => queue.to_string())
+                    .increment(1);
+                let second = Box::pin(self.once(url, body, span, parent));
+                futures::future::select_ok([first, second])
+                    .await
+                    .map(|(response, _)| response)
+            }
+        }
+    }
+
+    async fn once(
+        &self,
+        url: &str,
+        body: Bytes,
+        span: &tracing::Span,
+        parent: &opentelemetry::Context,
+    ) -> std::result::Result<WorkerResponse, String> {
+        let mut headers = HeaderMap::new();
+        crate::trace::inject(span, parent, &mut headers);
+        let response = self
+            .client
+            .post(url)
+            .headers(headers)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| error_chain(&e))?;
+        if !status.is_success() {
+            let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => body.error.message,
+                Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            };
+            return Err(format!("HTTP {status}: {message}"));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the queue's answer is not a worker response: {e}"))
+    }
+}
+
+/// `error: cause: cause`, since reqwest's own message rarely says what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn record(outcome: QueueOutcome) -> QueueOutcome {
+    let queue = outcome.name.clone();
+    metrics::counter!(crate::metrics::QUEUE_CALLS, "queue" => queue.clone(), "status" => outcome.status.as_str())
+        .increment(1);
+    if outcome.status != QueueStatus::Skipped {
+        metrics::histogram!(crate::metrics::QUEUE_SECONDS, "queue" => queue)
+            .record(outcome.took_ms / 1000.0);
+    }
+    outcome
+}

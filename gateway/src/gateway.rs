@@ -1,0 +1,315 @@
+//! The gateway: the live routing config and the recall pipeline, a fixed template —
+//! assign arms → fan out under deadlines → merge → filters (and fallback fill) → truncate.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use kan_api::crd::QueueRoute;
+use kan_api::routing::RoutingConfig;
+use kan_api::wire::{
+    ExposureRecord, GatewayCandidate, GatewayResponse, QueueReport, QueueStatus, RecallRequest,
+};
+use tokio::time::Instant;
+
+use crate::assign;
+use crate::breaker::Breakers;
+use crate::config::Compiled;
+use crate::error::{Error, Result};
+use crate::fanout::{CallLimits, FanOut, QueueCall, QueueOutcome};
+use crate::filter::{BlocklistFilter, ExcludeFilter, Filter, MaxPerSourceFilter};
+use crate::merge::{self, Merged, QueueList};
+use crate::metrics as m;
+use crate::stats::{Stats, StatsSnapshot};
+
+struct Inner {
+    state: ArcSwap<Compiled>,
+    fanout: FanOut,
+    breakers: Breakers,
+    stats: Stats,
+    /// The last rejected config, cleared by the next accepted one.
+    last_error: Mutex<Option<String>>,
+}
+
+/// A running gateway; cheap to clone (all clones share one config, pool and stats).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+/// Pushes new configs into a running gateway and reads its state (for `kan up`, the file
+/// watcher and console pages).
+#[derive(Clone)]
+pub struct GatewayHandle {
+    inner: Arc<Inner>,
+}
+
+impl Gateway {
+    /// Validates `config` and prepares the gateway (no I/O except opening the exposure log).
+    pub fn new(config: RoutingConfig) -> Result<Self> {
+        m::describe();
+        let compiled = Compiled::new(config, None)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state: ArcSwap::from_pointee(compiled),
+                fanout: FanOut::new()?,
+                breakers: Breakers::default(),
+                stats: Stats::default(),
+                last_error: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn handle(&self) -> GatewayHandle {
+        GatewayHandle {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Serves one request (already validated). Fails only when a `required` queue failed.
+    pub async fn recall(
+        &self,
+        request: &RecallRequest,
+        parent: &opentelemetry::Context,
+    ) -> Result<GatewayResponse> {
+        let start = Instant::now();
+        // In-flight requests keep the config they started with, whatever reloads happen.
+        let state = self.inner.state.load_full();
+        let config = &state.config;
+
+        // 1. Assign arms.
+        let route = assign::route(config, &request.user_id);
+        for a in &route.assignments {
+            metrics::counter!(m::ARM_REQUESTS, "layer" => a.layer.clone(), "experiment" => a.experiment.clone(), "arm" => a.arm.clone())
+                .increment(1);
+        }
+        let k = request
+            .k
+            .map_or(route.merge.total.max(1) as usize, |k| k as usize);
+
+        // 2. Fan out: the route's queues, plus the fallback when it is not one of them.
+        let fallback_route = route
+            .fallback
+            .filter(|f| !route.queues.iter().any(|q| q.name == *f))
+            .map(QueueRoute::named);
+        let mut calls: Vec<QueueCall<'_>> = route
+            .queues
+            .iter()
+            .map(|q| queue_call(&state, q, k))
+            .collect();
+        calls.extend(fallback_route.as_ref().map(|q| queue_call(&state, q, k)));
+        let deadline = Duration::from_millis(config.deadline_ms.max(1) as u64);
+        let limits = CallLimits {
+            deadline: start + deadline,
+            default_timeout: deadline,
+            breaker: config
+                .circuit_breaker
+                .as_ref()
+                .map(|spec| (&self.inner.breakers, spec)),
+        };
+        let outcomes = self
+            .inner
+            .fanout
+            .call_all(&calls, request, limits, parent)
+            .await;
+        let degraded = outcomes.iter().any(|o| o.status != QueueStatus::Ok);
+
+        if let Some((q, o)) = route
+            .queues
+            .iter()
+            .zip(&outcomes)
+            .find(|(q, o)| q.required && o.status != QueueStatus::Ok)
+        {
+            let error = Error::RequiredQueueFailed {
+                queue: q.name.clone(),
+                status: o.status.as_str(),
+                detail: o.detail.clone().unwrap_or_default(),
+            };
+            let reports = reports(&outcomes, false);
+            self.inner.stats.record(&route.assignments, &reports, true);
+            metrics::counter!(m::REQUESTS, "outcome" => "unavailable").increment(1);
+            return Err(error);
+        }
+
+        // 3. Merge the route's queues that answered.
+        let lists: Vec<QueueList<'_>> = route
+            .queues
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.status == QueueStatus::Ok)
+            .map(|(q, o)| QueueList {
+                queue: &q.name,
+                weight: q.weight,
+                quota: q.quota.map(|n| n.max(0) as usize),
+                candidates: &o.candidates,
+            })
+            .collect();
+        let merged = merge::merge(route.merge, &lists);
+        metrics::histogram!(m::MERGE_SIZE).record(merged.len() as f64);
+
+        // 4. Filters, each keeping or removing; then the fallback fills what is missing.
+        let exclude = ExcludeFilter::new(&request.exclude);
+        let blocklist = BlocklistFilter::new(&state.blocklist);
+        let per_source =
+            MaxPerSourceFilter::new(config.filters.max_per_source.map(|n| n.max(1) as usize));
+        let mut kept = merged;
+        for filter in [&exclude as &dyn Filter, &blocklist, &per_source] {
+            kept = filter.run(kept).kept;
+        }
+        if let Some(name) = route.fallback
+            && let Some(o) = outcomes.iter().find(|o| o.name == name)
+        {
+            let added = merge::fill_from_fallback(&mut kept, &o.candidates, name, k, |id| {
+                !exclude.contains(id) && !blocklist.contains(id)
+            });
+            metrics::counter!(m::FALLBACK_FILLED).increment(added as u64);
+        }
+
+        // 5. Truncate.
+        kept.truncate(k);
+
+        let response = GatewayResponse {
+            candidates: kept.into_iter().map(gateway_candidate).collect(),
+            queues: reports(&outcomes, request.debug),
+            assignments: route.assignments,
+            degraded,
+            took_ms: start.elapsed().as_secs_f64() * 1000.0,
+        };
+        self.after_response(request, &response, &state);
+        Ok(response)
+    }
+
+    /// Metrics, stats and the exposure log.
+    fn after_response(
+        &self,
+        request: &RecallRequest,
+        response: &GatewayResponse,
+        state: &Compiled,
+    ) {
+        let outcome = if response.degraded { "degraded" } else { "ok" };
+        metrics::counter!(m::REQUESTS, "outcome" => outcome).increment(1);
+        metrics::histogram!(m::REQUEST_SECONDS).record(response.took_ms / 1000.0);
+        if response.degraded {
+            metrics::counter!(m::DEGRADED).increment(1);
+        }
+        self.inner
+            .stats
+            .record(&response.assignments, &response.queues, response.degraded);
+        if let Some(log) = &state.exposure {
+            log.send(ExposureRecord {
+                ts_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                user_id: request.user_id.clone(),
+                assignments: response.assignments.clone(),
+                items: response
+                    .candidates
+                    .iter()
+                    .map(|c| c.item_id.clone())
+                    .collect(),
+                degraded: response.degraded,
+            });
+        }
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle().stats()
+    }
+}
+
+/// A queue is asked for its quota when it has one, else for `k`.
+fn queue_call<'a>(state: &'a Compiled, route: &'a QueueRoute, k: usize) -> QueueCall<'a> {
+    QueueCall {
+        url: state.urls.get(&route.name).map(String::as_str),
+        k: route.quota.map_or(k, |quota| quota.max(1) as usize) as u32,
+        route,
+    }
+}
+
+fn gateway_candidate(m: Merged) -> GatewayCandidate {
+    GatewayCandidate {
+        item_id: m.item_id,
+        score: m.score,
+        sources: m.sources,
+    }
+}
+
+fn reports(outcomes: &[QueueOutcome], debug: bool) -> Vec<QueueReport> {
+    outcomes
+        .iter()
+        .map(|o| QueueReport {
+            name: o.name.clone(),
+            returned: o.candidates.len(),
+            took_ms: o.took_ms,
+            status: o.status,
+            detail: o.detail.clone(),
+            candidates: debug.then(|| o.candidates.clone()),
+        })
+        .collect()
+}
+
+impl GatewayHandle {
+    /// Validates `config` and swaps it in atomically; requests already running finish on the
+    /// old one. A rejected config leaves the old one serving and is reported by
+    /// [`GatewayHandle::last_error`] (and `/readyz`) until a later config is accepted.
+    pub fn update(&self, config: RoutingConfig) -> Result<()> {
+        let previous = self.inner.state.load();
+        match Compiled::new(config, Some(&previous)) {
+            Ok(compiled) => {
+                tracing::info!(hash = %compiled.hash, gateway = %compiled.config.gateway, "routing config loaded");
+                self.inner.state.store(Arc::new(compiled));
+                *self.lock_error() = None;
+                metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                self.reject(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a config that could not even be read or parsed; the old config keeps serving.
+    pub fn reject(&self, error: &Error) {
+        tracing::error!(error = %error, "routing config rejected, the previous one keeps serving");
+        *self.lock_error() = Some(error.to_string());
+        metrics::counter!(m::RELOADS, "result" => "invalid").increment(1);
+    }
+
+    /// The config now serving.
+    pub fn config(&self) -> RoutingConfig {
+        self.inner.state.load().config.clone()
+    }
+
+    /// Content hash of the config now serving.
+    pub fn config_hash(&self) -> String {
+        self.inner.state.load().hash.clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.lock_error().clone()
+    }
+
+    /// Live counters for console pages.
+    pub fn stats(&self) -> StatsSnapshot {
+        let state = self.inner.state.load();
+        let mut snapshot = self.inner.stats.snapshot();
+        for name in state.config.referenced_queues() {
+            snapshot.queues.entry(name).or_default();
+        }
+        for (name, q) in &mut snapshot.queues {
+            q.circuit = self.inner.breakers.state(name).label().to_string();
+        }
+        snapshot.gateway = state.config.gateway.clone();
+        snapshot.config_hash = state.hash.clone();
+        snapshot.last_reload_error = self.last_error();
+        snapshot
+    }
+
+    fn lock_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,631 @@
+//! Merge policies: pure functions from the queues' ranked lists to one de-duplicated list.
+//!
+//! Every policy works on the same de-duplicated view of the input ([`Pool`]): an item returned
+//! by several queues appears once, at its best position, with every queue that returned it in
+//! `sources` (best position first, ties in queue order). A merge never drops an item: its output
+//! holds every distinct input id exactly once; truncation to `k` happens after the filters.
+//!
+//! Worker scores should be finite; a candidate with a NaN or infinite score is moved behind
+//! every finite-scored candidate of its queue (stable), and counts for nothing in `score`.
+
+use std::collections::HashMap;
+
+use kan_api::crd::{MergePolicy, MergeSpec};
+use kan_api::wire::Candidate;
+
+/// One queue's answer as the merge sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueList<'a> {
+    pub queue: &'a str,
+    /// Weight of the queue (rrf, weighted-interleave, score).
+    pub weight: f64,
+    /// Most items taken from the queue in the first phase of `quota`.
+    pub quota: Option<usize>,
+    /// Best first.
+    pub candidates: &'a [Candidate],
+}
+
+/// One merged candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub item_id: String,
+    /// Merge score, higher is better; its scale depends on the policy (position-based policies
+    /// give `1 / (1 + position)`).
+    pub score: f64,
+    /// Queues that returned the item, best position first.
+    pub sources: Vec<String>,
+}
+
+/// Merges the queues' lists with the policy of `spec`.
+pub fn merge(spec: &MergeSpec, lists: &[QueueList<'_>]) -> Vec<Merged> {
+    let pool = Pool::new(lists);
+    let order: Vec<(usize, f64)> = match spec.policy {
+        MergePolicy::Rrf => rrf(&pool, lists, spec.rrf_k),
+        MergePolicy::Score => by_score(&pool, lists),
+        MergePolicy::WeightedInterleave => with_position_scores(weighted_interleave(&pool, lists)),
+        MergePolicy::Quota => with_position_scores(quota(&pool, lists)),
+    };
+    order
+        .into_iter()
+        .map(|(entry, score)| pool.merged(entry, score, lists))
+        .collect()
+}
+
+/// Appends items of the fallback queue's list (best first) until `kept` holds `k` items,
+/// skipping items already kept and items `allowed` rejects. Filled items score 0 (below every
+/// merged item of the score-based policies) and name the fallback queue as their source.
+/// Returns how many were added.
+pub fn fill_from_fallback(
+    kept: &mut Vec<Merged>,
+    fallback: &[Candidate],
+    source: &str,
+    k: usize,
+    allowed: impl Fn(&str) -> bool,
+) -> usize {
+    if kept.len() >= k {
+        return 0;
+    }
+    let mut present: std::collections::HashSet<String> =
+        kept.iter().map(|m| m.item_id.clone()).collect();
+    let before = kept.len();
+    for c in finite_first(fallback) {
+        if kept.len() >= k {
+            break;
+        }
+        if allowed(&c.item_id) && present.insert(c.item_id.clone()) {
+            kept.push(Merged {
+                item_id: c.item_id.clone(),
+                score: 0.0,
+                sources: vec![source.to_string()],
+            });
+        }
+    }
+    kept.len() - before
+}
+
+/// Where an item appeared: queue index, 0-based rank in that queue, raw score.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    queue: usize,
+    rank: usize,
+    score: f32,
+}
+
+/// The distinct items of all lists, with their hits sorted by (rank, queue).
+struct Pool<'a> {
+    ids: Vec<&'a str>,
+    hits: Vec<Vec<Hit>>,
+    /// Per queue, the pool entries in rank order (duplicates inside a queue removed).
+    ranked: Vec<Vec<usize>>,
+}
+
+impl<'a> Pool<'a> {
+    fn new(lists: &[QueueList<'a>]) -> Self {
+        let total: usize = lists.iter().map(|l| l.candidates.len()).sum();
+        let mut index: HashMap<&'a str, usize> = HashMap::with_capacity(total);
+        let mut ids = Vec::with_capacity(total);
+        let mut hits: Vec<Vec<Hit>> = Vec::with_capacity(total);
+        let mut ranked = Vec::with_capacity(lists.len());
+        for (q, list) in lists.iter().enumerate() {
+            let mut order = Vec::with_capacity(list.candidates.len());
+            for c in finite_first(list.candidates) {
+                let entry = *index.entry(c.item_id.as_str()).or_insert_with(|| {
+                    ids.push(c.item_id.as_str());
+                    hits.push(Vec::new());
+                    ids.len() - 1
+                });
+                // The first occurrence inside one queue is its position there.
+                if hits[entry].last().is_some_and(|h| h.queue == q) {
+                    continue;
+                }
+                hits[entry].push(Hit {
+                    queue: q,
+                    rank: order.len(),
+                    score: c.score,
+                });
+                order.push(entry);
+            }
+            ranked.push(order);
+        }
+        for h in &mut hits {
+            h.sort_by_key(|h| (h.rank, h.queue));
+        }
+        Self { ids, hits, ranked }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Sort key that breaks every tie deterministically: best rank, then queue, then id.
+    fn tie_key(&self, entry: usize) -> (usize, usize, &'a str) {
+        let best = self.hits[entry][0];
+        (best.rank, best.queue, self.ids[entry])
+    }
+
+    fn merged(&self, entry: usize, score: f64, lists: &[QueueList<'_>]) -> Merged {
+        Merged {
+            item_id: self.ids[entry].to_string(),
+            score,
+            sources: self.hits[entry]
+                .iter()
+                .map(|h| lists[h.queue].queue.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// The queue's candidates with non-finite scores moved to the end, order otherwise kept.
+fn finite_first(candidates: &[Candidate]) -> impl Iterator<Item = &Candidate> {
+    let finite = candidates.iter().filter(|c| c.score.is_finite());
+    finite.chain(candidates.iter().filter(|c| !c.score.is_finite()))
+}
+
+fn weight(list: &QueueList<'_>) -> f64 {
+    if list.weight.is_finite() {
+        list.weight.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// Reciprocal rank fusion (Cormack et al., 2009): `Σ weight / (rrf_k + rank)`, rank from 1.
+fn rrf(pool: &Pool<'_>, lists: &[QueueList<'_>], rrf_k: f64) -> Vec<(usize, f64)> {
+    let scored = (0..pool.len())
+        .map(|e| {
+            let s = pool.hits[e]
+                .iter()
+                .map(|h| weight(&lists[h.queue]) / (rrf_k + h.rank as f64 + 1.0))
+                .sum();
+            (e, s)
+        })
+        .collect();
+    sort_by_score(pool, scored, |_| true)
+}
+
+/// Per-queue min-max normalisation of finite scores to [0, 1], then a weighted sum. A queue whose
+/// finite scores are all equal normalises them to 1. Items with no finite score rank last.
+fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(usize, f64)> {
+    let ranges: Vec<Option<(f32, f32)>> = lists
+        .iter()
+        .map(|l| {
+            l.candidates
+                .iter()
+                .map(|c| c.score)
+                .filter(|s| s.is_finite())
+                .fold(None, |acc, s| match acc {
+                    None => Some((s, s)),
+                    Some((lo, hi)) => Some((lo.min(s), hi.max(s))),
+                })
+        })
+        .collect();
+    let scored = (0..pool.len())
+        .map(|e| {
+            let s = pool.hits[e]
+                .iter()
+                .filter(|h| h.score.is_finite())
+                .map(|h| {
+                    let norm = match ranges[h.queue] {
+                        Some((lo, hi)) if hi > lo => ((h.score - lo) / (hi - lo)) as f64,
+                        _ => 1.0,
+                    };
+                    weight(&lists[h.queue]) * norm
+                })
+                .sum();
+            (e, s)
+        })
+        .collect();
+    sort_by_score(pool, scored, |e| {
+        pool.hits[e].iter().any(|h| h.score.is_finite())
+    })
+}
+
+fn sort_by_score(
+    pool: &Pool<'_>,
+    mut scored: Vec<(usize, f64)>,
+    finite: impl Fn(usize) -> bool,
+) -> Vec<(usize, f64)> {
+    scored.sort_by(|a, b| {
+        finite(b.0)
+            .cmp(&finite(a.0))
+            .then(b.1.total_cmp(&a.1))
+            .then_with(|| pool.tie_key(a.0).cmp(&pool.tie_key(b.0)))
+    });
+    scored
+}
+
+/// Smooth weighted round-robin (the nginx algorithm): each turn every queue with items left
+/// gains its weight, the richest queue gives its best unused item and pays the total. Queues of
+/// weight 0 only contribute once the weighted queues are exhausted.
+fn weighted_interleave(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
+    let mut taken = vec![false; pool.len()];
+    let mut out = Vec::with_capacity(pool.len());
+    let mut cursor = vec![0usize; lists.len()];
+    let mut current = vec![0f64; lists.len()];
+    let next_unused = |q: usize, cursor: &mut [usize], taken: &[bool]| {
+        while cursor[q] < pool.ranked[q].len() && taken[pool.ranked[q][cursor[q]]] {
+            cursor[q] += 1;
+        }
+        pool.ranked[q].get(cursor[q]).copied()
+    };
+    loop {
+        let mut total = 0.0;
+        let mut best: Option<usize> = None;
+        for q in 0..lists.len() {
+            let w = weight(&lists[q]);
+            if w <= 0.0 || next_unused(q, &mut cursor, &taken).is_none() {
+                continue;
+            }
+            current[q] += w;
+            total += w;
+            if best.is_none_or(|b| current[q] > current[b]) {
+                best = Some(q);
+            }
+        }
+        let Some(q) = best else { break };
+        current[q] -= total;
+        if let Some(entry) = next_unused(q, &mut cursor, &taken) {
+            taken[entry] = true;
+            out.push(entry);
+        }
+    }
+    append_rest_by_rank(pool, &mut taken, &mut out);
+    out
+}
+
+/// Each queue in order gives up to its quota of unused items (no quota: none); the rest
+/// follows by best rank.
+fn quota(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
+    let mut taken = vec![false; pool.len()];
+    let mut out = Vec::with_capacity(pool.len());
+    for (q, list) in lists.iter().enumerate() {
+        let quota = list.quota.unwrap_or(0);
+        let mut given = 0;
+        for &entry in &pool.ranked[q] {
+            if given == quota {
+                break;
+            }
+            if !taken[entry] {
+                taken[entry] = true;
+                out.push(entry);
+                given += 1;
+            }
+        }
+    }
+    append_rest_by_rank(pool, &mut taken, &mut out);
+    out
+}
+
+fn append_rest_by_rank(pool: &Pool<'_>, taken: &mut [bool], out: &mut Vec<usize>) {
+    let mut rest: Vec<usize> = (0..pool.len()).filter(|&e| !taken[e]).collect();
+    rest.sort_by_key(|&e| pool.tie_key(e));
+    for &e in &rest {
+        taken[e] = true;
+    }
+    out.extend(rest);
+}
+
+fn with_position_scores(order: Vec<usize>) -> Vec<(usize, f64)> {
+    order
+        .into_iter()
+        .enumerate()
+        .map(|(pos, e)| (e, 1.0 / (1.0 + pos as f64)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cands(ids: &[(&str, f32)]) -> Vec<Candidate> {
+        ids.iter()
+            .map(|(id, s)| Candidate {
+                item_id: id.to_string(),
+                score: *s,
+            })
+            .collect()
+    }
+
+    fn spec(policy: MergePolicy) -> MergeSpec {
+        MergeSpec {
+            policy,
+            ..MergeSpec::default()
+        }
+    }
+
+    fn list<'a>(queue: &'a str, weight: f64, candidates: &'a [Candidate]) -> QueueList<'a> {
+        QueueList {
+            queue,
+            weight,
+            quota: None,
+            candidates,
+        }
+    }
+
+    fn ids(merged: &[Merged]) -> Vec<&str> {
+        merged.iter().map(|m| m.item_id.as_str()).collect()
+    }
+
+    #[test]
+    fn rrf_ranks_items_found_by_several_queues_first_and_records_all_sources() {
+        let a = cands(&[("x", 0.9), ("y", 0.8), ("z", 0.7)]);
+        let b = cands(&[("z", 0.9), ("w", 0.5)]);
+        let merged = merge(
+            &spec(MergePolicy::Rrf),
+            &[list("a", 1.0, &a), list("b", 1.0, &b)],
+        );
+        // y and w tie on 1/62: y wins on queue order.
+        assert_eq!(ids(&merged), ["z", "x", "y", "w"]);
+        assert_eq!(merged[0].sources, ["b", "a"], "best position first");
+        let expected = 1.0 / 63.0 + 1.0 / 61.0;
+        assert!((merged[0].score - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rrf_weights_scale_each_queues_contribution() {
+        let a = cands(&[("x", 0.9)]);
+        let b = cands(&[("y", 0.9)]);
+        let merged = merge(
+            &spec(MergePolicy::Rrf),
+            &[list("a", 1.0, &a), list("b", 3.0, &b)],
+        );
+        assert_eq!(ids(&merged), ["y", "x"]);
+        assert!((merged[0].score - 3.0 / 61.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rrf_k_flattens_the_advantage_of_top_ranks() {
+        let a = cands(&[("x", 1.0), ("y", 1.0)]);
+        let b = cands(&[("z", 1.0)]);
+        let lists = [list("a", 1.0, &a), list("b", 1.0, &b)];
+        let sharp = merge(
+            &MergeSpec {
+                rrf_k: 0.0,
+                ..spec(MergePolicy::Rrf)
+            },
+            &lists,
+        );
+        assert!((sharp[0].score - 1.0).abs() < 1e-12);
+        assert!((sharp[2].score - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weighted_interleave_takes_turns_in_proportion_to_weights() {
+        let a = cands(&[("a1", 1.0), ("a2", 1.0), ("a3", 1.0), ("a4", 1.0)]);
+        let b = cands(&[("b1", 1.0), ("b2", 1.0)]);
+        let merged = merge(
+            &spec(MergePolicy::WeightedInterleave),
+            &[list("a", 2.0, &a), list("b", 1.0, &b)],
+        );
+        assert_eq!(ids(&merged), ["a1", "b1", "a2", "a3", "b2", "a4"]);
+        assert!(merged.windows(2).all(|w| w[0].score > w[1].score));
+    }
+
+    #[test]
+    fn weighted_interleave_skips_items_already_taken_and_keeps_zero_weight_queues_last() {
+        let a = cands(&[("x", 1.0), ("y", 1.0)]);
+        let b = cands(&[("x", 1.0), ("z", 1.0)]);
+        let c = cands(&[("q", 1.0)]);
+        let merged = merge(
+            &spec(MergePolicy::WeightedInterleave),
+            &[list("a", 1.0, &a), list("b", 1.0, &b), list("c", 0.0, &c)],
+        );
+        assert_eq!(ids(&merged), ["x", "z", "y", "q"]);
+        assert_eq!(merged[0].sources, ["a", "b"]);
+    }
+
+    #[test]
+    fn quota_takes_each_queues_quota_in_order_then_fills_by_rank() {
+        let a = cands(&[("a1", 1.0), ("a2", 1.0), ("a3", 1.0)]);
+        let b = cands(&[("a1", 1.0), ("b2", 1.0), ("b3", 1.0)]);
+        let lists = [
+            QueueList {
+                quota: Some(1),
+                ..list("a", 1.0, &a)
+            },
+            QueueList {
+                quota: Some(2),
+                ..list("b", 1.0, &b)
+            },
+        ];
+        let merged = merge(&spec(MergePolicy::Quota), &lists);
+        // b's first item was a's, so b gives its next two unused ones.
+        assert_eq!(ids(&merged), ["a1", "b2", "b3", "a2", "a3"]);
+    }
+
+    #[test]
+    fn score_normalises_each_queue_before_the_weighted_sum() {
+        // Raw scales differ by 1000x; after min-max both tops are worth 1.
+        let a = cands(&[("x", 1000.0), ("y", 500.0), ("z", 0.0)]);
+        let b = cands(&[("y", 0.9), ("w", 0.1)]);
+        let merged = merge(
+            &spec(MergePolicy::Score),
+            &[list("a", 1.0, &a), list("b", 1.0, &b)],
+        );
+        assert_eq!(ids(&merged), ["y", "x", "w", "z"]);
+        assert!((merged[0].score - 1.5).abs() < 1e-9);
+        assert!((merged[1].score - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nan_and_infinite_scores_rank_below_every_finite_score() {
+        let a = cands(&[
+            ("nan", f32::NAN),
+            ("inf", f32::INFINITY),
+            ("ok", 0.1),
+            ("neg", f32::NEG_INFINITY),
+        ]);
+        for policy in [
+            MergePolicy::Rrf,
+            MergePolicy::Score,
+            MergePolicy::WeightedInterleave,
+            MergePolicy::Quota,
+        ] {
+            let merged = merge(&spec(policy), &[list("a", 1.0, &a)]);
+            assert_eq!(merged[0].item_id, "ok", "{policy:?}");
+            assert_eq!(merged.len(), 4, "{policy:?}");
+            assert!(merged.iter().all(|m| m.score.is_finite()), "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn a_queue_repeating_an_item_counts_it_once_at_its_first_position() {
+        let a = cands(&[("x", 1.0), ("x", 0.5), ("y", 0.2)]);
+        let merged = merge(&spec(MergePolicy::Rrf), &[list("a", 1.0, &a)]);
+        assert_eq!(ids(&merged), ["x", "y"]);
+        assert_eq!(merged[0].sources, ["a"]);
+        assert!(
+            (merged[1].score - 1.0 / 62.0).abs() < 1e-12,
+            "y is at rank 2 once x is de-duplicated"
+        );
+    }
+
+    #[test]
+    fn fallback_fills_up_to_k_skipping_kept_and_disallowed_items() {
+        let mut kept = vec![Merged {
+            item_id: "a".into(),
+            score: 1.0,
+            sources: vec!["q".into()],
+        }];
+        let popular = cands(&[
+            ("a", 9.0),
+            ("blocked", 8.0),
+            ("b", 7.0),
+            ("c", 6.0),
+            ("d", 5.0),
+        ]);
+        let added = fill_from_fallback(&mut kept, &popular, "popular", 3, |id| id != "blocked");
+        assert_eq!(added, 2);
+        assert_eq!(ids(&kept), ["a", "b", "c"]);
+        assert_eq!(kept[1].sources, ["popular"]);
+        assert_eq!(
+            fill_from_fallback(&mut kept, &popular, "popular", 3, |_| true),
+            0,
+            "already full"
+        );
+    }
+
+    #[test]
+    fn no_queues_merge_to_nothing() {
+        for policy in [
+            MergePolicy::Rrf,
+            MergePolicy::Score,
+            MergePolicy::WeightedInterleave,
+            MergePolicy::Quota,
+        ] {
+            assert!(merge(&spec(policy), &[]).is_empty());
+        }
+    }
+
+    /// Per queue: weight, quota, (item number, score) pairs.
+    type RawLists = Vec<(f64, Option<usize>, Vec<(u8, f32)>)>;
+
+    fn names_and_candidates(
+        raw: &RawLists,
+        score: impl Fn(f32) -> f32,
+    ) -> (Vec<String>, Vec<Vec<Candidate>>) {
+        let names = (0..raw.len()).map(|i| format!("q{i}")).collect();
+        let cand = raw
+            .iter()
+            .map(|(_, _, c)| {
+                c.iter()
+                    .map(|(id, s)| Candidate {
+                        item_id: format!("i{id}"),
+                        score: score(*s),
+                    })
+                    .collect()
+            })
+            .collect();
+        (names, cand)
+    }
+
+    fn queue_lists<'a>(
+        raw: &RawLists,
+        names: &'a [String],
+        cand: &'a [Vec<Candidate>],
+    ) -> Vec<QueueList<'a>> {
+        raw.iter()
+            .enumerate()
+            .map(|(i, (w, quota, _))| QueueList {
+                queue: &names[i],
+                weight: *w,
+                quota: *quota,
+                candidates: &cand[i],
+            })
+            .collect()
+    }
+
+    fn arb_lists() -> impl Strategy<Value = RawLists> {
+        let score = prop_oneof![8 => -10.0f32..10.0, 1 => Just(f32::NAN), 1 => Just(f32::INFINITY)];
+        prop::collection::vec(
+            (
+                0.0f64..5.0,
+                prop::option::of(0usize..10),
+                prop::collection::vec((0u8..40, score), 0..30),
+            ),
+            0..6,
+        )
+    }
+
+    fn arb_policy() -> impl Strategy<Value = MergePolicy> {
+        prop_oneof![
+            Just(MergePolicy::Rrf),
+            Just(MergePolicy::Score),
+            Just(MergePolicy::WeightedInterleave),
+            Just(MergePolicy::Quota)
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_distinct_input_item_comes_out_exactly_once_with_exactly_its_queues(
+            raw in arb_lists(), policy in arb_policy()
+        ) {
+            let (names, cand) = names_and_candidates(&raw, |s| s);
+            let lists = queue_lists(&raw, &names, &cand);
+            let merged = merge(&spec(policy), &lists);
+
+            let input: BTreeSet<&str> = cand.iter().flatten().map(|c| c.item_id.as_str()).collect();
+            let output: Vec<&str> = ids(&merged);
+            let unique: BTreeSet<&str> = output.iter().copied().collect();
+            prop_assert_eq!(output.len(), unique.len(), "no duplicates");
+            prop_assert_eq!(&unique, &input, "nothing lost, nothing invented");
+            for m in &merged {
+                let expected: BTreeSet<&str> = cand.iter().enumerate()
+                    .filter(|(_, c)| c.iter().any(|c| c.item_id == m.item_id))
+                    .map(|(i, _)| names[i].as_str()).collect();
+                let got: BTreeSet<&str> = m.sources.iter().map(String::as_str).collect();
+                prop_assert_eq!(got, expected);
+                prop_assert_eq!(m.sources.len(), expected_len(&m.sources));
+                prop_assert!(m.score.is_finite());
+            }
+        }
+
+        #[test]
+        fn merge_is_deterministic(raw in arb_lists(), policy in arb_policy()) {
+            let (names, cand) = names_and_candidates(&raw, |s| s);
+            let lists = queue_lists(&raw, &names, &cand);
+            let a = merge(&spec(policy), &lists);
+            let b = merge(&spec(policy), &lists);
+            prop_assert_eq!(ids(&a), ids(&b));
+        }
+
+        #[test]
+        fn score_ordered_policies_return_non_increasing_scores(raw in arb_lists(), rrf in any::<bool>()) {
+            let (names, cand) = names_and_candidates(&raw, |s| s.abs().min(1e6));
+            let lists = queue_lists(&raw, &names, &cand);
+            let policy = if rrf { MergePolicy::Rrf } else { MergePolicy::Score };
+            let merged = merge(&spec(policy), &lists);
+            prop_assert!(merged.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+    }
+
+    /// Sources never repeat a queue.
+    fn expected_len(sources: &[String]) -> usize {
+        sources.iter().collect::<BTreeSet<_>>().len()
+    }
+}

@@ -1,0 +1,68 @@
+//! Hot reload: watch the routing file and push every new version into the gateway.
+//!
+//! The file's directory is watched rather than the file, because Kubernetes updates a mounted
+//! ConfigMap by swapping a symlink (`..data`) and editors replace files by renaming; both make a
+//! watch on the file itself go stale. Every event re-reads the file and reloads only when its
+//! content changed. A file that cannot be read, parsed or validated leaves the old config
+//! serving; the error is logged and shown by `/readyz` until a good version arrives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::config::parse_config;
+use crate::error::{Error, Result};
+use crate::gateway::GatewayHandle;
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct ConfigWatcher {
+    _watcher: RecommendedWatcher,
+}
+
+/// Watches `path` and updates `handle` whenever the file's content changes.
+pub fn watch(handle: GatewayHandle, path: &Path) -> Result<ConfigWatcher> {
+    let watch_err = |source| Error::Watch {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = path.to_path_buf();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let last = Mutex::new(std::fs::read(&file).ok());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            reload_if_changed(&handle, &file, &last);
+        }
+    })
+    .map_err(watch_err)?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(watch_err)?;
+    Ok(ConfigWatcher { _watcher: watcher })
+}
+
+fn reload_if_changed(handle: &GatewayHandle, file: &Path, last: &Mutex<Option<Vec<u8>>>) {
+    let Ok(bytes) = std::fs::read(file) else {
+        // Mid-swap or deleted: the next event will tell.
+        return;
+    };
+    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+    if last.as_deref() == Some(bytes.as_slice()) {
+        return;
+    }
+    let parsed = parse_config(
+        &String::from_utf8_lossy(&bytes),
+        &file.display().to_string(),
+    );
+    *last = Some(bytes);
+    match parsed {
+        // `update` logs, counts and records its own rejections.
+        Ok(config) => {
+            let _ = handle.update(config);
+        }
+        Err(e) => handle.reject(&e),
+    }
+}

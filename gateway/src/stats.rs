@@ -1,0 +1,169 @@
+//! Live in-process statistics for a console page: request counts per arm and per-queue call
+//! outcomes and latency. Prometheus gets the same numbers through the `metrics` facade; this is
+//! the copy that can be read without a scrape.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use kan_api::wire::{Assignment, QueueReport, QueueStatus};
+use serde::Serialize;
+
+/// Weight of the newest sample in the moving average of queue latency.
+const EWMA_ALPHA: f64 = 0.1;
+
+/// Calls of one queue since the gateway started.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct QueueStats {
+    pub calls: u64,
+    pub ok: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    /// Exponentially weighted mean latency of calls that went out, in ms.
+    pub mean_took_ms: f64,
+    pub last_status: Option<QueueStatus>,
+    pub last_detail: Option<String>,
+    /// Circuit breaker state (`closed`, `open`, `half-open`), filled in by the snapshot.
+    pub circuit: String,
+}
+
+/// Requests of one experiment arm.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ArmStats {
+    pub layer: String,
+    pub experiment: String,
+    pub arm: String,
+    pub requests: u64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct StatsSnapshot {
+    pub gateway: String,
+    pub config_hash: String,
+    /// The last rejected config, while the previous one keeps serving.
+    pub last_reload_error: Option<String>,
+    pub requests: u64,
+    pub degraded: u64,
+    pub queues: BTreeMap<String, QueueStats>,
+    pub arms: Vec<ArmStats>,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: u64,
+    degraded: u64,
+    queues: BTreeMap<String, QueueStats>,
+    arms: BTreeMap<Assignment, u64>,
+}
+
+/// Counters updated once per request.
+#[derive(Default)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+impl Stats {
+    pub fn record(&self, assignments: &[Assignment], queues: &[QueueReport], degraded: bool) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.requests += 1;
+        inner.degraded += u64::from(degraded);
+        for a in assignments {
+            match inner.arms.get_mut(a) {
+                Some(n) => *n += 1,
+                None => {
+                    inner.arms.insert(a.clone(), 1);
+                }
+            }
+        }
+        for q in queues {
+            if !inner.queues.contains_key(&q.name) {
+                inner.queues.insert(q.name.clone(), QueueStats::default());
+            }
+            let Some(s) = inner.queues.get_mut(&q.name) else {
+                continue;
+            };
+            s.calls += 1;
+            match q.status {
+                QueueStatus::Ok => s.ok += 1,
+                QueueStatus::Timeout => s.timeouts += 1,
+                QueueStatus::Error => s.errors += 1,
+                QueueStatus::Skipped => s.skipped += 1,
+            }
+            if q.status != QueueStatus::Skipped {
+                s.mean_took_ms = if s.calls == 1 {
+                    q.took_ms
+                } else {
+                    s.mean_took_ms + EWMA_ALPHA * (q.took_ms - s.mean_took_ms)
+                };
+            }
+            s.last_status = Some(q.status);
+            if q.status != QueueStatus::Ok {
+                s.last_detail = q.detail.clone();
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        StatsSnapshot {
+            requests: inner.requests,
+            degraded: inner.degraded,
+            queues: inner.queues.clone(),
+            arms: inner
+                .arms
+                .iter()
+                .map(|(a, n)| ArmStats {
+                    layer: a.layer.clone(),
+                    experiment: a.experiment.clone(),
+                    arm: a.arm.clone(),
+                    requests: *n,
+                })
+                .collect(),
+            ..StatsSnapshot::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, status: QueueStatus, took_ms: f64) -> QueueReport {
+        QueueReport {
+            name: name.into(),
+            returned: 0,
+            took_ms,
+            status,
+            detail: Some("why".into()),
+            candidates: None,
+        }
+    }
+
+    #[test]
+    fn counts_requests_per_arm_and_outcomes_per_queue() {
+        let stats = Stats::default();
+        let arm = Assignment {
+            layer: "l".into(),
+            experiment: "e".into(),
+            arm: "a".into(),
+        };
+        stats.record(
+            std::slice::from_ref(&arm),
+            &[report("q", QueueStatus::Ok, 10.0)],
+            false,
+        );
+        stats.record(
+            std::slice::from_ref(&arm),
+            &[report("q", QueueStatus::Timeout, 20.0)],
+            true,
+        );
+        let s = stats.snapshot();
+        assert_eq!((s.requests, s.degraded), (2, 1));
+        assert_eq!(s.arms[0].requests, 2);
+        let q = &s.queues["q"];
+        assert_eq!((q.calls, q.ok, q.timeouts), (2, 1, 1));
+        assert!((q.mean_took_ms - 11.0).abs() < 1e-9);
+        assert_eq!(q.last_detail.as_deref(), Some("why"));
+    }
+}

@@ -1,0 +1,386 @@
+//! The gateway end to end over HTTP, against in-process fake queues.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config, ids, serve, status_of};
+use kan_api::crd::{Arm, BucketRange, CircuitBreakerSpec, MergePolicy, MergeSpec, QueueRoute};
+use kan_api::routing::ExperimentRoute;
+use kan_api::wire::Candidate;
+use kan_gateway::testing::{Behaviour, FakeQueue};
+use serde_json::json;
+
+fn cands(ids: &[&str]) -> Vec<Candidate> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| Candidate {
+            item_id: id.to_string(),
+            score: 1.0 - i as f32 * 0.1,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_gets_merged_candidates_with_their_sources_and_every_queue_status() {
+    let a = FakeQueue::spawn("a", cands(&["x", "y", "z"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands(&["z", "w"]), Behaviour::instant())
+        .await
+        .expect("b");
+    let gw = serve(config(&[("a", &a), ("b", &b)])).await;
+
+    let (status, body) = gw.recall(json!({"user_id": "u1", "k": 3})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["z", "x", "y"]);
+    assert_eq!(body["candidates"][0]["sources"], json!(["b", "a"]));
+    assert_eq!((status_of(&body, "a"), status_of(&body, "b")), ("ok", "ok"));
+    assert_eq!(body["degraded"], false);
+    assert_eq!(body["assignments"], json!([]));
+    // Each queue was asked for k candidates and got the caller's fields.
+    assert_eq!(a.last_request().expect("called").k, Some(3));
+}
+
+#[tokio::test]
+async fn a_failing_or_timed_out_queue_degrades_the_response_but_never_fails_it() {
+    let good = FakeQueue::spawn("good", cands(&["g1", "g2"]), Behaviour::instant())
+        .await
+        .expect("good");
+    let broken = FakeQueue::spawn("broken", cands(&["b1"]), Behaviour::fail(500))
+        .await
+        .expect("broken");
+    let slow = FakeQueue::spawn("slow", cands(&["s1"]), Behaviour::Hang)
+        .await
+        .expect("slow");
+    let mut c = config(&[("good", &good), ("broken", &broken), ("slow", &slow)]);
+    c.queues[2].timeout_ms = Some(50);
+    let gw = serve(c).await;
+
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["g1", "g2"]);
+    assert_eq!(body["degraded"], true);
+    assert_eq!(status_of(&body, "broken"), "error");
+    assert_eq!(status_of(&body, "slow"), "timeout");
+    let detail = body["queues"][1]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("500") && detail.contains("failing on purpose"),
+        "{detail}"
+    );
+    assert!(
+        body["queues"][2]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("50 ms")
+    );
+}
+
+#[tokio::test]
+async fn the_request_deadline_cuts_off_queues_without_their_own_timeout() {
+    let slow = FakeQueue::spawn("slow", cands(&["s1"]), Behaviour::Hang)
+        .await
+        .expect("slow");
+    let mut c = config(&[("slow", &slow)]);
+    c.deadline_ms = 30;
+    let gw = serve(c).await;
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(status_of(&body, "slow"), "timeout");
+    assert_eq!(ids(&body), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_queue_without_an_endpoint_is_skipped_and_never_called() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let mut c = config(&[("a", &a)]);
+    c.queues.push(QueueRoute::named("not-ready"));
+    let gw = serve(c).await;
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(status_of(&body, "not-ready"), "skipped");
+    assert_eq!(body["degraded"], true);
+    assert_eq!(ids(&body), ["x"]);
+}
+
+#[tokio::test]
+async fn a_required_queue_failure_answers_503_naming_the_queue() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let must = FakeQueue::spawn("must", cands(&["m"]), Behaviour::fail(503))
+        .await
+        .expect("must");
+    let mut c = config(&[("a", &a), ("must", &must)]);
+    c.queues[1].required = true;
+    let gw = serve(c).await;
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("required queue 'must' failed (error)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let gw = serve(config(&[("a", &a)])).await;
+    for (body, field) in [
+        (json!({"user_id": "u1", "k": 0}), "k"),
+        (json!({"user_id": ""}), "user_id"),
+        (json!({"user_id": "u1", "kk": 1}), "kk"),
+        (json!({"user_id": "u1", "k": "ten"}), "k"),
+        (json!({"k": 10}), "user_id"),
+    ] {
+        let (status, answer) = gw.recall(body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["error"]["code"], "invalid_argument");
+        assert_eq!(answer["error"]["field"], field, "{body} -> {answer}");
+    }
+    assert_eq!(a.calls(), 0, "bad requests never reach a queue");
+}
+
+#[tokio::test]
+async fn exclude_blocklist_max_per_source_and_fallback_shape_the_list() {
+    let a = FakeQueue::spawn("a", cands(&["a1", "a2", "a3", "a4"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let popular = FakeQueue::spawn(
+        "popular",
+        cands(&["a1", "p1", "p2", "p3"]),
+        Behaviour::instant(),
+    )
+    .await
+    .expect("p");
+    let mut c = config(&[("a", &a), ("popular", &popular)]);
+    c.queues.truncate(1);
+    c.fallback = Some("popular".into());
+    c.filters.blocklist = vec!["a2".into(), "p2".into()];
+    c.filters.max_per_source = Some(1);
+    let gw = serve(c).await;
+    let (status, body) = gw
+        .recall(json!({"user_id": "u1", "k": 3, "exclude": ["a1"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // a1 excluded, a2 blocked, a3 kept, a4 over a's cap; the fallback (which, like every
+    // queue, already left out the excluded a1) fills with p1 and p3, skipping the blocked p2.
+    assert_eq!(ids(&body), ["a3", "p1", "p3"]);
+    assert_eq!(body["candidates"][1]["sources"], json!(["popular"]));
+    assert_eq!(status_of(&body, "popular"), "ok");
+}
+
+#[tokio::test]
+async fn an_experiment_arm_replaces_the_queue_set_and_reports_the_assignment() {
+    let a = FakeQueue::spawn("a", cands(&["a1"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands(&["b1"]), Behaviour::instant())
+        .await
+        .expect("b");
+    let mut c = config(&[("a", &a), ("b", &b)]);
+    c.queues.truncate(1);
+    let treatment = Arm {
+        name: "treatment".into(),
+        weight: 100,
+        queues: Some(vec![QueueRoute::named("b")]),
+        merge: Some(MergeSpec {
+            policy: MergePolicy::WeightedInterleave,
+            ..MergeSpec::default()
+        }),
+        fallback: None,
+    };
+    c.experiments.push(ExperimentRoute {
+        name: "b-vs-a".into(),
+        layer: "recall".into(),
+        salt: "recall".into(),
+        buckets: BucketRange {
+            start: 0,
+            end: 10000,
+        },
+        arms: vec![treatment],
+        paused: false,
+    });
+    let gw = serve(c.clone()).await;
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(ids(&body), ["b1"]);
+    assert_eq!(
+        body["assignments"],
+        json!([{"layer": "recall", "experiment": "b-vs-a", "arm": "treatment"}])
+    );
+    assert_eq!(a.calls(), 0);
+    assert_eq!(gw.gateway.stats().arms[0].requests, 1);
+
+    c.experiments[0].paused = true;
+    gw.gateway.handle().update(c).expect("valid");
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(
+        ids(&body),
+        ["a1"],
+        "a paused experiment sends its users to the defaults"
+    );
+    assert_eq!(body["assignments"], json!([]));
+}
+
+#[tokio::test]
+async fn a_slow_queue_gets_a_hedged_second_request() {
+    let slow = FakeQueue::spawn(
+        "slow",
+        cands(&["s1"]),
+        Behaviour::after(Duration::from_millis(150)),
+    )
+    .await
+    .expect("slow");
+    let mut c = config(&[("slow", &slow)]);
+    c.queues[0].hedge_after_ms = Some(10);
+    let gw = serve(c).await;
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(status_of(&body, "slow"), "ok");
+    assert_eq!(slow.calls(), 2, "the first call and its hedge");
+}
+
+#[tokio::test]
+async fn a_circuit_opens_after_repeated_failures_and_a_probe_closes_it() {
+    let flaky = FakeQueue::spawn("flaky", cands(&["f1"]), Behaviour::fail(500))
+        .await
+        .expect("flaky");
+    let mut c = config(&[("flaky", &flaky)]);
+    c.circuit_breaker = Some(CircuitBreakerSpec {
+        failure_threshold: 2,
+        open_ms: 200,
+    });
+    let gw = serve(c).await;
+    for _ in 0..2 {
+        let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+        assert_eq!(status_of(&body, "flaky"), "error");
+    }
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status_of(&body, "flaky"), "skipped");
+    assert!(
+        body["queues"][0]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("circuit open")
+    );
+    assert_eq!(flaky.calls(), 2, "an open circuit sends nothing");
+    assert_eq!(gw.gateway.stats().queues["flaky"].circuit, "open");
+
+    flaky.set_behaviour(Behaviour::instant());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(
+        status_of(&body, "flaky"),
+        "ok",
+        "the probe goes through and succeeds"
+    );
+    assert_eq!(gw.gateway.stats().queues["flaky"].circuit, "closed");
+}
+
+#[tokio::test]
+async fn the_callers_trace_context_reaches_every_queue() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands(&["y"]), Behaviour::instant())
+        .await
+        .expect("b");
+    let gw = serve(config(&[("a", &a), ("b", &b)])).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = gw
+        .client
+        .post(format!("{}/v1/recall", gw.url))
+        .header("traceparent", traceparent)
+        .json(&json!({"user_id": "u1"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    for queue in [&a, &b] {
+        let headers = queue.last_headers().expect("called");
+        let seen = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .expect("traceparent");
+        assert!(
+            seen.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+            "same trace id: {seen}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn debug_requests_show_each_queues_own_list() {
+    let a = FakeQueue::spawn("a", cands(&["x", "y"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let gw = serve(config(&[("a", &a)])).await;
+    let (_, body) = gw.recall(json!({"user_id": "u1", "debug": true})).await;
+    assert_eq!(body["queues"][0]["candidates"][1]["item_id"], "y");
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert!(body["queues"][0].get("candidates").is_none());
+}
+
+#[tokio::test]
+async fn health_readiness_and_stats_endpoints_answer() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let mut c = config(&[("a", &a)]);
+    c.queues.push(QueueRoute::named("missing"));
+    let gw = serve(c).await;
+    assert_eq!(gw.get("/healthz").await, (200, "ok".to_string()));
+    let (status, ready) = gw.get("/readyz").await;
+    assert_eq!(status, 200);
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("json");
+    assert_eq!(ready["ready"], true);
+    assert_eq!(
+        ready["queues"],
+        json!([{"name": "a", "ready": true}, {"name": "missing", "ready": false}])
+    );
+    let (status, _) = gw.get("/metrics").await;
+    assert_eq!(status, 404, "no recorder installed in this test binary");
+    gw.recall(json!({"user_id": "u1"})).await;
+    let (_, stats) = gw.get("/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
+    assert_eq!(stats["requests"], 1);
+    assert_eq!(stats["queues"]["a"]["ok"], 1);
+    assert_eq!(stats["queues"]["missing"]["skipped"], 1);
+}
+
+#[tokio::test]
+async fn the_exposure_log_gets_one_line_per_response() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exposures.jsonl");
+    let a = FakeQueue::spawn("a", cands(&["x", "y"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let mut c = config(&[("a", &a)]);
+    c.exposure_log = Some(path.display().to_string());
+    let gw = serve(c).await;
+    for user in ["u1", "u2", "u3"] {
+        gw.recall(json!({"user_id": user})).await;
+    }
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if lines.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 3);
+    let first: kan_api::wire::ExposureRecord = serde_json::from_str(&lines[0]).expect("record");
+    assert_eq!(first.user_id, "u1");
+    assert_eq!(first.items, ["x", "y"]);
+}
