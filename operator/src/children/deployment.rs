@@ -1,0 +1,592 @@
+//! Deployments of workers and gateways: one hardened pod template, two argument lists.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kan_api::crd::{IndexType, RecallGatewaySpec, RecallQueueSpec};
+
+use super::{BuildConfig, child_meta, string_map};
+use crate::names::{
+    BUNDLE_CACHE_DIR, CONFIG_DIR, CONFIG_HASH_ANNOTATION, Component, HTTP_PORT, METRICS_PORT,
+    Parent, QDRANT_API_KEY_ENV, ROUTING_CONFIG_KEY, WORKER_CONFIG_KEY, gateway_workload_name,
+    labels, routing_config_map_name, selector_labels, worker_config_map_name,
+};
+
+/// UID/GID of the `nonroot` user of distroless-style images.
+const NON_ROOT_ID: i64 = 65532;
+
+/// The worker Deployment of a queue. `config_hash` is the hash of the rendered worker config:
+/// it goes on the pod template, so a spec or bundle change rolls the pods.
+pub fn worker_deployment(
+    parent: &Parent,
+    spec: &RecallQueueSpec,
+    config_hash: &str,
+    cfg: &BuildConfig,
+) -> Deployment {
+    let mut args = vec![
+        "worker".to_string(),
+        "--config".to_string(),
+        format!("{CONFIG_DIR}/{WORKER_CONFIG_KEY}"),
+    ];
+    args.extend(listen_args());
+    args.extend(["--bundle-cache".to_string(), BUNDLE_CACHE_DIR.to_string()]);
+
+    let mut env = otlp_env(cfg, &parent.name);
+    let api_key_secret = spec
+        .index
+        .as_ref()
+        .filter(|index| index.type_ == IndexType::Qdrant)
+        .and_then(|index| index.qdrant.as_ref())
+        .and_then(|qdrant| qdrant.api_key_secret.as_ref());
+    if let Some(secret) = api_key_secret {
+        env.push(EnvVar {
+            name: QDRANT_API_KEY_ENV.to_string(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+
+    let pod = PodParts {
+        component: Component::Worker,
+        image: spec
+            .image
+            .clone()
+            .unwrap_or_else(|| cfg.default_image.clone()),
+        args,
+        env,
+        config_map: worker_config_map_name(&parent.name),
+        config_hash: Some(config_hash.to_string()),
+        resources: spec.resources.clone(),
+        writable_dirs: vec![
+            ("bundle-cache", BUNDLE_CACHE_DIR.to_string()),
+            ("tmp", "/tmp".to_string()),
+        ],
+    };
+    // With autoscaling the HPA owns the replica count: leaving the field out of the applied
+    // object keeps server-side apply from fighting it.
+    let replicas = if spec.autoscaling.is_some() {
+        None
+    } else {
+        Some(spec.replicas.unwrap_or(1))
+    };
+    deployment(parent, parent.name.clone(), replicas, pod, cfg)
+}
+
+/// The gateway Deployment. The routing config is hot-reloaded by the gateway from the mounted
+/// ConfigMap, so routing changes (queue readiness, weights) do not roll the pods.
+pub fn gateway_deployment(
+    parent: &Parent,
+    spec: &RecallGatewaySpec,
+    cfg: &BuildConfig,
+) -> Deployment {
+    let mut args = vec![
+        "gateway".to_string(),
+        "--config".to_string(),
+        format!("{CONFIG_DIR}/{ROUTING_CONFIG_KEY}"),
+    ];
+    args.extend(listen_args());
+    let mut writable_dirs = vec![("tmp", "/tmp".to_string())];
+    // An exposure log needs a writable directory; give its parent an emptyDir.
+    let exposure_dir = spec
+        .exposure_log
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).parent())
+        .and_then(|d| d.to_str())
+        .filter(|d| !d.is_empty() && *d != "/" && *d != "/tmp");
+    if let Some(dir) = exposure_dir {
+        writable_dirs.push(("exposures", dir.to_string()));
+    }
+    let pod = PodParts {
+        component: Component::Gateway,
+        image: spec
+            .image
+            .clone()
+            .unwrap_or_else(|| cfg.default_image.clone()),
+        args,
+        env: otlp_env(cfg, &parent.name),
+        config_map: routing_config_map_name(&parent.name),
+        config_hash: None,
+        resources: spec.resources.clone(),
+        writable_dirs,
+    };
+    deployment(
+        parent,
+        gateway_workload_name(&parent.name),
+        Some(spec.replicas),
+        pod,
+        cfg,
+    )
+}
+
+fn listen_args() -> [String; 4] {
+    [
+        "--listen".to_string(),
+        format!("0.0.0.0:{HTTP_PORT}"),
+        "--metrics-listen".to_string(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    ]
+}
+
+fn otlp_env(cfg: &BuildConfig, service_name: &str) -> Vec<EnvVar> {
+    let Some(endpoint) = &cfg.otlp_endpoint else {
+        return Vec::new();
+    };
+    vec![
+        EnvVar {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+            value: Some(endpoint.clone()),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "OTEL_SERVICE_NAME".to_string(),
+            value: Some(service_name.to_string()),
+            ..EnvVar::default()
+        },
+    ]
+}
+
+/// What differs between worker and gateway pods.
+struct PodParts {
+    component: Component,
+    image: String,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    config_map: String,
+    config_hash: Option<String>,
+    resources: Option<ResourceRequirements>,
+    /// (volume name, mount path) of emptyDirs: the root filesystem is read-only.
+    writable_dirs: Vec<(&'static str, String)>,
+}
+
+fn deployment(
+    parent: &Parent,
+    name: String,
+    replicas: Option<i32>,
+    pod: PodParts,
+    cfg: &BuildConfig,
+) -> Deployment {
+    let component = pod.component;
+    let mut volumes = vec![Volume {
+        name: "config".to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: pod.config_map.clone(),
+            ..Default::default()
+        }),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "config".to_string(),
+        mount_path: CONFIG_DIR.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }];
+    for (volume, path) in &pod.writable_dirs {
+        volumes.push(Volume {
+            name: volume.to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: volume.to_string(),
+            mount_path: path.clone(),
+            ..VolumeMount::default()
+        });
+    }
+
+    let container = Container {
+        name: component.as_str().to_string(),
+        image: Some(pod.image),
+        image_pull_policy: cfg.image_pull_policy.clone(),
+        command: Some(vec!["kan".to_string()]),
+        args: Some(pod.args),
+        env: (!pod.env.is_empty()).then_some(pod.env),
+        ports: Some(vec![
+            container_port("http", HTTP_PORT),
+            container_port("metrics", METRICS_PORT),
+        ]),
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        resources: pod.resources,
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    let annotations = pod
+        .config_hash
+        .map(|hash| string_map([(CONFIG_HASH_ANNOTATION, hash)]));
+    Deployment {
+        metadata: child_meta(parent, component, name),
+        spec: DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(component, &parent.name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(component, &parent.name)),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    // Workers and gateways never call the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(NON_ROOT_ID),
+                        run_as_group: Some(NON_ROOT_ID),
+                        fs_group: Some(NON_ROOT_ID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_string(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("http".to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::children::fixtures::{DSSM, POPULAR, gateway_spec, parent, queue_spec};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn cfg() -> BuildConfig {
+        BuildConfig {
+            default_image: "kan:default".into(),
+            image_pull_policy: Some("IfNotPresent".into()),
+            otlp_endpoint: None,
+        }
+    }
+
+    fn pod_spec(d: &Deployment) -> &PodSpec {
+        d.spec.template.spec.as_ref().expect("pod spec")
+    }
+
+    fn only_container(d: &Deployment) -> &Container {
+        let pod = pod_spec(d);
+        assert_eq!(pod.containers.len(), 1);
+        &pod.containers[0]
+    }
+
+    #[test]
+    fn worker_runs_kan_worker_with_the_mounted_config_and_a_bundle_cache() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "dssm-main"),
+            &queue_spec(DSSM),
+            "abc123",
+            &cfg(),
+        );
+        let c = only_container(&d);
+        assert_eq!(c.name, "worker");
+        assert_eq!(c.image.as_deref(), Some("kan:default"));
+        assert_eq!(c.command.as_deref(), Some(&["kan".to_string()][..]));
+        assert_eq!(
+            c.args.as_deref().expect("args"),
+            [
+                "worker",
+                "--config",
+                "/etc/kan/worker.yaml",
+                "--listen",
+                "0.0.0.0:8080",
+                "--metrics-listen",
+                "0.0.0.0:9090",
+                "--bundle-cache",
+                "/var/cache/kan"
+            ]
+        );
+        let mounts: Vec<(&str, &str, Option<bool>)> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("config", "/etc/kan", Some(true)),
+                ("bundle-cache", "/var/cache/kan", None),
+                ("tmp", "/tmp", None)
+            ]
+        );
+        let volumes = pod_spec(&d).volumes.as_ref().expect("volumes");
+        assert_eq!(
+            volumes[0].config_map.as_ref().map(|c| c.name.as_str()),
+            Some("dssm-main-worker")
+        );
+        assert!(volumes[1].empty_dir.is_some() && volumes[2].empty_dir.is_some());
+    }
+
+    #[test]
+    fn worker_gets_the_qdrant_api_key_from_the_secret_by_reference() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "dssm-main"),
+            &queue_spec(DSSM),
+            "h",
+            &cfg(),
+        );
+        let env = only_container(&d).env.as_ref().expect("env");
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].name, "QDRANT_API_KEY");
+        assert_eq!(env[0].value, None, "the key value is never copied");
+        let secret = env[0]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secretKeyRef");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("qdrant", "api-key")
+        );
+    }
+
+    #[test]
+    fn worker_without_qdrant_has_no_api_key_env() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "pop"),
+            &queue_spec(POPULAR),
+            "h",
+            &cfg(),
+        );
+        assert_eq!(only_container(&d).env, None);
+    }
+
+    #[test]
+    fn worker_is_hardened() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "pop"),
+            &queue_spec(POPULAR),
+            "h",
+            &cfg(),
+        );
+        let pod = pod_spec(&d);
+        let psc = pod.security_context.as_ref().expect("pod security context");
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.run_as_user, Some(65532));
+        assert_eq!(
+            psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let sc = only_container(&d)
+            .security_context
+            .as_ref()
+            .expect("container security context");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.as_deref()),
+            Some(&["ALL".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn worker_probes_readyz_and_healthz_on_the_http_port() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "pop"),
+            &queue_spec(POPULAR),
+            "h",
+            &cfg(),
+        );
+        let c = only_container(&d);
+        let probe_path = |p: &Option<Probe>| {
+            let get = p
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .expect("http probe");
+            assert_eq!(get.port, IntOrString::String("http".into()));
+            get.path.clone()
+        };
+        assert_eq!(probe_path(&c.readiness_probe).as_deref(), Some("/readyz"));
+        assert_eq!(probe_path(&c.liveness_probe).as_deref(), Some("/healthz"));
+        let ports: Vec<(Option<&str>, i32)> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(ports, [(Some("http"), 8080), (Some("metrics"), 9090)]);
+    }
+
+    #[test]
+    fn worker_uses_spec_image_replicas_and_resources() {
+        let d = worker_deployment(
+            &parent("RecallQueue", "pop"),
+            &queue_spec(POPULAR),
+            "h",
+            &cfg(),
+        );
+        assert_eq!(
+            only_container(&d).image.as_deref(),
+            Some("registry.local/kan:dev")
+        );
+        assert_eq!(d.spec.replicas, Some(3));
+
+        let d = worker_deployment(
+            &parent("RecallQueue", "dssm"),
+            &queue_spec(DSSM),
+            "h",
+            &cfg(),
+        );
+        assert_eq!(d.spec.replicas, None, "the HPA owns replicas");
+        let res = only_container(&d).resources.as_ref().expect("resources");
+        assert_eq!(
+            res.requests.as_ref().and_then(|r| r.get("cpu")),
+            Some(&Quantity("500m".into()))
+        );
+        assert_eq!(
+            res.limits.as_ref().and_then(|r| r.get("memory")),
+            Some(&Quantity("1Gi".into()))
+        );
+
+        let spec = queue_spec("strategy: {type: popular}\nbundle: {uri: /b}\n");
+        let d = worker_deployment(&parent("RecallQueue", "p"), &spec, "h", &cfg());
+        assert_eq!(d.spec.replicas, Some(1));
+    }
+
+    #[test]
+    fn config_hash_is_a_pod_template_annotation_and_selector_labels_stay_fixed() {
+        let p = parent("RecallQueue", "pop");
+        let a = worker_deployment(&p, &queue_spec(POPULAR), "hash-a", &cfg());
+        let b = worker_deployment(&p, &queue_spec(POPULAR), "hash-b", &cfg());
+        let annotation = |d: &Deployment| {
+            d.spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.clone())
+        };
+        assert_eq!(
+            annotation(&a).expect("annotated")["kan.dev/config-hash"],
+            "hash-a"
+        );
+        assert_eq!(
+            annotation(&b).expect("annotated")["kan.dev/config-hash"],
+            "hash-b"
+        );
+        let selector = |d: &Deployment| Some(d.spec.selector.clone());
+        assert_eq!(selector(&a), selector(&b));
+        let template_labels = a
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone());
+        for (k, v) in selector(&a)
+            .and_then(|s| s.match_labels)
+            .expect("match labels")
+        {
+            assert_eq!(
+                template_labels.as_ref().and_then(|l| l.get(&k)),
+                Some(&v),
+                "selector must match pods"
+            );
+        }
+    }
+
+    #[test]
+    fn otlp_endpoint_is_passed_to_pods() {
+        let mut cfg = cfg();
+        cfg.otlp_endpoint = Some("http://otel:4317".into());
+        let d = worker_deployment(
+            &parent("RecallQueue", "pop"),
+            &queue_spec(POPULAR),
+            "h",
+            &cfg,
+        );
+        let env = only_container(&d).env.as_ref().expect("env");
+        assert_eq!(env[0].name, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert_eq!(env[0].value.as_deref(), Some("http://otel:4317"));
+        assert_eq!(env[1].value.as_deref(), Some("pop"));
+    }
+
+    #[test]
+    fn gateway_runs_kan_gateway_without_a_rolling_config_hash() {
+        let spec = gateway_spec(
+            "queues: [{name: a}]\nreplicas: 2\nexposureLog: /var/log/kan/exposures.jsonl\n",
+        );
+        let d = gateway_deployment(&parent("RecallGateway", "feed"), &spec, &cfg());
+        assert_eq!(d.metadata.name.as_deref(), Some("feed-gateway"));
+        assert_eq!(d.spec.replicas, Some(2));
+        let c = only_container(&d);
+        assert_eq!(c.name, "gateway");
+        assert_eq!(
+            c.args.as_deref().expect("args"),
+            [
+                "gateway",
+                "--config",
+                "/etc/kan/routing.yaml",
+                "--listen",
+                "0.0.0.0:8080",
+                "--metrics-listen",
+                "0.0.0.0:9090"
+            ]
+        );
+        let template = d.spec.template.metadata.as_ref().expect("template meta");
+        assert_eq!(template.annotations, None);
+        let volumes = pod_spec(&d).volumes.as_ref().expect("volumes");
+        assert_eq!(
+            volumes[0].config_map.as_ref().map(|c| c.name.as_str()),
+            Some("feed-routing")
+        );
+        let mounts: Vec<&str> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert_eq!(mounts, ["/etc/kan", "/tmp", "/var/log/kan"]);
+    }
+}

@@ -1,0 +1,178 @@
+//! Wires the three controllers: what each watches and which changes re-trigger which object.
+//!
+//! ```text
+//! RecallQueue  ──owns──> ConfigMap, Deployment, Service, HPA, PDB
+//! RecallGateway ─owns──> ConfigMap, Deployment, Service
+//!      ^  watches RecallQueue (any queue of its namespace: readiness changes routing)
+//!      ^  watches RecallExperiment (spec.gateway)
+//! RecallExperiment
+//!      ^  watches RecallExperiment (siblings on the same gateway: conflicts are mutual)
+//!      ^  watches RecallGateway (spec.gateway appears or disappears)
+//! ```
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::error::Error;
+use crate::names::{Component, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::reconcile::{self, Context, error_policy};
+
+/// An `Api` over all namespaces, or over one.
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Only the operator's own children of one component: smaller caches than watching every
+/// ConfigMap and Deployment in the cluster.
+fn children(component: Component) -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY},app.kubernetes.io/component={}",
+        component.as_str()
+    ))
+}
+
+/// Runs the three controllers over `namespace` (all namespaces when `None`) until `shutdown`
+/// resolves; in-flight reconciles finish first.
+pub async fn run<S>(ctx: Arc<Context>, namespace: Option<String>, shutdown: S)
+where
+    S: Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let wc = watcher::Config::default().any_semantic();
+
+    let queues = Controller::new(api::<RecallQueue>(&client, ns), wc.clone())
+        .owns(api::<ConfigMap>(&client, ns), children(Component::Worker))
+        .owns(api::<Deployment>(&client, ns), children(Component::Worker))
+        .owns(api::<Service>(&client, ns), children(Component::Worker))
+        .owns(
+            api::<HorizontalPodAutoscaler>(&client, ns),
+            children(Component::Worker),
+        )
+        .owns(
+            api::<PodDisruptionBudget>(&client, ns),
+            children(Component::Worker),
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            reconcile::queue::reconcile,
+            error_policy(reconcile::queue::KIND),
+            ctx.clone(),
+        );
+
+    let gateways = Controller::new(api::<RecallGateway>(&client, ns), wc.clone());
+    let gateway_store = gateways.store();
+    let gateways = gateways
+        .owns(api::<ConfigMap>(&client, ns), children(Component::Gateway))
+        .owns(api::<Deployment>(&client, ns), children(Component::Gateway))
+        .owns(api::<Service>(&client, ns), children(Component::Gateway))
+        .watches(api::<RecallQueue>(&client, ns), wc.clone(), move |queue| {
+            // Gateways are few; any queue change re-renders every gateway of its namespace
+            // (arm queues of experiments count too, so matching on spec.queues is not enough).
+            let ns = queue.namespace();
+            gateway_store
+                .state()
+                .into_iter()
+                .filter(move |g| g.namespace() == ns)
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches(
+            api::<RecallExperiment>(&client, ns),
+            wc.clone(),
+            |experiment| {
+                let gateway = ObjectRef::new(&experiment.spec.gateway);
+                Some(match experiment.namespace() {
+                    Some(ns) => gateway.within(&ns),
+                    None => gateway,
+                })
+            },
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            reconcile::gateway::reconcile,
+            error_policy(reconcile::gateway::KIND),
+            ctx.clone(),
+        );
+
+    let experiments = Controller::new(api::<RecallExperiment>(&client, ns), wc.clone());
+    let experiment_store = experiments.store();
+    let by_gateway = experiment_store.clone();
+    let experiments = experiments
+        .watches(
+            api::<RecallExperiment>(&client, ns),
+            wc.clone(),
+            move |changed| {
+                siblings(
+                    &experiment_store,
+                    changed.namespace(),
+                    &changed.spec.gateway,
+                )
+            },
+        )
+        .watches(api::<RecallGateway>(&client, ns), wc, move |gateway| {
+            siblings(&by_gateway, gateway.namespace(), &gateway.name_any())
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile::experiment::reconcile,
+            error_policy(reconcile::experiment::KIND),
+            ctx,
+        );
+
+    futures::join!(drain(queues), drain(gateways), drain(experiments));
+}
+
+fn siblings(
+    store: &kube::runtime::reflector::Store<RecallExperiment>,
+    namespace: Option<String>,
+    gateway: &str,
+) -> Vec<ObjectRef<RecallExperiment>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|e| e.namespace() == namespace && e.spec.gateway == gateway)
+        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .collect()
+}
+
+/// Consumes a controller's result stream, logging what is not already counted.
+async fn drain<K, S, E>(stream: S)
+where
+    K: Resource + Debug,
+    K::DynamicType: Debug,
+    S: futures::Stream<
+            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>,
+        >,
+    E: std::error::Error + 'static,
+{
+    stream
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                // Reconcile errors were counted and logged by error_policy.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(err) => tracing::warn!(error = %err, "controller error"),
+            }
+        })
+        .await;
+}

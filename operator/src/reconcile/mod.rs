@@ -1,0 +1,190 @@
+//! The reconcilers: thin I/O around the pure builders and status functions. Each one reads
+//! what it needs, applies the children whose desired state changed (server-side apply, one
+//! field manager), writes status only when it differs, and publishes events on transitions.
+
+pub mod apply;
+pub mod experiment;
+pub mod gateway;
+pub mod queue;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Resource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::children::BuildConfig;
+use crate::error::Error;
+use crate::status::conditions::status_of;
+
+/// How often an object is reconciled without any watch event, to heal missed events.
+pub const RESYNC: Duration = Duration::from_secs(300);
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: kube::Client,
+    pub build: BuildConfig,
+    pub recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, build: BuildConfig, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: crate::names::FIELD_MANAGER.to_string(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            build,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Exponential backoff per object: 2s, 4s, 8s... capped at 5 minutes.
+    fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        BACKOFF_BASE
+            .saturating_mul(1 << (*n - 1).min(16))
+            .min(BACKOFF_MAX)
+    }
+
+    fn reset_backoff(&self, key: &str) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(key);
+    }
+
+    /// Publishes an event about `obj`; failures are logged, never fatal (events are advisory).
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1000)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%err, reason, "publishing event failed");
+        }
+    }
+
+    /// Publishes an event when the `Ready` condition flips (or first appears).
+    pub async fn publish_ready_transition<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        before: &[Condition],
+        after: &[Condition],
+    ) {
+        let ready = kan_api::crd::condition_type::READY;
+        let (old, new) = (status_of(before, ready), status_of(after, ready));
+        if old == new {
+            return;
+        }
+        let Some(condition) = after.iter().find(|c| c.type_ == ready) else {
+            return;
+        };
+        let type_ = if condition.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        self.publish(obj, type_, &condition.reason, condition.message.clone())
+            .await;
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The current time as a Kubernetes timestamp.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Wraps one reconcile: records count and duration, publishes a warning event on failure and
+/// resets the object's backoff on success.
+pub(crate) async fn instrumented<K, F>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    run: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: Future<Output = Result<Action, Error>>,
+{
+    let start = Instant::now();
+    let result = run.await;
+    metrics::counter!("kan_operator_reconciliations_total", "kind" => kind).increment(1);
+    metrics::histogram!("kan_operator_reconcile_duration_seconds", "kind" => kind)
+        .record(start.elapsed().as_secs_f64());
+    match &result {
+        Ok(_) => ctx.reset_backoff(&object_key(obj)),
+        Err(err) => {
+            ctx.publish(obj, EventType::Warning, "ReconcileFailed", err.to_string())
+                .await
+        }
+    }
+    result
+}
+
+/// Error policy of every controller: count the error by kind and label, and retry with
+/// exponential backoff per object.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    kind: &'static str,
+) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |obj, err, ctx| {
+        metrics::counter!("kan_operator_reconcile_errors_total", "kind" => kind, "error" => err.metric_label())
+            .increment(1);
+        let delay = ctx.next_backoff(&object_key(obj.as_ref()));
+        tracing::warn!(kind, object = %object_key(obj.as_ref()), error = %err, retry_in_s = delay.as_secs(), "reconcile failed");
+        Action::requeue(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo".to_string(), 2), "h");
+        assert_eq!(truncate("abc".to_string(), 10), "abc");
+    }
+}

@@ -1,0 +1,179 @@
+//! The routing config of a gateway: its spec, the endpoints of the queues that are Ready, and
+//! its live experiments. A queue that is missing or not Ready has no endpoint, so the gateway
+//! reports it `skipped` and never calls it.
+
+use kan_api::crd::{QueueReadiness, RecallExperiment, RecallGatewaySpec, RecallQueue, is_ready};
+use kan_api::routing::{ExperimentRoute, RoutingConfig};
+
+use crate::allocation::Allocation;
+use crate::names::service_url;
+
+/// The routing config and the readiness of every queue it references.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayRouting {
+    pub config: RoutingConfig,
+    pub queues: Vec<QueueReadiness>,
+}
+
+/// Renders the routing of gateway `name` in `namespace`. `queues` are the RecallQueues of the
+/// namespace; `experiments` those targeting this gateway, with their allocations.
+pub fn gateway_routing(
+    name: &str,
+    namespace: &str,
+    spec: &RecallGatewaySpec,
+    queues: &[RecallQueue],
+    experiments: &[(&RecallExperiment, &Allocation)],
+) -> GatewayRouting {
+    let mut config = RoutingConfig::from_gateway_spec(name, spec);
+    let mut live: Vec<ExperimentRoute> = experiments
+        .iter()
+        .filter(|(_, allocation)| allocation.live)
+        .map(|(e, _)| {
+            ExperimentRoute::from_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)
+        })
+        .collect();
+    // Layers in a stable order; one experiment per user per layer.
+    live.sort_by(|a, b| (&a.layer, &a.name).cmp(&(&b.layer, &b.name)));
+    config.experiments = live;
+
+    let readiness: Vec<QueueReadiness> = config
+        .referenced_queues()
+        .into_iter()
+        .map(|queue| {
+            let found = queues
+                .iter()
+                .find(|q| q.metadata.name.as_deref() == Some(queue.as_str()));
+            let reason = match found {
+                None => Some(format!(
+                    "RecallQueue '{queue}' not found in namespace '{namespace}'"
+                )),
+                Some(q) if !is_ready(&q.status.clone().unwrap_or_default().conditions) => {
+                    Some(format!("RecallQueue '{queue}' is not Ready"))
+                }
+                Some(_) => None,
+            };
+            QueueReadiness {
+                name: queue,
+                ready: reason.is_none(),
+                reason,
+            }
+        })
+        .collect();
+    for q in readiness.iter().filter(|q| q.ready) {
+        config
+            .endpoints
+            .insert(q.name.clone(), service_url(&q.name, namespace));
+    }
+    GatewayRouting {
+        config,
+        queues: readiness,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::allocation::{allocate, tests::experiment};
+    use crate::children::fixtures::gateway_spec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::jiff::Timestamp;
+    use kan_api::crd::RecallQueueStatus;
+
+    /// A popular queue in `recsys`, Ready or not.
+    pub fn queue(name: &str, ready: bool) -> RecallQueue {
+        let spec =
+            serde_saphyr::from_str("strategy: {type: popular}\nbundle: {uri: /b}\n").expect("spec");
+        let mut q = RecallQueue::new(name, spec);
+        q.metadata.namespace = Some("recsys".into());
+        q.status = Some(RecallQueueStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                reason: "Test".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        });
+        q
+    }
+
+    const FEED: &str = "queues: [{name: dssm}, {name: itemcf, weight: 2}]\nfallback: popular\n";
+
+    #[test]
+    fn only_ready_queues_get_endpoints() {
+        let queues = [queue("dssm", true), queue("itemcf", false)];
+        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[]);
+        assert_eq!(
+            r.config.endpoints.into_iter().collect::<Vec<_>>(),
+            [(
+                "dssm".to_string(),
+                "http://dssm.recsys.svc:8080".to_string()
+            )]
+        );
+        let status: Vec<(&str, bool, Option<&str>)> = r
+            .queues
+            .iter()
+            .map(|q| (q.name.as_str(), q.ready, q.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("dssm", true, None),
+                ("itemcf", false, Some("RecallQueue 'itemcf' is not Ready")),
+                (
+                    "popular",
+                    false,
+                    Some("RecallQueue 'popular' not found in namespace 'recsys'")
+                ),
+            ]
+        );
+        assert_eq!(
+            r.config.queues.len(),
+            2,
+            "routes stay; only endpoints are withheld"
+        );
+    }
+
+    #[test]
+    fn live_experiments_are_routed_with_their_arm_queues_and_conflicting_ones_are_not() {
+        let mut a = experiment("a", "recall", 0, 50, 1);
+        a.spec.arms[1].queues = Some(vec![kan_api::crd::QueueRoute::named("gat")]);
+        let b = experiment("b", "recall", 4000, 20, 2);
+        let allocations = allocate(&[&a, &b]);
+        let pairs = [(&a, &allocations["a"]), (&b, &allocations["b"])];
+        let queues = [
+            queue("dssm", true),
+            queue("itemcf", true),
+            queue("gat", true),
+            queue("popular", true),
+        ];
+        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &pairs);
+        assert_eq!(r.config.experiments.len(), 1);
+        assert_eq!(
+            r.config.experiments[0],
+            ExperimentRoute::from_spec("a", &a.spec)
+        );
+        assert!(
+            r.config.endpoints.contains_key("gat"),
+            "arm queues are resolved too"
+        );
+        assert!(r.queues.iter().all(|q| q.ready));
+    }
+
+    #[test]
+    fn weight_edit_changes_the_routing_hash() {
+        let queues = [
+            queue("dssm", true),
+            queue("itemcf", true),
+            queue("popular", true),
+        ];
+        let before = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[]);
+        let edited =
+            gateway_spec("queues: [{name: dssm}, {name: itemcf, weight: 3}]\nfallback: popular\n");
+        let after = gateway_routing("feed", "recsys", &edited, &queues, &[]);
+        assert_ne!(before.config.content_hash(), after.config.content_hash());
+        assert_eq!(after.config.queues[1].weight, 3.0);
+    }
+}

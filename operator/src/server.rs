@@ -1,0 +1,114 @@
+//! `/healthz`, `/readyz` and `/metrics` of the operator process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::error::{Error, Result};
+
+/// What the probes report.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Started: connected to the API server (leader or standby).
+    pub ready: AtomicBool,
+    /// Holds the Lease and runs the controllers.
+    pub leader: AtomicBool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Health>,
+    metrics: PrometheusHandle,
+}
+
+/// The probe and metrics routes.
+pub fn router(health: Arc<Health>, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+        )
+        .with_state(AppState { health, metrics })
+}
+
+/// A standby instance is ready too: it is healthy and takes over when the leader goes.
+async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    match (
+        s.health.ready.load(Ordering::Acquire),
+        s.health.leader.load(Ordering::Acquire),
+    ) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        (true, true) => (StatusCode::OK, "leader"),
+        (true, false) => (StatusCode::OK, "standby"),
+    }
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let err = |e: std::io::Error| Error::Serve {
+        addr: addr.to_string(),
+        message: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_starting_standby_and_leader() {
+        let handle = PrometheusBuilder::new().build_recorder().handle();
+        let health = Arc::new(Health::default());
+        let app = router(health.clone(), handle);
+        assert_eq!(
+            get(app.clone(), "/readyz").await,
+            (StatusCode::SERVICE_UNAVAILABLE, "starting".into())
+        );
+        health.ready.store(true, Ordering::Release);
+        assert_eq!(
+            get(app.clone(), "/readyz").await,
+            (StatusCode::OK, "standby".into())
+        );
+        health.leader.store(true, Ordering::Release);
+        assert_eq!(
+            get(app.clone(), "/readyz").await,
+            (StatusCode::OK, "leader".into())
+        );
+        assert_eq!(
+            get(app.clone(), "/healthz").await,
+            (StatusCode::OK, "ok".into())
+        );
+        assert_eq!(get(app, "/metrics").await.0, StatusCode::OK);
+    }
+}

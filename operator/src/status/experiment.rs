@@ -1,0 +1,176 @@
+//! RecallExperiment status: its buckets, its arms' buckets, and whether it is live.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kan_api::assignment::split_range;
+use kan_api::crd::{RecallExperiment, RecallExperimentStatus, condition_type::*};
+
+use super::conditions::{Decided, merge};
+use crate::allocation::Allocation;
+
+/// The status of `experiment`. `gateway_exists` says whether its RecallGateway exists;
+/// `allocation` is its share of the gateway's layers.
+pub fn experiment_status(
+    experiment: &RecallExperiment,
+    gateway_exists: bool,
+    allocation: &Allocation,
+    now: &Time,
+) -> RecallExperimentStatus {
+    let existing = experiment.status.clone().unwrap_or_default();
+    let generation = experiment.metadata.generation;
+    let spec = &experiment.spec;
+    let range = spec.bucket_range();
+    let arm_buckets = split_range(range, spec.arms.iter().map(|a| (a.name.as_str(), a.weight)));
+    let namespace = experiment
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or("default");
+
+    let (ready, degraded) = if !gateway_exists {
+        let message = format!(
+            "RecallGateway '{}' does not exist in namespace '{namespace}': create it or fix spec.gateway",
+            spec.gateway
+        );
+        (
+            Decided::new(READY, false, "GatewayNotFound", message.clone()),
+            Decided::new(DEGRADED, true, "GatewayNotFound", message),
+        )
+    } else if !allocation.live {
+        let message = format!("not routed: {}", allocation.messages.join("; "));
+        (
+            Decided::new(READY, false, "LayerConflict", message.clone()),
+            Decided::new(DEGRADED, true, "LayerConflict", message),
+        )
+    } else if spec.paused {
+        (
+            Decided::new(
+                READY,
+                false,
+                "Paused",
+                "paused: its users get the gateway's default configuration",
+            ),
+            Decided::new(DEGRADED, false, "AsExpected", ""),
+        )
+    } else {
+        let arms: Vec<String> = arm_buckets
+            .iter()
+            .map(|a| format!("{} {}..{}", a.arm, a.range.start, a.range.end))
+            .collect();
+        (
+            Decided::new(
+                READY,
+                true,
+                "Live",
+                format!(
+                    "routed by gateway '{}' in layer '{}': {}",
+                    spec.gateway,
+                    spec.layer,
+                    arms.join(", ")
+                ),
+            ),
+            Decided::new(DEGRADED, false, "AsExpected", ""),
+        )
+    };
+    let live = ready.status;
+    RecallExperimentStatus {
+        observed_generation: generation,
+        conditions: merge(&existing.conditions, vec![ready, degraded], generation, now),
+        buckets: Some(range),
+        arm_buckets,
+        conflicts: allocation.conflicts.clone(),
+        started_at: existing
+            .started_at
+            .or_else(|| live.then(|| now.0.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocation::{allocate, tests::experiment};
+    use crate::status::conditions::status_of;
+    use k8s_openapi::jiff::Timestamp;
+    use kan_api::crd::BucketRange;
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_700_000_000).expect("valid"))
+    }
+
+    #[test]
+    fn live_experiment_reports_its_buckets_and_start_time() {
+        let e = experiment("a", "recall", 1000, 20, 1);
+        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        assert_eq!(
+            s.buckets,
+            Some(BucketRange {
+                start: 1000,
+                end: 3000
+            })
+        );
+        let arms: Vec<(&str, i32, i32)> = s
+            .arm_buckets
+            .iter()
+            .map(|a| (a.arm.as_str(), a.range.start, a.range.end))
+            .collect();
+        assert_eq!(arms, [("control", 1000, 2000), ("treatment", 2000, 3000)]);
+        assert_eq!(status_of(&s.conditions, READY), Some("True"));
+        assert_eq!(
+            s.conditions[0].message,
+            "routed by gateway 'feed' in layer 'recall': control 1000..2000, treatment 2000..3000"
+        );
+        assert_eq!(s.started_at.as_deref(), Some("2023-11-14T22:13:20Z"));
+    }
+
+    #[test]
+    fn start_time_is_kept_once_set() {
+        let mut e = experiment("a", "recall", 0, 20, 1);
+        e.status = Some(RecallExperimentStatus {
+            started_at: Some("earlier".into()),
+            ..Default::default()
+        });
+        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        assert_eq!(s.started_at.as_deref(), Some("earlier"));
+    }
+
+    #[test]
+    fn overlapping_experiment_gets_a_degraded_condition_naming_the_other() {
+        let old = experiment("old", "recall", 0, 50, 1);
+        let new = experiment("new", "recall", 4000, 20, 2);
+        let allocations = allocate(&[&old, &new]);
+        let s = experiment_status(&new, true, &allocations["new"], &now());
+        assert_eq!(s.conflicts, ["old"]);
+        let degraded = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED)
+            .expect("degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "LayerConflict")
+        );
+        assert!(
+            degraded
+                .message
+                .contains("'old' (buckets 0..5000) and 'new' (buckets 4000..6000) overlap"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(status_of(&s.conditions, READY), Some("False"));
+        assert_eq!(s.started_at, None);
+        // The running experiment stays live but knows about the conflict.
+        let s = experiment_status(&old, true, &allocations["old"], &now());
+        assert_eq!(status_of(&s.conditions, READY), Some("True"));
+        assert_eq!(s.conflicts, ["new"]);
+    }
+
+    #[test]
+    fn missing_gateway_and_paused_are_reported() {
+        let mut e = experiment("a", "recall", 0, 20, 1);
+        let s = experiment_status(&e, false, &Allocation::default(), &now());
+        assert_eq!(s.conditions[0].reason, "GatewayNotFound");
+        e.spec.paused = true;
+        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        assert_eq!(s.conditions[0].reason, "Paused");
+        assert_eq!(status_of(&s.conditions, DEGRADED), Some("False"));
+    }
+}

@@ -1,0 +1,694 @@
+//! Reconcile scenarios against an in-memory API server with real semantics
+//! (`kube-fake-client`: resourceVersion, generation, status subresource, server-side apply
+//! bookkeeping, ownerReference cascade on delete; no watch).
+//!
+//! kube-fake-client is built on kube 4, the operator on kube 5: a tower `service_fn` forwards
+//! each kube-5 HTTP request to the fake's `send` and returns its response. The fake only needs
+//! kube-4 twins of the custom resources with the same group/version/kind to route them.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue, condition_type};
+use kan_api::routing::RoutingConfig;
+use kan_operator::BuildConfig;
+use kan_operator::reconcile::{self, Context};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// kube-4 twins of the custom resources: the fake only needs their GVK and plural.
+mod twins {
+    use super::Cow;
+    use k8s_openapi_028::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    macro_rules! twin {
+        ($ty:ident, $kind:literal, $plural:literal) => {
+            #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            pub struct $ty {
+                pub api_version: String,
+                pub kind: String,
+                #[serde(default)]
+                pub metadata: ObjectMeta,
+            }
+            impl Default for $ty {
+                fn default() -> Self {
+                    Self {
+                        api_version: "kan.dev/v1alpha1".into(),
+                        kind: $kind.into(),
+                        metadata: ObjectMeta::default(),
+                    }
+                }
+            }
+            impl kube4::Resource for $ty {
+                type DynamicType = ();
+                type Scope = k8s_openapi_028::NamespaceResourceScope;
+                fn kind(_: &()) -> Cow<'_, str> {
+                    $kind.into()
+                }
+                fn group(_: &()) -> Cow<'_, str> {
+                    "kan.dev".into()
+                }
+                fn version(_: &()) -> Cow<'_, str> {
+                    "v1alpha1".into()
+                }
+                fn plural(_: &()) -> Cow<'_, str> {
+                    $plural.into()
+                }
+                fn meta(&self) -> &ObjectMeta {
+                    &self.metadata
+                }
+                fn meta_mut(&mut self) -> &mut ObjectMeta {
+                    &mut self.metadata
+                }
+            }
+        };
+    }
+    twin!(RecallQueue, "RecallQueue", "recallqueues");
+    twin!(RecallGateway, "RecallGateway", "recallgateways");
+    twin!(RecallExperiment, "RecallExperiment", "recallexperiments");
+}
+
+/// One request the operator made: method, path with query, content type.
+#[derive(Clone, Debug)]
+struct Call {
+    method: http::Method,
+    uri: String,
+    content_type: Option<String>,
+}
+
+impl Call {
+    fn is_write(&self) -> bool {
+        self.method != http::Method::GET
+    }
+}
+
+/// The fake API server, reached through a kube-5 client, with a log of every request.
+struct Harness {
+    client: kube::Client,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+const NS: &str = "recsys";
+
+impl Harness {
+    async fn new() -> Self {
+        let fake = kube_fake_client::ClientBuilder::new()
+            .with_resource::<twins::RecallQueue>()
+            .with_resource::<twins::RecallGateway>()
+            .with_resource::<twins::RecallExperiment>()
+            .with_status_subresource::<twins::RecallQueue>()
+            .with_status_subresource::<twins::RecallGateway>()
+            .with_status_subresource::<twins::RecallExperiment>()
+            .with_status_subresource::<k8s_openapi_028::api::apps::v1::Deployment>()
+            .build()
+            .await
+            .expect("fake API server");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let log = calls.clone();
+        let bridge = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let fake = fake.clone();
+            let log = log.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body: Bytes = body.collect().await?.to_bytes();
+                log.lock().expect("log").push(Call {
+                    method: parts.method.clone(),
+                    uri: parts.uri.to_string(),
+                    content_type: parts
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                });
+                let response = fake
+                    .send(http::Request::from_parts(
+                        parts,
+                        kube4::client::Body::from(body),
+                    ))
+                    .await?;
+                let (parts, body) = response.into_parts();
+                let body: Bytes = body.collect().await?.to_bytes();
+                Ok::<_, BoxError>(http::Response::from_parts(
+                    parts,
+                    kube::client::Body::from(body),
+                ))
+            }
+        });
+        Self {
+            client: kube::Client::new(bridge, NS),
+            calls,
+        }
+    }
+
+    fn ctx(&self) -> Arc<Context> {
+        Arc::new(Context::new(
+            self.client.clone(),
+            BuildConfig::default(),
+            Some("test".into()),
+        ))
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    fn clear(&self) {
+        self.calls.lock().expect("log").clear();
+    }
+
+    fn writes(&self) -> Vec<Call> {
+        self.calls
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|c| c.is_write())
+            .cloned()
+            .collect()
+    }
+
+    /// Writes other than events (events are advisory and counted separately).
+    fn object_writes(&self) -> Vec<String> {
+        self.writes()
+            .into_iter()
+            .filter(|c| !c.uri.contains("/events"))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c.method,
+                    c.uri.split('?').next().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    async fn create<K>(&self, yaml: &str) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let obj: K = serde_saphyr::from_str(yaml).expect("test object parses");
+        self.api::<K>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("created")
+    }
+
+    async fn get<K>(&self, name: &str) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e}"))
+    }
+
+    async fn exists<K>(&self, name: &str) -> bool
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .get_opt(name)
+            .await
+            .expect("get_opt")
+            .is_some()
+    }
+
+    async fn reconcile_queue(&self, ctx: &Arc<Context>, name: &str) {
+        let q = self.get::<RecallQueue>(name).await;
+        reconcile::queue::reconcile(Arc::new(q), ctx.clone())
+            .await
+            .expect("queue reconciles");
+    }
+
+    async fn reconcile_gateway(&self, ctx: &Arc<Context>, name: &str) {
+        let g = self.get::<RecallGateway>(name).await;
+        reconcile::gateway::reconcile(Arc::new(g), ctx.clone())
+            .await
+            .expect("gateway reconciles");
+    }
+
+    async fn reconcile_experiment(&self, ctx: &Arc<Context>, name: &str) {
+        let e = self.get::<RecallExperiment>(name).await;
+        reconcile::experiment::reconcile(Arc::new(e), ctx.clone())
+            .await
+            .expect("experiment reconciles");
+    }
+
+    /// Plays the Deployment controller: all wanted pods updated and ready.
+    async fn deployment_becomes_ready(&self, name: &str) {
+        let d = self.get::<Deployment>(name).await;
+        let replicas = d.spec.replicas.unwrap_or(1);
+        let status = DeploymentStatus {
+            observed_generation: d.metadata.generation,
+            replicas: Some(replicas),
+            ready_replicas: Some(replicas),
+            updated_replicas: Some(replicas),
+            available_replicas: Some(replicas),
+            ..Default::default()
+        };
+        self.api::<Deployment>()
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await
+            .expect("deployment status patched");
+    }
+}
+
+fn condition<'a>(
+    conditions: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> (&'a str, &'a str) {
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_} missing"));
+    (c.status.as_str(), c.reason.as_str())
+}
+
+fn routing(cm: &ConfigMap) -> RoutingConfig {
+    let text = &cm.data.as_ref().expect("data")["routing.yaml"];
+    serde_saphyr::from_str(text).expect("routing.yaml parses")
+}
+
+const DSSM: &str = r#"
+apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: dssm}
+spec:
+  strategy: {type: dssm}
+  bundle: {uri: "s3://bundles/dssm/v1"}
+  index:
+    type: qdrant
+    qdrant: {url: "http://qdrant:6334", collection: dssm, apiKeySecret: {name: qdrant, key: api-key}}
+  autoscaling: {minReplicas: 2, maxReplicas: 6}
+"#;
+
+fn popular(name: &str) -> String {
+    format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallQueue\nmetadata: {{name: {name}}}\nspec:\n  strategy: {{type: popular}}\n  bundle: {{uri: /bundles/popular}}\n"
+    )
+}
+
+const FEED: &str = r#"
+apiVersion: kan.dev/v1alpha1
+kind: RecallGateway
+metadata: {name: feed}
+spec:
+  queues: [{name: dssm, weight: 1}, {name: popular, weight: 1}]
+"#;
+
+fn experiment(name: &str, start: i32, traffic: i32) -> String {
+    format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: {name}}}\nspec:\n  gateway: feed\n  bucketStart: {start}\n  traffic: {traffic}\n  arms: [{{name: control, weight: 50}}, {{name: treatment, weight: 50}}]\n"
+    )
+}
+
+#[tokio::test]
+async fn creating_a_queue_renders_owned_children_and_a_status() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    let queue: RecallQueue = h.create(DSSM).await;
+    h.clear();
+    h.reconcile_queue(&ctx, "dssm").await;
+
+    let uid = queue.metadata.uid.clone().expect("uid");
+    let owned_by_queue =
+        |owners: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+            let owners = owners.as_ref().expect("owner references");
+            owners.len() == 1
+                && owners[0].uid == uid
+                && owners[0].kind == "RecallQueue"
+                && owners[0].controller == Some(true)
+        };
+    assert!(owned_by_queue(
+        &h.get::<ConfigMap>("dssm-worker")
+            .await
+            .metadata
+            .owner_references
+    ));
+    let deployment = h.get::<Deployment>("dssm").await;
+    assert!(owned_by_queue(&deployment.metadata.owner_references));
+    assert!(owned_by_queue(
+        &h.get::<Service>("dssm").await.metadata.owner_references
+    ));
+    assert!(owned_by_queue(
+        &h.get::<HorizontalPodAutoscaler>("dssm")
+            .await
+            .metadata
+            .owner_references
+    ));
+    assert!(owned_by_queue(
+        &h.get::<PodDisruptionBudget>("dssm")
+            .await
+            .metadata
+            .owner_references
+    ));
+
+    // Every child write is a server-side apply under one field manager.
+    let child_writes: Vec<Call> = h
+        .writes()
+        .into_iter()
+        .filter(|c| !c.uri.contains("/events") && !c.uri.contains("/status"))
+        .collect();
+    assert_eq!(child_writes.len(), 5, "{child_writes:?}");
+    for call in &child_writes {
+        assert_eq!(call.method, http::Method::PATCH);
+        assert!(
+            call.uri.contains("fieldManager=kan-operator") && call.uri.contains("force=true"),
+            "{}",
+            call.uri
+        );
+        assert_eq!(
+            call.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+    }
+
+    let status = h
+        .get::<RecallQueue>("dssm")
+        .await
+        .status
+        .expect("status written");
+    assert_eq!(status.observed_generation, queue.metadata.generation);
+    assert_eq!(
+        condition(&status.conditions, condition_type::READY),
+        ("False", "WorkersNotReady")
+    );
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("http://dssm.recsys.svc:8080")
+    );
+    assert!(
+        h.writes().iter().any(|c| c.uri.contains("/events")),
+        "an event announces the applied children"
+    );
+}
+
+#[tokio::test]
+async fn a_second_reconcile_with_no_change_issues_no_writes() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    h.clear();
+    h.reconcile_queue(&ctx, "dssm").await;
+    assert_eq!(h.writes().len(), 0, "{:?}", h.writes());
+}
+
+#[tokio::test]
+async fn a_restarted_operator_makes_no_spurious_writes() {
+    let h = Harness::new().await;
+    let before = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.create::<RecallQueue>(&popular("popular")).await;
+    h.create::<RecallGateway>(FEED).await;
+    h.create::<RecallExperiment>(&experiment("a-first", 0, 20))
+        .await;
+    for q in ["dssm", "popular"] {
+        h.reconcile_queue(&before, q).await;
+    }
+    h.reconcile_gateway(&before, "feed").await;
+    h.reconcile_experiment(&before, "a-first").await;
+
+    // A new process: fresh context, event cache and backoff state.
+    let after = h.ctx();
+    h.clear();
+    for q in ["dssm", "popular"] {
+        h.reconcile_queue(&after, q).await;
+    }
+    h.reconcile_gateway(&after, "feed").await;
+    h.reconcile_experiment(&after, "a-first").await;
+    assert_eq!(h.writes().len(), 0, "{:?}", h.writes());
+}
+
+#[tokio::test]
+async fn a_spec_change_rolls_the_workers_through_the_config_hash() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    let hash = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .expect("annotations")["kan.dev/config-hash"]
+            .clone()
+    };
+    let before = hash(&h.get::<Deployment>("dssm").await);
+
+    let patch = serde_json::json!({"spec": {"bundle": {"uri": "s3://bundles/dssm/v2"}}});
+    h.api::<RecallQueue>()
+        .patch("dssm", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("spec edited");
+    h.clear();
+    h.reconcile_queue(&ctx, "dssm").await;
+
+    let after = hash(&h.get::<Deployment>("dssm").await);
+    assert_ne!(before, after);
+    let cm = h.get::<ConfigMap>("dssm-worker").await;
+    assert!(cm.data.expect("data")["worker.yaml"].contains("s3://bundles/dssm/v2"));
+    let writes = h.object_writes();
+    assert!(
+        writes.contains(&format!(
+            "PATCH /api/v1/namespaces/{NS}/configmaps/dssm-worker"
+        )),
+        "{writes:?}"
+    );
+    assert!(
+        writes.contains(&format!(
+            "PATCH /apis/apps/v1/namespaces/{NS}/deployments/dssm"
+        )),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.iter().any(|w| w.contains("/services/")),
+        "unchanged children are not rewritten: {writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_child_is_recreated() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(&popular("popular")).await;
+    h.reconcile_queue(&ctx, "popular").await;
+    h.api::<Service>()
+        .delete("popular", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    assert!(!h.exists::<Service>("popular").await);
+    h.reconcile_queue(&ctx, "popular").await;
+    assert!(h.exists::<Service>("popular").await);
+}
+
+#[tokio::test]
+async fn dropping_autoscaling_removes_the_hpa_and_the_budget() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    assert!(h.exists::<HorizontalPodAutoscaler>("dssm").await);
+    let patch = serde_json::json!({"spec": {"autoscaling": null}});
+    h.api::<RecallQueue>()
+        .patch("dssm", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("edited");
+    h.reconcile_queue(&ctx, "dssm").await;
+    assert!(!h.exists::<HorizontalPodAutoscaler>("dssm").await);
+    assert!(!h.exists::<PodDisruptionBudget>("dssm").await);
+}
+
+#[tokio::test]
+async fn a_queue_that_is_not_ready_is_not_routed() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.create::<RecallQueue>(&popular("popular")).await;
+    h.create::<RecallGateway>(FEED).await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    h.reconcile_queue(&ctx, "popular").await;
+    h.deployment_becomes_ready("popular").await;
+    h.reconcile_queue(&ctx, "popular").await;
+    let popular_status = h
+        .get::<RecallQueue>("popular")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        condition(&popular_status.conditions, condition_type::READY),
+        ("True", "WorkersReady")
+    );
+
+    h.reconcile_gateway(&ctx, "feed").await;
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    assert_eq!(
+        r.endpoints.into_iter().collect::<Vec<_>>(),
+        [(
+            "popular".to_string(),
+            format!("http://popular.{NS}.svc:8080")
+        )]
+    );
+    let status = h
+        .get::<RecallGateway>("feed")
+        .await
+        .status
+        .expect("gateway status");
+    assert_eq!(status.ready_queues, 1);
+    assert_eq!(
+        condition(&status.conditions, condition_type::DEGRADED),
+        ("True", "QueuesNotRouted")
+    );
+
+    // Once dssm's workers are ready it is routed too.
+    h.deployment_becomes_ready("dssm").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    h.reconcile_gateway(&ctx, "feed").await;
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    assert_eq!(r.endpoints.len(), 2);
+}
+
+#[tokio::test]
+async fn a_weight_edit_is_one_routing_configmap_update_and_does_not_roll_the_gateway() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(&popular("popular")).await;
+    h.create::<RecallGateway>(FEED).await;
+    h.reconcile_gateway(&ctx, "feed").await;
+    let patch = serde_json::json!({"spec": {"queues": [{"name": "dssm", "weight": 3.0}, {"name": "popular", "weight": 1.0}]}});
+    h.api::<RecallGateway>()
+        .patch("feed", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("edited");
+    h.clear();
+    h.reconcile_gateway(&ctx, "feed").await;
+    assert_eq!(
+        h.object_writes(),
+        [
+            format!("PATCH /api/v1/namespaces/{NS}/configmaps/feed-routing"),
+            format!("PATCH /apis/kan.dev/v1alpha1/namespaces/{NS}/recallgateways/feed/status"),
+        ]
+    );
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    assert_eq!(r.queues[0].weight, 3.0);
+    let status = h.get::<RecallGateway>("feed").await.status.expect("status");
+    assert_eq!(status.routing_hash, Some(r.content_hash()));
+}
+
+#[tokio::test]
+async fn overlapping_experiments_get_a_condition_and_only_the_first_is_routed() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallGateway>(FEED).await;
+    h.create::<RecallExperiment>(&experiment("a-first", 0, 50))
+        .await;
+    h.create::<RecallExperiment>(&experiment("b-second", 4000, 20))
+        .await;
+    h.reconcile_experiment(&ctx, "a-first").await;
+    h.reconcile_experiment(&ctx, "b-second").await;
+    h.reconcile_gateway(&ctx, "feed").await;
+
+    let first = h
+        .get::<RecallExperiment>("a-first")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        condition(&first.conditions, condition_type::READY),
+        ("True", "Live")
+    );
+    assert_eq!(first.conflicts, ["b-second"]);
+    let second = h
+        .get::<RecallExperiment>("b-second")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        condition(&second.conditions, condition_type::DEGRADED),
+        ("True", "LayerConflict")
+    );
+    assert_eq!(
+        condition(&second.conditions, condition_type::READY),
+        ("False", "LayerConflict")
+    );
+    let message = &second
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::DEGRADED)
+        .expect("degraded")
+        .message;
+    assert!(message.contains("overlap in layer 'recall'"), "{message}");
+    assert_eq!(second.arm_buckets.len(), 2);
+
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    let routed: Vec<&str> = r.experiments.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(routed, ["a-first"]);
+}
+
+#[tokio::test]
+async fn an_experiment_on_a_missing_gateway_says_so() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallExperiment>(&experiment("orphan", 0, 10))
+        .await;
+    h.reconcile_experiment(&ctx, "orphan").await;
+    let status = h
+        .get::<RecallExperiment>("orphan")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        condition(&status.conditions, condition_type::READY),
+        ("False", "GatewayNotFound")
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_queue_garbage_collects_its_children_through_owner_references() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(DSSM).await;
+    h.create::<RecallGateway>(FEED).await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    h.reconcile_gateway(&ctx, "feed").await;
+    h.api::<RecallQueue>()
+        .delete("dssm", &DeleteParams::background())
+        .await
+        .expect("deleted");
+
+    assert!(!h.exists::<ConfigMap>("dssm-worker").await);
+    assert!(!h.exists::<Deployment>("dssm").await);
+    assert!(!h.exists::<Service>("dssm").await);
+    assert!(!h.exists::<HorizontalPodAutoscaler>("dssm").await);
+    assert!(!h.exists::<PodDisruptionBudget>("dssm").await);
+    // Another parent's children are untouched.
+    assert!(h.exists::<ConfigMap>("feed-routing").await);
+    assert!(h.exists::<Deployment>("feed-gateway").await);
+}
