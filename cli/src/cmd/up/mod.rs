@@ -1,0 +1,47 @@
+//! `kan up DIR`: the whole platform in one process. Reads the same RecallQueue, RecallGateway
+//! and RecallExperiment YAML a cluster takes, validates it with the CRDs' rules, runs one worker
+//! per queue on a loopback port and the gateway in front, and applies edits to `DIR` live
+//! through the same paths a cluster uses (worker reload, gateway routing update).
+
+mod plan;
+mod runtime;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::telemetry::{self, LogFormat};
+
+/// Run the gateway and one worker per queue from a directory of Kan YAML files.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Directory of RecallQueue / RecallGateway / RecallExperiment YAML files.
+    pub dir: PathBuf,
+    /// Address of the gateway.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// ONNX Runtime shared library (needed by dssm and gat queues).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib: Option<PathBuf>,
+    /// Where bundles fetched from http(s) URIs are cached.
+    #[arg(long)]
+    pub bundle_cache: Option<PathBuf>,
+    /// How often DIR and queue readiness are checked, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let telemetry = telemetry::init("kan-up", args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(runtime::run(args, telemetry.metrics.clone()));
+    drop(telemetry);
+    result
+}

@@ -1,0 +1,228 @@
+//! The running side of `kan up`: workers on loopback ports, the gateway, and the poll loop that
+//! applies directory edits and readiness changes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kan_api::manifest::{KanObject, parse_manifests};
+use kan_api::routing::RoutingConfig;
+use kan_api::worker_config::WorkerConfig;
+use kan_gateway::Gateway;
+use kan_worker::{Worker, WorkerOptions};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::oneshot;
+
+use super::Args;
+use super::plan::{Plan, plan};
+
+struct RunningWorker {
+    config: WorkerConfig,
+    worker: Worker,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+struct Platform {
+    options: WorkerOptions,
+    metrics: PrometheusHandle,
+    workers: BTreeMap<String, RunningWorker>,
+    gateway: Gateway,
+    plan: Plan,
+    /// Queues routed by the last accepted routing; `None` forces a re-render.
+    ready: Option<Vec<String>>,
+}
+
+pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
+    let (objects, mut fingerprint) = read_dir(&args.dir)?;
+    let first = plan(&objects, &args.dir)?;
+    let options = WorkerOptions {
+        bundle_cache: args.bundle_cache.clone(),
+        ort_dylib: args.ort_dylib.clone(),
+        ..WorkerOptions::default()
+    };
+    let initial = RoutingConfig::render(&first.gateway_name, &first.gateway, &BTreeMap::new(), []).config;
+    let gateway = Gateway::new(initial).context("starting the gateway")?;
+    let mut platform = Platform {
+        options,
+        metrics: metrics.clone(),
+        workers: BTreeMap::new(),
+        gateway: gateway.clone(),
+        plan: first.clone(),
+        ready: None,
+    };
+    platform.apply(first).await;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the gateway to {}", args.listen))?;
+    let router = gateway.router(Some(metrics));
+    let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = gateway_stopped.await;
+            })
+            .await
+    });
+    println!(
+        "Kan is up: gateway http://{} (POST /v1/recall, /readyz, /metrics, /stats); {} queue(s); Ctrl-C stops",
+        args.listen,
+        platform.workers.len()
+    );
+
+    let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(50)));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                match read_dir(&args.dir) {
+                    Ok((objects, print)) if print != fingerprint => {
+                        fingerprint = print;
+                        match plan(&objects, &args.dir) {
+                            Ok(next) => {
+                                tracing::info!(dir = %args.dir.display(), "directory changed; applying");
+                                platform.apply(next).await;
+                            }
+                            Err(e) => tracing::error!(error = %e, "directory change rejected; the running platform is unchanged"),
+                        }
+                    }
+                    Ok(_) => platform.refresh_routing().await,
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "directory change rejected; the running platform is unchanged"),
+                }
+            }
+        }
+    }
+    println!("shutting down");
+    let _ = stop_gateway.send(());
+    let _ = server.await;
+    platform.workers.clear();
+    Ok(())
+}
+
+impl Platform {
+    /// Moves the running workers and the gateway to `next`.
+    async fn apply(&mut self, next: Plan) {
+        self.workers.retain(|name, _| next.workers.contains_key(name));
+        for (name, config) in &next.workers {
+            match self.workers.get(name) {
+                Some(running) if running.config == *config => {}
+                Some(running) => {
+                    if let Err(e) = running.worker.reload(config.clone()).await {
+                        tracing::error!(queue = %name, error = %e, "queue reload failed; the previous version keeps serving");
+                    }
+                    if let Some(r) = self.workers.get_mut(name) {
+                        r.config = config.clone();
+                    }
+                }
+                None => match self.start_worker(config.clone()).await {
+                    Ok(running) => {
+                        self.workers.insert(name.clone(), running);
+                    }
+                    Err(e) => tracing::error!(queue = %name, error = %format!("{e:#}"), "queue not started"),
+                },
+            }
+        }
+        self.plan = next;
+        self.ready = None;
+        self.refresh_routing().await;
+    }
+
+    async fn start_worker(&self, config: WorkerConfig) -> anyhow::Result<RunningWorker> {
+        let name = config.name.clone();
+        let worker = Worker::start(config.clone(), self.options.clone())
+            .await
+            .with_context(|| format!("starting queue {name}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a worker port")?;
+        let url = format!("http://{}", listener.local_addr().context("worker address")?);
+        let router = worker.router(Some(self.metrics.clone()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(queue = %name, error = %e, "worker server stopped");
+            }
+        });
+        tracing::info!(queue = %config.name, %url, "queue started");
+        Ok(RunningWorker { config, worker, url, stop: Some(stop) })
+    }
+
+    /// Re-renders the routing when the set of Ready queues changed: only Ready queues are routed.
+    async fn refresh_routing(&mut self) {
+        let mut ready = BTreeMap::new();
+        for (name, running) in &self.workers {
+            if running.worker.readiness().await.ready {
+                ready.insert(name.clone(), running.url.clone());
+            }
+        }
+        let names: Vec<String> = ready.keys().cloned().collect();
+        if self.ready.as_ref() == Some(&names) {
+            return;
+        }
+        let plan = &self.plan;
+        let rendered = RoutingConfig::render(
+            &plan.gateway_name,
+            &plan.gateway,
+            &ready,
+            plan.experiments.iter().map(|(n, s)| (n.as_str(), s)),
+        );
+        for excluded in &rendered.excluded {
+            tracing::warn!(experiment = %excluded.name, reason = %excluded.reason, "experiment not routed");
+        }
+        match self.gateway.handle().update(rendered.config) {
+            Ok(()) => {
+                tracing::info!(ready = ?names, "routing updated");
+                self.ready = Some(names);
+            }
+            Err(e) => tracing::error!(error = %e, "routing rejected; the previous routing keeps serving"),
+        }
+    }
+}
+
+/// Reads and validates every YAML file of `dir`; returns the objects and a fingerprint of the
+/// files' contents (to notice edits).
+fn read_dir(dir: &Path) -> anyhow::Result<(Vec<KanObject>, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    let mut objects = Vec::new();
+    let mut all_text = String::new();
+    let mut problems = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        match parse_manifests(&text) {
+            Ok(parsed) => {
+                for object in parsed {
+                    if let Err(e) = kan_api::validate::object(&object) {
+                        problems.push(format!("{}: {} {}: {e}", file.display(), object.kind(), object.name()));
+                    }
+                    objects.push(object);
+                }
+            }
+            Err(e) => problems.push(format!("{}: {e}", file.display())),
+        }
+        all_text.push_str(&file.display().to_string());
+        all_text.push('\0');
+        all_text.push_str(&text);
+    }
+    if !problems.is_empty() {
+        bail!("invalid objects in {}:\n  {}", dir.display(), problems.join("\n  "));
+    }
+    Ok((objects, kan_api::bundle::sha256_hex(all_text.as_bytes())))
+}

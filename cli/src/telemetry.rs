@@ -1,0 +1,73 @@
+//! Process-wide telemetry: structured JSON logs, Prometheus metrics recorder, and OpenTelemetry
+//! tracing exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the exporters alive; flushes spans when dropped.
+pub struct Telemetry {
+    pub metrics: PrometheusHandle,
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer_provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// One JSON object per line (for log pipelines).
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Installs the global subscriber, metrics recorder and (optionally) the OTLP exporter.
+/// `service` names the process in traces (`kan-worker`, `kan-gateway`, ...).
+pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_from_env("KAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_current_span(false).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().compact().boxed(),
+    };
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let tracer_provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service, &endpoint)?),
+        _ => None,
+    };
+    let otel_layer = tracer_provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string())));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()
+        .context("installing the tracing subscriber")?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the Prometheus metrics recorder")?;
+    Ok(Telemetry { metrics, tracer_provider })
+}
+
+fn otlp_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .with_context(|| format!("building the OTLP exporter for {endpoint}"))?;
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
