@@ -27,6 +27,7 @@
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
 //! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
 
+pub mod bench;
 pub mod bundle;
 pub mod error;
 pub mod index;
