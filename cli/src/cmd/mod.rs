@@ -1,2 +1,4 @@
 pub mod crd;
 pub mod validate;
+pub mod eval;
+pub mod train;

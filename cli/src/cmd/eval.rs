@@ -1,0 +1,142 @@
+//! `kan eval`: full-ranking evaluation of bundles (per queue and merged), or per-arm recall
+//! of the gateway's exposure log.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use kan_train::data::Format;
+use kan_train::split::SplitSpec;
+use kan_train::{EvalRequest, MergePolicy, QueueInput};
+
+/// Evaluate bundles with Recall/NDCG/HitRate@{10,20,50,100,300} and coverage, or exposures per arm.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Dataset directory (the one the bundles were trained on).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// ml100k | lightgcn | lastfm | csv
+    #[arg(long)]
+    pub format: Option<String>,
+    /// A queue to evaluate, NAME=BUNDLE_DIR (repeatable).
+    #[arg(long = "bundle")]
+    pub bundles: Vec<String>,
+    /// Merge weight of a queue, NAME=WEIGHT (default 1).
+    #[arg(long = "weight")]
+    pub weights: Vec<String>,
+    /// Merge policies to score over all queues: rrf, weighted-interleave, quota (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "rrf,weighted-interleave,quota"
+    )]
+    pub merge: Vec<String>,
+    /// Split to evaluate on (default: the one recorded in the first bundle).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Seed of the split (default: the one recorded in the first bundle).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Score the validation part instead of test (for choosing hyper-parameters).
+    #[arg(long)]
+    pub validation: bool,
+    /// Evaluate a seeded sample of at most this many users.
+    #[arg(long)]
+    pub max_users: Option<usize>,
+    /// Directory for report.json, report.md and recall.svg.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Exposure log (JSON lines of ExposureRecord) to score per experiment arm.
+    #[arg(long, requires = "truth")]
+    pub exposures: Option<PathBuf>,
+    /// What users engaged with: JSON lines {"user_id": ..., "items": [...]}.
+    #[arg(long, requires = "exposures")]
+    pub truth: Option<PathBuf>,
+    /// Cut-off for exposure recall.
+    #[arg(long, default_value_t = 300)]
+    pub k: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(t) = args.threads {
+        kan_train::set_threads(t)?;
+    }
+    if let (Some(exposures), Some(truth)) = (&args.exposures, &args.truth) {
+        let report = kan_train::eval::exposures::evaluate(
+            exposures,
+            truth,
+            args.k,
+            args.seed.unwrap_or(42),
+        )?;
+        print!("{}", report.to_markdown());
+        if let Some(out) = &args.out {
+            println!("wrote {}", report.write(out)?.display());
+        }
+        return Ok(());
+    }
+    let (Some(data), Some(format)) = (args.data, args.format) else {
+        bail!(
+            "give --data DIR --format FORMAT --bundle NAME=DIR ... (or --exposures FILE --truth FILE)"
+        );
+    };
+    let weights: HashMap<String, f64> = args
+        .weights
+        .iter()
+        .map(|w| {
+            let (name, v) = w
+                .split_once('=')
+                .with_context(|| format!("--weight `{w}`: expected NAME=WEIGHT"))?;
+            let v: f64 = v
+                .parse()
+                .with_context(|| format!("--weight `{w}`: `{v}` is not a number"))?;
+            Ok((name.to_string(), v))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let queues = args
+        .bundles
+        .iter()
+        .map(|b| {
+            let (name, dir) = b
+                .split_once('=')
+                .with_context(|| format!("--bundle `{b}`: expected NAME=DIR"))?;
+            Ok(QueueInput {
+                name: name.to_string(),
+                bundle: PathBuf::from(dir),
+                weight: weights.get(name).copied().unwrap_or(1.0),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merges = if queues.len() < 2 {
+        Vec::new()
+    } else {
+        args.merge
+            .iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| MergePolicy::parse(m))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let report = kan_train::eval(&EvalRequest {
+        data,
+        format: format.parse::<Format>()?,
+        split: args.split.as_deref().map(SplitSpec::parse).transpose()?,
+        seed: args.seed,
+        queues,
+        merges,
+        on_validation: args.validation,
+        max_users: args.max_users,
+        progress: !args.quiet,
+    })?;
+    print!("{}", report.to_markdown());
+    if let Some(out) = &args.out {
+        for p in report.write(out)? {
+            println!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}

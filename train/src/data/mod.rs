@@ -1,0 +1,226 @@
+//! Interaction data and the readers that load it.
+//!
+//! Every reader produces the same [`Dataset`]: dense internal indices for users and items (in
+//! order of first appearance), interactions, and whatever side information the format carries
+//! (user attributes, item categories, titles, a social graph, a provided test split).
+
+mod csv;
+mod ids;
+mod lastfm;
+mod lightgcn;
+mod lines;
+mod recbole;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+pub use ids::IdMap;
+
+/// One user–item interaction. `seq` orders interactions that share a timestamp (file order).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interaction {
+    pub user: u32,
+    pub item: u32,
+    /// Unix seconds, 0 when the format has no time.
+    pub ts: i64,
+    pub weight: f32,
+    pub seq: u32,
+}
+
+/// A loaded dataset, before splitting.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    pub name: String,
+    pub users: IdMap,
+    pub items: IdMap,
+    /// All interactions, or the training part when the format provides a split.
+    pub interactions: Vec<Interaction>,
+    /// The format's own held-out interactions (LightGCN `test.txt`, SocialLGN `test_set.txt`).
+    pub provided_test: Option<Vec<Interaction>>,
+    /// User attribute columns: name → value per user index (None when unknown).
+    pub user_attrs: BTreeMap<String, Vec<Option<String>>>,
+    /// Categories (genres, tags) per item index, as indices into `category_names`.
+    pub item_categories: Vec<Vec<u32>>,
+    pub category_names: Vec<String>,
+    /// Display titles per item index.
+    pub item_titles: Vec<Option<String>>,
+    /// Explicit social edges between user indices (directed; symmetric graphs list both ways).
+    pub social_edges: Vec<(u32, u32)>,
+}
+
+/// Input formats `kan train --format` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// RecBole atomic files (`<name>.inter`, `.item`, `.user`, `.kg`, `.link`), e.g. ML-100K.
+    Recbole,
+    /// LightGCN/NGCF `train.txt` + `test.txt` (`user item item ...` per line), e.g. Gowalla.
+    Lightgcn,
+    /// LastFM HetRec 2011 with the SocialLGN split (`sociallgn_split/`) and tags.
+    Lastfm,
+    /// `interactions.csv` (`user_id,item_id,timestamp[,weight]`) + optional `items.csv`,
+    /// `users.csv`, `social.csv`.
+    Csv,
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ml100k" | "recbole" => Ok(Format::Recbole),
+            "lightgcn" | "gowalla" => Ok(Format::Lightgcn),
+            "lastfm" => Ok(Format::Lastfm),
+            "csv" => Ok(Format::Csv),
+            other => Err(Error::InvalidInput(format!(
+                "unknown data format `{other}`: use ml100k (RecBole atomic), lightgcn, lastfm or csv"
+            ))),
+        }
+    }
+}
+
+/// Reads a dataset directory in the given format.
+pub fn load(dir: &Path, format: Format) -> Result<Dataset> {
+    if !dir.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "data directory {} does not exist (for ML-100K run `make data`)",
+            dir.display()
+        )));
+    }
+    let mut ds = match format {
+        Format::Recbole => recbole::load(dir)?,
+        Format::Lightgcn => lightgcn::load(dir)?,
+        Format::Lastfm => lastfm::load(dir)?,
+        Format::Csv => csv::load(dir)?,
+    };
+    if ds.interactions.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} holds no interactions",
+            dir.display()
+        )));
+    }
+    ds.pad_side_info();
+    Ok(ds)
+}
+
+impl Dataset {
+    pub fn n_users(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Makes every per-item and per-user side table as long as the id maps.
+    pub(crate) fn pad_side_info(&mut self) {
+        let (nu, ni) = (self.n_users(), self.n_items());
+        self.item_categories.resize(ni, Vec::new());
+        self.item_titles.resize(ni, None);
+        for col in self.user_attrs.values_mut() {
+            col.resize(nu, None);
+        }
+    }
+
+    /// Sets the categories of an item by external id, interning category names; unknown items
+    /// are skipped (side tables often list items that never occur in the interactions).
+    pub(crate) fn add_item_categories<'a>(
+        &mut self,
+        item: &str,
+        categories: impl IntoIterator<Item = &'a str>,
+        names: &mut IdMap,
+    ) {
+        let Some(i) = self.items.get(item) else {
+            return;
+        };
+        let i = i as usize;
+        if self.item_categories.len() <= i {
+            self.item_categories.resize(i + 1, Vec::new());
+        }
+        for c in categories {
+            let c = c.trim();
+            if c.is_empty() {
+                continue;
+            }
+            let idx = names.intern(c);
+            if !self.item_categories[i].contains(&idx) {
+                self.item_categories[i].push(idx);
+            }
+        }
+    }
+
+    /// Sets one attribute of a user by external id; unknown users are skipped.
+    pub(crate) fn set_user_attr(&mut self, user: &str, key: &str, value: &str) {
+        let Some(u) = self.users.get(user) else {
+            return;
+        };
+        let n = self.n_users();
+        let col = self
+            .user_attrs
+            .entry(key.to_string())
+            .or_insert_with(|| vec![None; n]);
+        col.resize(n, None);
+        if !value.trim().is_empty() {
+            col[u as usize] = Some(value.trim().to_string());
+        }
+    }
+
+    /// sha256 over the interactions (internal indices, time, weight) and both id maps.
+    pub fn fingerprint(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.interactions.len() * 20);
+        for it in self
+            .interactions
+            .iter()
+            .chain(self.provided_test.iter().flatten())
+        {
+            bytes.extend_from_slice(&it.user.to_le_bytes());
+            bytes.extend_from_slice(&it.item.to_le_bytes());
+            bytes.extend_from_slice(&it.ts.to_le_bytes());
+            bytes.extend_from_slice(&it.weight.to_le_bytes());
+        }
+        for id in self.users.ids().iter().chain(self.items.ids()) {
+            bytes.extend_from_slice(id.as_bytes());
+            bytes.push(b'\n');
+        }
+        kan_api::bundle::sha256_hex(&bytes)
+    }
+}
+
+/// Builds interactions from `(user, item, ts, weight)` rows, interning ids in order.
+pub(crate) fn push_interaction(
+    ds: &mut Dataset,
+    out: &mut Vec<Interaction>,
+    user: &str,
+    item: &str,
+    ts: i64,
+    weight: f32,
+) {
+    let seq = out.len() as u32;
+    let user = ds.users.intern(user);
+    let item = ds.items.intern(item);
+    out.push(Interaction {
+        user,
+        item,
+        ts,
+        weight,
+        seq,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_format_name_lists_the_accepted_ones() {
+        let err = "parquet".parse::<Format>().unwrap_err().to_string();
+        assert!(err.contains("ml100k") && err.contains("csv"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_data_directory_says_how_to_get_ml100k() {
+        let err = load(Path::new("/definitely/not/here"), Format::Recbole).unwrap_err();
+        assert!(err.to_string().contains("make data"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! One module per strategy. Each trains a model from a [`Context`], writes its files into a
+//! bundle, reads them back, and recalls items for queries (used for validation metrics at
+//! training time and by `kan eval`).
+
+pub mod exploratory;
+pub mod item2vec;
+pub mod itemcf;
+pub mod popular;
+pub mod social;
+pub mod twotower;
+
+use rayon::prelude::*;
+
+use crate::bundle::{BundleDir, BundleWriter};
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::history::History;
+use crate::metrics::top_k;
+use crate::progress::Progress;
+use crate::split::Split;
+
+/// Training settings shared by every strategy.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Passes over the data (strategy default when None).
+    pub epochs: Option<usize>,
+    /// Embedding dimension.
+    pub dim: usize,
+    pub seed: u64,
+    /// Model input length L of user encoders (most recent L history items).
+    pub history_length: usize,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            epochs: None,
+            dim: 64,
+            seed: 42,
+            history_length: 50,
+            progress: false,
+        }
+    }
+}
+
+/// What a trainer sees.
+pub struct Context<'a> {
+    pub ds: &'a Dataset,
+    pub split: &'a Split,
+    /// Training histories, most recent first.
+    pub history: &'a History,
+    pub opts: &'a TrainOptions,
+    pub progress: &'a Progress,
+}
+
+/// One recall request: a user (index, when known to the model) and their history.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub user: Option<u32>,
+    /// Most recent first.
+    pub history: &'a [u32],
+    /// Items that must not be returned (the user's training items in evaluation).
+    pub exclude: &'a [u32],
+}
+
+/// A trained or loaded model that recalls items.
+pub trait Recaller: Send + Sync {
+    /// The `k` best items for each query, best first.
+    fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>>;
+}
+
+/// A model that can write itself into a bundle.
+pub trait Model: Recaller {
+    fn write(&self, w: &mut BundleWriter) -> Result<()>;
+    /// Settings recorded in the manifest's `params`.
+    fn params(&self) -> serde_json::Value;
+    fn dim(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Ranks every item by a per-query scoring function, in parallel over queries.
+pub(crate) fn rank_all<F>(n_items: usize, queries: &[Query], k: usize, score: F) -> Vec<Vec<u32>>
+where
+    F: Fn(usize, &Query, &mut [f32]) + Sync,
+{
+    queries
+        .par_iter()
+        .enumerate()
+        .map_init(
+            || vec![0f32; n_items],
+            |buf, (n, q)| {
+                buf.fill(f32::NEG_INFINITY);
+                score(n, q, buf);
+                top_k(buf, k, q.exclude)
+            },
+        )
+        .collect()
+}
+
+/// Loads whichever model a bundle holds.
+pub fn load(b: &BundleDir) -> Result<Box<dyn Recaller>> {
+    use kan_api::crd::StrategyType as S;
+    Ok(match b.manifest.strategy {
+        S::Popular => Box::new(popular::Popular::load(b)?),
+        S::Itemcf => Box::new(itemcf::ItemCf::load(b)?),
+        S::Item2vec => Box::new(item2vec::Item2Vec::load(b)?),
+        S::Social => Box::new(social::Social::load(b)?),
+        S::Exploratory => Box::new(exploratory::Exploratory::load(b)?),
+        S::Dssm | S::Gat => Box::new(twotower::OnnxTwoTower::load(b)?),
+        S::Operational => {
+            return Err(crate::error::Error::Bundle {
+                dir: b.dir.clone(),
+                problem: "operational queues have no trained bundle to evaluate".to_string(),
+            });
+        }
+    })
+}
+
+/// Writes training histories as `files::USER_HISTORY`.
+pub fn write_history(w: &mut BundleWriter, h: &History) -> Result<()> {
+    use crate::bundle::Tensor;
+    w.tensors(
+        kan_api::bundle::files::USER_HISTORY,
+        &[
+            (
+                "offsets".to_string(),
+                Tensor::i64(h.offsets.iter().map(|&o| o as i64).collect()),
+            ),
+            (
+                "items".to_string(),
+                Tensor::i64(h.items.iter().map(|&i| i as i64).collect()),
+            ),
+            ("timestamps".to_string(), Tensor::i64(h.ts.clone())),
+        ],
+    )
+}
+
+/// Reads `files::USER_HISTORY` back.
+pub fn read_history(b: &BundleDir) -> Result<History> {
+    let t = b.tensors(kan_api::bundle::files::USER_HISTORY)?;
+    let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
+    let items: Vec<u32> = t.i64("items")?.iter().map(|&i| i as u32).collect();
+    let ts = t.i64("timestamps")?.to_vec();
+    if offsets.last() != Some(&items.len()) || ts.len() != items.len() {
+        return Err(crate::error::Error::Bundle {
+            dir: b.dir.clone(),
+            problem: "user_history CSR is inconsistent".into(),
+        });
+    }
+    Ok(History { offsets, items, ts })
+}

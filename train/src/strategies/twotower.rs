@@ -1,0 +1,601 @@
+//! `dssm` and `gat`: a user encoder over history item embeddings, trained with candle against
+//! item vectors by in-batch sampled softmax with logQ correction (Yi et al., RecSys 2019) plus
+//! shared uniform negatives (mixed negative sampling, Yang et al., WWW 2020).
+//!
+//! * dssm — two towers: the user tower embeds history items with its own table, mean-pools
+//!   them (masked) and applies a residual MLP; the item tower is an item embedding table.
+//! * gat — one graph-attention layer over the user–item graph: the user node attends over its
+//!   neighbour items (GATv2 scoring, multi-head, GraphSAGE-style: the user has no id
+//!   embedding, only its sampled neighbours, so unseen histories work). Item node embeddings
+//!   are shared between the attention inputs and the item vectors.
+//!
+//! The user encoder is exported as ONNX meeting the contract of `bundle::files::MODEL`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use kan_api::bundle::files;
+use onnx_protobuf::tensor_proto::DataType;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde_json::json;
+
+use super::{Context, Model, Query, Recaller, rank_all};
+use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
+use crate::error::{Error, Result};
+use crate::onnx::{Dim, Graph, attr_float, attr_int};
+
+pub const DEFAULT_EPOCHS: usize = 10;
+pub const BATCH: usize = 1024;
+pub const UNIFORM_NEGATIVES: usize = 1024;
+pub const TEMPERATURE: f64 = 0.1;
+pub const LEARNING_RATE: f64 = 0.005;
+pub const GAT_HEADS: usize = 4;
+pub const LEAKY_SLOPE: f64 = 0.2;
+/// Masked positions get this added before the attention softmax.
+const MASK_BIAS: f64 = 1e9;
+const NORM_EPS: f64 = 1e-12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dssm,
+    Gat,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Dssm => "dssm",
+            Kind::Gat => "gat",
+        }
+    }
+}
+
+/// The trainable weights. Matrices are stored [in, out] so `x @ W` reads the same in candle
+/// and in ONNX.
+pub struct Encoder {
+    pub kind: Kind,
+    pub n_items: usize,
+    pub dim: usize,
+    pub heads: usize,
+    /// Item tower / item node embeddings [N, D].
+    pub item: Var,
+    /// Named user-encoder weights (for dssm this includes its own `history` table).
+    pub vars: BTreeMap<&'static str, Var>,
+}
+
+fn init(rng: &mut StdRng, shape: &[usize], std: f64) -> Result<Var> {
+    let n: usize = shape.iter().product();
+    let normal = Normal::new(0.0, std).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let data: Vec<f32> = (0..n).map(|_| normal.sample(rng) as f32).collect();
+    Ok(Var::from_tensor(&Tensor::from_vec(
+        data,
+        shape,
+        &Device::Cpu,
+    )?)?)
+}
+
+fn zeros(shape: &[usize]) -> Result<Var> {
+    Ok(Var::zeros(shape, DType::F32, &Device::Cpu)?)
+}
+
+fn l2_normalise(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(NORM_EPS)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+impl Encoder {
+    pub fn new(kind: Kind, n_items: usize, dim: usize, seed: u64) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let w = 1.0 / (dim as f64).sqrt();
+        let item = init(&mut rng, &[n_items, dim], 0.1)?;
+        let mut vars = BTreeMap::new();
+        let heads = if kind == Kind::Gat { GAT_HEADS } else { 1 };
+        match kind {
+            Kind::Dssm => {
+                vars.insert("history", init(&mut rng, &[n_items, dim], 0.1)?);
+                vars.insert("w1", init(&mut rng, &[dim, dim], w)?);
+                vars.insert("b1", zeros(&[dim])?);
+                vars.insert("w2", init(&mut rng, &[dim, dim], w)?);
+                vars.insert("b2", zeros(&[dim])?);
+            }
+            Kind::Gat => {
+                if !dim.is_multiple_of(heads) {
+                    return Err(Error::InvalidInput(format!(
+                        "gat needs --dim divisible by {heads} heads, got {dim}"
+                    )));
+                }
+                for name in ["wq", "wk", "wv", "wo"] {
+                    vars.insert(name, init(&mut rng, &[dim, dim], w)?);
+                }
+                vars.insert("att", init(&mut rng, &[dim, heads], w)?);
+                vars.insert("bo", zeros(&[dim])?);
+            }
+        }
+        Ok(Encoder {
+            kind,
+            n_items,
+            dim,
+            heads,
+            item,
+            vars,
+        })
+    }
+
+    fn v(&self, name: &str) -> Result<&Tensor> {
+        self.vars
+            .get(name)
+            .map(|v| v.as_tensor())
+            .ok_or_else(|| Error::Onnx(format!("missing weight {name}")))
+    }
+
+    fn table(&self) -> Result<&Tensor> {
+        match self.kind {
+            Kind::Dssm => self.v("history"),
+            Kind::Gat => Ok(self.item.as_tensor()),
+        }
+    }
+
+    /// User embeddings [B, D], L2-normalised, for `ids` i64 [B, L] and `mask` f32 [B, L].
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let d = self.dim;
+        let e = self
+            .table()?
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, d))?;
+        let m = mask.unsqueeze(2)?;
+        let count = mask.sum_keepdim(1)?.maximum(1.0)?;
+        let mean = e.broadcast_mul(&m)?.sum(1)?.broadcast_div(&count)?;
+        let y = match self.kind {
+            Kind::Dssm => {
+                let h = mean
+                    .matmul(self.v("w1")?)?
+                    .broadcast_add(self.v("b1")?)?
+                    .tanh()?;
+                (h.matmul(self.v("w2")?)?.broadcast_add(self.v("b2")?)? + &mean)?
+            }
+            Kind::Gat => {
+                let (heads, dh) = (self.heads, d / self.heads);
+                let q = mean.matmul(self.v("wq")?)?.unsqueeze(1)?;
+                let k = e.broadcast_matmul(self.v("wk")?)?;
+                let z = candle_nn::ops::leaky_relu(&k.broadcast_add(&q)?, LEAKY_SLOPE)?;
+                let bias = ((mask - 1.0)? * MASK_BIAS)?.unsqueeze(2)?;
+                let logits = z.broadcast_matmul(self.v("att")?)?.broadcast_add(&bias)?;
+                let alpha = candle_nn::ops::softmax(&logits, 1)?;
+                let v = e
+                    .broadcast_matmul(self.v("wv")?)?
+                    .reshape((b, l, heads, dh))?;
+                let agg = v
+                    .broadcast_mul(&alpha.unsqueeze(3)?)?
+                    .sum(1)?
+                    .reshape((b, d))?;
+                (agg.matmul(self.v("wo")?)?.broadcast_add(self.v("bo")?)? + &mean)?
+            }
+        };
+        l2_normalise(&y)
+    }
+
+    /// L2-normalised item vectors, row-major [N, D].
+    pub fn item_vectors(&self) -> Result<Vec<f32>> {
+        Ok(l2_normalise(self.item.as_tensor())?
+            .flatten_all()?
+            .to_vec1()?)
+    }
+
+    fn all_vars(&self) -> Vec<Var> {
+        let mut v = vec![self.item.clone()];
+        v.extend(self.vars.values().cloned());
+        v
+    }
+
+    fn weights(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let t = self.v(name)?;
+        Ok((t.dims().to_vec(), t.flatten_all()?.to_vec1()?))
+    }
+
+    /// The user encoder as an ONNX model: `history_ids` i64 [B, L], `history_mask` f32 [B, L]
+    /// → `user_embedding` f32 [B, D]; B and L are symbolic.
+    pub fn to_onnx(&self) -> Result<Vec<u8>> {
+        let d = self.dim as i64;
+        let mut g = Graph::default();
+        let ids = g.input(
+            "history_ids",
+            DataType::INT64,
+            &[Dim::Named("batch"), Dim::Named("history")],
+        );
+        let mask = g.input(
+            "history_mask",
+            DataType::FLOAT,
+            &[Dim::Named("batch"), Dim::Named("history")],
+        );
+        g.output(
+            "user_embedding",
+            DataType::FLOAT,
+            &[Dim::Named("batch"), Dim::Fixed(d)],
+        );
+        let table_name = if self.kind == Kind::Dssm {
+            "history"
+        } else {
+            "item"
+        };
+        let (shape, data) = match self.kind {
+            Kind::Dssm => self.weights("history")?,
+            Kind::Gat => (
+                self.item.dims().to_vec(),
+                self.item.as_tensor().flatten_all()?.to_vec1()?,
+            ),
+        };
+        let table = g.f32_init(table_name, &shape, &data);
+        let init = |g: &mut Graph, name: &str| -> Result<String> {
+            let (s, v) = self.weights(name)?;
+            Ok(g.f32_init(name, &s, &v))
+        };
+        let ax1 = g.i64_init("axis_1", &[1]);
+        let ax2 = g.i64_init("axis_2", &[2]);
+        let ax_last = g.i64_init("axis_last", &[-1]);
+        let one = g.f32_init("one", &[], &[1.0]);
+        let eps = g.f32_init("eps", &[], &[NORM_EPS as f32]);
+
+        let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
+        let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
+        let em = g.node("Mul", &[&e, &m], vec![], None);
+        let sum = g.node(
+            "ReduceSum",
+            &[&em, &ax1],
+            vec![attr_int("keepdims", 0)],
+            None,
+        );
+        let cnt = g.node(
+            "ReduceSum",
+            &[&mask, &ax1],
+            vec![attr_int("keepdims", 1)],
+            None,
+        );
+        let cnt = g.node("Max", &[&cnt, &one], vec![], None);
+        let mean = g.node("Div", &[&sum, &cnt], vec![], None);
+        let y = match self.kind {
+            Kind::Dssm => {
+                let (w1, b1, w2, b2) = (
+                    init(&mut g, "w1")?,
+                    init(&mut g, "b1")?,
+                    init(&mut g, "w2")?,
+                    init(&mut g, "b2")?,
+                );
+                let h = g.node("MatMul", &[&mean, &w1], vec![], None);
+                let h = g.node("Add", &[&h, &b1], vec![], None);
+                let h = g.node("Tanh", &[&h], vec![], None);
+                let o = g.node("MatMul", &[&h, &w2], vec![], None);
+                let o = g.node("Add", &[&o, &b2], vec![], None);
+                g.node("Add", &[&o, &mean], vec![], None)
+            }
+            Kind::Gat => {
+                let (heads, dh) = (self.heads as i64, d / self.heads as i64);
+                let (wq, wk, wv, wo) = (
+                    init(&mut g, "wq")?,
+                    init(&mut g, "wk")?,
+                    init(&mut g, "wv")?,
+                    init(&mut g, "wo")?,
+                );
+                let (att, bo) = (init(&mut g, "att")?, init(&mut g, "bo")?);
+                let big = g.f32_init("mask_bias", &[], &[MASK_BIAS as f32]);
+                let split_heads = g.i64_init("split_heads", &[0, 0, heads, dh]);
+                let merge_heads = g.i64_init("merge_heads", &[0, d]);
+                let q = g.node("MatMul", &[&mean, &wq], vec![], None);
+                let q = g.node("Unsqueeze", &[&q, &ax1], vec![], None);
+                let k = g.node("MatMul", &[&e, &wk], vec![], None);
+                let z = g.node("Add", &[&k, &q], vec![], None);
+                let z = g.node(
+                    "LeakyRelu",
+                    &[&z],
+                    vec![attr_float("alpha", LEAKY_SLOPE as f32)],
+                    None,
+                );
+                let logits = g.node("MatMul", &[&z, &att], vec![], None);
+                let off = g.node("Sub", &[&mask, &one], vec![], None);
+                let bias = g.node("Mul", &[&off, &big], vec![], None);
+                let bias = g.node("Unsqueeze", &[&bias, &ax2], vec![], None);
+                let logits = g.node("Add", &[&logits, &bias], vec![], None);
+                let alpha = g.node("Softmax", &[&logits], vec![attr_int("axis", 1)], None);
+                let ax3 = g.i64_init("axis_3", &[3]);
+                let alpha = g.node("Unsqueeze", &[&alpha, &ax3], vec![], None);
+                let v = g.node("MatMul", &[&e, &wv], vec![], None);
+                let v = g.node("Reshape", &[&v, &split_heads], vec![], None);
+                let av = g.node("Mul", &[&v, &alpha], vec![], None);
+                let agg = g.node(
+                    "ReduceSum",
+                    &[&av, &ax1],
+                    vec![attr_int("keepdims", 0)],
+                    None,
+                );
+                let agg = g.node("Reshape", &[&agg, &merge_heads], vec![], None);
+                let o = g.node("MatMul", &[&agg, &wo], vec![], None);
+                let o = g.node("Add", &[&o, &bo], vec![], None);
+                g.node("Add", &[&o, &mean], vec![], None)
+            }
+        };
+        let sq = g.node("Mul", &[&y, &y], vec![], None);
+        let ss = g.node(
+            "ReduceSum",
+            &[&sq, &ax_last],
+            vec![attr_int("keepdims", 1)],
+            None,
+        );
+        let norm = g.node("Sqrt", &[&ss], vec![], None);
+        let norm = g.node("Max", &[&norm, &eps], vec![], None);
+        g.node("Div", &[&y, &norm], vec![], Some("user_embedding"));
+        g.to_bytes(&format!("kan-{}-user-encoder", self.kind.name()))
+    }
+}
+
+/// Pads histories to [B, L] (padding index 0, mask 0), most recent first.
+pub fn batch_inputs(histories: &[&[u32]], l: usize) -> Result<(Tensor, Tensor)> {
+    let b = histories.len();
+    let mut ids = vec![0i64; b * l];
+    let mut mask = vec![0f32; b * l];
+    for (r, h) in histories.iter().enumerate() {
+        for (c, &i) in h.iter().take(l).enumerate() {
+            ids[r * l + c] = i as i64;
+            mask[r * l + c] = 1.0;
+        }
+    }
+    Ok((
+        Tensor::from_vec(ids, (b, l), &Device::Cpu)?,
+        Tensor::from_vec(mask, (b, l), &Device::Cpu)?,
+    ))
+}
+
+/// A trained dssm/gat model.
+pub struct TwoTower {
+    pub encoder: Encoder,
+    pub vectors: Vec<f32>,
+    pub history_length: usize,
+    pub epochs: usize,
+    pub final_loss: f32,
+}
+
+pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
+    let n_items = ctx.ds.n_items();
+    let dim = ctx.opts.dim;
+    let l = ctx.opts.history_length;
+    let epochs = ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
+    let mut opt = AdamW::new(
+        enc.all_vars(),
+        ParamsAdamW {
+            lr: LEARNING_RATE,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let mut rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
+    let h = ctx.history;
+    // logQ: expected count of each item among a step's candidates.
+    let counts = h.item_counts(n_items);
+    let total: f64 = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
+    let rows: Vec<(u32, u32)> = (0..h.n_users())
+        .flat_map(|u| h.items(u).iter().map(move |&i| (u as u32, i)))
+        .collect();
+    let steps = rows.len().div_ceil(BATCH);
+    let pb = ctx
+        .progress
+        .bar((epochs * steps) as u64, &format!("{} steps", kind.name()));
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let mut final_loss = f32::NAN;
+    for _ in 0..epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(BATCH) {
+            let b = chunk.len();
+            let mut hists: Vec<Vec<u32>> = Vec::with_capacity(b);
+            let mut targets = Vec::with_capacity(b);
+            for &r in chunk {
+                let (u, target) = rows[r];
+                let others: Vec<u32> = h
+                    .items(u as usize)
+                    .iter()
+                    .copied()
+                    .filter(|&i| i != target)
+                    .collect();
+                // Neighbour sampling: long histories contribute a random L of their items.
+                let sample = if others.len() > l {
+                    others.choose_multiple(&mut rng, l).copied().collect()
+                } else {
+                    others
+                };
+                hists.push(sample);
+                targets.push(target);
+            }
+            let negs: Vec<u32> = (0..UNIFORM_NEGATIVES)
+                .map(|_| rng.random_range(0..n_items as u32))
+                .collect();
+            let cands: Vec<u32> = targets.iter().chain(&negs).copied().collect();
+            let mut bias = vec![0f32; b * cands.len()];
+            for (j, &c) in cands.iter().enumerate() {
+                let expected = b as f64 * counts[c as usize] as f64 / total
+                    + UNIFORM_NEGATIVES as f64 / n_items as f64;
+                for (i, &t) in targets.iter().enumerate() {
+                    // Accidental hits (the row's own positive elsewhere in the candidates) are masked.
+                    bias[i * cands.len() + j] = if c == t && i != j {
+                        -MASK_BIAS as f32
+                    } else {
+                        -(expected.ln() as f32)
+                    };
+                }
+            }
+            let refs: Vec<&[u32]> = hists.iter().map(|v| v.as_slice()).collect();
+            let (ids, mask) = batch_inputs(&refs, l.max(1))?;
+            let u = enc.forward(&ids, &mask)?;
+            let cand_idx = Tensor::from_vec(cands.clone(), cands.len(), &Device::Cpu)?;
+            let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
+            let bias = Tensor::from_vec(bias, (b, cands.len()), &Device::Cpu)?;
+            let logits = ((u.matmul(&v.t()?)? / TEMPERATURE)? + bias)?;
+            let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+            opt.backward_step(&loss)?;
+            final_loss = loss.to_scalar::<f32>()?;
+            pb.inc(1);
+        }
+    }
+    pb.finish();
+    let vectors = enc.item_vectors()?;
+    Ok(TwoTower {
+        encoder: enc,
+        vectors,
+        history_length: l,
+        epochs,
+        final_loss,
+    })
+}
+
+/// User embeddings for queries through a batched encoder function.
+fn embed_queries<F>(queries: &[Query], l: usize, mut encode: F) -> Result<Vec<Vec<f32>>>
+where
+    F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+{
+    let mut out = Vec::with_capacity(queries.len());
+    for chunk in queries.chunks(BATCH) {
+        let hs: Vec<&[u32]> = chunk
+            .iter()
+            .map(|q| &q.history[..q.history.len().min(l)])
+            .collect();
+        out.extend(encode(&hs)?);
+    }
+    Ok(out)
+}
+
+impl Recaller for TwoTower {
+    fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
+        let l = self.history_length.max(1);
+        let users = embed_queries(queries, l, |hs| {
+            let (ids, mask) = batch_inputs(hs, l)?;
+            Ok(self.encoder.forward(&ids, &mask)?.to_vec2::<f32>()?)
+        })?;
+        Ok(dot_recall(
+            &self.vectors,
+            self.encoder.dim,
+            &users,
+            queries,
+            k,
+        ))
+    }
+}
+
+impl Model for TwoTower {
+    fn write(&self, w: &mut BundleWriter) -> Result<()> {
+        write_vectors(w, &self.vectors, self.encoder.dim)?;
+        w.bytes(files::MODEL, &self.encoder.to_onnx()?)
+    }
+
+    fn params(&self) -> serde_json::Value {
+        let mut p = json!({
+            kan_api::bundle::params::HISTORY_LENGTH: self.history_length,
+            "epochs": self.epochs, "batch": BATCH, "uniform_negatives": UNIFORM_NEGATIVES,
+            "temperature": TEMPERATURE, "learning_rate": LEARNING_RATE, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
+            "final_loss": self.final_loss,
+        });
+        if self.encoder.kind == Kind::Gat {
+            p["heads"] = json!(self.encoder.heads);
+            p["attention"] = json!("GATv2 over sampled neighbour items, residual mean aggregator");
+        }
+        p
+    }
+
+    fn dim(&self) -> Option<u32> {
+        Some(self.encoder.dim as u32)
+    }
+}
+
+/// A dssm/gat bundle served through ONNX Runtime (any model meeting the encoder contract).
+pub struct OnnxTwoTower {
+    session: Mutex<ort::session::Session>,
+    vectors: Vec<f32>,
+    dim: usize,
+    history_length: usize,
+}
+
+impl OnnxTwoTower {
+    pub fn load(b: &BundleDir) -> Result<Self> {
+        let (vectors, dim) = read_vectors(b)?;
+        let history_length = b.manifest.params[kan_api::bundle::params::HISTORY_LENGTH]
+            .as_u64()
+            .unwrap_or(50) as usize;
+        let session = crate::runtime::session(&b.read(files::MODEL)?)?;
+        Ok(OnnxTwoTower {
+            session: Mutex::new(session),
+            vectors,
+            dim,
+            history_length,
+        })
+    }
+}
+
+impl Recaller for OnnxTwoTower {
+    fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
+        let l = self.history_length.max(1);
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| Error::Runtime("session lock poisoned".into()))?;
+        let users = embed_queries(queries, l, |hs| crate::runtime::encode(&mut session, hs, l))?;
+        Ok(dot_recall(&self.vectors, self.dim, &users, queries, k))
+    }
+}
+
+/// Scores every item by dot product with each query's user vector.
+pub fn dot_recall(
+    vectors: &[f32],
+    dim: usize,
+    users: &[Vec<f32>],
+    queries: &[Query],
+    k: usize,
+) -> Vec<Vec<u32>> {
+    let n_items = vectors.len() / dim.max(1);
+    rank_all(n_items, queries, k, |n, _, s| {
+        let u = &users[n];
+        for (i, v) in vectors.chunks_exact(dim).enumerate() {
+            s[i] = u.iter().zip(v).map(|(a, b)| a * b).sum();
+        }
+    })
+}
+
+pub fn normalise_rows(v: &mut [f32], dim: usize) {
+    for row in v.chunks_exact_mut(dim) {
+        let n = row
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(NORM_EPS as f32);
+        row.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+pub fn write_vectors(w: &mut BundleWriter, vectors: &[f32], dim: usize) -> Result<()> {
+    let rows = vectors.len() / dim.max(1);
+    w.tensors(
+        files::ITEM_VECTORS,
+        &[(
+            "vectors".to_string(),
+            BundleTensor::matrix(rows, dim, vectors.to_vec()),
+        )],
+    )
+}
+
+pub fn read_vectors(b: &BundleDir) -> Result<(Vec<f32>, usize)> {
+    let t = b.tensors(files::ITEM_VECTORS)?;
+    let (shape, data) = t.f32("vectors")?;
+    let n_items = b.lines(files::ITEMS)?.len();
+    match shape {
+        [n, d] if *n == n_items => Ok((data.to_vec(), *d)),
+        _ => Err(Error::Bundle {
+            dir: b.dir.clone(),
+            problem: format!(
+                "item vectors have shape {shape:?}, expected [{n_items}, D] to match items.txt"
+            ),
+        }),
+    }
+}

@@ -1,0 +1,82 @@
+//! The exported ONNX user encoders compute what the candle training forward pass computes
+//! (max abs diff ≤ 1e-4), run through ONNX Runtime. Skips when ORT_DYLIB_PATH is not set.
+
+mod common;
+
+use kan_train::data::Format;
+use kan_train::pipeline::prepare;
+use kan_train::progress::Progress;
+use kan_train::split::SplitSpec;
+use kan_train::strategies::twotower::{self, Kind, batch_inputs};
+use kan_train::strategies::{Context, TrainOptions};
+
+#[test]
+fn exported_dssm_and_gat_encoders_match_the_candle_forward_pass() {
+    if kan_train::runtime::dylib_path().is_none() {
+        eprintln!(
+            "skipping ONNX parity: ORT_DYLIB_PATH is not set or missing (source scripts/env.sh after ./scripts/install-tools.sh)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_communities(tmp.path());
+    let p = prepare(
+        tmp.path(),
+        Format::Csv,
+        Some(SplitSpec::Temporal { n: 1 }),
+        3,
+    )
+    .unwrap();
+    let opts = TrainOptions {
+        epochs: Some(2),
+        dim: 16,
+        seed: 3,
+        history_length: 8,
+        progress: false,
+    };
+    let progress = Progress::new(false);
+    let ctx = Context {
+        ds: &p.ds,
+        split: &p.split,
+        history: &p.history,
+        opts: &opts,
+        progress: &progress,
+    };
+    let n = p.ds.n_items() as u32;
+    // Rows: empty, short, full (L = 8), longer than L (truncated), repeated items.
+    let histories: Vec<Vec<u32>> = vec![
+        vec![],
+        vec![3],
+        (0..8).collect(),
+        (0..12).map(|i| (i * 5) % n).collect(),
+        vec![7, 7, 7, 1],
+    ];
+    let refs: Vec<&[u32]> = histories.iter().map(|h| h.as_slice()).collect();
+    for kind in [Kind::Dssm, Kind::Gat] {
+        let model = twotower::train(&ctx, kind).unwrap();
+        let (ids, mask) = batch_inputs(&refs, 8).unwrap();
+        let want = model
+            .encoder
+            .forward(&ids, &mask)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let mut session = kan_train::runtime::session(&model.encoder.to_onnx().unwrap()).unwrap();
+        let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+        assert_eq!(got.len(), want.len());
+        let mut max_diff = 0f32;
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.len(), 16);
+            for (a, b) in g.iter().zip(w) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+            let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(
+                (norm - 1.0).abs() < 1e-4,
+                "{kind:?}: output is L2-normalised, norm {norm}"
+            );
+        }
+        assert!(max_diff <= 1e-4, "{kind:?}: max abs diff {max_diff}");
+        eprintln!("{kind:?}: ONNX vs candle max abs diff {max_diff:e}");
+    }
+}
