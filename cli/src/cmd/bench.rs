@@ -1,0 +1,23 @@
+//! `kan bench worker|gateway`: load generators. Each target lives in its own module.
+
+/// Load-test a component and report latency percentiles.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub target: Target,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Target {
+    /// Benchmark the recall worker in-process on synthetic bundles (ANN vs exact, ort share).
+    Worker(super::bench_worker::Args),
+    /// Benchmark the gateway.
+    Gateway(super::bench_gateway::Args),
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.target {
+        Target::Worker(args) => super::bench_worker::run(args),
+        Target::Gateway(args) => super::bench_gateway::run(args),
+    }
+}

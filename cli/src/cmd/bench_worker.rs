@@ -1,0 +1,122 @@
+//! `kan bench worker`: the recall worker's load generator (see `kan_worker::bench`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kan_api::crd::StrategyType;
+use kan_worker::bench::{BenchConfig, BenchReport, Latency, run as run_bench};
+use kan_worker::index::hnsw::HnswParams;
+
+/// Benchmark a worker in-process on synthetic 64-d vectors: embedded HNSW vs exact scan.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Catalogue sizes to run, e.g. `--items 100000 --items 1000000`.
+    #[arg(long, default_values_t = [100_000usize])]
+    pub items: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
+    #[arg(long, default_value_t = 100)]
+    pub k: u32,
+    /// dssm (ort encoder + ANN) or item2vec (ANN only).
+    #[arg(long, default_value = "dssm")]
+    pub strategy: StrategyType,
+    #[arg(long, default_value_t = 20)]
+    pub history: usize,
+    #[arg(long, default_value_t = 200)]
+    pub recall_queries: usize,
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Open-loop rate in requests per second (skipped when unset).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long, default_value_t = 24)]
+    pub hnsw_m: usize,
+    #[arg(long, default_value_t = 200)]
+    pub hnsw_ef_construction: usize,
+    #[arg(long, default_value_t = 256)]
+    pub hnsw_ef: usize,
+    /// ONNX Runtime library; defaults to $ORT_DYLIB_PATH.
+    #[arg(long)]
+    pub ort_dylib: Option<PathBuf>,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    for &items in &args.items {
+        let dir =
+            std::env::temp_dir().join(format!("kan-bench-worker-{}-{items}", std::process::id()));
+        let config = BenchConfig {
+            items,
+            dim: args.dim,
+            k: args.k,
+            history: args.history,
+            strategy: args.strategy,
+            recall_queries: args.recall_queries,
+            duration: Duration::from_secs(args.duration_s.max(1)),
+            concurrency: args.concurrency,
+            rate: args.rate,
+            hnsw: HnswParams {
+                max_connections: args.hnsw_m,
+                ef_construction: args.hnsw_ef_construction,
+                ef_search: args.hnsw_ef,
+            },
+            ort_dylib: args.ort_dylib.clone(),
+            dir: dir.clone(),
+        };
+        let report = runtime.block_on(run_bench(config));
+        let _ = std::fs::remove_dir_all(&dir);
+        let report = report.with_context(|| format!("benchmark at {items} items"))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print(&report);
+        }
+    }
+    Ok(())
+}
+
+fn row(name: &str, l: &Latency) {
+    println!(
+        "  {name:<14} {:>8.0} req/s  mean {:>7.3}  p50 {:>7.3}  p90 {:>7.3}  p99 {:>7.3}  p99.9 {:>7.3} ms  ({} requests)",
+        l.throughput_rps, l.mean_ms, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.requests
+    );
+}
+
+fn print(r: &BenchReport) {
+    println!(
+        "{} items x {}-d, strategy {}, k {}",
+        r.items, r.dim, r.strategy, r.k
+    );
+    println!(
+        "  load: hnsw {:.1} s, exact {:.1} s; recall@{} hnsw vs exact: {:.4}",
+        r.ann_load_s, r.exact_load_s, r.k, r.recall_at_k
+    );
+    row("hnsw closed", &r.ann_closed);
+    row("exact closed", &r.exact_closed);
+    if let Some(open) = &r.ann_open {
+        row("hnsw open", open);
+    }
+    println!(
+        "  latency ratio exact/hnsw (p50): {:.1}x",
+        r.exact_closed.p50_ms / r.ann_closed.p50_ms.max(1e-9)
+    );
+    if let (Some(ms), Some(share)) = (r.inference_mean_ms, r.inference_share) {
+        println!(
+            "  ort inference: {ms:.3} ms mean, {:.0}% of the hnsw mean latency",
+            share * 100.0
+        );
+    }
+}
