@@ -19,6 +19,8 @@ enum Command {
     Crd(cmd::crd::Args),
     /// Validate RecallQueue/RecallGateway/RecallExperiment YAML files with the CRDs' rules.
     Validate(cmd::validate::Args),
+    /// Run the Kubernetes operator (RecallQueue, RecallGateway and RecallExperiment controllers).
+    Operator(cmd::operator::Args),
     /// Train a strategy from interaction data into a bundle.
     Train(cmd::train::Args),
     /// Evaluate bundles (full ranking, per queue and merged) or exposure logs per arm.
@@ -30,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd(args) => cmd::crd::run(args),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Operator(args) => cmd::operator::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
     }

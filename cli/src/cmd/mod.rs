@@ -2,3 +2,4 @@ pub mod crd;
 pub mod validate;
 pub mod eval;
 pub mod train;
+pub mod operator;

@@ -1,0 +1,118 @@
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use kan_operator::{BuildConfig, LeaderElection, OperatorConfig};
+
+/// Run the Kubernetes operator (RecallQueue, RecallGateway and RecallExperiment controllers).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Namespace to watch; repeat or comma-separate for several. All namespaces when unset.
+    #[arg(
+        long = "namespace",
+        env = "KAN_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+    /// Image of worker and gateway pods whose spec names none.
+    #[arg(long, env = "KAN_DEFAULT_IMAGE")]
+    pub default_image: Option<String>,
+    /// imagePullPolicy of worker and gateway containers (Always, IfNotPresent, Never).
+    #[arg(long, env = "KAN_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub image_pull_policy: Option<String>,
+    /// OTLP endpoint passed to worker and gateway pods.
+    #[arg(long, env = "KAN_CHILD_OTLP_ENDPOINT")]
+    pub child_otlp_endpoint: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Elect a leader on a Lease so only one replica writes (needed with more than one replica).
+    #[arg(long, env = "KAN_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "kan-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Seconds the Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_s: u64,
+    /// Log format (the filter comes from KAN_LOG, default info; spans go to
+    /// OTEL_EXPORTER_OTLP_ENDPOINT when set).
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Identity in the Lease and in events (the pod name); the host name when unset.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.lease_duration_s < 4 {
+        anyhow::bail!(
+            "--lease-duration-s must be at least 4 seconds (the holder renews a third of it before expiry)"
+        );
+    }
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("kan-operator-{}", std::process::id()));
+    let mut build = BuildConfig::default();
+    if let Some(image) = args.default_image {
+        build.default_image = image;
+    }
+    build.image_pull_policy = args.image_pull_policy;
+    build.otlp_endpoint = args.child_otlp_endpoint;
+    let cfg = OperatorConfig {
+        build,
+        namespaces: args
+            .namespaces
+            .into_iter()
+            .filter(|ns| !ns.trim().is_empty())
+            .collect(),
+        leader_election: args.leader_elect.then(|| LeaderElection {
+            lease_name: args.lease_name,
+            lease_namespace: args.lease_namespace,
+            identity: identity.clone(),
+            duration_s: args.lease_duration_s,
+            grace_s: 2.max(args.lease_duration_s / 3),
+        }),
+        listen: args.listen,
+        instance: Some(identity),
+    };
+
+    let log_format = args.log_format;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        // Inside the runtime: the OTLP exporter needs one.
+        let telemetry = crate::telemetry::init("kan-operator", log_format)?;
+        let client = kube::Client::try_default().await.context(
+            "connecting to the Kubernetes API (in-cluster service account or KUBECONFIG)",
+        )?;
+        kan_operator::run(cfg, client, telemetry.metrics.clone(), shutdown_signal())
+            .await
+            .context("kan operator")
+    })
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends on pod deletion).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested: finishing in-flight reconciles");
+}
