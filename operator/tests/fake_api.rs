@@ -692,3 +692,60 @@ async fn deleting_a_queue_garbage_collects_its_children_through_owner_references
     assert!(h.exists::<ConfigMap>("feed-routing").await);
     assert!(h.exists::<Deployment>("feed-gateway").await);
 }
+
+/// Takeover after a release is not checked here: the fake does not drop field ownership on the
+/// release's strategic-merge patch, so the standby's apply keeps conflicting (a real API server
+/// hands the fields over). Exclusivity and renewal are checked.
+#[tokio::test]
+async fn the_first_instance_holds_and_renews_the_lease_while_a_second_stays_standby() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kan_operator::LeaderElection;
+    use kan_operator::leader::Election;
+    use std::time::Duration;
+
+    let h = Harness::new().await;
+    let cfg = |identity: &str| LeaderElection {
+        lease_name: "kan-operator".into(),
+        lease_namespace: NS.into(),
+        identity: identity.into(),
+        duration_s: 4,
+        grace_s: 2,
+    };
+    let mut first = Election::start(h.client.clone(), &cfg("first"))
+        .await
+        .expect("election starts");
+    tokio::time::timeout(Duration::from_secs(10), first.acquired())
+        .await
+        .expect("the first instance leads in time")
+        .expect("election runs");
+    let lease = h
+        .get::<Lease>("kan-operator")
+        .await
+        .spec
+        .expect("lease spec");
+    assert_eq!(lease.holder_identity.as_deref(), Some("first"));
+    assert_eq!(lease.lease_duration_seconds, Some(4));
+    let renewed_at = lease.renew_time.expect("renew time");
+
+    let mut second = Election::start(h.client.clone(), &cfg("second"))
+        .await
+        .expect("election starts");
+    // Longer than the lease: the holder must renew it for the standby to stay out.
+    let stolen = tokio::time::timeout(Duration::from_secs(6), second.acquired()).await;
+    assert!(
+        stolen.is_err(),
+        "the standby must not lead while the leader renews its lease"
+    );
+    let lease = h
+        .get::<Lease>("kan-operator")
+        .await
+        .spec
+        .expect("lease spec");
+    assert_eq!(lease.holder_identity.as_deref(), Some("first"));
+    assert!(
+        lease.renew_time.expect("renew time") > renewed_at,
+        "the holder renewed"
+    );
+    first.release().await;
+    second.release().await;
+}

@@ -41,19 +41,19 @@ where
         .get_or_insert_default()
         .insert(APPLIED_HASH_ANNOTATION.to_string(), hash.clone());
 
-    if let Some(live) = api.get_opt(&name).await? {
-        if live
-            .meta()
+    let live = api.get_opt(&name).await?;
+    let applied_hash = |k: &K| {
+        k.meta()
             .annotations
             .as_ref()
             .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
-            == Some(&hash)
-        {
-            return Ok(Ensured {
-                object: live,
-                written: false,
-            });
-        }
+            .cloned()
+    };
+    if let Some(live) = live.filter(|l| applied_hash(l).as_ref() == Some(&hash)) {
+        return Ok(Ensured {
+            object: live,
+            written: false,
+        });
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let object = api.patch(&name, &params, &Patch::Apply(&desired)).await?;

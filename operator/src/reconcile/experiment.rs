@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 
 use super::apply::write_status;
 use super::{Context, RESYNC, instrumented, now};
-use crate::allocation::{Allocation, allocate};
+use crate::allocation::allocate;
 use crate::error::Result;
 use crate::names::Parent;
 use crate::status::experiment::experiment_status;
@@ -45,9 +45,7 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     {
         refs.push(experiment);
     }
-    let allocation = allocate(&refs)
-        .remove(&parent.name)
-        .unwrap_or_else(Allocation::default);
+    let allocation = allocate(&refs).remove(&parent.name).unwrap_or_default();
 
     let status = experiment_status(experiment, gateway_exists, &allocation, &now());
     let before = experiment
