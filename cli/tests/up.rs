@@ -1,0 +1,158 @@
+//! `kan up` end to end through the binary: start from a directory, recall through the gateway,
+//! edit the directory live, survive an invalid edit, stop cleanly on Ctrl-C.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const QUEUE: &str = "apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: editorial}
+spec:
+  strategy:
+    type: operational
+    operational:
+      items: [{itemId: a}, {itemId: b}, {itemId: c}]
+";
+const GATEWAY: &str = "apiVersion: kan.dev/v1alpha1
+kind: RecallGateway
+metadata: {name: feed}
+spec:
+  queues: [{name: editorial}]
+";
+
+fn experiment(traffic: i32) -> String {
+    format!(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: exp}}\nspec:\n  gateway: feed\n  traffic: {traffic}\n  arms: [{{name: control, weight: 50}}, {{name: treatment, weight: 50}}]\n"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// POSTs a recall request; returns the parsed JSON body when the gateway answered 200.
+fn recall(port: u16, user: &str) -> Option<serde_json::Value> {
+    let body = format!(r#"{{"user_id":"{user}","k":2}}"#);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST /v1/recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| serde_json::from_str(body).ok())
+        .flatten()
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Up {
+    Up(Command::new(env!("CARGO_BIN_EXE_kan"))
+        .args([
+            "up",
+            &dir.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll-ms",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kan up starts"))
+}
+
+#[test]
+fn kan_up_serves_a_directory_and_applies_edits_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
+    std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(100)).expect("write");
+    let port = free_port();
+    let mut up = start(dir.path(), port);
+
+    // The operational queue becomes Ready, is routed, and every user is in an arm.
+    let first = wait_for("a routed answer", || {
+        recall(port, "u1").filter(|r| r["candidates"].as_array().is_some_and(|c| !c.is_empty()))
+    });
+    let ids: Vec<&str> = first["candidates"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["item_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(
+        first["candidates"][0]["sources"],
+        serde_json::json!(["editorial"])
+    );
+    assert_eq!(first["assignments"][0]["experiment"], "exp");
+
+    // Turning the experiment's traffic down takes effect without a restart.
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(0)).expect("write");
+    wait_for("the experiment to be switched off", || {
+        recall(port, "u1").filter(|r| r["assignments"].as_array().is_some_and(|a| a.is_empty()))
+    });
+
+    // An invalid edit is rejected and the platform keeps serving the last good state.
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(250)).expect("write");
+    std::thread::sleep(Duration::from_millis(500));
+    let still = recall(port, "u1").expect("still serving");
+    assert_eq!(still["candidates"].as_array().map(Vec::len), Some(2));
+
+    // Ctrl-C stops it cleanly.
+    let pid = up.0.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let status = wait_for("kan up to exit", || up.0.try_wait().ok().flatten());
+    assert!(status.success(), "kan up exited with {status}");
+}
+
+#[test]
+fn kan_up_refuses_an_invalid_directory_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(250)).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_kan"))
+        .args([
+            "up",
+            &dir.path().display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("traffic"), "{stderr}");
+}
