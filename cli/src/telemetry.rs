@@ -38,7 +38,10 @@ pub enum LogFormat {
 pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_env("KAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_current_span(false).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().compact().boxed(),
     };
     opentelemetry::global::set_text_map_propagator(
@@ -60,7 +63,10 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
-    Ok(Telemetry { metrics, tracer_provider })
+    Ok(Telemetry {
+        metrics,
+        tracer_provider,
+    })
 }
 
 fn otlp_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
@@ -68,6 +74,11 @@ fn otlp_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvi
         .with_tonic()
         .build()
         .with_context(|| format!("building the OTLP exporter for {endpoint}"))?;
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.to_string())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }

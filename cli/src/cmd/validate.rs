@@ -13,7 +13,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failures = 0;
     for path in yaml_files(&args.paths)? {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         match kan_api::manifest::parse_manifests(&text) {
             Err(e) => {
                 failures += 1;
@@ -22,10 +23,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(objects) => {
                 for object in objects {
                     match kan_api::validate::object(&object) {
-                        Ok(()) => println!("{}: {} {} ok", path.display(), object.kind(), object.name()),
+                        Ok(()) => {
+                            println!("{}: {} {} ok", path.display(), object.kind(), object.name())
+                        }
                         Err(e) => {
                             failures += 1;
-                            eprintln!("{}: {} {}: {e}", path.display(), object.kind(), object.name());
+                            eprintln!(
+                                "{}: {} {}: {e}",
+                                path.display(),
+                                object.kind(),
+                                object.name()
+                            );
                         }
                     }
                 }

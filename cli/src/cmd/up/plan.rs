@@ -43,15 +43,24 @@ pub fn plan(objects: &[KanObject], dir: &Path) -> Result<Plan, PlanError> {
                 if let Some(bundle) = spec.bundle.as_mut() {
                     bundle.uri = resolve_uri(&bundle.uri, dir);
                 }
-                let config = WorkerConfig { name: name.clone(), spec };
+                let config = WorkerConfig {
+                    name: name.clone(),
+                    spec,
+                };
                 if workers.insert(name.clone(), config).is_some() {
-                    return Err(PlanError::Duplicate { kind: "RecallQueue", name });
+                    return Err(PlanError::Duplicate {
+                        kind: "RecallQueue",
+                        name,
+                    });
                 }
             }
             KanObject::Gateway(g) => gateways.push((name, g.spec.clone())),
             KanObject::Experiment(e) => {
                 if experiments.iter().any(|(n, _)| *n == name) {
-                    return Err(PlanError::Duplicate { kind: "RecallExperiment", name });
+                    return Err(PlanError::Duplicate {
+                        kind: "RecallExperiment",
+                        name,
+                    });
                 }
                 experiments.push((name, e.spec.clone()));
             }
@@ -62,7 +71,12 @@ pub fn plan(objects: &[KanObject], dir: &Path) -> Result<Plan, PlanError> {
         1 => gateways.remove(0),
         n => return Err(PlanError::SeveralGateways(n)),
     };
-    Ok(Plan { workers, gateway_name, gateway, experiments })
+    Ok(Plan {
+        workers,
+        gateway_name,
+        gateway,
+        experiments,
+    })
 }
 
 /// Relative bundle paths in a spec are relative to the directory holding the YAML, so a
@@ -90,7 +104,12 @@ mod tests {
     #[test]
     fn relative_bundle_paths_resolve_against_the_directory() {
         let plan = plan(&objects(&[GATEWAY, QUEUE]), Path::new("/srv/demo")).expect("plan");
-        let uri = &plan.workers["pop"].spec.bundle.as_ref().expect("bundle").uri;
+        let uri = &plan.workers["pop"]
+            .spec
+            .bundle
+            .as_ref()
+            .expect("bundle")
+            .uri;
         assert_eq!(uri, "/srv/demo/bundles/popular");
         assert_eq!(resolve_uri("s3://b/x", Path::new("/d")), "s3://b/x");
         assert_eq!(resolve_uri("/abs", Path::new("/d")), "/abs");
@@ -98,21 +117,35 @@ mod tests {
 
     #[test]
     fn a_directory_needs_exactly_one_gateway() {
-        assert_eq!(plan(&objects(&[QUEUE]), Path::new(".")), Err(PlanError::NoGateway));
+        assert_eq!(
+            plan(&objects(&[QUEUE]), Path::new(".")),
+            Err(PlanError::NoGateway)
+        );
         let two = GATEWAY.replace("name: feed", "name: other");
-        assert_eq!(plan(&objects(&[GATEWAY, &two]), Path::new(".")), Err(PlanError::SeveralGateways(2)));
+        assert_eq!(
+            plan(&objects(&[GATEWAY, &two]), Path::new(".")),
+            Err(PlanError::SeveralGateways(2))
+        );
     }
 
     #[test]
     fn duplicate_queues_are_refused() {
         let err = plan(&objects(&[GATEWAY, QUEUE, QUEUE]), Path::new(".")).expect_err("duplicate");
-        assert_eq!(err, PlanError::Duplicate { kind: "RecallQueue", name: "pop".into() });
+        assert_eq!(
+            err,
+            PlanError::Duplicate {
+                kind: "RecallQueue",
+                name: "pop".into()
+            }
+        );
     }
 
     #[test]
     fn experiments_keep_file_order() {
         let exp = |name: &str| {
-            format!("apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: {name}}}\nspec:\n  gateway: feed\n  traffic: 10\n  arms: [{{name: a, weight: 100}}]\n")
+            format!(
+                "apiVersion: kan.dev/v1alpha1\nkind: RecallExperiment\nmetadata: {{name: {name}}}\nspec:\n  gateway: feed\n  traffic: 10\n  arms: [{{name: a, weight: 100}}]\n"
+            )
         };
         let (b, a) = (exp("b"), exp("a"));
         let plan = plan(&objects(&[GATEWAY, &b, &a]), Path::new(".")).expect("plan");

@@ -50,7 +50,8 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         ort_dylib: args.ort_dylib.clone(),
         ..WorkerOptions::default()
     };
-    let initial = RoutingConfig::render(&first.gateway_name, &first.gateway, &BTreeMap::new(), []).config;
+    let initial =
+        RoutingConfig::render(&first.gateway_name, &first.gateway, &BTreeMap::new(), []).config;
     let gateway = Gateway::new(initial).context("starting the gateway")?;
     let mut platform = Platform {
         options,
@@ -112,7 +113,8 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
 impl Platform {
     /// Moves the running workers and the gateway to `next`.
     async fn apply(&mut self, next: Plan) {
-        self.workers.retain(|name, _| next.workers.contains_key(name));
+        self.workers
+            .retain(|name, _| next.workers.contains_key(name));
         for (name, config) in &next.workers {
             match self.workers.get(name) {
                 Some(running) if running.config == *config => {}
@@ -128,7 +130,9 @@ impl Platform {
                     Ok(running) => {
                         self.workers.insert(name.clone(), running);
                     }
-                    Err(e) => tracing::error!(queue = %name, error = %format!("{e:#}"), "queue not started"),
+                    Err(e) => {
+                        tracing::error!(queue = %name, error = %format!("{e:#}"), "queue not started")
+                    }
                 },
             }
         }
@@ -142,8 +146,13 @@ impl Platform {
         let worker = Worker::start(config.clone(), self.options.clone())
             .await
             .with_context(|| format!("starting queue {name}"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a worker port")?;
-        let url = format!("http://{}", listener.local_addr().context("worker address")?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a worker port")?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().context("worker address")?
+        );
         let router = worker.router(Some(self.metrics.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -157,7 +166,12 @@ impl Platform {
             }
         });
         tracing::info!(queue = %config.name, %url, "queue started");
-        Ok(RunningWorker { config, worker, url, stop: Some(stop) })
+        Ok(RunningWorker {
+            config,
+            worker,
+            url,
+            stop: Some(stop),
+        })
     }
 
     /// Re-renders the routing when the set of Ready queues changed: only Ready queues are routed.
@@ -187,7 +201,9 @@ impl Platform {
                 tracing::info!(ready = ?names, "routing updated");
                 self.ready = Some(names);
             }
-            Err(e) => tracing::error!(error = %e, "routing rejected; the previous routing keeps serving"),
+            Err(e) => {
+                tracing::error!(error = %e, "routing rejected; the previous routing keeps serving")
+            }
         }
     }
 }
@@ -205,12 +221,18 @@ fn read_dir(dir: &Path) -> anyhow::Result<(Vec<KanObject>, String)> {
     let mut all_text = String::new();
     let mut problems = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
         match parse_manifests(&text) {
             Ok(parsed) => {
                 for object in parsed {
                     if let Err(e) = kan_api::validate::object(&object) {
-                        problems.push(format!("{}: {} {}: {e}", file.display(), object.kind(), object.name()));
+                        problems.push(format!(
+                            "{}: {} {}: {e}",
+                            file.display(),
+                            object.kind(),
+                            object.name()
+                        ));
                     }
                     objects.push(object);
                 }
@@ -222,7 +244,11 @@ fn read_dir(dir: &Path) -> anyhow::Result<(Vec<KanObject>, String)> {
         all_text.push_str(&text);
     }
     if !problems.is_empty() {
-        bail!("invalid objects in {}:\n  {}", dir.display(), problems.join("\n  "));
+        bail!(
+            "invalid objects in {}:\n  {}",
+            dir.display(),
+            problems.join("\n  ")
+        );
     }
     Ok((objects, kan_api::bundle::sha256_hex(all_text.as_bytes())))
 }
