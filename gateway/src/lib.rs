@@ -16,8 +16,10 @@
 //! requests finish on the config they started with.
 
 pub mod assign;
+pub mod bench;
 pub mod breaker;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod exposure;
 pub mod fanout;

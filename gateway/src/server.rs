@@ -36,7 +36,24 @@ impl Gateway {
                 gateway: self.clone(),
                 metrics,
             })
+            .merge(crate::console::router(self.handle()))
     }
+}
+
+/// `/metrics` alone, for a separate metrics port (`--metrics-listen`).
+pub fn metrics_router(metrics: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+            }
+        }),
+    )
 }
 
 /// Serves the router on `listener` until `shutdown` resolves.

@@ -1,0 +1,212 @@
+//! Load generator for `kan bench gateway`: a gateway in front of in-process fake queues, driven
+//! over HTTP by concurrent clients. Reports throughput, latency and the gateway's own overhead
+//! (gateway latency seen by the client − the slowest queue's latency seen by the gateway).
+
+use std::time::{Duration, Instant};
+
+use kan_api::crd::{MergePolicy, MergeSpec, QueueRoute};
+use kan_api::routing::RoutingConfig;
+use kan_api::wire::GatewayResponse;
+use serde::Serialize;
+
+use crate::Gateway;
+use crate::testing::{Behaviour, FakeQueue};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub queues: usize,
+    pub candidates: usize,
+    /// Latency of every fake queue.
+    pub queue_latency: Duration,
+    /// Concurrent clients, each with one request in flight.
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub policy: MergePolicy,
+    /// Candidates asked of the gateway.
+    pub k: u32,
+}
+
+/// What came out (latencies in ms).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub requests: usize,
+    pub errors: usize,
+    pub throughput_rps: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub slowest_queue_p50_ms: f64,
+    pub overhead_p50_ms: f64,
+    pub overhead_p99_ms: f64,
+    /// The gateway's own view: its pipeline time − the slowest queue (no client-side HTTP).
+    pub internal_overhead_p50_ms: f64,
+    pub internal_overhead_p99_ms: f64,
+    pub mean_returned: f64,
+}
+
+/// Runs the benchmark (inside a tokio runtime).
+pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
+    let mut fakes = Vec::with_capacity(config.queues);
+    for q in 0..config.queues {
+        // Queues overlap by half, as recall queues do, so dedupe has work to do.
+        let items = FakeQueue::items("i", q * config.candidates / 2, config.candidates);
+        fakes.push(
+            FakeQueue::spawn(
+                &format!("q{q}"),
+                items,
+                Behaviour::after(config.queue_latency),
+            )
+            .await?,
+        );
+    }
+    let routing = RoutingConfig {
+        gateway: "bench".into(),
+        endpoints: fakes
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("q{i}"), f.url().to_string()))
+            .collect(),
+        queues: (0..config.queues)
+            .map(|i| QueueRoute::named(format!("q{i}")))
+            .collect(),
+        merge: MergeSpec {
+            policy: config.policy,
+            ..MergeSpec::default()
+        },
+        filters: Default::default(),
+        fallback: None,
+        deadline_ms: 1000,
+        circuit_breaker: None,
+        exposure_log: None,
+        experiments: Vec::new(),
+    };
+    let gateway = Gateway::new(routing).map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/v1/recall", listener.local_addr()?);
+    let router = gateway.router(None);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .map_err(std::io::Error::other)?;
+    let warm_until = Instant::now() + config.warmup;
+    let end = warm_until + config.duration;
+    let mut clients = Vec::with_capacity(config.concurrency);
+    for c in 0..config.concurrency {
+        let (client, url, k) = (client.clone(), url.clone(), config.k);
+        clients.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut errors = 0usize;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                n += 1;
+                let body = format!(r#"{{"user_id":"u{c}-{n}","k":{k}}}"#);
+                let start = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let parsed = match answer {
+                    Ok(r) if r.status().is_success() => r.json::<GatewayResponse>().await.ok(),
+                    _ => None,
+                };
+                let took = start.elapsed().as_secs_f64() * 1000.0;
+                if start < warm_until {
+                    continue;
+                }
+                match parsed {
+                    Some(response) if !response.degraded => {
+                        let slowest = response
+                            .queues
+                            .iter()
+                            .map(|q| q.took_ms)
+                            .fold(0.0, f64::max);
+                        samples.push((took, slowest, response.candidates.len(), response.took_ms));
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (samples, errors)
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for c in clients {
+        let (s, e) = c.await.map_err(std::io::Error::other)?;
+        samples.extend(s);
+        errors += e;
+    }
+    server.abort();
+    drop(fakes);
+
+    let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
+    let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    let mut overhead: Vec<f64> = samples.iter().map(|s| (s.0 - s.1).max(0.0)).collect();
+    let mut internal: Vec<f64> = samples.iter().map(|s| (s.3 - s.1).max(0.0)).collect();
+    let returned: usize = samples.iter().map(|s| s.2).sum();
+    Ok(BenchReport {
+        requests: samples.len(),
+        errors,
+        throughput_rps: samples.len() as f64 / config.duration.as_secs_f64(),
+        latency_p50_ms: percentile(&mut latency, 0.50),
+        latency_p99_ms: percentile(&mut latency, 0.99),
+        slowest_queue_p50_ms: percentile(&mut slowest, 0.50),
+        overhead_p50_ms: percentile(&mut overhead, 0.50),
+        overhead_p99_ms: percentile(&mut overhead, 0.99),
+        internal_overhead_p50_ms: percentile(&mut internal, 0.50),
+        internal_overhead_p99_ms: percentile(&mut internal, 0.99),
+        mean_returned: if samples.is_empty() {
+            0.0
+        } else {
+            returned as f64 / samples.len() as f64
+        },
+    })
+}
+
+/// Nearest-rank percentile; 0 for no samples.
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 0.5), 50.0);
+        assert_eq!(percentile(&mut v, 0.99), 99.0);
+        assert_eq!(percentile(&mut [], 0.5), 0.0);
+    }
+
+    #[tokio::test]
+    async fn a_short_run_serves_requests_without_errors() {
+        let report = run(&BenchConfig {
+            queues: 2,
+            candidates: 20,
+            queue_latency: Duration::ZERO,
+            concurrency: 2,
+            duration: Duration::from_millis(200),
+            warmup: Duration::from_millis(50),
+            policy: MergePolicy::Rrf,
+            k: 10,
+        })
+        .await
+        .expect("bench");
+        assert!(report.requests > 0);
+        assert_eq!(report.errors, 0);
+        assert_eq!(report.mean_returned, 10.0);
+    }
+}
