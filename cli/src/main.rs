@@ -25,6 +25,8 @@ enum Command {
     Train(cmd::train::Args),
     /// Evaluate bundles (full ranking, per queue and merged) or exposure logs per arm.
     Eval(cmd::eval::Args),
+    /// Run the merging gateway from a routing config (hot-reloaded).
+    Gateway(cmd::gateway::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Operator(args) => cmd::operator::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
     }
 }

@@ -1,0 +1,63 @@
+//! `kan bench gateway`: gateway throughput, latency and overhead against in-process fake queues.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kan_api::crd::MergePolicy;
+use kan_gateway::bench::{BenchConfig, run as run_bench};
+
+/// Benchmark the gateway: N fake queues × M candidates behind one gateway, driven over HTTP.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value_t = 5)]
+    pub queues: usize,
+    #[arg(long, default_value_t = 300)]
+    pub candidates: usize,
+    /// Latency of every fake queue in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub queue_latency_ms: u64,
+    /// Concurrent clients (one request in flight each).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    #[arg(long, default_value_t = 2)]
+    pub warmup_s: u64,
+    /// rrf, weighted-interleave, quota or score.
+    #[arg(long, default_value = "rrf", value_parser = parse_policy)]
+    pub policy: MergePolicy,
+    /// Candidates asked of the gateway.
+    #[arg(long, default_value_t = 500)]
+    pub k: u32,
+    /// Runtime worker threads (the gateway, fake queues and clients share them).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+fn parse_policy(s: &str) -> Result<MergePolicy, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!("unknown merge policy '{s}': use rrf, weighted-interleave, quota or score")
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = BenchConfig {
+        queues: args.queues,
+        candidates: args.candidates,
+        queue_latency: Duration::from_millis(args.queue_latency_ms),
+        concurrency: args.concurrency.max(1),
+        duration: Duration::from_secs(args.duration_s.max(1)),
+        warmup: Duration::from_secs(args.warmup_s),
+        policy: args.policy,
+        k: args.k,
+    };
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run_bench(&config))
+        .context("running the gateway benchmark")?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
