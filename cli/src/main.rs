@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod telemetry;
 
 /// Kan: a Kubernetes-native multi-path recall platform for recommendation feeds.
 #[derive(Parser, Debug)]
@@ -27,6 +28,14 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Run the merging gateway from a routing config (hot-reloaded).
     Gateway(cmd::gateway::Args),
+    /// Serve one recall queue (a strategy over a bundle) on /v1/recall.
+    Worker(cmd::worker::Args),
+    /// Load bundles into vector indexes (Qdrant).
+    Index(cmd::index::Args),
+    /// Load generators: `kan bench worker`, `kan bench gateway`.
+    Bench(cmd::bench::Args),
+    /// Run the whole platform locally: the gateway and one worker per queue of a directory.
+    Up(cmd::up::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +47,9 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
+        Command::Up(args) => cmd::up::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
+        Command::Index(args) => cmd::index::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     }
 }

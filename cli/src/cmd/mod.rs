@@ -1,7 +1,12 @@
-pub mod crd;
-pub mod validate;
-pub mod eval;
-pub mod train;
-pub mod operator;
+pub mod bench;
 pub mod bench_gateway;
+pub mod bench_worker;
+pub mod crd;
+pub mod eval;
 pub mod gateway;
+pub mod index;
+pub mod operator;
+pub mod train;
+pub mod up;
+pub mod validate;
+pub mod worker;
