@@ -162,9 +162,16 @@ fn kan_up_refuses_an_invalid_directory_with_the_reason() {
 #[test]
 fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
     let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }) else {
-        eprintln!("skipping: chromium is not installed (scripts/install-tools.sh installs it with apt)");
+        eprintln!(
+            "skipping: chromium is not installed (scripts/install-tools.sh installs it with apt)"
+        );
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -173,7 +180,9 @@ fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
     std::fs::write(dir.path().join("experiment.yaml"), experiment(100)).expect("write");
     let port = free_port();
     let _up = start(dir.path(), port);
-    wait_for("a routed answer", || recall(port, "u1").filter(|r| r["candidates"].as_array().is_some_and(|c| !c.is_empty())));
+    wait_for("a routed answer", || {
+        recall(port, "u1").filter(|r| r["candidates"].as_array().is_some_and(|c| !c.is_empty()))
+    });
 
     let profile = tempfile::tempdir().expect("profile dir");
     let out = Command::new(chromium)
@@ -194,8 +203,20 @@ fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
         .output()
         .expect("chromium runs");
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("<td>editorial</td><td><span class=\"ok\">ready</span>"), "queues table:\n{dom}");
-    assert!(dom.contains("exp = control") || dom.contains("exp = treatment"), "arms:\n{dom}");
-    assert!(dom.contains("<td>1</td><td>a</td>"), "merged candidates:\n{dom}");
-    assert!(dom.contains("<th>editorial · ok</th>"), "per-queue list:\n{dom}");
+    assert!(
+        dom.contains("<td>editorial</td><td><span class=\"ok\">ready</span>"),
+        "queues table:\n{dom}"
+    );
+    assert!(
+        dom.contains("exp = control") || dom.contains("exp = treatment"),
+        "arms:\n{dom}"
+    );
+    assert!(
+        dom.contains("<td>1</td><td>a</td>"),
+        "merged candidates:\n{dom}"
+    );
+    assert!(
+        dom.contains("<th>editorial · ok</th>"),
+        "per-queue list:\n{dom}"
+    );
 }
