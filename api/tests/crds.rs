@@ -171,7 +171,7 @@ fn every_schema_field_has_a_description_for_kubectl_explain() {
                 let p = format!("{path}.{name}");
                 // metadata, apiVersion and kind are described by Kubernetes itself.
                 let inherited =
-                    path == "" && matches!(name.as_str(), "metadata" | "apiVersion" | "kind");
+                    path.is_empty() && matches!(name.as_str(), "metadata" | "apiVersion" | "kind");
                 if child.get("description").is_none() && !inherited && !p.contains(".resources.") {
                     out.push(p.clone());
                 }

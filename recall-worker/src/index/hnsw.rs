@@ -58,7 +58,7 @@ pub struct HnswIndex {
 impl HnswIndex {
     /// Builds the graph (in parallel on all cores).
     pub fn build(dim: usize, vectors: &[f32], params: HnswParams) -> Self {
-        let n = if dim == 0 { 0 } else { vectors.len() / dim };
+        let n = vectors.len().checked_div(dim).unwrap_or(0);
         let max_layer = 16;
         let graph = Hnsw::new(
             params.max_connections.min(256),

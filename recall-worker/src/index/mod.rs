@@ -87,7 +87,7 @@ pub(crate) fn top_k(hits: impl Iterator<Item = Hit>, limit: usize) -> Vec<Hit> {
         }
     }
     let mut out: Vec<Hit> = heap.into_iter().map(|r| r.0.0).collect();
-    out.sort_by(|a, b| Ranked(*b).cmp(&Ranked(*a)));
+    out.sort_by_key(|h| Reverse(Ranked(*h)));
     out
 }
 
