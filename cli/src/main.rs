@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod signal;
 mod telemetry;
 
 /// Kan: a Kubernetes-native multi-path recall platform for recommendation feeds.

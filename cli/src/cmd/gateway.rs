@@ -55,35 +55,19 @@ async fn serve(
             .await
             .with_context(|| format!("binding --metrics-listen {addr}"))?;
         let router = kan_gateway::server::metrics_router(metrics.clone());
-        tokio::spawn(async move { kan_gateway::server::serve(listener, router, shutdown()).await });
+        tokio::spawn(async move {
+            kan_gateway::server::serve(listener, router, crate::signal::shutdown()).await
+        });
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, config = %args.config.display(), hash = %gateway.handle().config_hash(), "gateway serving");
-    kan_gateway::server::serve(listener, gateway.router(Some(metrics)), shutdown())
-        .await
-        .context("serving HTTP")
-}
-
-/// Resolves on Ctrl-C or SIGTERM (Kubernetes' stop signal), so in-flight requests finish.
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    kan_gateway::server::serve(
+        listener,
+        gateway.router(Some(metrics)),
+        crate::signal::shutdown(),
+    )
+    .await
+    .context("serving HTTP")
 }

@@ -88,31 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let client = kube::Client::try_default().await.context(
             "connecting to the Kubernetes API (in-cluster service account or KUBECONFIG)",
         )?;
-        kan_operator::run(cfg, client, telemetry.metrics.clone(), shutdown_signal())
-            .await
-            .context("kan operator")
+        kan_operator::run(
+            cfg,
+            client,
+            telemetry.metrics.clone(),
+            crate::signal::shutdown(),
+        )
+        .await
+        .context("kan operator")
     })
-}
-
-/// Ctrl-C or SIGTERM (what Kubernetes sends on pod deletion).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutdown requested: finishing in-flight reconciles");
 }

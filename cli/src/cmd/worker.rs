@@ -105,29 +105,7 @@ async fn serve(
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, queue = %worker.config().name, ready = worker.current().is_some(), "worker serving");
     axum::serve(listener, worker.router(Some(metrics)))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(crate::signal::shutdown())
         .await
         .context("serving HTTP")
-}
-
-/// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish.
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

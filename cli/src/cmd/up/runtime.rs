@@ -81,10 +81,12 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         platform.workers.len()
     );
 
+    let stop = crate::signal::shutdown();
+    tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(50)));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut stop => break,
             _ = tick.tick() => {
                 match read_dir(&args.dir) {
                     Ok((objects, print)) if print != fingerprint => {
