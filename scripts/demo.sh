@@ -27,10 +27,11 @@ for s in popular itemcf item2vec social exploratory dssm gat; do
     echo "$s: already trained ($bundles/$s)"
     continue
   fi
-  # The neural models get 3 epochs here so the demo stays a few minutes on 2 cores; BENCHMARKS.md
-  # has the quality figures with the defaults.
+  # The neural models get few epochs so the demo stays a few minutes on 2 cores (gat: ~95 s per
+  # epoch here); BENCHMARKS.md has the quality figures with the defaults.
   extra=()
-  [[ $s == dssm || $s == gat ]] && extra=(--epochs 3)
+  [[ $s == dssm ]] && extra=(--epochs 3)
+  [[ $s == gat ]] && extra=(--epochs 1)
   t0=$SECONDS
   "$kan" train --strategy "$s" --data data/ml-100k --format ml100k --out "$bundles/$s" --quiet "${extra[@]}"
   echo "   $s trained in $((SECONDS - t0))s"
