@@ -16,7 +16,8 @@ pub struct Args {
     /// Dataset directory.
     #[arg(long)]
     pub data: PathBuf,
-    /// ml100k (RecBole atomic files) | lightgcn | lastfm | csv
+    /// ml100k (RecBole atomic files) | lightgcn | lastfm | csv (interactions + side tables, each
+    /// .csv or .parquet; alias parquet)
     #[arg(long)]
     pub format: String,
     /// Bundle directory to write.

@@ -1,23 +1,25 @@
-//! The generic export format: a directory with `interactions.csv`
-//! (`user_id,item_id[,timestamp][,weight]`, header required), and optionally `items.csv`
-//! (`item_id[,categories][,title]`, categories separated by `|`), `users.csv`
-//! (`user_id,<attribute>...`) and `social.csv` (`user_id,friend_id`). Fields are plain
-//! comma-separated values; quoting is not supported (a quote is reported as an error).
+//! The generic export format: a directory with an interactions table and optional side tables,
+//! each either a CSV file or a Parquet file of the same name:
+//! `interactions` (`user_id,item_id[,timestamp][,weight]`), `items`
+//! (`item_id[,categories][,title]`, categories separated by `|`, or a list in Parquet), `users`
+//! (`user_id,<attribute>...`) and `social` (`user_id,friend_id`). CSV fields are plain
+//! comma-separated values with a header; quoting is not supported (a quote is reported as an
+//! error). Parquet is read by [`super::parquet`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::lines::{TextFile, column, fields};
+use super::parquet::{self, ParquetFile};
 use super::{Dataset, IdMap, push_interaction};
 use crate::error::{Error, Result};
 
 pub(super) fn load(dir: &Path) -> Result<Dataset> {
-    let inter = dir.join("interactions.csv");
-    if !inter.is_file() {
+    let Some(inter) = source(dir, "interactions")? else {
         return Err(Error::InvalidInput(format!(
-            "{} is missing: the csv format needs interactions.csv with a header user_id,item_id[,timestamp][,weight]",
-            inter.display()
+            "{} holds no interactions.csv or interactions.parquet: the csv format needs one, with columns user_id,item_id[,timestamp][,weight]",
+            dir.display()
         )));
-    }
+    };
     let name = dir
         .file_name()
         .and_then(|s| s.to_str())
@@ -27,35 +29,113 @@ pub(super) fn load(dir: &Path) -> Result<Dataset> {
         name,
         ..Dataset::default()
     };
-    read_interactions(&mut ds, &TextFile::read(&inter)?)?;
-    ds.pad_side_info();
-    if dir.join("items.csv").is_file() {
-        read_items(&mut ds, &TextFile::read(&dir.join("items.csv"))?)?;
+    match inter {
+        Source::Csv(path) => read_interactions(&mut ds, &TextFile::read(&path)?)?,
+        Source::Parquet(path) => parquet::read_interactions(&mut ds, &path)?,
     }
-    if dir.join("users.csv").is_file() {
-        let file = TextFile::read(&dir.join("users.csv"))?;
-        let (head, rows) = table(&file)?;
-        let id = column(&file, &head, "user_id")?;
-        for (_, f) in rows {
-            for (c, key) in head.iter().enumerate().filter(|(c, _)| *c != id) {
-                ds.set_user_attr(f[id], key, f.get(c).copied().unwrap_or(""));
+    ds.pad_side_info();
+    if let Some(items) = source(dir, "items")? {
+        read_items(&mut ds, &Table::read(&items)?)?;
+    }
+    if let Some(users) = source(dir, "users")? {
+        let table = Table::read(&users)?;
+        let id = table.column("user_id")?;
+        for row in &table.rows {
+            for (c, key) in table.head.iter().enumerate().filter(|(c, _)| *c != id) {
+                ds.set_user_attr(&row[id], key, &row[c]);
             }
         }
     }
-    if dir.join("social.csv").is_file() {
-        let file = TextFile::read(&dir.join("social.csv"))?;
-        let (head, rows) = table(&file)?;
-        let (a, b) = (
-            column(&file, &head, "user_id")?,
-            column(&file, &head, "friend_id")?,
-        );
-        for (_, f) in rows {
-            if let (Some(x), Some(y)) = (ds.users.get(f[a]), ds.users.get(f[b])) {
+    if let Some(social) = source(dir, "social")? {
+        let table = Table::read(&social)?;
+        let (a, b) = (table.column("user_id")?, table.column("friend_id")?);
+        for row in &table.rows {
+            if let (Some(x), Some(y)) = (ds.users.get(&row[a]), ds.users.get(&row[b])) {
                 ds.social_edges.push((x, y));
             }
         }
     }
     Ok(ds)
+}
+
+/// The file one table of the export lives in.
+enum Source {
+    Csv(PathBuf),
+    Parquet(PathBuf),
+}
+
+/// `<name>.csv` or `<name>.parquet` in `dir`, refusing to guess when both exist.
+fn source(dir: &Path, name: &str) -> Result<Option<Source>> {
+    let csv = dir.join(format!("{name}.csv"));
+    let parquet = dir.join(format!("{name}.parquet"));
+    match (csv.is_file(), parquet.is_file()) {
+        (true, true) => Err(Error::InvalidInput(format!(
+            "{} holds both {name}.csv and {name}.parquet: keep one",
+            dir.display()
+        ))),
+        (true, false) => Ok(Some(Source::Csv(csv))),
+        (false, true) => Ok(Some(Source::Parquet(parquet))),
+        (false, false) => Ok(None),
+    }
+}
+
+/// A side table as text, whichever file format it came from.
+struct Table {
+    path: PathBuf,
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+    /// The CSV header's line, for errors; Parquet has none.
+    header_line: Option<usize>,
+}
+
+impl Table {
+    fn read(source: &Source) -> Result<Self> {
+        match source {
+            Source::Csv(path) => {
+                let file = TextFile::read(path)?;
+                let (head, rows) = table(&file)?;
+                Ok(Table {
+                    path: path.clone(),
+                    head: head.iter().map(|h| h.to_string()).collect(),
+                    rows: rows
+                        .into_iter()
+                        .map(|(_, f)| f.iter().map(|s| s.to_string()).collect())
+                        .collect(),
+                    header_line: Some(1),
+                })
+            }
+            Source::Parquet(path) => {
+                let file = ParquetFile::open(path)?;
+                let head = file.columns();
+                let names: Vec<&str> = head.iter().map(String::as_str).collect();
+                let rows = file.text_rows(&names)?;
+                Ok(Table {
+                    path: path.clone(),
+                    head,
+                    rows: rows.into_iter().map(|(_, cells)| cells).collect(),
+                    header_line: None,
+                })
+            }
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.head.iter().position(|h| h == name)
+    }
+
+    /// Index of a required column, or an error naming the columns that exist.
+    fn column(&self, name: &str) -> Result<usize> {
+        self.position(name).ok_or_else(|| {
+            let problem = format!(
+                "missing column `{name}` (columns: {})",
+                self.head.join(", ")
+            );
+            match self.header_line {
+                Some(line) => Error::parse(&self.path, line, problem),
+                None => Error::InvalidInput(format!("{}: {problem}", self.path.display())),
+            }
+        })
+    }
 }
 
 type Rows<'a> = Vec<(usize, Vec<&'a str>)>;
@@ -111,18 +191,19 @@ fn read_interactions(ds: &mut Dataset, file: &TextFile) -> Result<()> {
     Ok(())
 }
 
-fn read_items(ds: &mut Dataset, file: &TextFile) -> Result<()> {
-    let (head, rows) = table(file)?;
-    let id = column(file, &head, "item_id")?;
-    let cat = head.iter().position(|h| *h == "categories");
-    let title = head.iter().position(|h| *h == "title");
+fn read_items(ds: &mut Dataset, table: &Table) -> Result<()> {
+    let id = table.column("item_id")?;
+    let cat = table.position("categories");
+    let title = table.position("title");
     let mut names = IdMap::default();
-    for (_, f) in rows {
+    for row in &table.rows {
         if let Some(c) = cat {
-            ds.add_item_categories(f[id], f[c].split('|'), &mut names);
+            ds.add_item_categories(&row[id], row[c].split('|'), &mut names);
         }
-        if let (Some(t), Some(i)) = (title, ds.items.get(f[id])) {
-            ds.item_titles[i as usize] = Some(f[t].to_string());
+        if let (Some(t), Some(i)) = (title, ds.items.get(&row[id]))
+            && !row[t].is_empty()
+        {
+            ds.item_titles[i as usize] = Some(row[t].clone());
         }
     }
     ds.category_names = names.ids().to_vec();

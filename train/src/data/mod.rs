@@ -9,6 +9,7 @@ mod ids;
 mod lastfm;
 mod lightgcn;
 mod lines;
+mod parquet;
 mod recbole;
 
 use std::collections::BTreeMap;
@@ -60,8 +61,8 @@ pub enum Format {
     Lightgcn,
     /// LastFM HetRec 2011 with the SocialLGN split (`sociallgn_split/`) and tags.
     Lastfm,
-    /// `interactions.csv` (`user_id,item_id,timestamp[,weight]`) + optional `items.csv`,
-    /// `users.csv`, `social.csv`.
+    /// `interactions.csv` or `interactions.parquet` (`user_id,item_id,timestamp[,weight]`) +
+    /// optional `items`, `users`, `social` tables, each `.csv` or `.parquet`.
     Csv,
 }
 
@@ -72,9 +73,9 @@ impl FromStr for Format {
             "ml100k" | "recbole" => Ok(Format::Recbole),
             "lightgcn" | "gowalla" => Ok(Format::Lightgcn),
             "lastfm" => Ok(Format::Lastfm),
-            "csv" => Ok(Format::Csv),
+            "csv" | "parquet" => Ok(Format::Csv),
             other => Err(Error::InvalidInput(format!(
-                "unknown data format `{other}`: use ml100k (RecBole atomic), lightgcn, lastfm or csv"
+                "unknown data format `{other}`: use ml100k (RecBole atomic), lightgcn, lastfm or csv (CSV or Parquet tables)"
             ))),
         }
     }
@@ -214,7 +215,7 @@ mod tests {
 
     #[test]
     fn an_unknown_format_name_lists_the_accepted_ones() {
-        let err = "parquet".parse::<Format>().unwrap_err().to_string();
+        let err = "arff".parse::<Format>().unwrap_err().to_string();
         assert!(err.contains("ml100k") && err.contains("csv"), "{err}");
     }
 

@@ -1,9 +1,11 @@
-//! The evaluation report: JSON, a Markdown table and an SVG chart of Recall@K.
+//! The evaluation report: JSON, a Markdown table and a chart of Recall@K (PNG and SVG).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -75,23 +77,57 @@ impl EvalReport {
         s
     }
 
-    /// Writes `report.json`, `report.md` and `recall.svg` into `dir`; returns their paths.
+    /// Writes `report.json`, `report.md`, `recall.png` and `recall.svg` into `dir`; returns their
+    /// paths in that order.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let json = dir.join("report.json");
         std::fs::write(&json, serde_json::to_vec_pretty(self)?).map_err(|e| Error::io(&json, e))?;
         let md = dir.join("report.md");
         std::fs::write(&md, self.to_markdown()).map_err(|e| Error::io(&md, e))?;
+        let png = dir.join("recall.png");
+        self.png_chart(&png)?;
         let svg = dir.join("recall.svg");
-        self.chart(&svg)?;
-        Ok(vec![json, md, svg])
+        self.svg_chart(&svg)?;
+        Ok(vec![json, md, png, svg])
     }
 
-    /// Recall@K per queue and merge as lines over K.
-    pub fn chart(&self, path: &Path) -> Result<()> {
-        let plot = |e: String| Error::InvalidInput(format!("cannot draw {}: {e}", path.display()));
-        let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot(e.to_string()))?;
+    /// Recall@K per queue and merge as a PNG of [`CHART_SIZE`].
+    pub fn png_chart(&self, path: &Path) -> Result<()> {
+        let (w, h) = CHART_SIZE;
+        let mut pixels = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, CHART_SIZE).into_drawing_area();
+            self.draw(&root)
+                .and_then(|()| root.present().map_err(|e| e.to_string()))
+                .map_err(|e| chart_error(path, e))?;
+        }
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder
+            .write_header()
+            .and_then(|mut writer| {
+                writer.write_image_data(&pixels)?;
+                writer.finish()
+            })
+            .map_err(|e| chart_error(path, e.to_string()))
+    }
+
+    /// The same chart as an SVG (text stays selectable; viewers substitute their own font).
+    pub fn svg_chart(&self, path: &Path) -> Result<()> {
+        let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
+        self.draw(&root)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(|e| chart_error(path, e))
+    }
+
+    /// Recall@K per queue and merge as lines over a logarithmic K axis, legend at the upper left.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        register_chart_font()?;
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
         let ymax = self
             .rows
             .iter()
@@ -106,23 +142,28 @@ impl EvalReport {
         let xs: Vec<f64> = self.ks.iter().map(|&k| k as f64).collect();
         let xmin = xs.first().copied().unwrap_or(1.0);
         let xmax = xs.last().copied().unwrap_or(2.0).max(xmin * 2.0);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("Recall@K — {} ({})", self.dataset, self.part),
-                ("sans-serif", 22),
+                (FONT_FAMILY, 22),
             )
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((xmin..xmax).log_scale(), 0.0..ymax)
-            .map_err(|e| plot(e.to_string()))?;
+            .build_cartesian_2d(
+                // Ticks at the evaluated cut-offs rather than at powers of ten.
+                (xmin..xmax).log_scale().with_key_points(xs),
+                0.0..ymax,
+            )
+            .map_err(err)?;
         chart
             .configure_mesh()
+            .label_style((FONT_FAMILY, 14))
             .x_desc("K")
             .y_desc("Recall@K")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
-            .map_err(|e| plot(e.to_string()))?;
+            .map_err(err)?;
         for (n, r) in self.rows.iter().enumerate() {
             let color = Palette99::pick(n).to_rgba();
             let points: Vec<(f64, f64)> = self
@@ -136,7 +177,7 @@ impl EvalReport {
                 .collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| plot(e.to_string()))?
+                .map_err(err)?
                 .label(r.name.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
@@ -144,14 +185,40 @@ impl EvalReport {
         }
         chart
             .configure_series_labels()
+            .label_font((FONT_FAMILY, 14))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
-            .map_err(|e| plot(e.to_string()))?;
-        root.present().map_err(|e| plot(e.to_string()))?;
+            .map_err(err)?;
         Ok(())
     }
+}
+
+/// Width and height of the chart in pixels.
+pub const CHART_SIZE: (u32, u32) = (900, 560);
+
+/// The family name chart text is drawn in; it maps to the font compiled into the binary.
+const FONT_FAMILY: &str = "sans-serif";
+
+/// Registers the Ubuntu font that `epaint_default_fonts` embeds as the chart's only font, so
+/// drawing text needs no system fonts (plotters' `ab_glyph` text never looks for any).
+fn register_chart_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(
+            FONT_FAMILY,
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        )
+        .is_ok()
+    });
+    ok.then_some(())
+        .ok_or_else(|| "the embedded chart font could not be parsed".to_string())
+}
+
+fn chart_error(path: &Path, problem: String) -> Error {
+    Error::InvalidInput(format!("cannot draw {}: {problem}", path.display()))
 }
 
 #[cfg(test)]
@@ -196,18 +263,115 @@ mod tests {
         assert!(md.contains("R@20"));
     }
 
+    /// Two queues over three cut-offs, so both draw a visible line.
+    fn two_queue_report() -> EvalReport {
+        let row = |name: &str, recalls: [f64; 3]| Row {
+            name: name.into(),
+            kind: "queue".into(),
+            strategy: "itemcf".into(),
+            metrics: [20, 50, 100]
+                .iter()
+                .zip(recalls)
+                .map(|(k, v)| (format!("recall@{k}"), v))
+                .collect(),
+        };
+        EvalReport {
+            ks: vec![20, 50, 100],
+            rows: vec![
+                row("alpha", [0.1, 0.2, 0.3]),
+                row("beta", [0.05, 0.15, 0.2]),
+            ],
+            ..report()
+        }
+    }
+
+    fn decode_png(path: &Path) -> (png::OutputInfo, Vec<u8>) {
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        (info, buf)
+    }
+
+    /// Pixels in the rectangle `[x0, x1) × [y0, y1)` for which `pred` holds.
+    fn count(
+        pixels: &[u8],
+        (x0, x1): (u32, u32),
+        (y0, y1): (u32, u32),
+        pred: impl Fn([u8; 3]) -> bool,
+    ) -> usize {
+        let w = CHART_SIZE.0;
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| ((y * w + x) * 3) as usize))
+            .filter(|&i| pred([pixels[i], pixels[i + 1], pixels[i + 2]]))
+            .count()
+    }
+
     #[test]
-    fn writing_produces_json_markdown_and_an_svg_chart() {
+    fn writing_produces_json_markdown_and_png_and_svg_charts() {
         let dir = tempfile::tempdir().unwrap();
         let paths = report().write(dir.path()).unwrap();
-        assert_eq!(paths.len(), 3);
+        let names: Vec<_> = paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["report.json", "report.md", "recall.png", "recall.svg"]
+        );
         let back: EvalReport = serde_json::from_slice(&std::fs::read(&paths[0]).unwrap()).unwrap();
         assert_eq!(back, report());
-        let svg = std::fs::read_to_string(&paths[2]).unwrap();
+        let svg = std::fs::read_to_string(&paths[3]).unwrap();
         assert!(
             svg.starts_with("<svg") && svg.contains("pop"),
             "{}",
             &svg[..svg.len().min(200)]
+        );
+    }
+
+    #[test]
+    fn the_png_chart_has_the_chart_size_lines_in_queue_colours_and_legend_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recall.png");
+        two_queue_report().png_chart(&path).unwrap();
+        let (info, pixels) = decode_png(&path);
+        assert_eq!((info.width, info.height), CHART_SIZE);
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+
+        let colour = |n: usize| {
+            let c = Palette99::pick(n).to_rgba();
+            [c.0, c.1, c.2]
+        };
+        let (w, h) = CHART_SIZE;
+        // The lines rise to the right, away from the legend in the upper-left quarter.
+        let lower_right = ((w / 2, w), (h / 4, h));
+        for n in 0..2 {
+            let lines = count(&pixels, lower_right.0, lower_right.1, |p| p == colour(n));
+            assert!(lines > 100, "queue {n}: {lines} pixels in its colour");
+        }
+        // Legend: a swatch per queue and dark text beside it, in the upper-left quarter.
+        let upper_left = ((0, w / 2), (0, h / 2));
+        for n in 0..2 {
+            let swatch = count(&pixels, upper_left.0, upper_left.1, |p| p == colour(n));
+            assert!(swatch >= 18, "queue {n}: legend swatch of {swatch} pixels");
+        }
+        let dark = |p: [u8; 3]| p.iter().all(|&c| c < 96);
+        let text = count(&pixels, upper_left.0, upper_left.1, dark);
+        let blank = {
+            let mut r = two_queue_report();
+            for row in &mut r.rows {
+                row.name.clear();
+            }
+            r.dataset.clear();
+            let path = dir.path().join("unnamed.png");
+            r.png_chart(&path).unwrap();
+            count(&decode_png(&path).1, upper_left.0, upper_left.1, dark)
+        };
+        assert!(
+            text > blank + 100,
+            "names and caption add dark text pixels: {text} with, {blank} without"
         );
     }
 }
