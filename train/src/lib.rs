@@ -24,7 +24,7 @@ pub mod strategies;
 pub use error::{Error, Result};
 pub use eval::{EvalReport, EvalRequest, MergePolicy, QueueInput, eval};
 pub use pipeline::{TrainOutcome, TrainRequest, train};
-pub use strategies::TrainOptions;
+pub use strategies::{HyperParams, TrainOptions};
 
 /// Caps the worker threads of training and evaluation (rayon, which candle's CPU kernels use
 /// too). Call once, before any work; a second call reports that the pool already exists.

@@ -98,6 +98,13 @@ pub fn fit(
         progress,
     };
     use StrategyType as S;
+    let tunable: &[&str] = match strategy {
+        S::Popular => strategies::popular::PARAMS,
+        S::Itemcf => strategies::itemcf::PARAMS,
+        S::Dssm | S::Gat => twotower::PARAMS,
+        _ => &[],
+    };
+    opts.params.check(&strategy.to_string(), tunable)?;
     Ok(match strategy {
         S::Popular => Box::new(strategies::popular::train(&ctx)?),
         S::Itemcf => Box::new(strategies::itemcf::train(&ctx)?),

@@ -33,6 +33,7 @@ fn exported_dssm_and_gat_encoders_match_the_candle_forward_pass() {
         seed: 3,
         history_length: 8,
         progress: false,
+        params: Default::default(),
     };
     let progress = Progress::new(false);
     let ctx = Context {

@@ -33,6 +33,7 @@ fn request(data: &std::path::Path, out: &std::path::Path, strategy: StrategyType
             seed: 7,
             history_length: 10,
             progress: false,
+            params: Default::default(),
         },
     }
 }
@@ -144,4 +145,32 @@ fn the_same_seed_gives_the_same_bundle_version() {
             .manifest;
         assert_eq!(a.files, b.files, "{s}: same seed, same files");
     }
+}
+
+#[test]
+fn hyper_parameters_reach_the_trainer_and_the_manifest_and_foreign_keys_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_communities(&data);
+
+    let mut req = request(&data, &tmp.path().join("itemcf"), StrategyType::Itemcf);
+    req.opts.params =
+        kan_train::HyperParams::parse(&["alpha=0.7", "beta=0.3", "top_n=17"]).unwrap();
+    let m = kan_train::train(&req).unwrap().manifest;
+    assert_eq!(m.params["alpha"], 0.7);
+    assert_eq!(m.params["beta"], 0.3);
+    assert_eq!(m.params["top_n"], 17);
+
+    let mut req = request(&data, &tmp.path().join("popular"), StrategyType::Popular);
+    req.opts.params = kan_train::HyperParams::parse(&["alpha=0.7"]).unwrap();
+    let err = kan_train::train(&req).unwrap_err().to_string();
+    assert!(
+        err.contains("alpha") && err.contains("half_life_days"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("popular").exists(),
+        "no bundle written on a refused parameter"
+    );
 }

@@ -44,6 +44,10 @@ pub struct Args {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Strategy hyper-parameter KEY=VALUE (repeatable): itemcf alpha, beta, top_n; popular
+    /// half_life_days; dssm/gat learning_rate, temperature.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -63,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             seed: args.seed,
             history_length: args.history_length,
             progress: !args.quiet,
+            params: kan_train::HyperParams::parse(&args.params)?,
         },
     };
     let outcome = kan_train::train(&req)?;

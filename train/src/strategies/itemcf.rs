@@ -14,6 +14,8 @@ use crate::history::History;
 pub const DEFAULT_ALPHA: f64 = 1.0;
 pub const DEFAULT_BETA: f64 = 0.5;
 pub const DEFAULT_TOP_N: usize = 200;
+/// `--param` keys read by the trainer.
+pub const PARAMS: &[&str] = &["alpha", "beta", "top_n"];
 /// History items aggregated per request.
 pub const HISTORY_LIMIT: usize = 200;
 
@@ -94,13 +96,11 @@ pub fn rp3beta(history: &History, n_items: usize, alpha: f64, beta: f64, top_n: 
 
 pub fn train(ctx: &Context) -> Result<ItemCf> {
     let pb = ctx.progress.bar(1, "itemcf rp3β");
-    let m = rp3beta(
-        ctx.history,
-        ctx.ds.n_items(),
-        DEFAULT_ALPHA,
-        DEFAULT_BETA,
-        DEFAULT_TOP_N,
-    );
+    let hp = &ctx.opts.params;
+    let alpha = hp.positive("alpha", DEFAULT_ALPHA)?;
+    let beta = hp.f64("beta", DEFAULT_BETA);
+    let top_n = hp.count("top_n", DEFAULT_TOP_N)?;
+    let m = rp3beta(ctx.history, ctx.ds.n_items(), alpha, beta, top_n);
     pb.finish();
     Ok(m)
 }

@@ -3,6 +3,7 @@
 //! training time and by `kan eval`).
 
 pub mod exploratory;
+pub mod hyper;
 pub mod item2vec;
 pub mod itemcf;
 pub mod popular;
@@ -18,6 +19,7 @@ use crate::history::History;
 use crate::metrics::top_k;
 use crate::progress::Progress;
 use crate::split::Split;
+pub use hyper::HyperParams;
 
 /// Training settings shared by every strategy.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct TrainOptions {
     pub history_length: usize,
     /// Draw progress bars.
     pub progress: bool,
+    /// Strategy-specific hyper-parameters (`--param KEY=VALUE`).
+    pub params: HyperParams,
 }
 
 impl Default for TrainOptions {
@@ -41,6 +45,7 @@ impl Default for TrainOptions {
             seed: 42,
             history_length: 50,
             progress: false,
+            params: HyperParams::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ const SEGMENT_TOP: usize = 500;
 /// Segments with fewer users than this are dropped (too noisy to serve).
 const MIN_SEGMENT_USERS: usize = 5;
 pub const DEFAULT_HALF_LIFE_DAYS: f64 = 30.0;
+/// `--param` keys read by the trainer.
+pub const PARAMS: &[&str] = &["half_life_days"];
 
 pub struct Popular {
     pub n_items: usize,
@@ -77,7 +79,10 @@ fn ranked(scores: &[f64], top: usize) -> (Vec<u32>, Vec<f32>) {
 pub fn train(ctx: &Context) -> Result<Popular> {
     let n_items = ctx.ds.n_items();
     let reference_time = ctx.split.train.iter().map(|r| r.ts).max().unwrap_or(0);
-    let hl = DEFAULT_HALF_LIFE_DAYS;
+    let hl = ctx
+        .opts
+        .params
+        .positive("half_life_days", DEFAULT_HALF_LIFE_DAYS)?;
     let mut global = vec![0f64; n_items];
     let mut by_segment: BTreeMap<String, (Vec<f64>, std::collections::HashSet<u32>)> =
         BTreeMap::new();

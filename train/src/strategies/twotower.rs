@@ -34,6 +34,8 @@ pub const BATCH: usize = 1024;
 pub const UNIFORM_NEGATIVES: usize = 1024;
 pub const TEMPERATURE: f64 = 0.1;
 pub const LEARNING_RATE: f64 = 0.005;
+/// `--param` keys read by the dssm and gat trainers.
+pub const PARAMS: &[&str] = &["learning_rate", "temperature"];
 pub const GAT_HEADS: usize = 4;
 pub const LEAKY_SLOPE: f64 = 0.2;
 /// Masked positions get this added before the attention softmax.
@@ -355,6 +357,8 @@ pub struct TwoTower {
     pub vectors: Vec<f32>,
     pub history_length: usize,
     pub epochs: usize,
+    pub learning_rate: f64,
+    pub temperature: f64,
     pub final_loss: f32,
 }
 
@@ -363,11 +367,13 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     let dim = ctx.opts.dim;
     let l = ctx.opts.history_length;
     let epochs = ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let learning_rate = ctx.opts.params.positive("learning_rate", LEARNING_RATE)?;
+    let temperature = ctx.opts.params.positive("temperature", TEMPERATURE)?;
     let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
     let mut opt = AdamW::new(
         enc.all_vars(),
         ParamsAdamW {
-            lr: LEARNING_RATE,
+            lr: learning_rate,
             weight_decay: 0.0,
             ..Default::default()
         },
@@ -432,7 +438,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
             let cand_idx = Tensor::from_vec(cands.clone(), cands.len(), &Device::Cpu)?;
             let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
             let bias = Tensor::from_vec(bias, (b, cands.len()), &Device::Cpu)?;
-            let logits = ((u.matmul(&v.t()?)? / TEMPERATURE)? + bias)?;
+            let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
             let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
             opt.backward_step(&loss)?;
@@ -447,6 +453,8 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         vectors,
         history_length: l,
         epochs,
+        learning_rate,
+        temperature,
         final_loss,
     })
 }
@@ -494,7 +502,7 @@ impl Model for TwoTower {
         let mut p = json!({
             kan_api::bundle::params::HISTORY_LENGTH: self.history_length,
             "epochs": self.epochs, "batch": BATCH, "uniform_negatives": UNIFORM_NEGATIVES,
-            "temperature": TEMPERATURE, "learning_rate": LEARNING_RATE, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
+            "temperature": self.temperature, "learning_rate": self.learning_rate, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
             "final_loss": self.final_loss,
         });
         if self.encoder.kind == Kind::Gat {
