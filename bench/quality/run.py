@@ -204,15 +204,21 @@ def ours(kan, name, cfg, work):
 
 
 def bundles_to_score(name, work, our_runs):
-    """The lead's tuned bundles (out/benchmarks/<dataset>/<strategy>) when present, else ours."""
+    """Per strategy, the first of: the tuned bundle in out/benchmarks/<dataset>/<strategy>, the
+    bundle of our first cost run, a bundle in a --bundles-from directory."""
     found = {}
-    lead = ROOT / "out" / "benchmarks" / name
-    if lead.is_dir():
-        for d in sorted(lead.iterdir()):
-            if (d / "manifest.json").exists() and d.name not in ("tune", "eval"):
-                found[d.name] = str(d.relative_to(ROOT))
+
+    def scan(where):
+        if where.is_dir():
+            for d in sorted(where.iterdir()):
+                if (d / "manifest.json").exists() and d.name not in ("tune", "eval"):
+                    found.setdefault(d.name, str(d.relative_to(ROOT)))
+
+    scan(ROOT / "out" / "benchmarks" / name)
     for r in our_runs:
-        found.setdefault(r["strategy"], r["bundle"])
+        found.setdefault(r["strategy"], os.path.relpath(r["bundle"], ROOT))
+    for d in ARGS.bundles_from:
+        scan(ROOT / d)
     return found
 
 
@@ -270,7 +276,7 @@ def report(name, cfg, work, peer_runs, our_runs, report_json):
             v, sp = metrics[c]
             cells.append(f"{v:.4f}" if sp is None else f"{v:.4f} ({sp[0]:.4f}–{sp[1]:.4f})")
         is_ours = label.startswith("kan")
-        ratio = lambda x, y: f"{x / y:.2f}" if is_ours and runs and y else "—"
+        ratio = lambda x, y: f"{x / y:.2f}" if is_ours and y and x == x else "—"
         fit_cell = f"{fit:.2f}"
         rss_cell = f"{rss:.0f}" if runs else "—"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {fit_cell} | "
@@ -281,8 +287,10 @@ def report(name, cfg, work, peer_runs, our_runs, report_json):
             "spread": {c: metrics[c][1] for c in metric_cols if metrics[c][1] is not None},
             "fit_seconds_median": fit, "peak_rss_mib_median": rss, "runs": runs,
         }
-    process = ["", "† not rerun here: quality of the tuned bundle in out/benchmarks/<dataset>/, fit "
-               "seconds as its manifest records them (one run, taken at another time and load).",
+    scored = bundles_to_score(name, work, our_runs)
+    process = ["", "† not rerun here: fit seconds as the bundle's manifest records them (one run, "
+               "taken at another time and load); no RSS figure.", "",
+               "Bundles scored: " + ", ".join(f"`{s}` = `{d}`" for s, d in sorted(scored.items())),
                "", "Whole-process cost under /usr/bin/time -v (median of runs): wall s / peak RSS MiB",
                ""]
     for label, _, _, _, runs in entries:
@@ -319,6 +327,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", default="1,2,3", help="implicit random_state per final run")
     ap.add_argument("--runs", type=int, default=3, help="runs of each of our trainers")
+    ap.add_argument("--bundles-from", action="append", default=[],
+                    help="more directories of Kan bundles (<dir>/<strategy>) to score for strategies "
+                         "neither out/benchmarks/<dataset> nor the cost runs have")
+    ap.add_argument("--rescore", action="store_true",
+                    help="reuse the timed runs of a previous run; only rerun kan eval and the report")
     ap.add_argument("--ours", help="our trainers to rerun for cost (default: the cheap ones per dataset)")
     ARGS = ap.parse_args()
     ARGS.seeds = [int(s) for s in ARGS.seeds.split(",")]
@@ -333,16 +346,22 @@ def main():
         work = Path(ARGS.out) / name
         (ROOT / work).mkdir(parents=True, exist_ok=True)
         work = ROOT / work
-        best = tune(kan, name, cfg, work)
-        peer_runs = final(kan, name, cfg, work, best)
-        our_runs = ours(kan, name, cfg, work)
+        runs_file = work / "runs.json"
+        if ARGS.rescore and runs_file.exists():
+            # Only rescore (e.g. once the tuned bundles exist): keep the timed runs.
+            runs = json.loads(runs_file.read_text())
+            peer_runs, our_runs = runs["implicit"], runs["kan"]
+        else:
+            best = tune(kan, name, cfg, work)
+            peer_runs = final(kan, name, cfg, work, best)
+            our_runs = ours(kan, name, cfg, work)
+            runs_file.write_text(json.dumps({"implicit": peer_runs, "kan": our_runs}, indent=1))
         extra = []
         for strategy, bundle in bundles_to_score(name, work, our_runs).items():
             extra += ["--bundle", f"{strategy}={bundle}"]
         for r in peer_runs:
             extra += ["--predictions", f"{r['name']}={r['file']}"]
         rep = kan_eval(kan, cfg, cfg["split"], extra, work / "eval")
-        (work / "runs.json").write_text(json.dumps({"implicit": peer_runs, "kan": our_runs}, indent=1))
         report(name, cfg, work, peer_runs, our_runs, rep)
 
 

@@ -21,7 +21,16 @@ pub struct Args {
     /// A queue to evaluate, NAME=BUNDLE_DIR (repeatable).
     #[arg(long = "bundle")]
     pub bundles: Vec<String>,
-    /// Merge weight of a queue, NAME=WEIGHT (default 1).
+    /// Lists made by another recommender, NAME=FILE (repeatable): JSON lines
+    /// {"user": ID, "items": [ID, ...]}, best first, dataset ids. Scored like the queues (known
+    /// items dropped, cut at 300); without --bundle give --split and --seed.
+    #[arg(long = "predictions")]
+    pub predictions: Vec<String>,
+    /// Write the split (train/valid/test.tsv of `user<TAB>item`, split.json) to DIR for a peer
+    /// to train on, instead of evaluating.
+    #[arg(long)]
+    pub dump_split: Option<PathBuf>,
+    /// Merge weight of a queue or predictions, NAME=WEIGHT (default 1).
     #[arg(long = "weight")]
     pub weights: Vec<String>,
     /// Merge policies to score over all queues: rrf, weighted-interleave, quota (comma-separated).
@@ -82,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (Some(data), Some(format)) = (args.data, args.format) else {
         bail!(
-            "give --data DIR --format FORMAT --bundle NAME=DIR ... (or --exposures FILE --truth FILE)"
+            "give --data DIR --format FORMAT and --bundle NAME=DIR / --predictions NAME=FILE ... (or --exposures FILE --truth FILE)"
         );
     };
     let weights: HashMap<String, f64> = args
@@ -112,7 +121,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let merges = if queues.len() < 2 {
+    let predictions = args
+        .predictions
+        .iter()
+        .map(|p| {
+            let (name, file) = p
+                .split_once('=')
+                .with_context(|| format!("--predictions `{p}`: expected NAME=FILE"))?;
+            Ok(kan_train::eval::PredictionInput {
+                name: name.to_string(),
+                file: PathBuf::from(file),
+                weight: weights.get(name).copied().unwrap_or(1.0),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merges = if queues.len() + predictions.len() < 2 {
         Vec::new()
     } else {
         args.merge
@@ -121,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|m| MergePolicy::parse(m))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let report = kan_train::eval(&EvalRequest {
+    let req = EvalRequest {
         data,
         format: format.parse::<Format>()?,
         split: args.split.as_deref().map(SplitSpec::parse).transpose()?,
@@ -131,7 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         on_validation: args.validation,
         max_users: args.max_users,
         progress: !args.quiet,
-    })?;
+    };
+    if let Some(dir) = &args.dump_split {
+        for p in kan_train::eval::dump_split(&req, dir)? {
+            println!("wrote {}", p.display());
+        }
+        return Ok(());
+    }
+    let report = kan_train::eval::eval_with(&req, &predictions)?;
     print!("{}", report.to_markdown());
     if let Some(out) = &args.out {
         for p in report.write(out)? {

@@ -2,6 +2,7 @@
 
 pub mod exposures;
 pub mod merge;
+pub mod predictions;
 pub mod report;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,6 +19,7 @@ use crate::progress::Progress;
 use crate::split::SplitSpec;
 use crate::strategies::{self, Query};
 use merge::Ranked;
+pub use predictions::PredictionInput;
 pub use report::{EvalReport, Row};
 
 /// Length of every queue's list and of merged lists (the largest cut-off).
@@ -193,19 +195,18 @@ fn score(lists: &[Vec<u32>], truth: &[HashSet<u32>], n_items: usize) -> BTreeMap
         .finish()
 }
 
-/// `kan eval`: scores every queue and every requested merge of them.
-pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
-    if req.queues.is_empty() {
-        return Err(Error::InvalidInput(
-            "give at least one --bundle NAME=DIR to evaluate".into(),
-        ));
-    }
-    let bundles = req
-        .queues
-        .iter()
-        .map(|q| BundleDir::open(&q.bundle))
-        .collect::<Result<Vec<_>>>()?;
-    let params = &bundles[0].manifest.params;
+/// The split and seed to evaluate on: given ones win, else the first bundle's. Without a
+/// bundle nothing records them, so both must be given.
+fn split_and_seed(req: &EvalRequest, bundles: &[BundleDir]) -> Result<(SplitSpec, u64)> {
+    let Some(first) = bundles.first() else {
+        return match (req.split, req.seed) {
+            (Some(s), Some(seed)) => Ok((s, seed)),
+            _ => Err(Error::InvalidInput(
+                "without --bundle nothing records the split: pass --split and --seed (those the predictions were made for)".into(),
+            )),
+        };
+    };
+    let params = &first.manifest.params;
     let spec = match req.split {
         Some(s) => s,
         None => match params["split"].as_str() {
@@ -218,6 +219,38 @@ pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
         },
     };
     let seed = req.seed.or_else(|| params["seed"].as_u64()).unwrap_or(42);
+    Ok((spec, seed))
+}
+
+fn open_bundles(req: &EvalRequest) -> Result<Vec<BundleDir>> {
+    req.queues
+        .iter()
+        .map(|q| BundleDir::open(&q.bundle))
+        .collect()
+}
+
+/// `kan eval --dump-split DIR`: writes the split the bundles (or `--split`/`--seed`) define,
+/// for peers to train on exactly what the queues trained on.
+pub fn dump_split(req: &EvalRequest, dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let (spec, seed) = split_and_seed(req, &open_bundles(req)?)?;
+    let p = prepare(&req.data, req.format, Some(spec), seed)?;
+    predictions::write_split(&p, seed, dir)
+}
+
+/// `kan eval`: scores every queue and every requested merge of them.
+pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
+    eval_with(req, &[])
+}
+
+/// [`eval`] plus externally produced lists, scored like queues and merged like them.
+pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<EvalReport> {
+    if req.queues.is_empty() && predictions.is_empty() {
+        return Err(Error::InvalidInput(
+            "give at least one --bundle NAME=DIR or --predictions NAME=FILE to evaluate".into(),
+        ));
+    }
+    let bundles = open_bundles(req)?;
+    let (spec, seed) = split_and_seed(req, &bundles)?;
     let p = prepare(&req.data, req.format, Some(spec), seed)?;
     let mut warnings = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
@@ -266,7 +299,10 @@ pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
         .collect();
 
     let progress = Progress::new(req.progress);
-    let pb = progress.bar((req.queues.len() + req.merges.len()) as u64, "eval");
+    let pb = progress.bar(
+        (req.queues.len() + predictions.len() + req.merges.len()) as u64,
+        "eval",
+    );
     let mut rows = Vec::new();
     let mut lists = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
@@ -280,23 +316,40 @@ pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
         lists.push(l);
         pb.inc(1);
     }
-    let total_weight: f64 = req
+    for input in predictions {
+        let l =
+            predictions::load_lists(input, &p.ds, &users, &histories, LIST_LENGTH, &mut warnings)?;
+        rows.push(Row {
+            name: input.name.clone(),
+            kind: "predictions".into(),
+            strategy: "external".into(),
+            metrics: score(&l, &truth, p.ds.n_items()),
+        });
+        lists.push(l);
+        pb.inc(1);
+    }
+    // Every list in `lists` order: queues, then predictions.
+    let sources: Vec<(&str, f64)> = req
         .queues
         .iter()
-        .map(|q| q.weight)
+        .map(|q| (q.name.as_str(), q.weight))
+        .chain(predictions.iter().map(|x| (x.name.as_str(), x.weight)))
+        .collect();
+    let total_weight: f64 = sources
+        .iter()
+        .map(|s| s.1)
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
     for &policy in &req.merges {
         let merged: Vec<Vec<u32>> = (0..users.len())
             .into_par_iter()
             .map(|n| {
-                let ranked: Vec<Ranked> = req
-                    .queues
+                let ranked: Vec<Ranked> = sources
                     .iter()
                     .zip(&lists)
-                    .map(|(q, l)| Ranked {
-                        weight: q.weight,
-                        quota: ((q.weight / total_weight) * LIST_LENGTH as f64).round() as usize,
+                    .map(|(&(_, weight), l)| Ranked {
+                        weight,
+                        quota: ((weight / total_weight) * LIST_LENGTH as f64).round() as usize,
                         items: &l[n],
                     })
                     .collect();
@@ -309,7 +362,7 @@ pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
                 }
             })
             .collect();
-        let names: Vec<&str> = req.queues.iter().map(|q| q.name.as_str()).collect();
+        let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
         rows.push(Row {
             name: format!("merge:{}({})", policy.as_str(), names.join("+")),
             kind: "merge".into(),
