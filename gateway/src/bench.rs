@@ -1,7 +1,13 @@
 //! Load generator for `kan bench gateway`: a gateway in front of in-process fake queues, driven
 //! over HTTP by concurrent clients. Reports throughput, latency and the gateway's own overhead
 //! (gateway latency seen by the client − the slowest queue's latency seen by the gateway).
+//!
+//! The gateway runs on its own runtime threads, whose CPU time is summed when they stop, so the
+//! report also gives the gateway's CPU cost per request — a figure that, unlike latency, barely
+//! moves when other work shares the machine.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kan_api::crd::{MergePolicy, MergeSpec, QueueRoute};
@@ -26,6 +32,8 @@ pub struct BenchConfig {
     pub policy: MergePolicy,
     /// Candidates asked of the gateway.
     pub k: u32,
+    /// Worker threads of the gateway's own runtime (clients and fake queues run elsewhere).
+    pub gateway_threads: usize,
 }
 
 /// What came out (latencies in ms).
@@ -43,6 +51,10 @@ pub struct BenchReport {
     pub internal_overhead_p50_ms: f64,
     pub internal_overhead_p99_ms: f64,
     pub mean_returned: f64,
+    /// CPU time of the gateway's threads per request served (warm-up included in both), and
+    /// the requests per second one core could serve at that cost. None off Linux.
+    pub gateway_cpu_ms_per_request: Option<f64>,
+    pub gateway_requests_per_core_s: Option<f64>,
 }
 
 /// Runs the benchmark (inside a tokio runtime).
@@ -82,11 +94,16 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
         experiments: Vec::new(),
     };
     let gateway = Gateway::new(routing).map_err(std::io::Error::other)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let url = format!("http://{}/v1/recall", listener.local_addr()?);
     let router = gateway.router(None);
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+    let gateway_cpu_ns = Arc::new(AtomicU64::new(0));
+    let runtime = gateway_runtime(config.gateway_threads, gateway_cpu_ns.clone())?;
+    runtime.spawn(async move {
+        if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+            let _ = axum::serve(listener, router).await;
+        }
     });
 
     let client = reqwest::Client::builder()
@@ -102,6 +119,7 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
             let mut samples = Vec::new();
             let mut errors = 0usize;
             let mut n = 0u64;
+            // `n` counts warm-up requests too: the gateway's CPU time covers them.
             while Instant::now() < end {
                 n += 1;
                 let body = format!(r#"{{"user_id":"u{c}-{n}","k":{k}}}"#);
@@ -132,18 +150,26 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
                     _ => errors += 1,
                 }
             }
-            (samples, errors)
+            (samples, errors, n)
         }));
     }
     let mut samples = Vec::new();
     let mut errors = 0;
+    let mut sent = 0u64;
     for c in clients {
-        let (s, e) = c.await.map_err(std::io::Error::other)?;
+        let (s, e, n) = c.await.map_err(std::io::Error::other)?;
         samples.extend(s);
         errors += e;
+        sent += n;
     }
-    server.abort();
+    // Stopping the runtime joins its threads, which add their CPU time as they stop.
+    tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+        .await
+        .map_err(std::io::Error::other)?;
     drop(fakes);
+    let cpu_ms_per_request = thread_cpu_ns()
+        .filter(|_| sent > 0)
+        .map(|_| gateway_cpu_ns.load(Ordering::Relaxed) as f64 / 1e6 / sent as f64);
 
     let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
     let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
@@ -166,7 +192,38 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
         } else {
             returned as f64 / samples.len() as f64
         },
+        gateway_cpu_ms_per_request: cpu_ms_per_request,
+        gateway_requests_per_core_s: cpu_ms_per_request
+            .filter(|&ms| ms > 0.0)
+            .map(|ms| 1000.0 / ms),
     })
+}
+
+/// A runtime for the gateway alone whose threads add their CPU time to `cpu_ns` as they stop.
+fn gateway_runtime(
+    threads: usize,
+    cpu_ns: Arc<AtomicU64>,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("gateway-bench")
+        .on_thread_stop(move || {
+            if let Some(ns) = thread_cpu_ns() {
+                cpu_ns.fetch_add(ns, Ordering::Relaxed);
+            }
+        })
+        .enable_all()
+        .build()
+}
+
+/// CPU time the calling thread has run, in ns (Linux: first field of /proc/thread-self/schedstat).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Nearest-rank percentile; 0 for no samples.
@@ -202,11 +259,18 @@ mod tests {
             warmup: Duration::from_millis(50),
             policy: MergePolicy::Rrf,
             k: 10,
+            gateway_threads: 1,
         })
         .await
         .expect("bench");
         assert!(report.requests > 0);
         assert_eq!(report.errors, 0);
         assert_eq!(report.mean_returned, 10.0);
+        if cfg!(target_os = "linux") {
+            let cpu = report
+                .gateway_cpu_ms_per_request
+                .expect("thread CPU time on Linux");
+            assert!(cpu > 0.0, "the gateway's threads did work: {cpu}");
+        }
     }
 }

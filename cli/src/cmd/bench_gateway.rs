@@ -29,9 +29,12 @@ pub struct Args {
     /// Candidates asked of the gateway.
     #[arg(long, default_value_t = 500)]
     pub k: u32,
-    /// Runtime worker threads (the gateway, fake queues and clients share them).
+    /// Runtime worker threads of the clients and fake queues.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Worker threads of the gateway's own runtime.
+    #[arg(long, default_value_t = 1)]
+    pub gateway_threads: usize,
 }
 
 fn parse_policy(s: &str) -> Result<MergePolicy, String> {
@@ -50,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         warmup: Duration::from_secs(args.warmup_s),
         policy: args.policy,
         k: args.k,
+        gateway_threads: args.gateway_threads,
     };
     let report = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
