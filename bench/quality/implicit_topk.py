@@ -12,22 +12,13 @@ import json
 import resource
 import sys
 import time
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
-
-
-def read_pairs(path):
-    users, items = [], []
-    with open(path) as f:
-        for line in f:
-            u, i = line.rstrip("\n").split("\t")
-            users.append(u)
-            items.append(i)
-    return users, items
 
 
 class Index:
@@ -44,16 +35,21 @@ class Index:
         return i
 
 
-def matrix(users, items, uidx, iidx, grow):
-    """Binary user × item CSR; with grow=False, pairs outside the indices are skipped."""
-    rows, cols = [], []
-    for u, i in zip(users, items):
-        if grow:
-            rows.append(uidx.add(u))
-            cols.append(iidx.add(i))
-        elif u in uidx.pos and i in iidx.pos:
-            rows.append(uidx.pos[u])
-            cols.append(iidx.pos[i])
+def load(path, uidx, iidx, grow):
+    """Binary user × item CSR of a `user<TAB>item` file. Ids become integers while reading
+    (only the id maps hold strings), so the loader's memory stays small next to the model's.
+    With grow=False, pairs outside the indices are skipped."""
+    rows, cols = array("i"), array("i")
+    with open(path) as f:
+        for line in f:
+            u, i = line.rstrip("\n").split("\t")
+            if grow:
+                rows.append(uidx.add(u))
+                cols.append(iidx.add(i))
+            elif u in uidx.pos and i in iidx.pos:
+                rows.append(uidx.pos[u])
+                cols.append(iidx.pos[i])
+    rows, cols = np.frombuffer(rows, dtype=np.int32), np.frombuffer(cols, dtype=np.int32)
     m = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
         shape=(len(uidx.ids), len(iidx.ids)),
@@ -61,6 +57,11 @@ def matrix(users, items, uidx, iidx, grow):
     m.sum_duplicates()
     m.data[:] = 1.0  # a repeated interaction counts once, as in Kan's histories
     return m
+
+
+def held_out_users(path, uidx):
+    with open(path) as f:
+        return sorted({uidx.pos[u] for u in (line.split("\t", 1)[0] for line in f) if u in uidx.pos})
 
 
 def top_k(scores, k, threads):
@@ -117,12 +118,13 @@ def main():
 
     t0 = time.perf_counter()
     uidx, iidx = Index(), Index()
-    train = matrix(*read_pairs(args.split_dir / "train.tsv"), uidx, iidx, grow=True)
-    held = read_pairs(args.split_dir / f"{args.part}.tsv")
+    train = load(args.split_dir / "train.tsv", uidx, iidx, grow=True)
     known = train
     if args.part == "test":
-        known = train + matrix(*read_pairs(args.split_dir / "valid.tsv"), uidx, iidx, grow=False)
+        known = train + load(args.split_dir / "valid.tsv", uidx, iidx, grow=False)
         known.data[:] = 1.0
+    # Held-out users the model knows (every user keeps a training interaction in Kan's splits).
+    targets = held_out_users(args.split_dir / f"{args.part}.tsv", uidx)
     t1 = time.perf_counter()
 
     with threadpool_limits(limits=1, user_api="blas"):
@@ -131,8 +133,6 @@ def main():
     t2 = time.perf_counter()
     rss_train_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    # Held-out users the model knows (every user keeps a training interaction in Kan's splits).
-    targets = sorted({uidx.pos[u] for u in held[0] if u in uidx.pos})
     userids = np.array(targets, dtype=np.int32)
     # Scoring as implicit's recommend() does it (a dot product; BPR's factors carry the item
     # bias), written out so the batch is one BLAS product with the same threads.
