@@ -3,13 +3,14 @@
 # Usage: train/scripts/benchmarks.sh [ml100k|gowalla|lastfm]...  (default: all three)
 # Needs a release build (`cargo build --release -p kan`), ORT_DYLIB_PATH (source scripts/env.sh),
 # ./data/ml-100k (make data) and ../shared/data/{gowalla,lastfm}. Each trainer runs under
-# /usr/bin/time -v; wall time and peak RSS are collected in $OUT/<dataset>/costs.tsv.
+# /usr/bin/time -v; wall time, CPU seconds and peak RSS (KiB) are collected in
+# $OUT/<dataset>/costs.tsv. Needs jq.
 # Hyper-parameters are chosen on a validation split carved from the training data (never on
 # test): `tune` trains each candidate with --split <valid split>, reads the validation recall@20
 # the trainer records in the manifest, and the final bundle is trained on the whole training
 # part with the winner. The grids and every candidate's score land in $OUT/<dataset>/tune-*.tsv.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/env.sh
 KAN=${KAN:-$CARGO_TARGET_DIR/release/kan}
 OUT=${OUT:-out/benchmarks}
@@ -21,37 +22,78 @@ train() { # dataset strategy data format split [extra flags...]
   mkdir -p "$OUT/$ds"
   /usr/bin/time -v "$KAN" train --quiet --strategy "$s" --data "$data" --format "$fmt" --split "$split" \
     --threads "$THREADS" --out "$OUT/$ds/$s" "$@" 2> "$OUT/$ds/$s.time" | tee "$OUT/$ds/$s.log"
-  local wall rss
+  # CPU seconds (user + system) stay comparable when other work shares the machine; wall does not.
+  local wall cpu rss
   wall=$(grep "Elapsed (wall clock)" "$OUT/$ds/$s.time" | awk '{print $NF}')
+  cpu=$(awk -F': ' '/User time|System time/ {t += $2} END {printf "%.1f", t}' "$OUT/$ds/$s.time")
   rss=$(grep "Maximum resident set size" "$OUT/$ds/$s.time" | awk '{print $NF}')
-  printf '%s\t%s\t%s\n' "$s" "$wall" "$rss" >> "$OUT/$ds/costs.tsv"
+  printf '%s\t%s\t%s\t%s\n' "$s" "$wall" "$cpu" "$rss" >> "$OUT/$ds/costs.tsv"
 }
 
-# tune dataset strategy data format valid-split "KEY=V KEY=V" ... → prints the best candidate's
-# parameters as --param flags (recall@20 on validation; ties keep the earlier candidate).
+# tune dataset strategy data format valid-split "KEY=V KEY=V" ... → prints the best candidate
+# (recall@20 on validation; ties keep the earlier candidate). Every score is appended to
+# $OUT/<dataset>/tune-<strategy>.tsv.
 tune() {
   local ds=$1 s=$2 data=$3 fmt=$4 split=$5; shift 5
   local log="$OUT/$ds/tune-$s.tsv" best="" best_score=-1
-  mkdir -p "$OUT/$ds"; printf 'params\tvalid_recall@20\tvalid_ndcg@20\n' > "$log"
+  mkdir -p "$OUT/$ds"
+  [[ -f $log ]] || printf 'params\tvalid_recall@20\tvalid_ndcg@20\n' > "$log"
   for cand in "$@"; do
-    local flags=() dir="$OUT/$ds/tune/$s"
-    for kv in $cand; do flags+=(--param "$kv"); done
+    local dir="$OUT/$ds/tune/$s" r n
+    # shellcheck disable=SC2046,SC2086
     "$KAN" train --quiet --strategy "$s" --data "$data" --format "$fmt" --split "$split" \
-      --threads "$THREADS" --out "$dir" "${flags[@]}" "${TUNE_FLAGS[@]}" > /dev/null
-    local r n
+      --threads "$THREADS" --out "$dir" $(flags $cand) > /dev/null
     r=$(jq '.metrics["recall@20"]' "$dir/manifest.json"); n=$(jq '.metrics["ndcg@20"]' "$dir/manifest.json")
     printf '%s\t%s\t%s\n' "$cand" "$r" "$n" >> "$log"
     if awk -v a="$r" -v b="$best_score" 'BEGIN{exit !(a>b)}'; then best=$cand; best_score=$r; fi
   done
   echo "tuned $s on $ds: $best (valid recall@20 $best_score)" >&2
-  for kv in $best; do printf -- '--param %s ' "$kv"; done
+  echo "$best"
 }
 
-# The RP3β grid: α (walk-probability exponent) and β (popularity penalty) around the values the
-# RP3β paper reports as good on sparse data, and the neighbour-list length.
-ITEMCF_GRID=()
-for a in 0.6 0.8 1.0; do for b in 0.2 0.35 0.5; do ITEMCF_GRID+=("alpha=$a beta=$b top_n=200"); done; done
-TUNE_FLAGS=()
+flags() { for kv in "$@"; do printf -- '--param %s ' "$kv"; done; }
+
+# RP3β in two passes: α (walk-probability exponent) × β (popularity penalty; 0 is plain P3α)
+# around the values the RP3β paper reports as good on sparse data, then the neighbour-list
+# length at the best pair. Prints the winner's --param flags.
+tune_itemcf() { # dataset data format valid-split
+  local grid=() best
+  for a in 0.6 0.8 1.0; do for b in 0.0 0.1 0.2 0.35 0.5; do grid+=("alpha=$a beta=$b"); done; done
+  best=$(tune "$1" itemcf "$2" "$3" "$4" "${grid[@]}")
+  best=$(tune "$1" itemcf "$2" "$3" "$4" "$best top_n=100" "$best top_n=200" "$best top_n=400")
+  # shellcheck disable=SC2086
+  flags $best
+}
+
+# tune_merge dataset data format valid-split itemcf-flags → prints --weight flags for the best
+# RRF merge of itemcf with the cheap queues (social, popular), all trained on the validation
+# split and scored on validation (a seeded sample of 3000 users). itemcf's weight is 1; a weight
+# of 0 leaves the queue out. The neural queues are not in this search: training them twice
+# (validation + final) does not fit this machine's budget, so their merges keep equal weights.
+tune_merge() {
+  local ds=$1 data=$2 fmt=$3 split=$4; shift 4
+  local dir="$OUT/$ds/valid" log="$OUT/$ds/tune-merge.tsv" best="" best_score=-1
+  mkdir -p "$dir"; printf 'weights\tvalid_recall@20\n' > "$log"
+  # shellcheck disable=SC2068
+  "$KAN" train --quiet --strategy itemcf --data "$data" --format "$fmt" --split "$split" --threads "$THREADS" --out "$dir/itemcf" $@ > /dev/null
+  for s in social popular; do
+    "$KAN" train --quiet --strategy "$s" --data "$data" --format "$fmt" --split "$split" --threads "$THREADS" --out "$dir/$s" > /dev/null
+  done
+  for ws in 0.5 0.2 0; do for wp in 0.1 0; do
+    local args=(--bundle "itemcf=$dir/itemcf") weights=()
+    if [[ $ws != 0 ]]; then args+=(--bundle "social=$dir/social"); weights+=(--weight "social=$ws"); fi
+    if [[ $wp != 0 ]]; then args+=(--bundle "popular=$dir/popular"); weights+=(--weight "popular=$wp"); fi
+    # No extra queue: itemcf alone is the baseline a merge has to beat.
+    "$KAN" eval --quiet --threads "$THREADS" --data "$data" --format "$fmt" --validation --max-users 3000 \
+      "${args[@]}" "${weights[@]}" --merge rrf --out "$dir/eval" > /dev/null
+    local r
+    r=$(jq '[.rows[] | select(.kind == "merge")][0].metrics["recall@20"]' "$dir/eval/report.json")
+    printf 'social=%s popular=%s\t%s\n' "$ws" "$wp" "$r" >> "$log"
+    if awk -v a="$r" -v b="$best_score" 'BEGIN{exit !(a>b)}'; then best="${weights[*]}"; best_score=$r; fi
+  done; done
+  echo "tuned merge on $ds: $best (valid recall@20 $best_score)" >&2
+  echo "$best"
+}
 
 evaluate() { # dataset data format queues...
   local ds=$1 data=$2 fmt=$3; shift 3
@@ -64,7 +106,7 @@ run_ml100k() {
   mkdir -p "$OUT/ml100k"; : > "$OUT/ml100k/costs.tsv"
   # 8:1:1 already has a validation part: tune on it, evaluate on test.
   local itemcf
-  itemcf=$(tune ml100k itemcf data/ml-100k ml100k random:0.8:0.1 "${ITEMCF_GRID[@]}")
+  itemcf=$(tune_itemcf ml100k data/ml-100k ml100k random:0.8:0.1)
   for s in popular item2vec social exploratory dssm gat; do
     train ml100k "$s" data/ml-100k ml100k random:0.8:0.1
   done
@@ -76,7 +118,7 @@ run_ml100k() {
 run_gowalla() {
   mkdir -p "$OUT/gowalla"; : > "$OUT/gowalla/costs.tsv"
   local itemcf
-  itemcf=$(tune gowalla itemcf "$SHARED/gowalla" lightgcn provided:0.1 "${ITEMCF_GRID[@]}")
+  itemcf=$(tune_itemcf gowalla "$SHARED/gowalla" lightgcn provided:0.1)
   # shellcheck disable=SC2086
   train gowalla itemcf "$SHARED/gowalla" lightgcn provided:0 $itemcf
   for s in popular item2vec social; do
@@ -86,22 +128,45 @@ run_gowalla() {
   train gowalla dssm "$SHARED/gowalla" lightgcn provided:0 --epochs "${GOWALLA_DSSM_EPOCHS:-3}"
   train gowalla gat "$SHARED/gowalla" lightgcn provided:0 --epochs "${GOWALLA_GAT_EPOCHS:-1}"
   evaluate gowalla "$SHARED/gowalla" lightgcn popular itemcf item2vec social dssm gat
+  # shellcheck disable=SC2086
+  best_merge gowalla "$SHARED/gowalla" lightgcn $itemcf
 }
 
 run_lastfm() {
   mkdir -p "$OUT/lastfm"; : > "$OUT/lastfm/costs.tsv"
   local itemcf
-  itemcf=$(tune lastfm itemcf "$SHARED/lastfm" lastfm provided:0.1 "${ITEMCF_GRID[@]}")
+  itemcf=$(tune_itemcf lastfm "$SHARED/lastfm" lastfm provided:0.1)
   # shellcheck disable=SC2086
   train lastfm itemcf "$SHARED/lastfm" lastfm provided:0 $itemcf
-  for s in popular item2vec social exploratory dssm gat; do
+  for s in popular item2vec social exploratory; do
     train lastfm "$s" "$SHARED/lastfm" lastfm provided:0
   done
+  # ML-100K-sized: the towers get the epochs the ML-100K runs showed converge on 2 cores.
+  train lastfm dssm "$SHARED/lastfm" lastfm provided:0 --epochs "${LASTFM_DSSM_EPOCHS:-5}"
+  train lastfm gat "$SHARED/lastfm" lastfm provided:0 --epochs "${LASTFM_GAT_EPOCHS:-3}"
   evaluate lastfm "$SHARED/lastfm" lastfm popular itemcf item2vec exploratory dssm gat
   mv "$OUT/lastfm/eval" "$OUT/lastfm/eval-without-social"; mv "$OUT/lastfm/eval.md" "$OUT/lastfm/eval-without-social.md"
   evaluate lastfm "$SHARED/lastfm" lastfm popular itemcf item2vec social exploratory dssm gat
+  # shellcheck disable=SC2086
+  best_merge lastfm "$SHARED/lastfm" lastfm $itemcf
 }
 
+# best_merge dataset data format itemcf-flags → RRF of itemcf with the queues and weights chosen
+# on validation (tune_merge), scored on test into $OUT/<dataset>/eval-best-merge.
+best_merge() {
+  local ds=$1 data=$2 fmt=$3; shift 3
+  local weights args=(--bundle "itemcf=$OUT/$ds/itemcf")
+  weights=$(tune_merge "$ds" "$data" "$fmt" provided:0.1 "$@")
+  for w in $weights; do
+    [[ $w == --weight ]] && continue
+    args+=(--bundle "${w%%=*}=$OUT/$ds/${w%%=*}" --weight "$w")
+  done
+  "$KAN" eval --quiet --threads "$THREADS" --data "$data" --format "$fmt" "${args[@]}" --merge rrf \
+    --out "$OUT/$ds/eval-best-merge" | tee "$OUT/$ds/eval-best-merge.md"
+}
+
+# Sourcing the script (for one step by hand) defines the functions and runs nothing.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 mkdir -p "$OUT"
 for d in "${@:-ml100k gowalla lastfm}"; do
   for x in $d; do "run_$x"; done
