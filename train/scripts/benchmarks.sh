@@ -87,7 +87,7 @@ tune_merge() {
     "$KAN" eval --quiet --threads "$THREADS" --data "$data" --format "$fmt" --validation --max-users 3000 \
       "${args[@]}" "${weights[@]}" --merge rrf --out "$dir/eval" > /dev/null
     local r
-    r=$(jq '[.rows[] | select(.kind == "merge")][0].metrics["recall@20"]' "$dir/eval/report.json")
+    r=$(jq '([.rows[] | select(.kind == "merge")][0] // .rows[0]).metrics["recall@20"]' "$dir/eval/report.json")
     printf 'social=%s popular=%s\t%s\n' "$ws" "$wp" "$r" >> "$log"
     if awk -v a="$r" -v b="$best_score" 'BEGIN{exit !(a>b)}'; then best="${weights[*]}"; best_score=$r; fi
   done; done
