@@ -68,8 +68,17 @@ pub fn rp3beta(history: &History, n_items: usize, alpha: f64, beta: f64, top_n: 
                     acc[j as usize] = 0.0;
                 }
                 touched.clear();
-                row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                row.truncate(top_n);
+                let best_first =
+                    |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                // Select the top N before sorting, and give back the rest of the allocation:
+                // every row stays alive until the CSR is built, so untrimmed rows would hold
+                // all co-visited pairs (42M on Gowalla) at once.
+                if row.len() > top_n {
+                    row.select_nth_unstable_by(top_n, best_first);
+                    row.truncate(top_n);
+                    row.shrink_to_fit();
+                }
+                row.sort_by(best_first);
                 row
             },
         )
