@@ -1,8 +1,9 @@
-//! The worker load generator behind `kan bench worker`: a synthetic bundle of clustered vectors
-//! served twice in-process — embedded HNSW and exact scan — with recall@k of the ANN against the
-//! exact answer, closed-loop (max throughput) and open-loop (fixed rate) latency percentiles, and
-//! the share of the ONNX encoder in the latency. Requests go through [`Worker::recall`] (the
-//! whole request path minus HTTP parsing).
+//! The worker load generator behind `kan bench worker`: a synthetic bundle at scale for any
+//! strategy ([`crate::bench_bundle`]) served in-process, with closed-loop (max throughput) and
+//! open-loop (fixed rate) latency percentiles. Vector strategies are served twice — embedded HNSW
+//! and exact scan — with recall@k of the ANN against the exact answer, and the encoder strategies
+//! report the share of the ONNX encoder in the latency. Requests go through [`Worker::recall`]
+//! (the whole request path minus HTTP parsing).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,15 +13,16 @@ use kan_api::bundle::files;
 use kan_api::crd::StrategyType;
 use kan_api::wire::RecallRequest;
 use kan_api::worker_config::WorkerConfig;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::bench_bundle;
 use crate::error::{Error, Result};
 use crate::index::hnsw::HnswParams;
 use crate::inference::{UserEncoder, init_runtime};
-use crate::synthetic::{BundleWriter, TensorData, clustered_vectors, encoder_onnx};
+use crate::synthetic::clustered_vectors_with_noise;
 use crate::worker::{Worker, WorkerOptions};
 
 #[derive(Debug, Clone)]
@@ -28,9 +30,9 @@ pub struct BenchConfig {
     pub items: usize,
     pub dim: usize,
     pub k: u32,
-    /// History items per request.
+    /// History items per request (and the encoder's input length).
     pub history: usize,
-    /// dssm (ort + ANN) or item2vec (ANN only).
+    /// Any strategy; vector strategies (dssm, gat, item2vec) also run the exact baseline.
     pub strategy: StrategyType,
     /// Requests used for recall@k.
     pub recall_queries: usize,
@@ -38,6 +40,8 @@ pub struct BenchConfig {
     pub concurrency: usize,
     /// Open-loop rate (requests per second); none skips the open-loop run.
     pub rate: Option<f64>,
+    /// Skip the exact-scan worker (scaling curves that need only the served latency).
+    pub skip_exact: bool,
     pub hnsw: HnswParams,
     pub ort_dylib: Option<PathBuf>,
     /// Where the synthetic bundle is written.
@@ -55,19 +59,32 @@ pub struct Latency {
     pub p999_ms: f64,
 }
 
+/// The exact-scan baseline of a vector strategy, served from the same bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExactBaseline {
+    pub load_s: f64,
+    /// Share of the exact top-k the served (HNSW) worker also returned.
+    pub recall_at_k: f64,
+    pub closed: Latency,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub items: usize,
     pub dim: usize,
     pub k: u32,
     pub strategy: String,
-    pub ann_load_s: f64,
-    pub exact_load_s: f64,
-    pub recall_at_k: f64,
-    pub ann_closed: Latency,
-    pub exact_closed: Latency,
-    pub ann_open: Option<Latency>,
-    /// Mean ONNX encoder time per request, and its share of the ANN mean latency.
+    /// hnsw for vector strategies, none otherwise.
+    pub index: String,
+    /// Bundle load (and index build) time of the served worker.
+    pub load_s: f64,
+    /// Mean candidates per response over the probe requests (a strategy answering nothing
+    /// would otherwise look fast).
+    pub mean_candidates: f64,
+    pub closed: Latency,
+    pub open: Option<Latency>,
+    pub exact: Option<ExactBaseline>,
+    /// Mean ONNX encoder time per request, and its share of the served mean latency.
     pub inference_mean_ms: Option<f64>,
     pub inference_share: Option<f64>,
 }
@@ -98,54 +115,41 @@ pub fn latency(mut samples: Vec<f64>, elapsed: Duration) -> Latency {
     }
 }
 
-fn write_bundle(config: &BenchConfig, vectors: &[f32]) -> Result<()> {
-    let mut w = BundleWriter::new(&config.dir)?;
-    w.ids(
-        files::ITEMS,
-        &(0..config.items)
-            .map(|i| format!("i{i}"))
-            .collect::<Vec<_>>(),
-    )?;
-    w.tensors(
-        files::ITEM_VECTORS,
-        vec![(
-            "vectors",
-            TensorData::F32(vec![config.items, config.dim], vectors.to_vec()),
-        )],
-    )?;
-    if config.strategy != StrategyType::Item2vec {
-        w.bytes(
-            files::MODEL,
-            &encoder_onnx(vectors, config.dim, config.history, "user_embedding"),
-        )?;
-    }
-    w.finish(
-        config.strategy,
-        Some(config.dim as u32),
-        json!({"history_length": config.history}),
-    )?;
-    Ok(())
-}
-
 fn worker_config(config: &BenchConfig, dir: &Path) -> Result<WorkerConfig> {
-    let spec = json!({
+    let mut spec = json!({
         "strategy": {"type": config.strategy.as_str()},
-        "bundle": {"uri": dir.display().to_string()},
         "candidates": config.k, "maxCandidates": config.k, "timeoutMs": 10000,
     });
+    if let serde_json::Value::Object(settings) = bench_bundle::settings(config.strategy) {
+        for (key, value) in settings {
+            spec["strategy"][key] = value;
+        }
+    }
+    if config.strategy != StrategyType::Operational {
+        spec["bundle"] = json!({"uri": dir.display().to_string()});
+    }
     serde_json::from_value(json!({"name": "bench", "spec": spec}))
         .map_err(|e| Error::Config(e.to_string()))
 }
 
+/// Clusters of the benchmark catalogue (about 1000 items each).
+fn clusters(items: usize) -> usize {
+    (items / 1000).max(10)
+}
+
+/// Requests of known users (`u0..`) with topical histories (two clusters), deterministic per
+/// seed.
 fn requests(config: &BenchConfig, n: usize, seed: u64) -> Vec<RecallRequest> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let clusters = clusters(config.items);
     (0..n)
         .map(|u| RecallRequest {
-            user_id: format!("u{u}"),
+            user_id: format!("u{}", u % bench_bundle::USERS),
             k: Some(config.k),
             history: Some(
-                (0..config.history)
-                    .map(|_| format!("i{}", rng.random_range(0..config.items)))
+                bench_bundle::user_items(&mut rng, config.items, clusters, config.history)
+                    .into_iter()
+                    .map(|i| format!("i{i}"))
                     .collect(),
             ),
             ..RecallRequest::default()
@@ -217,103 +221,121 @@ async fn open_loop(
     latency(samples, start.elapsed())
 }
 
-/// Runs the whole benchmark.
-pub async fn run(config: BenchConfig) -> Result<BenchReport> {
-    let vectors = clustered_vectors(config.items, config.dim, (config.items / 1000).max(10), 42);
-    write_bundle(&config, &vectors)?;
-    let base = WorkerOptions {
+async fn timed_load(config: &BenchConfig, exact_max_items: usize) -> Result<(Worker, f64)> {
+    let options = WorkerOptions {
         ort_dylib: config.ort_dylib.clone(),
         hnsw: config.hnsw,
+        exact_max_items,
         ..WorkerOptions::default()
     };
-    let wc = worker_config(&config, &config.dir)?;
     let t = Instant::now();
-    let ann = Worker::load(
-        wc.clone(),
-        WorkerOptions {
-            exact_max_items: 0,
-            ..base.clone()
-        },
-    )
-    .await?;
-    let ann_load_s = t.elapsed().as_secs_f64();
+    let worker = Worker::load(worker_config(config, &config.dir)?, options).await?;
+    Ok((worker, t.elapsed().as_secs_f64()))
+}
+
+/// Mean encoder time per request, measured alone on one thread.
+fn inference_mean_ms(config: &BenchConfig) -> Result<f64> {
+    let env = init_runtime(config.ort_dylib.as_deref())?;
+    let encoder = UserEncoder::load(
+        env,
+        &config.dir.join(files::MODEL),
+        config.history,
+        config.dim,
+        1,
+        1,
+    )?;
+    let histories: Vec<Vec<u32>> = requests(config, 500, 11)
+        .iter()
+        .map(|r| {
+            r.history
+                .iter()
+                .flatten()
+                .filter_map(|id| id[1..].parse().ok())
+                .collect()
+        })
+        .collect();
     let t = Instant::now();
-    let exact = Worker::load(
-        wc,
-        WorkerOptions {
-            exact_max_items: usize::MAX,
-            ..base
+    for h in &histories {
+        encoder.encode(h)?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1000.0 / histories.len() as f64)
+}
+
+/// Runs the whole benchmark.
+pub async fn run(config: BenchConfig) -> Result<BenchReport> {
+    let vector = bench_bundle::uses_vectors(config.strategy);
+    let clusters = clusters(config.items);
+    let vectors = vector.then(|| {
+        clustered_vectors_with_noise(config.items, config.dim, clusters, bench_bundle::NOISE, 42)
+    });
+    bench_bundle::write(
+        &config.dir,
+        config.strategy,
+        &bench_bundle::Scale {
+            items: config.items,
+            dim: config.dim,
+            history_length: config.history,
+            clusters,
+            vectors: vectors.as_deref(),
         },
-    )
-    .await?;
-    let exact_load_s = t.elapsed().as_secs_f64();
+    )?;
+    drop(vectors);
+    // exact_max_items 0: HNSW at every size, so small catalogues are measured too.
+    let (served, load_s) = timed_load(&config, 0).await?;
+    let exact = if vector && !config.skip_exact {
+        Some(timed_load(&config, usize::MAX).await?)
+    } else {
+        None
+    };
 
     let probe = requests(&config, config.recall_queries.max(1), 7);
-    let (mut found, mut wanted) = (0usize, 0usize);
+    let (mut found, mut wanted, mut returned) = (0usize, 0usize, 0usize);
     for r in &probe {
-        let truth: std::collections::HashSet<String> = exact
-            .recall(r)
-            .await?
-            .candidates
-            .into_iter()
-            .map(|c| c.item_id)
-            .collect();
-        wanted += truth.len();
-        found += ann
-            .recall(r)
-            .await?
-            .candidates
-            .iter()
-            .filter(|c| truth.contains(&c.item_id))
-            .count();
+        let got = served.recall(r).await?.candidates;
+        returned += got.len();
+        if let Some((exact, _)) = &exact {
+            let truth: std::collections::HashSet<String> = exact
+                .recall(r)
+                .await?
+                .candidates
+                .into_iter()
+                .map(|c| c.item_id)
+                .collect();
+            wanted += truth.len();
+            found += got.iter().filter(|c| truth.contains(&c.item_id)).count();
+        }
     }
     let load = Arc::new(requests(&config, 4096, 9));
-    let ann_closed = closed_loop(&ann, load.clone(), config.concurrency, config.duration).await;
-    let exact_closed = closed_loop(&exact, load.clone(), config.concurrency, config.duration).await;
-    let ann_open = match config.rate {
-        Some(rate) => Some(open_loop(&ann, load.clone(), rate, config.duration).await),
+    let closed = closed_loop(&served, load.clone(), config.concurrency, config.duration).await;
+    let open = match config.rate {
+        Some(rate) => Some(open_loop(&served, load.clone(), rate, config.duration).await),
         None => None,
     };
-    let inference_mean_ms = if config.strategy == StrategyType::Item2vec {
-        None
+    let exact = match exact {
+        Some((worker, load_s)) => Some(ExactBaseline {
+            load_s,
+            recall_at_k: found as f64 / wanted.max(1) as f64,
+            closed: closed_loop(&worker, load.clone(), config.concurrency, config.duration).await,
+        }),
+        None => None,
+    };
+    let inference_mean_ms = if crate::strategy::uses_encoder(config.strategy) {
+        Some(inference_mean_ms(&config)?)
     } else {
-        let env = init_runtime(config.ort_dylib.as_deref())?;
-        let encoder = UserEncoder::load(
-            env,
-            &config.dir.join(files::MODEL),
-            config.history,
-            config.dim,
-            1,
-            1,
-        )?;
-        let histories: Vec<Vec<u32>> = requests(&config, 500, 11)
-            .iter()
-            .map(|r| {
-                r.history
-                    .iter()
-                    .flatten()
-                    .filter_map(|id| id[1..].parse().ok())
-                    .collect()
-            })
-            .collect();
-        let t = Instant::now();
-        for h in &histories {
-            encoder.encode(h)?;
-        }
-        Some(t.elapsed().as_secs_f64() * 1000.0 / histories.len() as f64)
+        None
     };
     Ok(BenchReport {
         items: config.items,
         dim: config.dim,
         k: config.k,
         strategy: config.strategy.to_string(),
-        ann_load_s,
-        exact_load_s,
-        recall_at_k: found as f64 / wanted.max(1) as f64,
-        inference_share: inference_mean_ms.map(|m| m / ann_closed.mean_ms.max(1e-9)),
-        ann_closed,
-        exact_closed,
-        ann_open,
+        index: if vector { "hnsw" } else { "none" }.to_string(),
+        load_s,
+        mean_candidates: returned as f64 / probe.len() as f64,
+        inference_share: inference_mean_ms.map(|m| m / closed.mean_ms.max(1e-9)),
+        closed,
+        open,
+        exact,
         inference_mean_ms,
     })
 }

@@ -26,8 +26,12 @@
 //! * [`strategy`] — the [`strategy::Strategy`] trait and one module per strategy.
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
 //! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
+//! * [`bench`], [`bench_ann`] — the load generators behind `kan bench worker` / `kan bench ann`.
 
 pub mod bench;
+pub mod bench_ann;
+pub mod bench_bundle;
+pub mod bench_vectors;
 pub mod bundle;
 pub mod error;
 pub mod index;

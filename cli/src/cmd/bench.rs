@@ -1,4 +1,4 @@
-//! `kan bench worker|gateway`: load generators. Each target lives in its own module.
+//! `kan bench worker|gateway|ann`: load generators. Each target lives in its own module.
 
 /// Load-test a component and report latency percentiles.
 #[derive(clap::Args, Debug)]
@@ -13,11 +13,14 @@ pub enum Target {
     Worker(super::bench_worker::Args),
     /// Benchmark the gateway.
     Gateway(super::bench_gateway::Args),
+    /// Embedded HNSW vs exact scan on 1M-scale vectors; writes files a FAISS run can share.
+    Ann(super::bench_ann::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.target {
         Target::Worker(args) => super::bench_worker::run(args),
         Target::Gateway(args) => super::bench_gateway::run(args),
+        Target::Ann(args) => super::bench_ann::run(args),
     }
 }

@@ -8,7 +8,7 @@ use kan_api::crd::StrategyType;
 use kan_worker::bench::{BenchConfig, BenchReport, Latency, run as run_bench};
 use kan_worker::index::hnsw::HnswParams;
 
-/// Benchmark a worker in-process on synthetic 64-d vectors: embedded HNSW vs exact scan.
+/// Benchmark a worker in-process on a synthetic bundle (vector strategies: HNSW vs exact scan).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Catalogue sizes to run, e.g. `--items 100000 --items 1000000`.
@@ -18,9 +18,12 @@ pub struct Args {
     pub dim: usize,
     #[arg(long, default_value_t = 100)]
     pub k: u32,
-    /// dssm (ort encoder + ANN) or item2vec (ANN only).
+    /// Any strategy; dssm, gat and item2vec also run the exact-scan baseline.
     #[arg(long, default_value = "dssm")]
     pub strategy: StrategyType,
+    /// Skip the exact-scan baseline of vector strategies.
+    #[arg(long)]
+    pub skip_exact: bool,
     #[arg(long, default_value_t = 20)]
     pub history: usize,
     #[arg(long, default_value_t = 200)]
@@ -68,6 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             duration: Duration::from_secs(args.duration_s.max(1)),
             concurrency: args.concurrency,
             rate: args.rate,
+            skip_exact: args.skip_exact,
             hnsw: HnswParams {
                 max_connections: args.hnsw_m,
                 ef_construction: args.hnsw_ef_construction,
@@ -76,16 +80,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ort_dylib: args.ort_dylib.clone(),
             dir: dir.clone(),
         };
+        let load_before = load_average();
         let report = runtime.block_on(run_bench(config));
         let _ = std::fs::remove_dir_all(&dir);
         let report = report.with_context(|| format!("benchmark at {items} items"))?;
+        let load = format!("{} -> {}", load_before, load_average());
         if args.json {
-            println!("{}", serde_json::to_string(&report)?);
+            let mut value = serde_json::to_value(&report)?;
+            value["load_average"] = load.into();
+            println!("{value}");
         } else {
             print(&report);
+            println!("  load average (1/5/15 min) before -> after: {load}");
         }
     }
     Ok(())
+}
+
+/// The 1/5/15-minute load averages, to print beside figures from a shared machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn row(name: &str, l: &Latency) {
@@ -97,25 +113,30 @@ fn row(name: &str, l: &Latency) {
 
 fn print(r: &BenchReport) {
     println!(
-        "{} items x {}-d, strategy {}, k {}",
-        r.items, r.dim, r.strategy, r.k
+        "{} items x {}-d, strategy {}, k {}, index {}",
+        r.items, r.dim, r.strategy, r.k, r.index
     );
     println!(
-        "  load: hnsw {:.1} s, exact {:.1} s; recall@{} hnsw vs exact: {:.4}",
-        r.ann_load_s, r.exact_load_s, r.k, r.recall_at_k
+        "  load {:.1} s; {:.1} candidates per response",
+        r.load_s, r.mean_candidates
     );
-    row("hnsw closed", &r.ann_closed);
-    row("exact closed", &r.exact_closed);
-    if let Some(open) = &r.ann_open {
-        row("hnsw open", open);
+    row("served closed", &r.closed);
+    if let Some(open) = &r.open {
+        row("served open", open);
     }
-    println!(
-        "  latency ratio exact/hnsw (p50): {:.1}x",
-        r.exact_closed.p50_ms / r.ann_closed.p50_ms.max(1e-9)
-    );
+    if let Some(exact) = &r.exact {
+        row("exact closed", &exact.closed);
+        println!(
+            "  exact load {:.1} s; recall@{} hnsw vs exact {:.4}; latency ratio exact/hnsw (p50) {:.1}x",
+            exact.load_s,
+            r.k,
+            exact.recall_at_k,
+            exact.closed.p50_ms / r.closed.p50_ms.max(1e-9)
+        );
+    }
     if let (Some(ms), Some(share)) = (r.inference_mean_ms, r.inference_share) {
         println!(
-            "  ort inference: {ms:.3} ms mean, {:.0}% of the hnsw mean latency",
+            "  ort inference: {ms:.3} ms mean, {:.0}% of the served mean latency",
             share * 100.0
         );
     }

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_ann;
 pub mod bench_gateway;
 pub mod bench_worker;
 pub mod crd;

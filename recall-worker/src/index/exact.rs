@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Hit, SearchParams, VectorIndex, top_k};
+use super::{Hit, SearchParams, VectorIndex, dot, top_k};
 use crate::error::Result;
 
 /// Brute-force cosine search over L2-normalised vectors (a dot product per item).
@@ -26,16 +26,18 @@ impl ExactIndex {
             return Vec::new();
         }
         let threshold = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
+        // Hashing every item against an empty set cost more than its dot product.
+        let filter = !params.exclude.is_empty();
         let hits = self
             .vectors
             .chunks_exact(self.dim)
             .enumerate()
             .filter_map(|(i, row)| {
                 let item = i as u32;
-                if params.exclude.contains(&item) {
+                if filter && params.exclude.contains(&item) {
                     return None;
                 }
-                let score: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+                let score = dot(row, query);
                 (score >= threshold).then_some(Hit { item, score })
             });
         top_k(hits, params.limit)

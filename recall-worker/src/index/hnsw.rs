@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use futures::future::BoxFuture;
 use hnsw_rs::prelude::{Distance, Hnsw};
 
-use super::{Hit, SearchParams, VectorIndex};
+use super::{Hit, SearchParams, VectorIndex, dot};
 use crate::error::Result;
 
 /// Graph parameters.
@@ -43,8 +43,7 @@ pub struct CosineDistance;
 
 impl Distance<f32> for CosineDistance {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        let dot: f32 = va.iter().zip(vb).map(|(a, b)| a * b).sum();
-        (1.0 - dot).max(0.0)
+        (1.0 - dot(va, vb)).max(0.0)
     }
 }
 
@@ -83,12 +82,18 @@ impl HnswIndex {
         if query.len() != self.dim || params.limit == 0 {
             return Vec::new();
         }
-        let ef = self.params.ef_search.max(params.limit);
         let exclude: &HashSet<u32> = params.exclude;
-        let keep = |id: &usize| !exclude.contains(&(*id as u32));
-        let found = if exclude.is_empty() {
-            self.graph.search(query, params.limit, ef)
+        // Few exclusions (the history, a page of seen items): over-fetch by their number and drop
+        // them afterwards. hnsw_rs' filtered search checks the filter inside the graph walk and
+        // made dssm requests tens of times slower than unfiltered search (BENCHMARKS.md, Worker);
+        // it is kept for exclusion lists larger than the page itself.
+        let found = if exclude.len() <= params.limit {
+            let fetch = params.limit + exclude.len();
+            let ef = self.params.ef_search.max(fetch);
+            self.graph.search(query, fetch, ef)
         } else {
+            let ef = self.params.ef_search.max(params.limit);
+            let keep = |id: &usize| !exclude.contains(&(*id as u32));
             self.graph
                 .search_filter(query, params.limit, ef, Some(&keep))
         };
