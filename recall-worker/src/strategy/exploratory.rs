@@ -5,8 +5,8 @@
 //! new one the next day. Cold start: with no history every category is eligible.
 //!
 //! Only a pool is sampled: the first `max(50·k, 10 000)` eligible items in a fixed order, best
-//! optimistic bound (prior mean + 2 sd) first. Drawing for every item cost 671 ms p50 per request at
-//! 1M items (BENCHMARKS.md, Worker); an item outside the pool would need a draw beyond the bound
+//! optimistic bound (prior mean + 2 sd) first. Drawing for every item cost 671 ms p50 per request
+//! at 1M items (BENCHMARKS.md, Worker); an item outside the pool would need a draw beyond the bound
 //! of tens of thousands of better-or-as-uncertain items to reach the top k, so the list barely
 //! changes while the cost stops growing with the catalogue.
 
