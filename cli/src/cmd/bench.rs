@@ -24,3 +24,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Target::Ann(args) => super::bench_ann::run(args),
     }
 }
+
+/// HNSW settings shared by `kan bench worker` and `kan bench ann`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct HnswArgs {
+    #[arg(long, default_value_t = 24)]
+    pub hnsw_m: usize,
+    #[arg(long, default_value_t = 200)]
+    pub hnsw_ef_construction: usize,
+    #[arg(long, default_value_t = 256)]
+    pub hnsw_ef: usize,
+}
+
+impl HnswArgs {
+    pub fn params(self) -> kan_worker::index::hnsw::HnswParams {
+        kan_worker::index::hnsw::HnswParams {
+            max_connections: self.hnsw_m,
+            ef_construction: self.hnsw_ef_construction,
+            ef_search: self.hnsw_ef,
+        }
+    }
+}

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use kan_worker::bench_ann::{AnnConfig, AnnReport, run as run_bench};
-use kan_worker::index::hnsw::HnswParams;
 
 /// Benchmark the embedded ANN index against an exact scan; write base/queries/ground truth.
 #[derive(clap::Args, Debug)]
@@ -26,12 +25,8 @@ pub struct Args {
     /// Random items averaged into one query (a user vector).
     #[arg(long, default_value_t = 20)]
     pub history: usize,
-    #[arg(long, default_value_t = 24)]
-    pub hnsw_m: usize,
-    #[arg(long, default_value_t = 200)]
-    pub hnsw_ef_construction: usize,
-    #[arg(long, default_value_t = 256)]
-    pub hnsw_ef: usize,
+    #[command(flatten)]
+    pub hnsw: super::bench::HnswArgs,
     /// Throughput is measured with 1..=threads threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -51,11 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         queries: args.queries,
         k: args.k,
         history: args.history,
-        hnsw: HnswParams {
-            max_connections: args.hnsw_m,
-            ef_construction: args.hnsw_ef_construction,
-            ef_search: args.hnsw_ef,
-        },
+        hnsw: args.hnsw.params(),
         threads: args.threads,
         exact_latency_queries: args.exact_latency_queries,
         out: args.out,

@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Context;
 use kan_api::crd::StrategyType;
 use kan_worker::bench::{BenchConfig, BenchReport, Latency, run as run_bench};
-use kan_worker::index::hnsw::HnswParams;
 
 /// Benchmark a worker in-process on a synthetic bundle (vector strategies: HNSW vs exact scan).
 #[derive(clap::Args, Debug)]
@@ -35,12 +34,8 @@ pub struct Args {
     /// Open-loop rate in requests per second (skipped when unset).
     #[arg(long)]
     pub rate: Option<f64>,
-    #[arg(long, default_value_t = 24)]
-    pub hnsw_m: usize,
-    #[arg(long, default_value_t = 200)]
-    pub hnsw_ef_construction: usize,
-    #[arg(long, default_value_t = 256)]
-    pub hnsw_ef: usize,
+    #[command(flatten)]
+    pub hnsw: super::bench::HnswArgs,
     /// ONNX Runtime library; defaults to $ORT_DYLIB_PATH.
     #[arg(long)]
     pub ort_dylib: Option<PathBuf>,
@@ -72,11 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             concurrency: args.concurrency,
             rate: args.rate,
             skip_exact: args.skip_exact,
-            hnsw: HnswParams {
-                max_connections: args.hnsw_m,
-                ef_construction: args.hnsw_ef_construction,
-                ef_search: args.hnsw_ef,
-            },
+            hnsw: args.hnsw.params(),
             ort_dylib: args.ort_dylib.clone(),
             dir: dir.clone(),
         };
