@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -41,6 +42,8 @@ pub struct AnnConfig {
     pub exact_latency_queries: usize,
     /// Where base.npy, queries.npy, gt.npy and report.json go.
     pub out: PathBuf,
+    /// Further search widths measured on the same graph (recall and single-thread latency).
+    pub ef_sweep: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +73,16 @@ pub struct AnnReport {
     pub ef_construction: usize,
     pub ef_search: usize,
     pub engines: Vec<EngineReport>,
+    /// Recall and latency of the HNSW graph at each swept search width.
+    pub ef_sweep: Vec<EfPoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EfPoint {
+    pub ef_search: usize,
+    pub recall_at_k: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Normalised means of `history` rows: topical (two clusters, as `kan bench worker` users) when
@@ -167,6 +180,15 @@ fn throughput(
     (qps, answers)
 }
 
+/// A failed search answers nothing and is counted, so the run can report it instead of
+/// measuring a broken index.
+fn counting_failures(result: Result<Vec<Hit>>, failures: &AtomicUsize) -> Vec<Hit> {
+    result.unwrap_or_else(|_| {
+        failures.fetch_add(1, Ordering::Relaxed);
+        Vec::new()
+    })
+}
+
 /// Runs the benchmark and writes the shared files into `config.out`.
 pub fn run(config: &AnnConfig) -> Result<AnnReport> {
     std::fs::create_dir_all(&config.out).map_err(|e| Error::io(&config.out, e))?;
@@ -261,22 +283,45 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
     });
 
     let t = Instant::now();
-    let hnsw = HnswIndex::build(dim, &vectors, config.hnsw);
+    let mut hnsw = HnswIndex::build(dim, &vectors, config.hnsw)?;
     let build_s = t.elapsed().as_secs_f64();
-    let hnsw_search = |q: &[f32]| hnsw.search_sync(q, params);
-    let hnsw_lat = latencies(&queries, queries.rows, &hnsw_search);
-    let mut hnsw_throughput = Vec::new();
-    let mut recall = 0.0;
-    for t in 1..=threads {
-        let (qps, answers) = throughput(&queries, t, &hnsw_search);
-        hnsw_throughput.push(Throughput { threads: t, qps });
+    let recall_of = |answers: &[Vec<Hit>]| {
         let found: usize = answers
             .iter()
             .zip(&gt)
             .map(|(hits, truth)| hits.iter().filter(|h| truth.contains(&h.item)).count())
             .sum();
         let wanted: usize = gt.iter().map(HashSet::len).sum();
-        recall = found as f64 / wanted.max(1) as f64;
+        found as f64 / wanted.max(1) as f64
+    };
+    let failures = AtomicUsize::new(0);
+    let mut hnsw_throughput = Vec::new();
+    let mut recall = 0.0;
+    let hnsw_lat = {
+        let hnsw_search = |q: &[f32]| counting_failures(hnsw.search_sync(q, params), &failures);
+        for t in 1..=threads {
+            let (qps, answers) = throughput(&queries, t, &hnsw_search);
+            hnsw_throughput.push(Throughput { threads: t, qps });
+            recall = recall_of(&answers);
+        }
+        latencies(&queries, queries.rows, &hnsw_search)
+    };
+    let mut ef_sweep = Vec::new();
+    for &ef in &config.ef_sweep {
+        hnsw.set_ef_search(ef);
+        let hnsw_search = |q: &[f32]| counting_failures(hnsw.search_sync(q, params), &failures);
+        let (_, answers) = throughput(&queries, 1, &hnsw_search);
+        let lat = latencies(&queries, queries.rows, &hnsw_search);
+        ef_sweep.push(EfPoint {
+            ef_search: ef,
+            recall_at_k: recall_of(&answers),
+            p50_ms: percentile_ms(&lat, 0.5),
+            p99_ms: percentile_ms(&lat, 0.99),
+        });
+    }
+    let failed = failures.into_inner();
+    if failed > 0 {
+        return Err(Error::Index(format!("{failed} HNSW searches failed")));
     }
 
     let report = AnnReport {
@@ -290,7 +335,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
         ef_search: config.hnsw.ef_search,
         engines: vec![
             EngineReport {
-                engine: "kan hnsw (hnsw_rs)".into(),
+                engine: "kan hnsw (usearch)".into(),
                 build_s,
                 recall_at_k: recall,
                 p50_ms: percentile_ms(&hnsw_lat, 0.5),
@@ -306,6 +351,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
                 throughput: exact_throughput,
             },
         ],
+        ef_sweep,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Config(e.to_string()))?;
     let path = config.out.join("kan.json");
@@ -331,6 +377,7 @@ mod tests {
             threads: 2,
             exact_latency_queries: 10,
             out: dir.path().to_path_buf(),
+            ef_sweep: vec![16, 128],
         };
         let report = run(&config).unwrap();
         for f in ["base.npy", "queries.npy", "gt.npy", "kan.json"] {
@@ -339,6 +386,9 @@ mod tests {
         let hnsw = &report.engines[0];
         assert!(hnsw.recall_at_k > 0.9, "recall {}", hnsw.recall_at_k);
         assert_eq!(hnsw.throughput.len(), 2);
+        let swept: Vec<usize> = report.ef_sweep.iter().map(|p| p.ef_search).collect();
+        assert_eq!(swept, vec![16, 128]);
+        assert!(report.ef_sweep[1].recall_at_k >= report.ef_sweep[0].recall_at_k);
         let gt = std::fs::read(dir.path().join("gt.npy")).unwrap();
         assert_eq!(gt.len(), 128 + 50 * 10 * 4, "gt is [queries, k] i32");
     }

@@ -26,7 +26,8 @@ use crate::strategy::{self, Parts, Query, Strategy, stable_hash};
 /// Process-level settings that are not part of the queue spec.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Where http(s) bundles are downloaded.
+    /// Where http(s) bundles are downloaded and HNSW graphs built from bundles are saved, so a
+    /// restart loads the graph instead of rebuilding it.
     pub bundle_cache: Option<PathBuf>,
     /// ONNX Runtime library; `ORT_DYLIB_PATH` when unset.
     pub ort_dylib: Option<PathBuf>,
@@ -430,10 +431,48 @@ fn build_index(
     }
     let (dim, vectors) = bundle.item_vectors()?;
     if bundle.items.len() <= options.exact_max_items {
-        Ok(Arc::new(ExactIndex::new(dim, Arc::new(vectors))))
-    } else {
-        Ok(Arc::new(HnswIndex::build(dim, &vectors, options.hnsw)))
+        return Ok(Arc::new(ExactIndex::new(dim, Arc::new(vectors))));
     }
+    let saved = options
+        .bundle_cache
+        .as_ref()
+        .map(|cache| cache.join(saved_graph_name(bundle.version(), options.hnsw)));
+    if let Some(path) = saved.as_ref().filter(|p| p.exists()) {
+        match HnswIndex::load(path, dim, bundle.items.len(), options.hnsw) {
+            Ok(index) => return Ok(Arc::new(index)),
+            Err(e) => tracing::warn!(error = %e, "saved HNSW graph unusable; rebuilding it"),
+        }
+    }
+    let index = HnswIndex::build(dim, &vectors, options.hnsw)?;
+    if let Some(path) = &saved {
+        // A cache that cannot be written costs the next start a rebuild, nothing more.
+        if let Err(e) = std::fs::create_dir_all(path.parent().unwrap_or(path))
+            .map_err(|e| Error::io(path, e))
+            .and_then(|()| index.save(path))
+        {
+            tracing::warn!(error = %e, "could not save the HNSW graph for the next start");
+        }
+    }
+    Ok(Arc::new(index))
+}
+
+/// File name of the graph saved for a bundle version and graph parameters: a new version or
+/// other parameters never load an old graph.
+fn saved_graph_name(version: &str, params: HnswParams) -> String {
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "hnsw/{version}-m{}-efc{}.usearch",
+        params.max_connections, params.ef_construction
+    )
 }
 
 fn load_encoder(

@@ -267,3 +267,39 @@ async fn k_is_capped_by_max_candidates() {
         "the queue's default k"
     );
 }
+
+#[tokio::test]
+async fn an_hnsw_graph_is_saved_in_the_bundle_cache_and_loaded_by_the_next_start() {
+    let (bundle, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_bundle(bundle.path(), StrategyType::Item2vec);
+    let cached = || kan_worker::WorkerOptions {
+        bundle_cache: Some(cache.path().to_path_buf()),
+        exact_max_items: 0,
+        ..options()
+    };
+    let spec = || {
+        config(
+            StrategyType::Item2vec,
+            Some(bundle.path()),
+            json!({"strategy": {"item2vec": {"recencyDecay": 1.0}}}),
+        )
+    };
+    let body = json!({"user_id": "u1", "k": 6, "history": ["i3", "i7"]});
+    let first = kan_worker::Worker::start(spec(), cached()).await.unwrap();
+    let built = recall(&first, body.clone()).await;
+    let saved: Vec<_> = std::fs::read_dir(cache.path().join("hnsw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(saved[0].extension().unwrap(), "usearch");
+
+    let second = kan_worker::Worker::start(spec(), cached()).await.unwrap();
+    assert_eq!(recall(&second, body.clone()).await, built);
+
+    // A damaged graph is not served: the next start rebuilds it and answers the same.
+    std::fs::write(&saved[0], b"truncated").unwrap();
+    let third = kan_worker::Worker::start(spec(), cached()).await.unwrap();
+    assert_eq!(recall(&third, body).await, built);
+    assert!(std::fs::metadata(&saved[0]).unwrap().len() > 100);
+}

@@ -25,20 +25,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+use kan_worker::index::hnsw::HnswParams;
+
 /// HNSW settings shared by `kan bench worker` and `kan bench ann`.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct HnswArgs {
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = HnswParams::default().max_connections)]
     pub hnsw_m: usize,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
     pub hnsw_ef_construction: usize,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub hnsw_ef: usize,
 }
 
 impl HnswArgs {
-    pub fn params(self) -> kan_worker::index::hnsw::HnswParams {
-        kan_worker::index::hnsw::HnswParams {
+    pub fn params(self) -> HnswParams {
+        HnswParams {
             max_connections: self.hnsw_m,
             ef_construction: self.hnsw_ef_construction,
             ef_search: self.hnsw_ef,

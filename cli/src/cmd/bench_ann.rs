@@ -36,6 +36,9 @@ pub struct Args {
     /// Output folder: base.npy, queries.npy, gt.npy, kan.json.
     #[arg(long)]
     pub out: PathBuf,
+    /// Further search widths to measure on the same graph, e.g. `64,128,512`.
+    #[arg(long, value_delimiter = ',')]
+    pub ef_sweep: Vec<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         threads: args.threads,
         exact_latency_queries: args.exact_latency_queries,
         out: args.out,
+        ef_sweep: args.ef_sweep,
     };
     let report = run_bench(&config).context("running the ANN benchmark")?;
     print(&report);
@@ -76,6 +80,12 @@ fn print(r: &AnnReport) {
             e.p50_ms,
             e.p99_ms,
             qps.join(", ")
+        );
+    }
+    for p in &r.ef_sweep {
+        println!(
+            "  hnsw ef {:<5} recall@{} {:.4}  p50 {:.3} ms  p99 {:.3} ms",
+            p.ef_search, r.k, p.recall_at_k, p.p50_ms, p.p99_ms
         );
     }
 }
