@@ -30,8 +30,9 @@ pub fn parse_config(text: &str, origin: &str) -> Result<RoutingConfig> {
 #[derive(Debug)]
 pub struct Compiled {
     pub config: RoutingConfig,
-    /// `/v1/recall` URL of every queue with an endpoint.
-    pub urls: HashMap<String, String>,
+    /// `/v1/recall` URL of every queue with an endpoint, parsed once here rather than on every
+    /// call; an endpoint that does not parse fails that queue's calls with the parser's reason.
+    pub urls: HashMap<String, std::result::Result<reqwest::Url, String>>,
     pub blocklist: HashSet<String>,
     pub hash: String,
     pub exposure: Option<Arc<ExposureLog>>,
@@ -46,10 +47,9 @@ impl Compiled {
             .endpoints
             .iter()
             .map(|(name, base)| {
-                (
-                    name.clone(),
-                    format!("{}/v1/recall", base.trim_end_matches('/')),
-                )
+                let url = format!("{}/v1/recall", base.trim_end_matches('/'));
+                let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{url}: {e}"));
+                (name.clone(), parsed)
             })
             .collect();
         let exposure = match &config.exposure_log {
@@ -84,7 +84,10 @@ mod tests {
         let config = parse_config(MINIMAL, "routing.yaml").expect("parse");
         assert_eq!(config.deadline_ms, 100);
         let compiled = Compiled::new(config, None).expect("valid");
-        assert_eq!(compiled.urls["dssm"], "http://127.0.0.1:9001/v1/recall");
+        assert_eq!(
+            compiled.urls["dssm"].as_ref().map(reqwest::Url::as_str),
+            Ok("http://127.0.0.1:9001/v1/recall")
+        );
         assert_eq!(compiled.hash.len(), 16);
     }
 

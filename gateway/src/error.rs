@@ -30,6 +30,8 @@ pub enum Error {
         status: &'static str,
         detail: String,
     },
+    #[error("cannot encode the response: {0}")]
+    EncodeResponse(#[source] serde_json::Error),
 }
 
 impl Error {
@@ -43,6 +45,7 @@ impl Error {
             Error::Watch { .. } => "watch",
             Error::ExposureLog { .. } => "exposure_log",
             Error::RequiredQueueFailed { .. } => "required_queue_failed",
+            Error::EncodeResponse(_) => "encode_response",
         }
     }
 }

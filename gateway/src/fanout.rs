@@ -9,11 +9,12 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use kan_api::crd::{CircuitBreakerSpec, QueueRoute};
-use kan_api::wire::{Candidate, ErrorBody, QueueStatus, RecallRequest, WorkerResponse};
+use kan_api::wire::{ErrorBody, QueueStatus, RecallRequest};
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::answer::CandidateList;
 use crate::breaker::Breakers;
 use crate::error::{Error, Result};
 
@@ -24,8 +25,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug, Clone, Copy)]
 pub struct QueueCall<'a> {
     pub route: &'a QueueRoute,
-    /// The queue's `/v1/recall` URL; `None` when the queue has no endpoint (not ready).
-    pub url: Option<&'a str>,
+    /// The queue's `/v1/recall` URL, parsed once per config (an error says why the endpoint
+    /// is not a URL); `None` when the queue has no endpoint (not ready).
+    pub url: Option<&'a std::result::Result<reqwest::Url, String>>,
     /// Candidates asked of the queue.
     pub k: u32,
 }
@@ -37,7 +39,7 @@ pub struct QueueOutcome {
     pub status: QueueStatus,
     pub took_ms: f64,
     /// Empty unless `status` is `Ok`.
-    pub candidates: Vec<Candidate>,
+    pub candidates: CandidateList,
     /// Why the queue failed or was skipped.
     pub detail: Option<String>,
 }
@@ -117,7 +119,7 @@ impl FanOut {
             let detail = "not called: the queue has no endpoint in the routing config (not ready)";
             return record(outcome(
                 QueueStatus::Skipped,
-                Vec::new(),
+                CandidateList::default(),
                 Some(detail.into()),
             ));
         };
@@ -128,8 +130,23 @@ impl FanOut {
                 "not called: circuit open after {} consecutive failures, probing again within {} ms",
                 spec.failure_threshold, spec.open_ms
             );
-            return record(outcome(QueueStatus::Skipped, Vec::new(), Some(detail)));
+            return record(outcome(
+                QueueStatus::Skipped,
+                CandidateList::default(),
+                Some(detail),
+            ));
         }
+        let url = match url {
+            Ok(url) => url,
+            Err(e) => {
+                let detail = format!("the queue's endpoint is not a URL: {e}");
+                return record(outcome(
+                    QueueStatus::Error,
+                    CandidateList::default(),
+                    Some(detail),
+                ));
+            }
+        };
 
         let timeout = call.route.timeout_ms.map_or(limits.default_timeout, |ms| {
             Duration::from_millis(ms.max(1) as u64)
@@ -147,7 +164,7 @@ impl FanOut {
             Err(e) => {
                 return record(outcome(
                     QueueStatus::Error,
-                    Vec::new(),
+                    CandidateList::default(),
                     Some(format!("cannot encode the request: {e}")),
                 ));
             }
@@ -169,13 +186,13 @@ impl FanOut {
         .instrument(span.clone())
         .await;
         let result = match result {
-            Ok(Ok(response)) => outcome(QueueStatus::Ok, response.candidates, None),
-            Ok(Err(detail)) => outcome(QueueStatus::Error, Vec::new(), Some(detail)),
+            Ok(Ok(candidates)) => outcome(QueueStatus::Ok, candidates, None),
+            Ok(Err(detail)) => outcome(QueueStatus::Error, CandidateList::default(), Some(detail)),
             Err(_) => {
                 let budget = until.saturating_duration_since(start).as_millis();
                 outcome(
                     QueueStatus::Timeout,
-                    Vec::new(),
+                    CandidateList::default(),
                     Some(format!("no answer within {budget} ms")),
                 )
             }
@@ -197,12 +214,12 @@ impl FanOut {
     async fn hedged(
         &self,
         queue: &str,
-        url: &str,
+        url: &reqwest::Url,
         body: Bytes,
         hedge_after: Option<Duration>,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> std::result::Result<WorkerResponse, String> {
+    ) -> std::result::Result<CandidateList, String> {
         let mut first = Box::pin(self.once(url, body.clone(), span, parent));
         let Some(hedge_after) = hedge_after else {
             return first.await;
@@ -222,16 +239,16 @@ impl FanOut {
 
     async fn once(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         body: Bytes,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> std::result::Result<WorkerResponse, String> {
+    ) -> std::result::Result<CandidateList, String> {
         let mut headers = HeaderMap::new();
         crate::trace::inject(span, parent, &mut headers);
         let response = self
             .client
-            .post(url)
+            .post(url.clone())
             .headers(headers)
             .header(CONTENT_TYPE, "application/json")
             .body(body)
@@ -247,8 +264,7 @@ impl FanOut {
             };
             return Err(format!("HTTP {status}: {message}"));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the queue's answer is not a worker response: {e}"))
+        CandidateList::decode(Vec::from(bytes)).map_err(|e| format!("the queue's answer: {e}"))
     }
 }
 

@@ -8,9 +8,9 @@ use crate::merge::Merged;
 /// The outcome of one filter: every input candidate is in exactly one of the two lists, and
 /// `kept` keeps the input order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FilterResult {
-    pub kept: Vec<Merged>,
-    pub removed: Vec<Merged>,
+pub struct FilterResult<'a> {
+    pub kept: Vec<Merged<'a>>,
+    pub removed: Vec<Merged<'a>>,
 }
 
 /// A filter stage.
@@ -24,10 +24,10 @@ pub trait Filter {
     }
 
     /// The filter's work.
-    fn filter(&self, candidates: Vec<Merged>) -> FilterResult;
+    fn filter<'a>(&self, candidates: Vec<Merged<'a>>) -> FilterResult<'a>;
 
     /// Runs the filter under a span and counts what it removed.
-    fn run(&self, candidates: Vec<Merged>) -> FilterResult {
+    fn run<'a>(&self, candidates: Vec<Merged<'a>>) -> FilterResult<'a> {
         if !self.enable() {
             return FilterResult {
                 kept: candidates,
@@ -45,7 +45,10 @@ pub trait Filter {
     }
 }
 
-fn partition(candidates: Vec<Merged>, mut keep: impl FnMut(&Merged) -> bool) -> FilterResult {
+fn partition<'a>(
+    candidates: Vec<Merged<'a>>,
+    mut keep: impl FnMut(&Merged<'a>) -> bool,
+) -> FilterResult<'a> {
     let (kept, removed) = candidates.into_iter().partition(|c| keep(c));
     FilterResult { kept, removed }
 }
@@ -74,8 +77,8 @@ impl Filter for ExcludeFilter<'_> {
     fn enable(&self) -> bool {
         !self.ids.is_empty()
     }
-    fn filter(&self, candidates: Vec<Merged>) -> FilterResult {
-        partition(candidates, |c| !self.ids.contains(c.item_id.as_str()))
+    fn filter<'a>(&self, candidates: Vec<Merged<'a>>) -> FilterResult<'a> {
+        partition(candidates, |c| !self.ids.contains(c.item_id))
     }
 }
 
@@ -101,8 +104,8 @@ impl Filter for BlocklistFilter<'_> {
     fn enable(&self) -> bool {
         !self.ids.is_empty()
     }
-    fn filter(&self, candidates: Vec<Merged>) -> FilterResult {
-        partition(candidates, |c| !self.ids.contains(&c.item_id))
+    fn filter<'a>(&self, candidates: Vec<Merged<'a>>) -> FilterResult<'a> {
+        partition(candidates, |c| !self.ids.contains(c.item_id))
     }
 }
 
@@ -125,14 +128,14 @@ impl Filter for MaxPerSourceFilter {
     fn enable(&self) -> bool {
         self.max.is_some()
     }
-    fn filter(&self, candidates: Vec<Merged>) -> FilterResult {
+    fn filter<'a>(&self, candidates: Vec<Merged<'a>>) -> FilterResult<'a> {
         let max = self.max.unwrap_or(usize::MAX);
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
         partition(candidates, |c| {
-            let Some(source) = c.sources.first() else {
+            let Some(&source) = c.sources.first() else {
                 return true;
             };
-            let n = counts.entry(source.clone()).or_insert(0);
+            let n = counts.entry(source).or_insert(0);
             *n += 1;
             *n <= max
         })
@@ -145,16 +148,16 @@ mod tests {
 
     use super::*;
 
-    fn m(id: &str, sources: &[&str]) -> Merged {
+    fn m<'a>(id: &'a str, sources: &[&'a str]) -> Merged<'a> {
         Merged {
-            item_id: id.into(),
+            item_id: id,
             score: 1.0,
-            sources: sources.iter().map(|s| s.to_string()).collect(),
+            sources: sources.iter().copied().collect(),
         }
     }
 
-    fn ids(v: &[Merged]) -> Vec<&str> {
-        v.iter().map(|m| m.item_id.as_str()).collect()
+    fn ids<'a>(v: &[Merged<'a>]) -> Vec<&'a str> {
+        v.iter().map(|m| m.item_id).collect()
     }
 
     #[test]
@@ -202,8 +205,9 @@ mod tests {
             exclude in prop::collection::vec(0u8..30, 0..10),
             max in prop::option::of(1usize..5),
         ) {
-            let input: Vec<Merged> = items.iter().enumerate()
-                .map(|(i, (id, src))| m(&format!("i{id}-{i}"), &[&format!("q{src}")])).collect();
+            let names: Vec<(String, String)> = items.iter().enumerate()
+                .map(|(i, (id, src))| (format!("i{id}-{i}"), format!("q{src}"))).collect();
+            let input: Vec<Merged> = names.iter().map(|(id, src)| m(id, &[src])).collect();
             let exclude: Vec<String> = exclude.iter().enumerate().map(|(i, id)| format!("i{id}-{i}")).collect();
             let filters: [&dyn Filter; 2] = [&ExcludeFilter::new(&exclude), &MaxPerSourceFilter::new(max)];
             for f in filters {
@@ -214,7 +218,7 @@ mod tests {
             }
             let r = MaxPerSourceFilter::new(max).run(input.clone());
             for q in 0..4 {
-                let n = r.kept.iter().filter(|c| c.sources[0] == format!("q{q}")).count();
+                let n = r.kept.iter().filter(|c| c.sources[0] == format!("q{q}").as_str()).count();
                 prop_assert!(n <= max.unwrap_or(usize::MAX));
             }
         }

@@ -7,9 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use kan_api::crd::QueueRoute;
 use kan_api::routing::RoutingConfig;
-use kan_api::wire::{
-    ExposureRecord, GatewayCandidate, GatewayResponse, QueueReport, QueueStatus, RecallRequest,
-};
+use kan_api::wire::{ExposureRecord, GatewayResponse, QueueReport, QueueStatus, RecallRequest};
 use tokio::time::Instant;
 
 use crate::assign;
@@ -18,8 +16,9 @@ use crate::config::Compiled;
 use crate::error::{Error, Result};
 use crate::fanout::{CallLimits, FanOut, QueueCall, QueueOutcome};
 use crate::filter::{BlocklistFilter, ExcludeFilter, Filter, MaxPerSourceFilter};
-use crate::merge::{self, Merged, QueueList};
+use crate::merge::{self, CandidateRef, QueueList};
 use crate::metrics as m;
+use crate::response::ResponseView;
 use crate::stats::{Stats, StatsSnapshot};
 
 struct Inner {
@@ -72,6 +71,31 @@ impl Gateway {
         request: &RecallRequest,
         parent: &opentelemetry::Context,
     ) -> Result<GatewayResponse> {
+        self.recall_with(request, parent, |view| Ok(view.to_response()))
+            .await
+    }
+
+    /// [`Gateway::recall`] with the response already encoded as JSON — what the HTTP server
+    /// sends, written straight from the merge without an owned copy of every candidate.
+    pub async fn recall_json(
+        &self,
+        request: &RecallRequest,
+        parent: &opentelemetry::Context,
+    ) -> Result<Vec<u8>> {
+        self.recall_with(request, parent, |view| {
+            view.to_json().map_err(Error::EncodeResponse)
+        })
+        .await
+    }
+
+    /// The pipeline; `finish` turns the response, which borrows from this request's queue
+    /// answers, into what the caller keeps.
+    async fn recall_with<R>(
+        &self,
+        request: &RecallRequest,
+        parent: &opentelemetry::Context,
+        finish: impl FnOnce(&ResponseView<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
         let start = Instant::now();
         // In-flight requests keep the config they started with, whatever reloads happen.
         let state = self.inner.state.load_full();
@@ -131,17 +155,20 @@ impl Gateway {
             return Err(error);
         }
 
-        // 3. Merge the route's queues that answered.
+        // 3. Merge the route's queues that answered; ids are borrowed from their answers.
+        let answers: Vec<Vec<CandidateRef<'_>>> =
+            outcomes.iter().map(|o| o.candidates.refs()).collect();
         let lists: Vec<QueueList<'_>> = route
             .queues
             .iter()
             .zip(&outcomes)
-            .filter(|(_, o)| o.status == QueueStatus::Ok)
-            .map(|(q, o)| QueueList {
+            .zip(&answers)
+            .filter(|((_, o), _)| o.status == QueueStatus::Ok)
+            .map(|((q, _), candidates)| QueueList {
                 queue: &q.name,
                 weight: q.weight,
                 quota: q.quota.map(|n| n.max(0) as usize),
-                candidates: &o.candidates,
+                candidates,
             })
             .collect();
         let merged = merge::merge(route.merge, &lists);
@@ -157,9 +184,9 @@ impl Gateway {
             kept = filter.run(kept).kept;
         }
         if let Some(name) = route.fallback
-            && let Some(o) = outcomes.iter().find(|o| o.name == name)
+            && let Some(i) = outcomes.iter().position(|o| o.name == name)
         {
-            let added = merge::fill_from_fallback(&mut kept, &o.candidates, name, k, |id| {
+            let added = merge::fill_from_fallback(&mut kept, &answers[i], name, k, |id| {
                 !exclude.contains(id) && !blocklist.contains(id)
             });
             metrics::counter!(m::FALLBACK_FILLED).increment(added as u64);
@@ -168,24 +195,21 @@ impl Gateway {
         // 5. Truncate.
         kept.truncate(k);
 
-        let response = GatewayResponse {
-            candidates: kept.into_iter().map(gateway_candidate).collect(),
-            queues: reports(&outcomes, request.debug),
-            assignments: route.assignments,
+        let queues = reports(&outcomes, request.debug);
+        let view = ResponseView {
+            candidates: &kept,
+            assignments: &route.assignments,
+            queues: &queues,
             degraded,
             took_ms: start.elapsed().as_secs_f64() * 1000.0,
         };
-        self.after_response(request, &response, &state);
-        Ok(response)
+        let answer = finish(&view)?;
+        self.after_response(request, &view, &state);
+        Ok(answer)
     }
 
     /// Metrics, stats and the exposure log.
-    fn after_response(
-        &self,
-        request: &RecallRequest,
-        response: &GatewayResponse,
-        state: &Compiled,
-    ) {
+    fn after_response(&self, request: &RecallRequest, response: &ResponseView, state: &Compiled) {
         let outcome = if response.degraded { "degraded" } else { "ok" };
         metrics::counter!(m::REQUESTS, "outcome" => outcome).increment(1);
         metrics::histogram!(m::REQUEST_SECONDS).record(response.took_ms / 1000.0);
@@ -194,18 +218,18 @@ impl Gateway {
         }
         self.inner
             .stats
-            .record(&response.assignments, &response.queues, response.degraded);
+            .record(response.assignments, response.queues, response.degraded);
         if let Some(log) = &state.exposure {
             log.send(ExposureRecord {
                 ts_ms: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64),
                 user_id: request.user_id.clone(),
-                assignments: response.assignments.clone(),
+                assignments: response.assignments.to_vec(),
                 items: response
                     .candidates
                     .iter()
-                    .map(|c| c.item_id.clone())
+                    .map(|c| c.item_id.to_string())
                     .collect(),
                 degraded: response.degraded,
             });
@@ -220,17 +244,9 @@ impl Gateway {
 /// A queue is asked for its quota when it has one, else for `k`.
 fn queue_call<'a>(state: &'a Compiled, route: &'a QueueRoute, k: usize) -> QueueCall<'a> {
     QueueCall {
-        url: state.urls.get(&route.name).map(String::as_str),
+        url: state.urls.get(&route.name),
         k: route.quota.map_or(k, |quota| quota.max(1) as usize) as u32,
         route,
-    }
-}
-
-fn gateway_candidate(m: Merged) -> GatewayCandidate {
-    GatewayCandidate {
-        item_id: m.item_id,
-        score: m.score,
-        sources: m.sources,
     }
 }
 
@@ -243,7 +259,7 @@ fn reports(outcomes: &[QueueOutcome], debug: bool) -> Vec<QueueReport> {
             took_ms: o.took_ms,
             status: o.status,
             detail: o.detail.clone(),
-            candidates: debug.then(|| o.candidates.clone()),
+            candidates: debug.then(|| o.candidates.to_candidates()),
         })
         .collect()
 }

@@ -15,6 +15,7 @@
 //! The config is swapped atomically ([`GatewayHandle::update`], [`reload::watch`]); in-flight
 //! requests finish on the config they started with.
 
+pub mod answer;
 pub mod assign;
 pub mod bench;
 pub mod breaker;
@@ -28,6 +29,7 @@ mod gateway;
 pub mod merge;
 pub mod metrics;
 pub mod reload;
+pub mod response;
 pub mod server;
 pub mod stats;
 pub mod testing;

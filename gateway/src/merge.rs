@@ -8,10 +8,15 @@
 //! Worker scores should be finite; a candidate with a NaN or infinite score is moved behind
 //! every finite-scored candidate of its queue (stable), and counts for nothing in `score`.
 
-use std::collections::HashMap;
-
 use kan_api::crd::{MergePolicy, MergeSpec};
-use kan_api::wire::Candidate;
+use smallvec::SmallVec;
+
+/// One candidate as the merge reads it: the id borrowed from the queue's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateRef<'a> {
+    pub item_id: &'a str,
+    pub score: f32,
+}
 
 /// One queue's answer as the merge sees it.
 #[derive(Debug, Clone, Copy)]
@@ -22,24 +27,28 @@ pub struct QueueList<'a> {
     /// Most items taken from the queue in the first phase of `quota`.
     pub quota: Option<usize>,
     /// Best first.
-    pub candidates: &'a [Candidate],
+    pub candidates: &'a [CandidateRef<'a>],
 }
 
-/// One merged candidate.
+/// Queues that returned an item, best position first. Most items come from one or two queues,
+/// so the list lives inline and a merge allocates nothing per item.
+pub type Sources<'a> = SmallVec<[&'a str; 2]>;
+
+/// One merged candidate, borrowing its id and source names from the merge's input.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Merged {
-    pub item_id: String,
+pub struct Merged<'a> {
+    pub item_id: &'a str,
     /// Merge score, higher is better; its scale depends on the policy (position-based policies
     /// give `1 / (1 + position)`).
     pub score: f64,
     /// Queues that returned the item, best position first.
-    pub sources: Vec<String>,
+    pub sources: Sources<'a>,
 }
 
 /// Merges the queues' lists with the policy of `spec`.
-pub fn merge(spec: &MergeSpec, lists: &[QueueList<'_>]) -> Vec<Merged> {
+pub fn merge<'a>(spec: &MergeSpec, lists: &[QueueList<'a>]) -> Vec<Merged<'a>> {
     let pool = Pool::new(lists);
-    let order: Vec<(usize, f64)> = match spec.policy {
+    let order: Vec<(u32, f64)> = match spec.policy {
         MergePolicy::Rrf => rrf(&pool, lists, spec.rrf_k),
         MergePolicy::Score => by_score(&pool, lists),
         MergePolicy::WeightedInterleave => with_position_scores(weighted_interleave(&pool, lists)),
@@ -55,28 +64,27 @@ pub fn merge(spec: &MergeSpec, lists: &[QueueList<'_>]) -> Vec<Merged> {
 /// skipping items already kept and items `allowed` rejects. Filled items score 0 (below every
 /// merged item of the score-based policies) and name the fallback queue as their source.
 /// Returns how many were added.
-pub fn fill_from_fallback(
-    kept: &mut Vec<Merged>,
-    fallback: &[Candidate],
-    source: &str,
+pub fn fill_from_fallback<'a>(
+    kept: &mut Vec<Merged<'a>>,
+    fallback: &[CandidateRef<'a>],
+    source: &'a str,
     k: usize,
     allowed: impl Fn(&str) -> bool,
 ) -> usize {
     if kept.len() >= k {
         return 0;
     }
-    let mut present: std::collections::HashSet<String> =
-        kept.iter().map(|m| m.item_id.clone()).collect();
+    let mut present: foldhash::HashSet<&str> = kept.iter().map(|m| m.item_id).collect();
     let before = kept.len();
     for c in finite_first(fallback) {
         if kept.len() >= k {
             break;
         }
-        if allowed(&c.item_id) && present.insert(c.item_id.clone()) {
+        if allowed(c.item_id) && present.insert(c.item_id) {
             kept.push(Merged {
-                item_id: c.item_id.clone(),
+                item_id: c.item_id,
                 score: 0.0,
-                sources: vec![source.to_string()],
+                sources: SmallVec::from_slice(&[source]),
             });
         }
     }
@@ -86,77 +94,133 @@ pub fn fill_from_fallback(
 /// Where an item appeared: queue index, 0-based rank in that queue, raw score.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
-    queue: usize,
-    rank: usize,
+    queue: u32,
+    rank: u32,
     score: f32,
 }
 
-/// The distinct items of all lists, with their hits sorted by (rank, queue).
+/// The distinct items of all lists (pool entries, numbered in order of first appearance), with
+/// their hits sorted by (rank, queue). Flat arrays: building a pool allocates a handful of
+/// vectors whatever the number of items.
 struct Pool<'a> {
     ids: Vec<&'a str>,
-    hits: Vec<Vec<Hit>>,
+    /// The hits of entry `e` are `hits[starts[e]..starts[e + 1]]`.
+    starts: Vec<u32>,
+    hits: Vec<Hit>,
     /// Per queue, the pool entries in rank order (duplicates inside a queue removed).
-    ranked: Vec<Vec<usize>>,
+    ranked: Vec<Vec<u32>>,
 }
 
 impl<'a> Pool<'a> {
     fn new(lists: &[QueueList<'a>]) -> Self {
         let total: usize = lists.iter().map(|l| l.candidates.len()).sum();
-        let mut index: HashMap<&'a str, usize> = HashMap::with_capacity(total);
-        let mut ids = Vec::with_capacity(total);
-        let mut hits: Vec<Vec<Hit>> = Vec::with_capacity(total);
+        let mut index: foldhash::HashMap<&'a str, u32> =
+            foldhash::HashMap::with_capacity_and_hasher(total, Default::default());
+        let mut ids: Vec<&'a str> = Vec::with_capacity(total);
+        // Per entry: hit count, and the last queue that hit it (to skip repeats inside a queue).
+        let mut counts: Vec<u32> = Vec::with_capacity(total);
+        let mut last_queue: Vec<u32> = Vec::with_capacity(total);
+        let mut raw: Vec<(u32, Hit)> = Vec::with_capacity(total);
         let mut ranked = Vec::with_capacity(lists.len());
         for (q, list) in lists.iter().enumerate() {
+            let q = q as u32;
             let mut order = Vec::with_capacity(list.candidates.len());
             for c in finite_first(list.candidates) {
-                let entry = *index.entry(c.item_id.as_str()).or_insert_with(|| {
-                    ids.push(c.item_id.as_str());
-                    hits.push(Vec::new());
-                    ids.len() - 1
+                let entry = *index.entry(c.item_id).or_insert_with(|| {
+                    ids.push(c.item_id);
+                    counts.push(0);
+                    last_queue.push(u32::MAX);
+                    (ids.len() - 1) as u32
                 });
+                let e = entry as usize;
                 // The first occurrence inside one queue is its position there.
-                if hits[entry].last().is_some_and(|h| h.queue == q) {
+                if last_queue[e] == q {
                     continue;
                 }
-                hits[entry].push(Hit {
-                    queue: q,
-                    rank: order.len(),
-                    score: c.score,
-                });
+                last_queue[e] = q;
+                counts[e] += 1;
+                raw.push((
+                    entry,
+                    Hit {
+                        queue: q,
+                        rank: order.len() as u32,
+                        score: c.score,
+                    },
+                ));
                 order.push(entry);
             }
             ranked.push(order);
         }
-        for h in &mut hits {
-            h.sort_by_key(|h| (h.rank, h.queue));
+        // Counting sort of the hits by entry (stable, so each entry's hits stay in queue order),
+        // then each entry's few hits by (rank, queue).
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        let mut next = Vec::with_capacity(ids.len());
+        let mut sum = 0u32;
+        starts.push(0);
+        for &n in &counts {
+            next.push(sum);
+            sum += n;
+            starts.push(sum);
         }
-        Self { ids, hits, ranked }
+        let mut hits = vec![
+            Hit {
+                queue: 0,
+                rank: 0,
+                score: 0.0
+            };
+            raw.len()
+        ];
+        for (entry, hit) in raw {
+            let slot = &mut next[entry as usize];
+            hits[*slot as usize] = hit;
+            *slot += 1;
+        }
+        for e in 0..ids.len() {
+            let h = &mut hits[starts[e] as usize..starts[e + 1] as usize];
+            if h.len() > 1 {
+                h.sort_unstable_by_key(|h| (h.rank, h.queue));
+            }
+        }
+        Self {
+            ids,
+            starts,
+            hits,
+            ranked,
+        }
     }
 
     fn len(&self) -> usize {
         self.ids.len()
     }
 
-    /// Sort key that breaks every tie deterministically: best rank, then queue, then id.
-    fn tie_key(&self, entry: usize) -> (usize, usize, &'a str) {
-        let best = self.hits[entry][0];
-        (best.rank, best.queue, self.ids[entry])
+    fn hits(&self, entry: u32) -> &[Hit] {
+        let e = entry as usize;
+        &self.hits[self.starts[e] as usize..self.starts[e + 1] as usize]
     }
 
-    fn merged(&self, entry: usize, score: f64, lists: &[QueueList<'_>]) -> Merged {
+    /// Sort key that breaks every tie deterministically: best rank, then queue, then id.
+    fn tie_key(&self, entry: u32) -> (u32, u32, &'a str) {
+        let best = self.hits[self.starts[entry as usize] as usize];
+        (best.rank, best.queue, self.ids[entry as usize])
+    }
+
+    fn merged(&self, entry: u32, score: f64, lists: &[QueueList<'a>]) -> Merged<'a> {
         Merged {
-            item_id: self.ids[entry].to_string(),
+            item_id: self.ids[entry as usize],
             score,
-            sources: self.hits[entry]
+            sources: self
+                .hits(entry)
                 .iter()
-                .map(|h| lists[h.queue].queue.to_string())
+                .map(|h| lists[h.queue as usize].queue)
                 .collect(),
         }
     }
 }
 
 /// The queue's candidates with non-finite scores moved to the end, order otherwise kept.
-fn finite_first(candidates: &[Candidate]) -> impl Iterator<Item = &Candidate> {
+fn finite_first<'c, 'a>(
+    candidates: &'c [CandidateRef<'a>],
+) -> impl Iterator<Item = &'c CandidateRef<'a>> {
     let finite = candidates.iter().filter(|c| c.score.is_finite());
     finite.chain(candidates.iter().filter(|c| !c.score.is_finite()))
 }
@@ -170,22 +234,24 @@ fn weight(list: &QueueList<'_>) -> f64 {
 }
 
 /// Reciprocal rank fusion (Cormack et al., 2009): `Σ weight / (rrf_k + rank)`, rank from 1.
-fn rrf(pool: &Pool<'_>, lists: &[QueueList<'_>], rrf_k: f64) -> Vec<(usize, f64)> {
-    let scored = (0..pool.len())
+fn rrf(pool: &Pool<'_>, lists: &[QueueList<'_>], rrf_k: f64) -> Vec<(u32, f64)> {
+    let weights: Vec<f64> = lists.iter().map(weight).collect();
+    let scored = (0..pool.len() as u32)
         .map(|e| {
-            let s = pool.hits[e]
+            let s = pool
+                .hits(e)
                 .iter()
-                .map(|h| weight(&lists[h.queue]) / (rrf_k + h.rank as f64 + 1.0))
+                .map(|h| weights[h.queue as usize] / (rrf_k + h.rank as f64 + 1.0))
                 .sum();
-            (e, s)
+            (e, s, true)
         })
         .collect();
-    sort_by_score(pool, scored, |_| true)
+    sort_by_score(pool, scored)
 }
 
 /// Per-queue min-max normalisation of finite scores to [0, 1], then a weighted sum. A queue whose
 /// finite scores are all equal normalises them to 1. Items with no finite score rank last.
-fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(usize, f64)> {
+fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(u32, f64)> {
     let ranges: Vec<Option<(f32, f32)>> = lists
         .iter()
         .map(|l| {
@@ -199,51 +265,56 @@ fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(usize, f64)> {
                 })
         })
         .collect();
-    let scored = (0..pool.len())
+    let scored = (0..pool.len() as u32)
         .map(|e| {
-            let s = pool.hits[e]
+            let hits = pool.hits(e);
+            let s = hits
                 .iter()
                 .filter(|h| h.score.is_finite())
                 .map(|h| {
-                    let norm = match ranges[h.queue] {
+                    let norm = match ranges[h.queue as usize] {
                         Some((lo, hi)) if hi > lo => ((h.score - lo) / (hi - lo)) as f64,
                         _ => 1.0,
                     };
-                    weight(&lists[h.queue]) * norm
+                    weight(&lists[h.queue as usize]) * norm
                 })
                 .sum();
-            (e, s)
+            (e, s, hits.iter().any(|h| h.score.is_finite()))
         })
         .collect();
-    sort_by_score(pool, scored, |e| {
-        pool.hits[e].iter().any(|h| h.score.is_finite())
-    })
+    sort_by_score(pool, scored)
 }
 
-fn sort_by_score(
-    pool: &Pool<'_>,
-    mut scored: Vec<(usize, f64)>,
-    finite: impl Fn(usize) -> bool,
-) -> Vec<(usize, f64)> {
-    scored.sort_by(|a, b| {
-        finite(b.0)
-            .cmp(&finite(a.0))
+/// Sorts (entry, score, has a finite score) best first: finite before not, higher score, then
+/// the tie key. The key's numeric part is gathered once so comparisons read one array.
+fn sort_by_score(pool: &Pool<'_>, scored: Vec<(u32, f64, bool)>) -> Vec<(u32, f64)> {
+    let mut keyed: Vec<(bool, f64, u32, u32, u32)> = scored
+        .into_iter()
+        .map(|(e, s, finite)| {
+            let (rank, queue, _) = pool.tie_key(e);
+            (finite, s, rank, queue, e)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        b.0.cmp(&a.0)
             .then(b.1.total_cmp(&a.1))
-            .then_with(|| pool.tie_key(a.0).cmp(&pool.tie_key(b.0)))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+            .then_with(|| pool.ids[a.4 as usize].cmp(pool.ids[b.4 as usize]))
     });
-    scored
+    keyed.into_iter().map(|k| (k.4, k.1)).collect()
 }
 
 /// Smooth weighted round-robin (the nginx algorithm): each turn every queue with items left
 /// gains its weight, the richest queue gives its best unused item and pays the total. Queues of
 /// weight 0 only contribute once the weighted queues are exhausted.
-fn weighted_interleave(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
+fn weighted_interleave(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<u32> {
     let mut taken = vec![false; pool.len()];
     let mut out = Vec::with_capacity(pool.len());
     let mut cursor = vec![0usize; lists.len()];
     let mut current = vec![0f64; lists.len()];
     let next_unused = |q: usize, cursor: &mut [usize], taken: &[bool]| {
-        while cursor[q] < pool.ranked[q].len() && taken[pool.ranked[q][cursor[q]]] {
+        while cursor[q] < pool.ranked[q].len() && taken[pool.ranked[q][cursor[q]] as usize] {
             cursor[q] += 1;
         }
         pool.ranked[q].get(cursor[q]).copied()
@@ -265,7 +336,7 @@ fn weighted_interleave(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
         let Some(q) = best else { break };
         current[q] -= total;
         if let Some(entry) = next_unused(q, &mut cursor, &taken) {
-            taken[entry] = true;
+            taken[entry as usize] = true;
             out.push(entry);
         }
     }
@@ -275,7 +346,7 @@ fn weighted_interleave(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
 
 /// Each queue in order gives up to its quota of unused items (no quota: none); the rest
 /// follows by best rank.
-fn quota(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
+fn quota(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<u32> {
     let mut taken = vec![false; pool.len()];
     let mut out = Vec::with_capacity(pool.len());
     for (q, list) in lists.iter().enumerate() {
@@ -285,8 +356,8 @@ fn quota(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
             if given == quota {
                 break;
             }
-            if !taken[entry] {
-                taken[entry] = true;
+            if !taken[entry as usize] {
+                taken[entry as usize] = true;
                 out.push(entry);
                 given += 1;
             }
@@ -296,16 +367,18 @@ fn quota(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<usize> {
     out
 }
 
-fn append_rest_by_rank(pool: &Pool<'_>, taken: &mut [bool], out: &mut Vec<usize>) {
-    let mut rest: Vec<usize> = (0..pool.len()).filter(|&e| !taken[e]).collect();
+fn append_rest_by_rank(pool: &Pool<'_>, taken: &mut [bool], out: &mut Vec<u32>) {
+    let mut rest: Vec<u32> = (0..pool.len() as u32)
+        .filter(|&e| !taken[e as usize])
+        .collect();
     rest.sort_by_key(|&e| pool.tie_key(e));
     for &e in &rest {
-        taken[e] = true;
+        taken[e as usize] = true;
     }
     out.extend(rest);
 }
 
-fn with_position_scores(order: Vec<usize>) -> Vec<(usize, f64)> {
+fn with_position_scores(order: Vec<u32>) -> Vec<(u32, f64)> {
     order
         .into_iter()
         .enumerate()
@@ -315,18 +388,15 @@ fn with_position_scores(order: Vec<usize>) -> Vec<(usize, f64)> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use proptest::prelude::*;
 
     use super::*;
 
-    fn cands(ids: &[(&str, f32)]) -> Vec<Candidate> {
+    fn cands<'a>(ids: &[(&'a str, f32)]) -> Vec<CandidateRef<'a>> {
         ids.iter()
-            .map(|(id, s)| Candidate {
-                item_id: id.to_string(),
-                score: *s,
-            })
+            .map(|&(item_id, score)| CandidateRef { item_id, score })
             .collect()
     }
 
@@ -337,7 +407,7 @@ mod tests {
         }
     }
 
-    fn list<'a>(queue: &'a str, weight: f64, candidates: &'a [Candidate]) -> QueueList<'a> {
+    fn list<'a>(queue: &'a str, weight: f64, candidates: &'a [CandidateRef<'a>]) -> QueueList<'a> {
         QueueList {
             queue,
             weight,
@@ -346,8 +416,8 @@ mod tests {
         }
     }
 
-    fn ids(merged: &[Merged]) -> Vec<&str> {
-        merged.iter().map(|m| m.item_id.as_str()).collect()
+    fn ids<'a>(merged: &[Merged<'a>]) -> Vec<&'a str> {
+        merged.iter().map(|m| m.item_id).collect()
     }
 
     #[test]
@@ -360,7 +430,11 @@ mod tests {
         );
         // y and w tie on 1/62: y wins on queue order.
         assert_eq!(ids(&merged), ["z", "x", "y", "w"]);
-        assert_eq!(merged[0].sources, ["b", "a"], "best position first");
+        assert_eq!(
+            merged[0].sources.as_slice(),
+            ["b", "a"],
+            "best position first"
+        );
         let expected = 1.0 / 63.0 + 1.0 / 61.0;
         assert!((merged[0].score - expected).abs() < 1e-12);
     }
@@ -415,7 +489,7 @@ mod tests {
             &[list("a", 1.0, &a), list("b", 1.0, &b), list("c", 0.0, &c)],
         );
         assert_eq!(ids(&merged), ["x", "z", "y", "q"]);
-        assert_eq!(merged[0].sources, ["a", "b"]);
+        assert_eq!(merged[0].sources.as_slice(), ["a", "b"]);
     }
 
     #[test]
@@ -477,7 +551,7 @@ mod tests {
         let a = cands(&[("x", 1.0), ("x", 0.5), ("y", 0.2)]);
         let merged = merge(&spec(MergePolicy::Rrf), &[list("a", 1.0, &a)]);
         assert_eq!(ids(&merged), ["x", "y"]);
-        assert_eq!(merged[0].sources, ["a"]);
+        assert_eq!(merged[0].sources.as_slice(), ["a"]);
         assert!(
             (merged[1].score - 1.0 / 62.0).abs() < 1e-12,
             "y is at rank 2 once x is de-duplicated"
@@ -487,9 +561,9 @@ mod tests {
     #[test]
     fn fallback_fills_up_to_k_skipping_kept_and_disallowed_items() {
         let mut kept = vec![Merged {
-            item_id: "a".into(),
+            item_id: "a",
             score: 1.0,
-            sources: vec!["q".into()],
+            sources: SmallVec::from_slice(&["q"]),
         }];
         let popular = cands(&[
             ("a", 9.0),
@@ -501,7 +575,7 @@ mod tests {
         let added = fill_from_fallback(&mut kept, &popular, "popular", 3, |id| id != "blocked");
         assert_eq!(added, 2);
         assert_eq!(ids(&kept), ["a", "b", "c"]);
-        assert_eq!(kept[1].sources, ["popular"]);
+        assert_eq!(kept[1].sources.as_slice(), ["popular"]);
         assert_eq!(
             fill_from_fallback(&mut kept, &popular, "popular", 3, |_| true),
             0,
@@ -524,29 +598,39 @@ mod tests {
     /// Per queue: weight, quota, (item number, score) pairs.
     type RawLists = Vec<(f64, Option<usize>, Vec<(u8, f32)>)>;
 
-    fn names_and_candidates(
-        raw: &RawLists,
-        score: impl Fn(f32) -> f32,
-    ) -> (Vec<String>, Vec<Vec<Candidate>>) {
+    /// Queue names and, per queue, its (item id, score) pairs.
+    type Owned = (Vec<String>, Vec<Vec<(String, f32)>>);
+
+    fn names_and_candidates(raw: &RawLists, score: impl Fn(f32) -> f32) -> Owned {
         let names = (0..raw.len()).map(|i| format!("q{i}")).collect();
         let cand = raw
             .iter()
             .map(|(_, _, c)| {
                 c.iter()
-                    .map(|(id, s)| Candidate {
-                        item_id: format!("i{id}"),
-                        score: score(*s),
-                    })
+                    .map(|(id, s)| (format!("i{id}"), score(*s)))
                     .collect()
             })
             .collect();
         (names, cand)
     }
 
+    fn refs(cand: &[Vec<(String, f32)>]) -> Vec<Vec<CandidateRef<'_>>> {
+        cand.iter()
+            .map(|c| {
+                c.iter()
+                    .map(|(id, score)| CandidateRef {
+                        item_id: id,
+                        score: *score,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     fn queue_lists<'a>(
         raw: &RawLists,
         names: &'a [String],
-        cand: &'a [Vec<Candidate>],
+        cand: &'a [Vec<CandidateRef<'a>>],
     ) -> Vec<QueueList<'a>> {
         raw.iter()
             .enumerate()
@@ -585,11 +669,12 @@ mod tests {
         fn every_distinct_input_item_comes_out_exactly_once_with_exactly_its_queues(
             raw in arb_lists(), policy in arb_policy()
         ) {
-            let (names, cand) = names_and_candidates(&raw, |s| s);
+            let (names, owned) = names_and_candidates(&raw, |s| s);
+            let cand = refs(&owned);
             let lists = queue_lists(&raw, &names, &cand);
             let merged = merge(&spec(policy), &lists);
 
-            let input: BTreeSet<&str> = cand.iter().flatten().map(|c| c.item_id.as_str()).collect();
+            let input: BTreeSet<&str> = cand.iter().flatten().map(|c| c.item_id).collect();
             let output: Vec<&str> = ids(&merged);
             let unique: BTreeSet<&str> = output.iter().copied().collect();
             prop_assert_eq!(output.len(), unique.len(), "no duplicates");
@@ -598,7 +683,7 @@ mod tests {
                 let expected: BTreeSet<&str> = cand.iter().enumerate()
                     .filter(|(_, c)| c.iter().any(|c| c.item_id == m.item_id))
                     .map(|(i, _)| names[i].as_str()).collect();
-                let got: BTreeSet<&str> = m.sources.iter().map(String::as_str).collect();
+                let got: BTreeSet<&str> = m.sources.iter().copied().collect();
                 prop_assert_eq!(got, expected);
                 prop_assert_eq!(m.sources.len(), expected_len(&m.sources));
                 prop_assert!(m.score.is_finite());
@@ -607,7 +692,8 @@ mod tests {
 
         #[test]
         fn merge_is_deterministic(raw in arb_lists(), policy in arb_policy()) {
-            let (names, cand) = names_and_candidates(&raw, |s| s);
+            let (names, owned) = names_and_candidates(&raw, |s| s);
+            let cand = refs(&owned);
             let lists = queue_lists(&raw, &names, &cand);
             let a = merge(&spec(policy), &lists);
             let b = merge(&spec(policy), &lists);
@@ -616,7 +702,8 @@ mod tests {
 
         #[test]
         fn score_ordered_policies_return_non_increasing_scores(raw in arb_lists(), rrf in any::<bool>()) {
-            let (names, cand) = names_and_candidates(&raw, |s| s.abs().min(1e6));
+            let (names, owned) = names_and_candidates(&raw, |s| s.abs().min(1e6));
+            let cand = refs(&owned);
             let lists = queue_lists(&raw, &names, &cand);
             let policy = if rrf { MergePolicy::Rrf } else { MergePolicy::Score };
             let merged = merge(&spec(policy), &lists);
@@ -624,8 +711,47 @@ mod tests {
         }
     }
 
+    /// Per queue, each distinct item's 0-based rank once non-finite scores are moved last and
+    /// repeats inside the queue are dropped — written the plain way, as a reference.
+    fn reference_ranks<'a>(lists: &[QueueList<'a>]) -> Vec<BTreeMap<&'a str, usize>> {
+        lists
+            .iter()
+            .map(|l| {
+                let mut ranks = BTreeMap::new();
+                for c in finite_first(l.candidates) {
+                    let next = ranks.len();
+                    ranks.entry(c.item_id).or_insert(next);
+                }
+                ranks
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn rrf_scores_and_source_order_match_a_plain_reference(raw in arb_lists(), rrf_k in 0.0f64..100.0) {
+            let (names, owned) = names_and_candidates(&raw, |s| s);
+            let cand = refs(&owned);
+            let lists = queue_lists(&raw, &names, &cand);
+            let merged = merge(&MergeSpec { rrf_k, ..spec(MergePolicy::Rrf) }, &lists);
+            let ranks = reference_ranks(&lists);
+            for m in &merged {
+                let mut hits: Vec<(usize, usize)> = ranks.iter().enumerate()
+                    .filter_map(|(q, r)| r.get(m.item_id).map(|&rank| (rank, q)))
+                    .collect();
+                hits.sort();
+                let expected: f64 = hits.iter()
+                    .map(|&(rank, q)| weight(&lists[q]) / (rrf_k + rank as f64 + 1.0))
+                    .sum();
+                prop_assert!((m.score - expected).abs() <= 1e-12 * expected.max(1.0));
+                let sources: Vec<&str> = hits.iter().map(|&(_, q)| lists[q].queue).collect();
+                prop_assert_eq!(m.sources.as_slice(), sources.as_slice(), "best position first");
+            }
+        }
+    }
+
     /// Sources never repeat a queue.
-    fn expected_len(sources: &[String]) -> usize {
+    fn expected_len(sources: &[&str]) -> usize {
         sources.iter().collect::<BTreeSet<_>>().len()
     }
 }

@@ -102,8 +102,13 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let span = tracing::info_span!("recall", otel.kind = "server", user_id = %request.user_id);
     // Continue the caller's trace when a tracing layer is installed (a no-op otherwise).
     let _ = span.set_parent(parent.clone());
-    match app.gateway.recall(&request, &parent).instrument(span).await {
-        Ok(response) => Json(response).into_response(),
+    match app
+        .gateway
+        .recall_json(&request, &parent)
+        .instrument(span)
+        .await
+    {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e @ Error::RequiredQueueFailed { .. }) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,
