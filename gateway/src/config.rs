@@ -32,7 +32,7 @@ pub struct Compiled {
     pub config: RoutingConfig,
     /// `/v1/recall` URL of every queue with an endpoint, parsed once here rather than on every
     /// call; an endpoint that does not parse fails that queue's calls with the parser's reason.
-    pub urls: HashMap<String, std::result::Result<reqwest::Url, String>>,
+    pub urls: HashMap<String, std::result::Result<axum::http::Uri, String>>,
     pub blocklist: HashSet<String>,
     pub hash: String,
     pub exposure: Option<Arc<ExposureLog>>,
@@ -48,7 +48,9 @@ impl Compiled {
             .iter()
             .map(|(name, base)| {
                 let url = format!("{}/v1/recall", base.trim_end_matches('/'));
-                let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{url}: {e}"));
+                let parsed = url
+                    .parse::<axum::http::Uri>()
+                    .map_err(|e| format!("{url}: {e}"));
                 (name.clone(), parsed)
             })
             .collect();
@@ -85,8 +87,8 @@ mod tests {
         assert_eq!(config.deadline_ms, 100);
         let compiled = Compiled::new(config, None).expect("valid");
         assert_eq!(
-            compiled.urls["dssm"].as_ref().map(reqwest::Url::as_str),
-            Ok("http://127.0.0.1:9001/v1/recall")
+            compiled.urls["dssm"].as_ref().map(ToString::to_string),
+            Ok("http://127.0.0.1:9001/v1/recall".to_string())
         );
         assert_eq!(compiled.hash.len(), 16);
     }

@@ -15,8 +15,6 @@ pub enum Error {
     ParseConfig { path: String, message: String },
     #[error("invalid routing config: {0}")]
     InvalidConfig(#[from] ValidationErrors),
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[source] reqwest::Error),
     #[error("cannot watch {path} for changes: {source}")]
     Watch { path: String, source: notify::Error },
     #[error("cannot open exposure log {path}: {source}")]
@@ -41,7 +39,6 @@ impl Error {
             Error::ReadConfig { .. } => "read_config",
             Error::ParseConfig { .. } => "parse_config",
             Error::InvalidConfig(_) => "invalid_config",
-            Error::HttpClient(_) => "http_client",
             Error::Watch { .. } => "watch",
             Error::ExposureLog { .. } => "exposure_log",
             Error::RequiredQueueFailed { .. } => "required_queue_failed",

@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Method, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use kan_api::crd::{CircuitBreakerSpec, QueueRoute};
 use kan_api::wire::{ErrorBody, QueueStatus, RecallRequest};
 use serde::Serialize;
@@ -16,7 +20,6 @@ use tracing::Instrument;
 
 use crate::answer::CandidateList;
 use crate::breaker::Breakers;
-use crate::error::{Error, Result};
 
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -27,7 +30,7 @@ pub struct QueueCall<'a> {
     pub route: &'a QueueRoute,
     /// The queue's `/v1/recall` URL, parsed once per config (an error says why the endpoint
     /// is not a URL); `None` when the queue has no endpoint (not ready).
-    pub url: Option<&'a std::result::Result<reqwest::Url, String>>,
+    pub url: Option<&'a Result<Uri, String>>,
     /// Candidates asked of the queue.
     pub k: u32,
 }
@@ -68,19 +71,29 @@ struct QueueRequest<'a> {
 }
 
 /// The HTTP side of the gateway; cheap to clone (one shared connection pool).
+///
+/// A plain hyper client: queue calls are plain-HTTP POSTs to URLs parsed once per config, with
+/// their own timeouts and hedging, so a general-purpose client's per-request work (URL parsing
+/// and re-parsing, redirect and retry layers) is cost without use on this path.
 #[derive(Clone, Debug)]
 pub struct FanOut {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for FanOut {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FanOut {
-    pub fn new() -> Result<Self> {
-        let client = reqwest::Client::builder()
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(Error::HttpClient)?;
-        Ok(Self { client })
+            .build(connector);
+        Self { client }
     }
 
     /// Calls every queue concurrently; the outcomes come back in the order of `calls`.
@@ -91,18 +104,27 @@ impl FanOut {
         limits: CallLimits<'_>,
         parent: &opentelemetry::Context,
     ) -> Vec<QueueOutcome> {
-        futures::future::join_all(
-            calls
+        // Queues asked for the same k get the same body: encode it once.
+        let mut bodies: Vec<(u32, Result<Bytes, String>)> = Vec::with_capacity(1);
+        for call in calls {
+            if !bodies.iter().any(|(k, _)| *k == call.k) {
+                bodies.push((call.k, encode_request(request, call.k)));
+            }
+        }
+        futures::future::join_all(calls.iter().map(|call| {
+            let body = bodies
                 .iter()
-                .map(|call| self.call(call, request, limits, parent)),
-        )
+                .find(|(k, _)| *k == call.k)
+                .map_or_else(|| encode_request(request, call.k), |(_, b)| b.clone());
+            self.call(call, body, limits, parent)
+        }))
         .await
     }
 
     async fn call(
         &self,
         call: &QueueCall<'_>,
-        request: &RecallRequest,
+        body: Result<Bytes, String>,
         limits: CallLimits<'_>,
         parent: &opentelemetry::Context,
     ) -> QueueOutcome {
@@ -152,20 +174,13 @@ impl FanOut {
             Duration::from_millis(ms.max(1) as u64)
         });
         let until = (start + timeout).min(limits.deadline);
-        let body = QueueRequest {
-            user_id: &request.user_id,
-            k: call.k,
-            history: request.history.as_deref(),
-            exclude: &request.exclude,
-            context: &request.context,
-        };
-        let body = match serde_json::to_vec(&body) {
-            Ok(b) => Bytes::from(b),
-            Err(e) => {
+        let body = match body {
+            Ok(body) => body,
+            Err(detail) => {
                 return record(outcome(
                     QueueStatus::Error,
                     CandidateList::default(),
-                    Some(format!("cannot encode the request: {e}")),
+                    Some(detail),
                 ));
             }
         };
@@ -214,12 +229,12 @@ impl FanOut {
     async fn hedged(
         &self,
         queue: &str,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Bytes,
         hedge_after: Option<Duration>,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> std::result::Result<CandidateList, String> {
+    ) -> Result<CandidateList, String> {
         let mut first = Box::pin(self.once(url, body.clone(), span, parent));
         let Some(hedge_after) = hedge_after else {
             return first.await;
@@ -239,24 +254,29 @@ impl FanOut {
 
     async fn once(
         &self,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Bytes,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> std::result::Result<CandidateList, String> {
-        let mut headers = HeaderMap::new();
-        crate::trace::inject(span, parent, &mut headers);
+    ) -> Result<CandidateList, String> {
+        let mut request = axum::http::Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        crate::trace::inject(span, parent, headers);
         let response = self
             .client
-            .post(url.clone())
-            .headers(headers)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+            .request(request)
             .await
             .map_err(|e| error_chain(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| error_chain(&e))?;
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| error_chain(&e))?
+            .to_bytes();
         if !status.is_success() {
             let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => body.error.message,
@@ -268,7 +288,21 @@ impl FanOut {
     }
 }
 
-/// `error: cause: cause`, since reqwest's own message rarely says what went wrong.
+/// The queue's request body: the caller's fields with the queue's own `k`.
+fn encode_request(request: &RecallRequest, k: u32) -> Result<Bytes, String> {
+    let body = QueueRequest {
+        user_id: &request.user_id,
+        k,
+        history: request.history.as_deref(),
+        exclude: &request.exclude,
+        context: &request.context,
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| format!("cannot encode the request: {e}"))
+}
+
+/// `error: cause: cause`, since the client's own message rarely says what went wrong.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();

@@ -51,7 +51,7 @@ impl Gateway {
         Ok(Self {
             inner: Arc::new(Inner {
                 state: ArcSwap::from_pointee(compiled),
-                fanout: FanOut::new()?,
+                fanout: FanOut::new(),
                 breakers: Breakers::default(),
                 stats: Stats::default(),
                 last_error: Mutex::new(None),

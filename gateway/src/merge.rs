@@ -285,24 +285,40 @@ fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(u32, f64)> {
     sort_by_score(pool, scored)
 }
 
-/// Sorts (entry, score, has a finite score) best first: finite before not, higher score, then
-/// the tie key. The key's numeric part is gathered once so comparisons read one array.
+/// Sorts `scored` — (entry, score, has a finite score) for every entry, in entry order — best
+/// first: finite before not, higher score, then best rank, then queue. (rank, queue) is unique
+/// per entry — a queue has one entry per rank — so the order is total without comparing ids,
+/// and packs into one integer per entry.
 fn sort_by_score(pool: &Pool<'_>, scored: Vec<(u32, f64, bool)>) -> Vec<(u32, f64)> {
-    let mut keyed: Vec<(bool, f64, u32, u32, u32)> = scored
-        .into_iter()
-        .map(|(e, s, finite)| {
+    let mut keys: Vec<(u128, u32)> = scored
+        .iter()
+        .map(|&(e, score, finite)| {
             let (rank, queue, _) = pool.tie_key(e);
-            (finite, s, rank, queue, e)
+            (sort_key(score, finite, rank, queue), e)
         })
         .collect();
-    keyed.sort_unstable_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then(b.1.total_cmp(&a.1))
-            .then(a.2.cmp(&b.2))
-            .then(a.3.cmp(&b.3))
-            .then_with(|| pool.ids[a.4 as usize].cmp(pool.ids[b.4 as usize]))
-    });
-    keyed.into_iter().map(|k| (k.4, k.1)).collect()
+    keys.sort_unstable_by_key(|k| k.0);
+    keys.into_iter()
+        .map(|(_, e)| (e, scored[e as usize].1))
+        .collect()
+}
+
+/// An integer whose order is: `finite` first, then `score` descending (in `f64::total_cmp`
+/// order), then `rank`, then `queue` (below 2³¹).
+fn sort_key(score: f64, finite: bool, rank: u32, queue: u32) -> u128 {
+    let bits = score.to_bits();
+    // Flipping the sign bit of positives and every bit of negatives makes the integer order
+    // the total order of the floats; negating that gives descending.
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    let descending = !ascending;
+    (u128::from(!finite) << 127)
+        | (u128::from(descending) << 63)
+        | (u128::from(rank) << 31)
+        | u128::from(queue & 0x7fff_ffff)
 }
 
 /// Smooth weighted round-robin (the nginx algorithm): each turn every queue with items left
@@ -747,6 +763,21 @@ mod tests {
                 let sources: Vec<&str> = hits.iter().map(|&(_, q)| lists[q].queue).collect();
                 prop_assert_eq!(m.sources.as_slice(), sources.as_slice(), "best position first");
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_packed_sort_key_orders_like_the_comparison_it_replaces(
+            a in (any::<f64>(), any::<bool>(), any::<u32>(), 0u32..1 << 31),
+            b in (any::<f64>(), any::<bool>(), any::<u32>(), 0u32..1 << 31),
+        ) {
+            let expected = b.1.cmp(&a.1)
+                .then(b.0.total_cmp(&a.0))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3));
+            let got = sort_key(a.0, a.1, a.2, a.3).cmp(&sort_key(b.0, b.1, b.2, b.3));
+            prop_assert_eq!(got, expected);
         }
     }
 
