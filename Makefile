@@ -24,6 +24,7 @@ build:
 ## Regenerate crds/ from the Rust types.
 crds: build
 	$(KAN) crd --out-dir crds
+	cp crds/*.yaml charts/kan/crds/
 
 lint:
 	cargo fmt --all -- --check

@@ -22,6 +22,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$kan" crd --out-dir "$tmp"
 diff -ru crds "$tmp" || { echo "crds/ is stale: run 'make crds' and commit" >&2; exit 1; }
+diff -ru crds charts/kan/crds || { echo "charts/kan/crds differs from crds/: run 'make crds' and commit" >&2; exit 1; }
 
 step "CRDs and examples parse with kubectl (offline)"
 KUBECONFIG=/dev/null kubectl label --local -o name -f crds/ kan.dev/checked=true

@@ -99,6 +99,18 @@ fn index_spec(c: &mut Collector, index: &IndexSpec) {
         }
         (IndexType::Embedded, None) => {}
     }
+    match (index.type_, &index.hnsw) {
+        (IndexType::Qdrant, Some(_)) => c.push(
+            "index.hnsw",
+            "index.hnsw is only allowed when index.type is embedded (a Qdrant collection keeps its own HNSW settings)",
+        ),
+        (IndexType::Embedded, Some(h)) => {
+            in_range(c, h.m, 4, 128, "index.hnsw.m");
+            in_range(c, h.ef_construction, 8, 4096, "index.hnsw.efConstruction");
+            in_range(c, h.ef_search, 1, 8192, "index.hnsw.efSearch");
+        }
+        (_, None) => {}
+    }
 }
 
 fn strategy(c: &mut Collector, strategy: &Strategy) {

@@ -69,6 +69,13 @@ fn queue_rules_run_in_cel() {
         &queue(&format!("{base}  index: {{type: qdrant}}\n")),
         "needs index.qdrant",
     );
+    assert_rule(
+        &queue(&format!("{base}  index: {{type: embedded, hnsw: {{m: 32}}}}\n")),
+        &queue(&format!(
+            "{base}  index: {{type: qdrant, qdrant: {{url: 'http://q', collection: c}}, hnsw: {{m: 32}}}}\n"
+        )),
+        "index.hnsw is only allowed",
+    );
     let window = |s: &str, e: &str| {
         queue(&format!(
             "  strategy: {{type: operational, operational: {{items: [{{itemId: a, start: '{s}', end: '{e}'}}]}}}}\n"

@@ -171,6 +171,29 @@ fn qdrant_index_needs_its_connection() {
 }
 
 #[test]
+fn hnsw_parameters_are_range_checked_and_only_for_the_embedded_index() {
+    accepted(&queue(&format!(
+        "{DSSM}  index: {{type: embedded, hnsw: {{m: 32, efConstruction: 200, efSearch: 512}}}}\n"
+    )));
+    rejected(
+        &queue(&format!("{DSSM}  index: {{type: embedded, hnsw: {{m: 2}}}}\n")),
+        "index.hnsw.m",
+    );
+    rejected(
+        &queue(&format!(
+            "{DSSM}  index: {{type: embedded, hnsw: {{efSearch: 0}}}}\n"
+        )),
+        "index.hnsw.efSearch",
+    );
+    rejected(
+        &queue(&format!(
+            "{DSSM}  index: {{type: qdrant, qdrant: {{url: 'http://q:6334', collection: c}}, hnsw: {{m: 16}}}}\n"
+        )),
+        "index.hnsw is only allowed when index.type is embedded",
+    );
+}
+
+#[test]
 fn strategy_settings_are_range_checked() {
     rejected(
         &queue(

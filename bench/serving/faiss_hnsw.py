@@ -83,6 +83,12 @@ def main():
     # kan raises ef to k when smaller; do the same.
     hnsw.hnsw.efSearch = max(kan["ef_search"], k)
     engines.append(bench("faiss IndexHNSWFlat", hnsw, queries, gt, k, args.threads, len(queries), build_s))
+    # The same search widths kan swept (`kan bench ann --ef-sweep`), on one thread.
+    ef_sweep = []
+    for ef in kan.get("ef_sweep", []):
+        hnsw.hnsw.efSearch = max(ef["ef_search"], k)
+        point = bench("faiss", hnsw, queries, gt, k, 1, len(queries), build_s)
+        ef_sweep.append({key: point[key] for key in ("recall_at_k", "p50_ms", "p99_ms")} | {"ef_search": ef["ef_search"]})
     del hnsw
 
     flat = faiss.IndexFlatIP(d)
@@ -93,7 +99,7 @@ def main():
         bench("faiss IndexFlatIP (exact)", flat, queries, gt, k, args.threads, args.exact_latency_queries, build_s)
     )
 
-    out = {"faiss_version": faiss.__version__, "engines": engines}
+    out = {"faiss_version": faiss.__version__, "engines": engines, "ef_sweep": ef_sweep}
     with open(f"{args.dir}/faiss.json", "w") as f:
         json.dump(out, f, indent=2)
     for e in engines:
@@ -102,6 +108,8 @@ def main():
             f"  {e['engine']:<26} build {e['build_s']:7.1f} s  recall@{k} {e['recall_at_k']:.4f}  "
             f"p50 {e['p50_ms']:.3f} ms  p99 {e['p99_ms']:.3f} ms  {qps}"
         )
+    for p in ef_sweep:
+        print(f"  faiss hnsw ef {p['ef_search']:<5} recall@{k} {p['recall_at_k']:.4f}  p50 {p['p50_ms']:.3f} ms  p99 {p['p99_ms']:.3f} ms")
 
 
 if __name__ == "__main__":

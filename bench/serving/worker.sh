@@ -3,6 +3,7 @@
 # Worker::recall on synthetic 64-d bundles; dssm across catalogue sizes for the scaling plot.
 # Appends one JSON line per run to bench/serving/results/worker.jsonl (stdout keeps the log).
 #   usage: bench/serving/worker.sh [strategy...]    (default: all)
+#   env: WORKER_FLAGS="--bundle-cache DIR" keeps HNSW graphs between runs; DSSM_SIZES, RATE, DURATION
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/env.sh
@@ -12,7 +13,7 @@ RATE=${RATE:-200}
 DURATION=${DURATION:-5}
 run() {
   echo "# $(date -u +%FT%TZ) nproc=$(nproc) mem=$(free -g | awk '/Mem:/{print $2}')GiB load=$(cut -d' ' -f1-3 /proc/loadavg): kan bench worker $*" >&2
-  "$KAN" bench worker --json --duration-s "$DURATION" --rate "$RATE" "$@" | tee -a "$OUT"
+  "$KAN" bench worker --json --duration-s "$DURATION" --rate "$RATE" ${WORKER_FLAGS:-} "$@" | tee -a "$OUT"
 }
 strategies=("$@")
 [[ ${#strategies[@]} -gt 0 ]] || strategies=(dssm item2vec gat itemcf social exploratory popular operational)

@@ -32,6 +32,8 @@ pub struct BenchConfig {
     pub k: u32,
     /// History items per request (and the encoder's input length).
     pub history: usize,
+    /// Interest clusters each request's history is drawn from.
+    pub interests: usize,
     /// Any strategy; vector strategies (dssm, gat, item2vec) also run the exact baseline.
     pub strategy: StrategyType,
     /// Requests used for recall@k.
@@ -43,6 +45,8 @@ pub struct BenchConfig {
     /// Skip the exact-scan worker (scaling curves that need only the served latency).
     pub skip_exact: bool,
     pub hnsw: HnswParams,
+    /// Where the worker saves (and on a rerun loads) its HNSW graph; none: built every run.
+    pub bundle_cache: Option<PathBuf>,
     pub ort_dylib: Option<PathBuf>,
     /// Where the synthetic bundle is written.
     pub dir: PathBuf,
@@ -147,7 +151,13 @@ fn requests(config: &BenchConfig, n: usize, seed: u64) -> Vec<RecallRequest> {
             user_id: format!("u{}", u % bench_bundle::USERS),
             k: Some(config.k),
             history: Some(
-                bench_bundle::user_items(&mut rng, config.items, clusters, config.history)
+                bench_bundle::user_items(
+                    &mut rng,
+                    config.items,
+                    clusters,
+                    config.history,
+                    config.interests,
+                )
                     .into_iter()
                     .map(|i| format!("i{i}"))
                     .collect(),
@@ -225,6 +235,7 @@ async fn timed_load(config: &BenchConfig, exact_max_items: usize) -> Result<(Wor
     let options = WorkerOptions {
         ort_dylib: config.ort_dylib.clone(),
         hnsw: config.hnsw,
+        bundle_cache: config.bundle_cache.clone(),
         exact_max_items,
         ..WorkerOptions::default()
     };

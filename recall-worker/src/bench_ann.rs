@@ -35,6 +35,8 @@ pub struct AnnConfig {
     pub k: usize,
     /// Items averaged into one query.
     pub history: usize,
+    /// Interest clusters a synthetic query's items come from.
+    pub interests: usize,
     pub hnsw: HnswParams,
     /// Throughput is measured with 1..=threads threads.
     pub threads: usize,
@@ -90,7 +92,7 @@ pub struct EfPoint {
 fn user_queries(
     base: &Matrix<f32>,
     n: usize,
-    history: usize,
+    (history, interests): (usize, usize),
     clusters: Option<usize>,
     seed: u64,
 ) -> Matrix<f32> {
@@ -99,7 +101,7 @@ fn user_queries(
     while data.len() < n * base.cols {
         let mut q = vec![0f32; base.cols];
         let rows: Vec<usize> = match clusters {
-            Some(c) => bench_bundle::user_items(&mut rng, base.rows, c, history.max(1)),
+            Some(c) => bench_bundle::user_items(&mut rng, base.rows, c, history.max(1), interests),
             None => (0..history.max(1))
                 .map(|_| rng.random_range(0..base.rows))
                 .collect(),
@@ -228,7 +230,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
     let queries = user_queries(
         &base,
         config.queries.max(1),
-        config.history,
+        (config.history, config.interests),
         query_clusters,
         3,
     );
@@ -373,6 +375,7 @@ mod tests {
             queries: 50,
             k: 10,
             history: 5,
+            interests: 2,
             hnsw: HnswParams::default(),
             threads: 2,
             exact_latency_queries: 10,

@@ -33,19 +33,26 @@ pub const PINS: usize = 100;
 /// ≈ 0.46 against a unit centre in 64-d, so clusters are distinct but wide (see BENCHMARKS.md;
 /// `synthetic::clustered_vectors`' default ±0.35 is nearly uniform directions).
 pub const NOISE: f32 = 0.1;
-/// Interest clusters a benchmark user's history is drawn from.
+/// Interest clusters a benchmark user's history is drawn from by default.
 pub const INTERESTS: usize = 2;
 
-/// `n` history items of a user with [`INTERESTS`] interests: items of two random clusters
-/// (item `i` is in cluster `i % clusters`), as real histories are topical, not uniform.
-pub fn user_items(rng: &mut StdRng, items: usize, clusters: usize, n: usize) -> Vec<usize> {
+/// `n` history items of a user with `interests` interests: items of that many random clusters
+/// (item `i` is in cluster `i % clusters`), as real histories are topical, not uniform. A user
+/// vector between two tight clusters is the hard case for graph indexes (BENCHMARKS.md).
+pub fn user_items(
+    rng: &mut StdRng,
+    items: usize,
+    clusters: usize,
+    n: usize,
+    interests: usize,
+) -> Vec<usize> {
     let clusters = clusters.clamp(1, items.max(1));
-    let interests: Vec<usize> = (0..INTERESTS)
+    let interests: Vec<usize> = (0..interests.max(1))
         .map(|_| rng.random_range(0..clusters))
         .collect();
     (0..n)
         .map(|t| {
-            let c = interests[t % INTERESTS];
+            let c = interests[t % interests.len()];
             let members = (items - c).div_ceil(clusters);
             c + clusters * rng.random_range(0..members)
         })
@@ -243,7 +250,7 @@ mod tests {
     #[test]
     fn user_items_come_from_two_clusters_and_stay_in_the_catalogue() {
         let mut rng = StdRng::seed_from_u64(1);
-        let items = user_items(&mut rng, 1_005, 10, 40);
+        let items = user_items(&mut rng, 1_005, 10, 40, INTERESTS);
         assert_eq!(items.len(), 40);
         assert!(items.iter().all(|&i| i < 1_005));
         let clusters: std::collections::HashSet<usize> = items.iter().map(|i| i % 10).collect();

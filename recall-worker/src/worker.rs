@@ -35,6 +35,7 @@ pub struct WorkerOptions {
     pub session_pool: usize,
     /// Embedded index: catalogues up to this size are scanned exactly, larger ones use HNSW.
     pub exact_max_items: usize,
+    /// Graph parameters when the queue spec sets no `index.hnsw`.
     pub hnsw: HnswParams,
 }
 
@@ -433,17 +434,22 @@ fn build_index(
     if bundle.items.len() <= options.exact_max_items {
         return Ok(Arc::new(ExactIndex::new(dim, Arc::new(vectors))));
     }
+    let params = spec
+        .index
+        .as_ref()
+        .and_then(|i| i.hnsw.as_ref())
+        .map_or(options.hnsw, HnswParams::from);
     let saved = options
         .bundle_cache
         .as_ref()
-        .map(|cache| cache.join(saved_graph_name(bundle.version(), options.hnsw)));
+        .map(|cache| cache.join(saved_graph_name(bundle.version(), params)));
     if let Some(path) = saved.as_ref().filter(|p| p.exists()) {
-        match HnswIndex::load(path, dim, bundle.items.len(), options.hnsw) {
+        match HnswIndex::load(path, dim, bundle.items.len(), params) {
             Ok(index) => return Ok(Arc::new(index)),
             Err(e) => tracing::warn!(error = %e, "saved HNSW graph unusable; rebuilding it"),
         }
     }
-    let index = HnswIndex::build(dim, &vectors, options.hnsw)?;
+    let index = HnswIndex::build(dim, &vectors, params)?;
     if let Some(path) = &saved {
         // A cache that cannot be written costs the next start a rebuild, nothing more.
         if let Err(e) = std::fs::create_dir_all(path.parent().unwrap_or(path))

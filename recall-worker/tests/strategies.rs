@@ -281,7 +281,8 @@ async fn an_hnsw_graph_is_saved_in_the_bundle_cache_and_loaded_by_the_next_start
         config(
             StrategyType::Item2vec,
             Some(bundle.path()),
-            json!({"strategy": {"item2vec": {"recencyDecay": 1.0}}}),
+            json!({"strategy": {"item2vec": {"recencyDecay": 1.0}},
+                   "index": {"type": "embedded", "hnsw": {"m": 8, "efConstruction": 32}}}),
         )
     };
     let body = json!({"user_id": "u1", "k": 6, "history": ["i3", "i7"]});
@@ -292,7 +293,9 @@ async fn an_hnsw_graph_is_saved_in_the_bundle_cache_and_loaded_by_the_next_start
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(saved.len(), 1, "{saved:?}");
-    assert_eq!(saved[0].extension().unwrap(), "usearch");
+    // Named by the spec's graph parameters, so other parameters never load this graph.
+    let name = saved[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("-m8-efc32.usearch"), "{name}");
 
     let second = kan_worker::Worker::start(spec(), cached()).await.unwrap();
     assert_eq!(recall(&second, body.clone()).await, built);

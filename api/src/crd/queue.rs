@@ -102,6 +102,7 @@ pub struct BundleRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[x_kube(validation = Rule::new("self.type != 'qdrant' || has(self.qdrant)").message("index type qdrant needs index.qdrant with url and collection"))]
 #[x_kube(validation = Rule::new("self.type == 'qdrant' || !has(self.qdrant)").message("index.qdrant is only allowed when index.type is qdrant"))]
+#[x_kube(validation = Rule::new("self.type == 'embedded' || !has(self.hnsw)").message("index.hnsw is only allowed when index.type is embedded (a Qdrant collection keeps its own HNSW settings)"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IndexSpec {
     /// `embedded` (an HNSW index inside the worker, built from the bundle) or `qdrant`.
@@ -110,6 +111,53 @@ pub struct IndexSpec {
     /// Qdrant connection, required when `type` is `qdrant`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qdrant: Option<QdrantIndex>,
+    /// Graph parameters of the embedded index; defaults when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw: Option<HnswSpec>,
+}
+
+/// HNSW graph parameters of the embedded index. Recall on your own queries decides them: measure
+/// with `kan bench ann --vectors ITEM_VECTORS --ef-sweep ...` and pick the smallest `efSearch`
+/// that reaches the recall you need.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HnswSpec {
+    /// Links per node (M): more links give better recall for more memory and a slower build.
+    #[serde(default = "default_hnsw_m")]
+    #[schemars(range(min = 4, max = 128))]
+    pub m: i32,
+    /// Candidate list width while building the graph.
+    #[serde(default = "default_hnsw_ef_construction")]
+    #[schemars(range(min = 8, max = 4096))]
+    pub ef_construction: i32,
+    /// Candidate list width while searching (raised to the number of candidates asked for).
+    #[serde(default = "default_hnsw_ef_search")]
+    #[schemars(range(min = 1, max = 8192))]
+    pub ef_search: i32,
+}
+
+/// M 16 / efConstruction 128 build a 1M × 64 graph in minutes on two cores; efSearch 256 is
+/// where recall@100 stops improving on item-like queries (BENCHMARKS.md, *ANN vs FAISS*).
+impl Default for HnswSpec {
+    fn default() -> Self {
+        Self {
+            m: default_hnsw_m(),
+            ef_construction: default_hnsw_ef_construction(),
+            ef_search: default_hnsw_ef_search(),
+        }
+    }
+}
+
+fn default_hnsw_m() -> i32 {
+    16
+}
+
+fn default_hnsw_ef_construction() -> i32 {
+    128
+}
+
+fn default_hnsw_ef_search() -> i32 {
+    256
 }
 
 /// Vector index backends.

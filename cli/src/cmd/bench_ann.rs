@@ -25,6 +25,9 @@ pub struct Args {
     /// Random items averaged into one query (a user vector).
     #[arg(long, default_value_t = 20)]
     pub history: usize,
+    /// Clusters a synthetic query's items come from (1: single-interest users).
+    #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
+    pub interests: usize,
     #[command(flatten)]
     pub hnsw: super::bench::HnswArgs,
     /// Throughput is measured with 1..=threads threads.
@@ -49,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         queries: args.queries,
         k: args.k,
         history: args.history,
+        interests: args.interests,
         hnsw: args.hnsw.params(),
         threads: args.threads,
         exact_latency_queries: args.exact_latency_queries,

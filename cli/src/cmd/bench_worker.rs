@@ -25,6 +25,9 @@ pub struct Args {
     pub skip_exact: bool,
     #[arg(long, default_value_t = 20)]
     pub history: usize,
+    /// Clusters each request's history comes from (1: single-interest users).
+    #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
+    pub interests: usize,
     #[arg(long, default_value_t = 200)]
     pub recall_queries: usize,
     #[arg(long, default_value_t = 10)]
@@ -45,6 +48,10 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Save HNSW graphs here and load them on reruns of the same size (load time instead of
+    /// build time in `load_s`), as a worker with `--bundle-cache` does on restart.
+    #[arg(long)]
+    pub bundle_cache: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -61,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dim: args.dim,
             k: args.k,
             history: args.history,
+            interests: args.interests,
             strategy: args.strategy,
             recall_queries: args.recall_queries,
             duration: Duration::from_secs(args.duration_s.max(1)),
@@ -68,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rate: args.rate,
             skip_exact: args.skip_exact,
             hnsw: args.hnsw.params(),
+            bundle_cache: args.bundle_cache.clone(),
             ort_dylib: args.ort_dylib.clone(),
             dir: dir.clone(),
         };

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use futures::future::BoxFuture;
+use kan_api::crd::HnswSpec;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use super::{Hit, SearchParams, VectorIndex};
@@ -28,15 +29,21 @@ pub struct HnswParams {
     pub ef_search: usize,
 }
 
-impl Default for HnswParams {
-    /// M 16 / efC 128 builds 1M × 64 in minutes on two cores; ef 256 reaches recall@100 ≥ 0.99
-    /// on the benchmark's two-interest user vectors (BENCHMARKS.md, *ANN vs FAISS*).
-    fn default() -> Self {
+/// The queue spec's `index.hnsw` (its defaults are the defaults here).
+impl From<&HnswSpec> for HnswParams {
+    fn from(spec: &HnswSpec) -> Self {
+        let positive = |v: i32| usize::try_from(v).unwrap_or(0).max(1);
         Self {
-            max_connections: 16,
-            ef_construction: 128,
-            ef_search: 256,
+            max_connections: positive(spec.m),
+            ef_construction: positive(spec.ef_construction),
+            ef_search: positive(spec.ef_search),
         }
+    }
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        Self::from(&HnswSpec::default())
     }
 }
 
