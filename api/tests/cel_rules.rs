@@ -70,7 +70,9 @@ fn queue_rules_run_in_cel() {
         "needs index.qdrant",
     );
     assert_rule(
-        &queue(&format!("{base}  index: {{type: embedded, hnsw: {{m: 32}}}}\n")),
+        &queue(&format!(
+            "{base}  index: {{type: embedded, hnsw: {{m: 32}}}}\n"
+        )),
         &queue(&format!(
             "{base}  index: {{type: qdrant, qdrant: {{url: 'http://q', collection: c}}, hnsw: {{m: 32}}}}\n"
         )),

@@ -176,7 +176,9 @@ fn hnsw_parameters_are_range_checked_and_only_for_the_embedded_index() {
         "{DSSM}  index: {{type: embedded, hnsw: {{m: 32, efConstruction: 200, efSearch: 512}}}}\n"
     )));
     rejected(
-        &queue(&format!("{DSSM}  index: {{type: embedded, hnsw: {{m: 2}}}}\n")),
+        &queue(&format!(
+            "{DSSM}  index: {{type: embedded, hnsw: {{m: 2}}}}\n"
+        )),
         "index.hnsw.m",
     );
     rejected(

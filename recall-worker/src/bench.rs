@@ -158,9 +158,9 @@ fn requests(config: &BenchConfig, n: usize, seed: u64) -> Vec<RecallRequest> {
                     config.history,
                     config.interests,
                 )
-                    .into_iter()
-                    .map(|i| format!("i{i}"))
-                    .collect(),
+                .into_iter()
+                .map(|i| format!("i{i}"))
+                .collect(),
             ),
             ..RecallRequest::default()
         })
