@@ -3,9 +3,13 @@
 //! then borrows ids straight from the body.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use kan_api::wire::Candidate;
 use serde::Deserialize;
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use crate::merge::CandidateRef;
 
@@ -28,21 +32,7 @@ struct Item {
     score: f32,
 }
 
-/// The worker response with borrowed strings; every field of the wire type is still required.
-#[derive(Deserialize)]
-struct WorkerAnswer<'a> {
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    queue: Cow<'a, str>,
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    version: Cow<'a, str>,
-    #[serde(borrow)]
-    candidates: Vec<WireCandidate<'a>>,
-    #[allow(dead_code)]
-    took_ms: f64,
-}
-
+/// One candidate of the answer, the id borrowed from the body unless escapes changed it.
 #[derive(Deserialize)]
 struct WireCandidate<'a> {
     #[serde(borrow)]
@@ -50,38 +40,31 @@ struct WireCandidate<'a> {
     score: f32,
 }
 
+/// The shortest candidate a worker can send, `{"item_id":"","score":0}`: the body's length
+/// over it bounds the number of candidates, to size the list once.
+const MIN_CANDIDATE_BYTES: usize = 26;
+
 impl CandidateList {
-    /// Decodes a worker's answer. Errors say what is wrong with the body.
+    /// Decodes a worker's answer (`kan_api::wire::WorkerResponse`: every field required,
+    /// unknown fields ignored, as its derived decoder does). Errors say what is wrong.
     pub fn decode(body: Vec<u8>) -> Result<Self, String> {
         let body = String::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
-        // Parsing from a `str` lets serde_json skip checking every string for UTF-8 again.
-        let answer: WorkerAnswer<'_> =
-            serde_json::from_str(&body).map_err(|e| format!("not a worker response: {e}"))?;
-        let base = body.as_ptr() as usize;
-        let mut unescaped = String::new();
-        let items = answer
-            .candidates
-            .iter()
-            .map(|c| {
-                let (start, is_unescaped) = match &c.item_id {
-                    Cow::Borrowed(id) => (id.as_ptr() as usize - base, false),
-                    Cow::Owned(id) => {
-                        unescaped.push_str(id);
-                        (unescaped.len() - id.len(), true)
-                    }
-                };
-                Item {
-                    start: start as u32,
-                    len: c.item_id.len() as u32,
-                    unescaped: is_unescaped,
-                    score: c.score,
-                }
-            })
-            .collect();
-        drop(answer);
-        if body.len() > u32::MAX as usize || unescaped.len() > u32::MAX as usize {
+        // Offsets are u32.
+        if body.len() > u32::MAX as usize {
             return Err("the answer is larger than 4 GiB".into());
         }
+        let mut items = Vec::with_capacity(body.len() / MIN_CANDIDATE_BYTES);
+        let mut unescaped = String::new();
+        // Parsing from a `str` lets serde_json skip checking every string for UTF-8 again.
+        let mut de = serde_json::Deserializer::from_str(&body);
+        let seed = AnswerSeed {
+            base: body.as_ptr() as usize,
+            items: &mut items,
+            unescaped: &mut unescaped,
+        };
+        seed.deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| format!("not a worker response: {e}"))?;
         Ok(Self {
             body,
             unescaped,
@@ -130,6 +113,119 @@ impl CandidateList {
     }
 }
 
+/// Reads the top-level object, sending `candidates` into the list as they are parsed.
+struct AnswerSeed<'s> {
+    base: usize,
+    items: &'s mut Vec<Item>,
+    unescaped: &'s mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        const FIELDS: &[&str] = &["queue", "version", "candidates", "took_ms"];
+        deserializer.deserialize_struct("WorkerResponse", FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnswerSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a worker response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = [false; 4];
+        let mut first = |i: usize, name: &'static str| {
+            if std::mem::replace(&mut seen[i], true) {
+                Err(A::Error::duplicate_field(name))
+            } else {
+                Ok(())
+            }
+        };
+        let mut seed = Some(CandidatesSeed {
+            base: self.base,
+            items: self.items,
+            unescaped: self.unescaped,
+        });
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "queue" => {
+                    first(0, "queue")?;
+                    map.next_value::<Cow<'de, str>>()?;
+                }
+                "version" => {
+                    first(1, "version")?;
+                    map.next_value::<Cow<'de, str>>()?;
+                }
+                "candidates" => {
+                    first(2, "candidates")?;
+                    if let Some(seed) = seed.take() {
+                        map.next_value_seed(seed)?;
+                    }
+                }
+                "took_ms" => {
+                    first(3, "took_ms")?;
+                    map.next_value::<f64>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let names = ["queue", "version", "candidates", "took_ms"];
+        match seen.iter().position(|s| !s) {
+            Some(i) => Err(A::Error::missing_field(names[i])),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads the `candidates` array straight into the list.
+struct CandidatesSeed<'s> {
+    base: usize,
+    items: &'s mut Vec<Item>,
+    unescaped: &'s mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for CandidatesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CandidatesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of candidates")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(c) = seq.next_element::<WireCandidate<'de>>()? {
+            let (start, unescaped) = match &c.item_id {
+                // A borrowed id lies inside the body: its offset is where it starts there.
+                Cow::Borrowed(id) => (id.as_ptr() as usize - self.base, false),
+                Cow::Owned(id) => {
+                    self.unescaped.push_str(id);
+                    (self.unescaped.len() - id.len(), true)
+                }
+            };
+            self.items.push(Item {
+                start: start as u32,
+                len: c.item_id.len() as u32,
+                unescaped,
+                score: c.score,
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kan_api::wire::WorkerResponse;
@@ -175,6 +271,18 @@ mod tests {
         assert!(err.contains("queue"), "{err}");
         let err = CandidateList::decode(vec![b'"', 0xff, b'"']).expect_err("not utf-8");
         assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_repeated_fields_rejected_like_the_wire_types_decoder() {
+        let body = br#"{"queue":"q","version":"v","extra":{"a":[1,2]},"candidates":[{"item_id":"x","score":1,"why":"new"}],"took_ms":1}"#;
+        let list = CandidateList::decode(body.to_vec()).expect("decode");
+        assert_eq!(list.refs()[0].item_id, "x");
+        let twice = br#"{"queue":"q","queue":"q","version":"v","candidates":[],"took_ms":1}"#;
+        let err = CandidateList::decode(twice.to_vec()).expect_err("duplicate");
+        assert!(err.contains("duplicate field `queue`"), "{err}");
+        let trailing = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1} x"#;
+        assert!(CandidateList::decode(trailing.to_vec()).is_err());
     }
 
     proptest! {
