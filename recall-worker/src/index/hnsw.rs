@@ -64,7 +64,7 @@ pub struct HnswIndex {
 impl HnswIndex {
     /// Builds the graph, inserting from every core.
     pub fn build(dim: usize, vectors: &[f32], params: HnswParams) -> Result<Self> {
-        if dim == 0 || vectors.len() % dim != 0 {
+        if dim == 0 || !vectors.len().is_multiple_of(dim) {
             return Err(Error::Index(format!(
                 "{} floats are not a whole number of {dim}-dimensional vectors",
                 vectors.len()
