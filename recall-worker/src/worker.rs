@@ -430,8 +430,8 @@ fn build_index(
             Arc::new(bundle.items.clone()),
         )?));
     }
-    let (dim, vectors) = bundle.item_vectors()?;
     if bundle.items.len() <= options.exact_max_items {
+        let (dim, vectors) = bundle.item_vectors()?;
         return Ok(Arc::new(ExactIndex::new(dim, Arc::new(vectors))));
     }
     let params = spec
@@ -444,11 +444,15 @@ fn build_index(
         .as_ref()
         .map(|cache| cache.join(saved_graph_name(bundle.version(), params)));
     if let Some(path) = saved.as_ref().filter(|p| p.exists()) {
+        // The graph holds the vectors, checked when it was built from this (checksummed)
+        // version: a restart need not read and copy them again.
+        let dim = bundle.manifest.dim.unwrap_or(0) as usize;
         match HnswIndex::load(path, dim, bundle.items.len(), params) {
             Ok(index) => return Ok(Arc::new(index)),
             Err(e) => tracing::warn!(error = %e, "saved HNSW graph unusable; rebuilding it"),
         }
     }
+    let (dim, vectors) = bundle.item_vectors()?;
     let index = HnswIndex::build(dim, &vectors, params)?;
     if let Some(path) = &saved {
         // A cache that cannot be written costs the next start a rebuild, nothing more.
