@@ -129,24 +129,25 @@ fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
     sorted[i] * 1000.0
 }
 
-/// Single-query latencies (seconds, sorted) of the first `n` queries on this thread.
+/// Single-query latencies (seconds, sorted) of the first `n` queries on this thread, and the
+/// answers in query order.
 fn latencies(
     queries: &Matrix<f32>,
     n: usize,
     search: &(dyn Fn(&[f32]) -> Vec<Hit> + Sync),
-) -> Vec<f64> {
-    let mut out: Vec<f64> = queries
+) -> (Vec<f64>, Vec<Vec<Hit>>) {
+    let (mut out, answers): (Vec<f64>, Vec<Vec<Hit>>) = queries
         .data
         .chunks_exact(queries.cols)
         .take(n)
         .map(|q| {
             let t = Instant::now();
-            std::hint::black_box(search(q));
-            t.elapsed().as_secs_f64()
+            let hits = std::hint::black_box(search(q));
+            (t.elapsed().as_secs_f64(), hits)
         })
-        .collect();
+        .unzip();
     out.sort_by(f64::total_cmp);
-    out
+    (out, answers)
 }
 
 /// Queries per second with `threads` threads each running single queries, and the answers.
@@ -272,7 +273,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
         cols: dim,
         data: queries.data[..config.exact_latency_queries.min(queries.rows).max(1) * dim].to_vec(),
     };
-    let exact_lat = latencies(&subset, subset.rows, &exact_search);
+    let (exact_lat, _) = latencies(&subset, subset.rows, &exact_search);
     let mut exact_throughput: Vec<Throughput> = (1..threads)
         .map(|t| Throughput {
             threads: t,
@@ -306,14 +307,13 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
             hnsw_throughput.push(Throughput { threads: t, qps });
             recall = recall_of(&answers);
         }
-        latencies(&queries, queries.rows, &hnsw_search)
+        latencies(&queries, queries.rows, &hnsw_search).0
     };
     let mut ef_sweep = Vec::new();
     for &ef in &config.ef_sweep {
         hnsw.set_ef_search(ef);
         let hnsw_search = |q: &[f32]| counting_failures(hnsw.search_sync(q, params), &failures);
-        let (_, answers) = throughput(&queries, 1, &hnsw_search);
-        let lat = latencies(&queries, queries.rows, &hnsw_search);
+        let (lat, answers) = latencies(&queries, queries.rows, &hnsw_search);
         ef_sweep.push(EfPoint {
             ef_search: ef,
             recall_at_k: recall_of(&answers),
