@@ -57,11 +57,11 @@ impl CandidateList {
         let mut unescaped = String::new();
         // Parsing from a `str` lets serde_json skip checking every string for UTF-8 again.
         let mut de = serde_json::Deserializer::from_str(&body);
-        let seed = AnswerSeed {
+        let seed = AnswerSeed(CandidatesSeed {
             base: body.as_ptr() as usize,
             items: &mut items,
             unescaped: &mut unescaped,
-        };
+        });
         seed.deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| format!("not a worker response: {e}"))?;
@@ -113,19 +113,17 @@ impl CandidateList {
     }
 }
 
+/// The fields of a worker response, all required (as in `WorkerResponse`).
+const FIELDS: [&str; 4] = ["queue", "version", "candidates", "took_ms"];
+
 /// Reads the top-level object, sending `candidates` into the list as they are parsed.
-struct AnswerSeed<'s> {
-    base: usize,
-    items: &'s mut Vec<Item>,
-    unescaped: &'s mut String,
-}
+struct AnswerSeed<'s>(CandidatesSeed<'s>);
 
 impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        const FIELDS: &[&str] = &["queue", "version", "candidates", "took_ms"];
-        deserializer.deserialize_struct("WorkerResponse", FIELDS, self)
+        deserializer.deserialize_struct("WorkerResponse", &FIELDS, self)
     }
 }
 
@@ -137,37 +135,33 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = [false; 4];
-        let mut first = |i: usize, name: &'static str| {
+        let mut seen = [false; FIELDS.len()];
+        let mut first = |i: usize| {
             if std::mem::replace(&mut seen[i], true) {
-                Err(A::Error::duplicate_field(name))
+                Err(A::Error::duplicate_field(FIELDS[i]))
             } else {
                 Ok(())
             }
         };
-        let mut seed = Some(CandidatesSeed {
-            base: self.base,
-            items: self.items,
-            unescaped: self.unescaped,
-        });
+        let mut seed = Some(self.0);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "queue" => {
-                    first(0, "queue")?;
+                    first(0)?;
                     map.next_value::<Cow<'de, str>>()?;
                 }
                 "version" => {
-                    first(1, "version")?;
+                    first(1)?;
                     map.next_value::<Cow<'de, str>>()?;
                 }
                 "candidates" => {
-                    first(2, "candidates")?;
+                    first(2)?;
                     if let Some(seed) = seed.take() {
                         map.next_value_seed(seed)?;
                     }
                 }
                 "took_ms" => {
-                    first(3, "took_ms")?;
+                    first(3)?;
                     map.next_value::<f64>()?;
                 }
                 _ => {
@@ -175,9 +169,8 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                 }
             }
         }
-        let names = ["queue", "version", "candidates", "took_ms"];
         match seen.iter().position(|s| !s) {
-            Some(i) => Err(A::Error::missing_field(names[i])),
+            Some(i) => Err(A::Error::missing_field(FIELDS[i])),
             None => Ok(()),
         }
     }

@@ -234,6 +234,19 @@ mod tests {
     use crate::index::exact::ExactIndex;
     use crate::synthetic::clustered_vectors;
 
+    fn build(dim: usize, vectors: &[f32]) -> HnswIndex {
+        HnswIndex::build(dim, vectors, HnswParams::default()).expect("build")
+    }
+
+    /// A graph of `vectors` saved into a fresh directory (kept alive by the returned guard).
+    fn saved(dim: usize, vectors: &[f32]) -> (HnswIndex, tempfile::TempDir, std::path::PathBuf) {
+        let built = build(dim, vectors);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("items.usearch");
+        built.save(&path).expect("save");
+        (built, dir, path)
+    }
+
     fn recall_against_exact(hnsw: &HnswIndex, vectors: &[f32], dim: usize) -> f64 {
         let exact = ExactIndex::new(dim, Arc::new(vectors.to_vec()));
         let none = HashSet::new();
@@ -261,7 +274,7 @@ mod tests {
     fn hnsw_finds_what_the_exact_scan_finds_on_clustered_vectors() {
         let (dim, n) = (16, 3000);
         let vectors = clustered_vectors(n, dim, 20, 7);
-        let hnsw = HnswIndex::build(dim, &vectors, HnswParams::default()).expect("build");
+        let hnsw = build(dim, &vectors);
         assert_eq!(hnsw.len(), n);
         let recall = recall_against_exact(&hnsw, &vectors, dim);
         assert!(recall >= 0.95, "recall@50 {recall}");
@@ -271,7 +284,7 @@ mod tests {
     fn hnsw_scores_are_cosine_similarities() {
         let dim = 8;
         let vectors = clustered_vectors(200, dim, 4, 3);
-        let hnsw = HnswIndex::build(dim, &vectors, HnswParams::default()).expect("build");
+        let hnsw = build(dim, &vectors);
         let none = HashSet::new();
         let hits = hnsw
             .search_sync(
@@ -291,7 +304,7 @@ mod tests {
     fn hnsw_never_returns_excluded_items_with_few_or_many_exclusions() {
         let dim = 8;
         let vectors = clustered_vectors(500, dim, 5, 1);
-        let hnsw = HnswIndex::build(dim, &vectors, HnswParams::default()).expect("build");
+        let hnsw = build(dim, &vectors);
         for excluded in [5u32, 250] {
             let exclude: HashSet<u32> = (0..excluded).collect();
             let hits = hnsw
@@ -313,10 +326,7 @@ mod tests {
     fn a_saved_graph_loads_back_and_answers_the_same() {
         let dim = 16;
         let vectors = clustered_vectors(2000, dim, 10, 5);
-        let built = HnswIndex::build(dim, &vectors, HnswParams::default()).expect("build");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("items.usearch");
-        built.save(&path).expect("save");
+        let (built, _dir, path) = saved(dim, &vectors);
         let loaded = HnswIndex::load(&path, dim, 2000, HnswParams::default()).expect("load");
         let none = HashSet::new();
         let p = SearchParams {
@@ -335,10 +345,7 @@ mod tests {
     fn a_saved_graph_of_another_catalogue_is_refused() {
         let dim = 8;
         let vectors = clustered_vectors(300, dim, 3, 2);
-        let built = HnswIndex::build(dim, &vectors, HnswParams::default()).expect("build");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("items.usearch");
-        built.save(&path).expect("save");
+        let (_built, _dir, path) = saved(dim, &vectors);
         let err = HnswIndex::load(&path, dim, 301, HnswParams::default())
             .err()
             .expect("size mismatch");
