@@ -1,6 +1,8 @@
 //! The recall wire types: what feed services send and what workers and the gateway answer.
 //! Worker and gateway accept the same request.
 
+pub mod compact;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,13 @@
-//! A queue's answer as the gateway keeps it: the response body, checked as UTF-8 once, and
-//! per candidate the id's place in it and the score — no allocation per candidate. The merge
-//! then borrows ids straight from the body.
+//! A queue's answer as the gateway keeps it: the ids' text, checked as UTF-8 once, and per
+//! candidate the id's place in it and the score — no allocation per candidate. The merge then
+//! borrows ids straight from that text. Workers answer JSON or, when asked, the compact binary
+//! layout of `kan_api::wire::compact`; both end up here.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use kan_api::wire::Candidate;
+use kan_api::wire::compact::CompactAnswer;
 use serde::Deserialize;
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -16,8 +18,8 @@ use crate::merge::CandidateRef;
 /// The candidates of one worker answer (`kan_api::wire::WorkerResponse`), best first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CandidateList {
-    /// The answer's body.
-    body: String,
+    /// Where the ids are: a JSON answer's whole body, or a compact answer's id text.
+    text: String,
     /// Ids that JSON escapes made differ from their bytes in the body (rare), one after another.
     unescaped: String,
     items: Vec<Item>,
@@ -27,7 +29,7 @@ pub struct CandidateList {
 struct Item {
     start: u32,
     len: u32,
-    /// True: the id is in `unescaped`, else in `body`.
+    /// True: the id is in `unescaped`, else in `text`.
     unescaped: bool,
     score: f32,
 }
@@ -45,7 +47,27 @@ struct WireCandidate<'a> {
 const MIN_CANDIDATE_BYTES: usize = 26;
 
 impl CandidateList {
-    /// Decodes a worker's answer (`kan_api::wire::WorkerResponse`: every field required,
+    /// Decodes a compact answer (`kan_api::wire::compact`): one copy of the id text, no parsing.
+    pub fn decode_compact(body: &[u8]) -> Result<Self, String> {
+        let answer = CompactAnswer::decode(body).map_err(|e| e.to_string())?;
+        // Spans fit u32: the layout's id ends are u32.
+        let items = answer
+            .spans()
+            .map(|(span, score)| Item {
+                start: span.start as u32,
+                len: (span.end - span.start) as u32,
+                unescaped: false,
+                score,
+            })
+            .collect();
+        Ok(Self {
+            text: answer.id_text().to_owned(),
+            unescaped: String::new(),
+            items,
+        })
+    }
+
+    /// Decodes a worker's JSON answer (`kan_api::wire::WorkerResponse`: every field required,
     /// unknown fields ignored, as its derived decoder does). Errors say what is wrong.
     pub fn decode(body: Vec<u8>) -> Result<Self, String> {
         let body = String::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
@@ -66,7 +88,7 @@ impl CandidateList {
             .and_then(|()| de.end())
             .map_err(|e| format!("not a worker response: {e}"))?;
         Ok(Self {
-            body,
+            text: body,
             unescaped,
             items,
         })
@@ -84,7 +106,7 @@ impl CandidateList {
         let text = if item.unescaped {
             &self.unescaped
         } else {
-            &self.body
+            &self.text
         };
         let start = item.start as usize;
         &text[start..start + item.len as usize]
@@ -276,6 +298,38 @@ mod tests {
         assert!(err.contains("duplicate field `queue`"), "{err}");
         let trailing = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1} x"#;
         assert!(CandidateList::decode(trailing.to_vec()).is_err());
+    }
+
+    #[test]
+    fn compact_and_json_answers_give_the_same_list() {
+        let candidates = vec![
+            Candidate {
+                item_id: "i1".into(),
+                score: 0.5,
+            },
+            Candidate {
+                item_id: "ü\"2".into(),
+                score: 0.25,
+            },
+        ];
+        let response = WorkerResponse {
+            queue: "q".into(),
+            version: "v1".into(),
+            candidates: candidates.clone(),
+            took_ms: 1.5,
+        };
+        let compact_body = kan_api::wire::compact::encode(&response).expect("compact");
+        let from_compact = CandidateList::decode_compact(&compact_body).expect("compact");
+        let from_json = CandidateList::decode(encode(&candidates)).expect("json");
+        assert_eq!(from_compact.to_candidates(), candidates);
+        assert_eq!(from_json.to_candidates(), candidates);
+        let err = CandidateList::decode(compact_body).expect_err("not json");
+        assert!(
+            err.contains("UTF-8") || err.contains("not a worker response"),
+            "{err}"
+        );
+        let err = CandidateList::decode_compact(&encode(&candidates)).expect_err("json");
+        assert!(err.contains("magic"), "{err}");
     }
 
     proptest! {

@@ -34,6 +34,9 @@ pub struct BenchConfig {
     pub k: u32,
     /// Worker threads of the gateway's own runtime (clients and fake queues run elsewhere).
     pub gateway_threads: usize,
+    /// Whether the fake queues answer in the compact layout the gateway asks for (false: JSON,
+    /// like workers that predate it).
+    pub compact_answers: bool,
 }
 
 /// What came out (latencies in ms).
@@ -63,14 +66,14 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
     for q in 0..config.queues {
         // Queues overlap by half, as recall queues do, so dedupe has work to do.
         let items = FakeQueue::items("i", q * config.candidates / 2, config.candidates);
-        fakes.push(
-            FakeQueue::spawn(
-                &format!("q{q}"),
-                items,
-                Behaviour::after(config.queue_latency),
-            )
-            .await?,
-        );
+        let fake = FakeQueue::spawn(
+            &format!("q{q}"),
+            items,
+            Behaviour::after(config.queue_latency),
+        )
+        .await?;
+        fake.set_speaks_compact(config.compact_answers);
+        fakes.push(fake);
     }
     let routing = RoutingConfig {
         gateway: "bench".into(),
@@ -249,23 +252,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_short_run_serves_requests_without_errors() {
-        let report = run(&BenchConfig {
-            queues: 2,
-            candidates: 20,
-            queue_latency: Duration::ZERO,
-            concurrency: 2,
-            duration: Duration::from_millis(200),
-            warmup: Duration::from_millis(50),
-            policy: MergePolicy::Rrf,
-            k: 10,
-            gateway_threads: 1,
-        })
-        .await
-        .expect("bench");
-        assert!(report.requests > 0);
-        assert_eq!(report.errors, 0);
-        assert_eq!(report.mean_returned, 10.0);
+    async fn a_short_run_serves_requests_without_errors_with_either_answer_format() {
+        for compact_answers in [true, false] {
+            let report = run(&BenchConfig {
+                queues: 2,
+                candidates: 20,
+                queue_latency: Duration::ZERO,
+                concurrency: 2,
+                duration: Duration::from_millis(200),
+                warmup: Duration::from_millis(50),
+                policy: MergePolicy::Rrf,
+                k: 10,
+                gateway_threads: 1,
+                compact_answers,
+            })
+            .await
+            .expect("bench");
+            assert!(report.requests > 0);
+            assert_eq!(report.errors, 0, "compact answers: {compact_answers}");
+            assert_eq!(report.mean_returned, 10.0);
+            check_cpu(&report);
+        }
+    }
+
+    fn check_cpu(report: &BenchReport) {
         if cfg!(target_os = "linux") {
             let cpu = report
                 .gateway_cpu_ms_per_request

@@ -2,10 +2,12 @@
 //!
 //! [`FakeQueue::spawn`] serves `POST /v1/recall` on `127.0.0.1:0` like a worker, with a fixed
 //! candidate list and a behaviour (latency, HTTP errors, hanging) that can be changed while it
-//! runs. Like a worker it honours the request's `k` and `exclude`. It counts calls and keeps the last request's headers, so tests can check fan-out,
+//! runs. Like a worker it honours the request's `k` and `exclude`, and answers in the compact
+//! layout when the `Accept` header asks for it (unless told to answer only JSON, like a worker
+//! that predates the format). It counts calls and keeps the last request's headers, so tests can check fan-out,
 //! hedging, circuit breaking and trace propagation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use kan_api::wire::compact;
 use kan_api::wire::{Candidate, ErrorBody, ErrorCode, RecallRequest, WorkerResponse};
 
 /// How a fake queue answers.
@@ -48,8 +51,12 @@ impl Behaviour {
 struct Shared {
     name: String,
     candidates: Vec<Candidate>,
-    /// The full answer, encoded once so the fake costs little next to the gateway it measures.
-    encoded: Bytes,
+    /// The full answer in JSON and in the compact layout, encoded once so the fake costs
+    /// little next to the gateway it measures.
+    encoded_json: Bytes,
+    encoded_compact: Bytes,
+    /// False: answers JSON whatever the caller accepts.
+    speaks_compact: AtomicBool,
     behaviour: Mutex<Behaviour>,
     calls: AtomicU64,
     last_headers: Mutex<Option<HeaderMap>>,
@@ -76,11 +83,14 @@ impl FakeQueue {
             candidates: candidates.clone(),
             took_ms: 0.0,
         };
-        let encoded = Bytes::from(serde_json::to_vec(&response).map_err(std::io::Error::other)?);
+        let encoded_json = encode(&response, false).map_err(std::io::Error::other)?;
+        let encoded_compact = encode(&response, true).map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             name: name.to_string(),
             candidates,
-            encoded,
+            encoded_json,
+            encoded_compact,
+            speaks_compact: AtomicBool::new(true),
             behaviour: Mutex::new(behaviour),
             calls: AtomicU64::new(0),
             last_headers: Mutex::new(None),
@@ -116,6 +126,11 @@ impl FakeQueue {
         self.shared.calls.load(Ordering::SeqCst)
     }
 
+    /// Whether the queue answers in the compact layout when asked (the default) or only JSON.
+    pub fn set_speaks_compact(&self, speaks: bool) {
+        self.shared.speaks_compact.store(speaks, Ordering::SeqCst);
+    }
+
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.shared.behaviour) = behaviour;
     }
@@ -137,6 +152,15 @@ impl Drop for FakeQueue {
     }
 }
 
+fn encode(response: &WorkerResponse, compact: bool) -> Result<Bytes, String> {
+    if compact {
+        compact::encode(response).map_err(|e| e.to_string())
+    } else {
+        serde_json::to_vec(response).map_err(|e| e.to_string())
+    }
+    .map(Bytes::from)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -149,6 +173,11 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .as_ref()
         .map(|r| r.exclude.clone())
         .unwrap_or_default();
+    let compact = shared.speaks_compact.load(Ordering::SeqCst)
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(compact::accepts);
     *lock(&shared.last_headers) = Some(headers);
     *lock(&shared.last_request) = request;
     let behaviour = lock(&shared.behaviour).clone();
@@ -158,7 +187,11 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                 tokio::time::sleep(latency).await;
             }
             let body = if k.is_none_or(|k| k >= shared.candidates.len()) && exclude.is_empty() {
-                shared.encoded.clone()
+                if compact {
+                    shared.encoded_compact.clone()
+                } else {
+                    shared.encoded_json.clone()
+                }
             } else {
                 // Like a worker: drop excluded items, then keep the best k.
                 let candidates: Vec<Candidate> = shared
@@ -174,9 +207,14 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     candidates,
                     took_ms: 0.0,
                 };
-                Bytes::from(serde_json::to_vec(&response).unwrap_or_default())
+                encode(&response, compact).unwrap_or_default()
             };
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            let content_type = if compact {
+                compact::MEDIA_TYPE
+            } else {
+                "application/json"
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Behaviour::Fail { status, latency } => {
             if !latency.is_zero() {

@@ -316,6 +316,37 @@ async fn the_callers_trace_context_reaches_every_queue() {
 }
 
 #[tokio::test]
+async fn queues_answering_compact_and_queues_answering_only_json_merge_alike() {
+    let compact = FakeQueue::spawn("compact", cands(&["x", "é✓", "z"]), Behaviour::instant())
+        .await
+        .expect("compact");
+    let json_only = FakeQueue::spawn("json", cands(&["z", "w\"q"]), Behaviour::instant())
+        .await
+        .expect("json");
+    json_only.set_speaks_compact(false);
+    let gw = serve(config(&[("compact", &compact), ("json", &json_only)])).await;
+
+    let (status, body) = gw.recall(json!({"user_id": "u1", "debug": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["z", "x", "é✓", "w\"q"]);
+    assert_eq!(body["candidates"][0]["sources"], json!(["json", "compact"]));
+    assert_eq!(body["queues"][0]["candidates"][1]["item_id"], "é✓");
+    assert_eq!(body["degraded"], false);
+    // The gateway asks every queue for the compact layout and accepts JSON too.
+    for queue in [&compact, &json_only] {
+        let headers = queue.last_headers().expect("called");
+        let accept = headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .expect("accept");
+        assert!(
+            kan_api::wire::compact::accepts(accept) && accept.contains("application/json"),
+            "{accept}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn debug_requests_show_each_queues_own_list() {
     let a = FakeQueue::spawn("a", cands(&["x", "y"]), Behaviour::instant())
         .await

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kan_api::wire::{ErrorBody, ErrorCode};
+use kan_api::wire::compact;
+use kan_api::wire::{ErrorBody, ErrorCode, WorkerResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -87,6 +88,10 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let parent =
         opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
     let _ = span.set_parent(parent);
+    let compact = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(compact::accepts);
     let outcome = async {
         let request = crate::request::parse(&body)?;
         tracing::Span::current().record("user_id", request.user_id.as_str());
@@ -103,7 +108,7 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
                 .record(response.candidates.len() as f64);
             metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "ok")
                 .increment(1);
-            axum::Json(response).into_response()
+            answer(&response, compact)
         }
         Err(e) => {
             let kind = e.metric_label();
@@ -117,6 +122,20 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             error_response(&e)
         }
     }
+}
+
+/// The answer in the compact layout when the caller asked for it, else JSON.
+fn answer(response: &WorkerResponse, compact: bool) -> Response {
+    if compact {
+        match compact::encode(response) {
+            Ok(body) => {
+                return ([(header::CONTENT_TYPE, compact::MEDIA_TYPE)], body).into_response();
+            }
+            // Only an answer over 4 GiB; JSON is what the caller accepts besides.
+            Err(e) => tracing::warn!(error = %e, "answering in JSON"),
+        }
+    }
+    axum::Json(response).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

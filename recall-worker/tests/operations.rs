@@ -195,6 +195,69 @@ async fn bad_requests_get_a_400_naming_the_field() {
     }
 }
 
+#[tokio::test]
+async fn a_caller_that_accepts_the_compact_layout_gets_the_same_answer_in_it() {
+    use tower::ServiceExt;
+    let worker = worker(config(
+        StrategyType::Operational,
+        None,
+        json!({"strategy": {"operational": {"items": [{"itemId": "a"}, {"itemId": "é✓"}]}}}),
+    ))
+    .await;
+    let json_answer = recall(&worker, json!({"user_id": "u"})).await;
+    assert_eq!(json_answer, ["a", "é✓"]);
+    for (accept, compact) in [
+        (
+            "application/vnd.kan.candidates, application/json;q=0.5",
+            true,
+        ),
+        ("application/json", false),
+        ("*/*", false),
+    ] {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/recall")
+            .header("accept", accept)
+            .body(axum::body::Body::from(r#"{"user_id":"u"}"#))
+            .unwrap();
+        let response = worker.router(None).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let answer = if compact {
+            assert_eq!(content_type, kan_api::wire::compact::MEDIA_TYPE);
+            kan_api::wire::compact::CompactAnswer::decode(&body)
+                .unwrap()
+                .to_response()
+        } else {
+            assert_eq!(content_type, "application/json", "{accept}");
+            serde_json::from_slice::<kan_api::wire::WorkerResponse>(&body).unwrap()
+        };
+        let ids: Vec<_> = answer
+            .candidates
+            .iter()
+            .map(|c| c.item_id.as_str())
+            .collect();
+        assert_eq!(ids, json_answer, "{accept}");
+        assert_eq!(answer.queue, worker.config().name);
+    }
+    // Errors stay JSON whatever the caller accepts.
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/recall")
+        .header("accept", "application/vnd.kan.candidates")
+        .body(axum::body::Body::from(r#"{"user_id":"u","k":0}"#))
+        .unwrap();
+    let response = worker.router(None).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], "application/json");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

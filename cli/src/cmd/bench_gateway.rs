@@ -35,6 +35,9 @@ pub struct Args {
     /// Worker threads of the gateway's own runtime.
     #[arg(long, default_value_t = 1)]
     pub gateway_threads: usize,
+    /// Fake queues answer JSON only, like workers from before the compact answer layout.
+    #[arg(long)]
+    pub json_answers: bool,
 }
 
 fn parse_policy(s: &str) -> Result<MergePolicy, String> {
@@ -54,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         policy: args.policy,
         k: args.k,
         gateway_threads: args.gateway_threads,
+        compact_answers: !args.json_answers,
     };
     let report = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
