@@ -176,10 +176,7 @@ impl<'a> Pool<'a> {
             *slot += 1;
         }
         for e in 0..ids.len() {
-            let h = &mut hits[starts[e] as usize..starts[e + 1] as usize];
-            if h.len() > 1 {
-                h.sort_unstable_by_key(|h| (h.rank, h.queue));
-            }
+            sort_by_rank(&mut hits[starts[e] as usize..starts[e + 1] as usize]);
         }
         Self {
             ids,
@@ -191,6 +188,11 @@ impl<'a> Pool<'a> {
 
     fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The entry whose best hit is at `rank` in queue `queue`.
+    fn entry_at(&self, queue: u32, rank: u32) -> u32 {
+        self.ranked[queue as usize][rank as usize]
     }
 
     fn hits(&self, entry: u32) -> &[Hit] {
@@ -213,6 +215,19 @@ impl<'a> Pool<'a> {
                 .iter()
                 .map(|h| lists[h.queue as usize].queue)
                 .collect(),
+        }
+    }
+}
+
+/// Sorts one entry's hits, which arrive in queue order, by rank, keeping queue order among equal
+/// ranks. An entry has a hit per queue at most, so this is an insertion sort of a few elements —
+/// cheaper than a general sort's set-up when run for every entry.
+fn sort_by_rank(hits: &mut [Hit]) {
+    for i in 1..hits.len() {
+        let mut j = i;
+        while j > 0 && hits[j - 1].rank > hits[j].rank {
+            hits.swap(j - 1, j);
+            j -= 1;
         }
     }
 }
@@ -288,18 +303,22 @@ fn by_score(pool: &Pool<'_>, lists: &[QueueList<'_>]) -> Vec<(u32, f64)> {
 /// Sorts `scored` — (entry, score, has a finite score) for every entry, in entry order — best
 /// first: finite before not, higher score, then best rank, then queue. (rank, queue) is unique
 /// per entry — a queue has one entry per rank — so the order is total without comparing ids,
-/// and packs into one integer per entry.
+/// packs into one integer per entry, and that integer names its entry: only keys are sorted.
 fn sort_by_score(pool: &Pool<'_>, scored: Vec<(u32, f64, bool)>) -> Vec<(u32, f64)> {
-    let mut keys: Vec<(u128, u32)> = scored
+    let mut keys: Vec<u128> = scored
         .iter()
         .map(|&(e, score, finite)| {
             let (rank, queue, _) = pool.tie_key(e);
-            (sort_key(score, finite, rank, queue), e)
+            sort_key(score, finite, rank, queue)
         })
         .collect();
-    keys.sort_unstable_by_key(|k| k.0);
+    keys.sort_unstable();
     keys.into_iter()
-        .map(|(_, e)| (e, scored[e as usize].1))
+        .map(|key| {
+            let (rank, queue) = rank_and_queue(key);
+            let e = pool.entry_at(queue, rank);
+            (e, scored[e as usize].1)
+        })
         .collect()
 }
 
@@ -319,6 +338,11 @@ fn sort_key(score: f64, finite: bool, rank: u32, queue: u32) -> u128 {
         | (u128::from(descending) << 63)
         | (u128::from(rank) << 31)
         | u128::from(queue & 0x7fff_ffff)
+}
+
+/// The (rank, queue) a [`sort_key`] was made from.
+fn rank_and_queue(key: u128) -> (u32, u32) {
+    ((key >> 31) as u32, (key & 0x7fff_ffff) as u32)
 }
 
 /// Smooth weighted round-robin (the nginx algorithm): each turn every queue with items left
@@ -777,6 +801,23 @@ mod tests {
                 .then(a.2.cmp(&b.2))
                 .then(a.3.cmp(&b.3));
             let got = sort_key(a.0, a.1, a.2, a.3).cmp(&sort_key(b.0, b.1, b.2, b.3));
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(rank_and_queue(sort_key(a.0, a.1, a.2, a.3)), (a.2, a.3));
+        }
+
+        #[test]
+        fn hits_sort_by_rank_keeping_queue_order_among_equal_ranks(
+            ranks in prop::collection::vec(0u32..4, 0..8),
+        ) {
+            let mut hits: Vec<Hit> = ranks
+                .iter()
+                .enumerate()
+                .map(|(q, &rank)| Hit { queue: q as u32, rank, score: 0.0 })
+                .collect();
+            let mut expected: Vec<(u32, u32)> = hits.iter().map(|h| (h.rank, h.queue)).collect();
+            expected.sort();
+            sort_by_rank(&mut hits);
+            let got: Vec<(u32, u32)> = hits.iter().map(|h| (h.rank, h.queue)).collect();
             prop_assert_eq!(got, expected);
         }
     }
