@@ -199,31 +199,38 @@ async fn closed_loop(
 }
 
 /// Fixed-rate arrivals; latency counts from the scheduled send time, so a slow server cannot
-/// hide its queueing (no coordinated omission).
+/// hide its queueing (no coordinated omission). Arrivals are paced by a thread of their own
+/// sleeping with the OS timer: tokio's timer ticks in whole milliseconds, and a pacer that wakes
+/// late would have its own lateness counted as the worker's latency.
 async fn open_loop(
     worker: &Worker,
     requests: Arc<Vec<RecallRequest>>,
     rate: f64,
     duration: Duration,
 ) -> Latency {
-    let start = Instant::now();
     let n = (rate * duration.as_secs_f64()) as usize;
     let gap = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let due = start + gap * i as u32;
-        tokio::time::sleep_until(due.into()).await;
-        let (worker, requests) = (worker.clone(), requests.clone());
-        tasks.push(tokio::spawn(async move {
-            worker
-                .recall(&requests[i % requests.len()])
-                .await
-                .ok()
-                .map(|_| due.elapsed().as_secs_f64())
-        }));
-    }
+    let runtime = tokio::runtime::Handle::current();
+    let worker = worker.clone();
+    let start = Instant::now();
+    let pacer = tokio::task::spawn_blocking(move || {
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let due = start + gap * i as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let (worker, requests) = (worker.clone(), requests.clone());
+            tasks.push(runtime.spawn(async move {
+                worker
+                    .recall(&requests[i % requests.len()])
+                    .await
+                    .ok()
+                    .map(|_| due.elapsed().as_secs_f64())
+            }));
+        }
+        tasks
+    });
     let mut samples = Vec::new();
-    for t in tasks {
+    for t in pacer.await.unwrap_or_default() {
         if let Ok(Some(s)) = t.await {
             samples.push(s);
         }
