@@ -372,4 +372,34 @@ mod tests {
         assert_eq!(l.p999_ms, 999.0);
         assert_eq!(l.throughput_rps, 500.0);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_run_serves_every_closed_and_open_loop_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = run(BenchConfig {
+            items: 2_000,
+            dim: 8,
+            k: 10,
+            history: 5,
+            interests: 2,
+            strategy: StrategyType::Popular,
+            recall_queries: 5,
+            duration: Duration::from_millis(300),
+            concurrency: 2,
+            rate: Some(100.0),
+            skip_exact: true,
+            hnsw: HnswParams::default(),
+            bundle_cache: None,
+            ort_dylib: None,
+            dir: dir.path().to_path_buf(),
+        })
+        .await
+        .expect("bench");
+        assert_eq!(report.mean_candidates, 10.0);
+        assert!(report.closed.requests > 0);
+        // 100/s for 0.3 s: 30 arrivals, every one answered and timed from its scheduled time.
+        let open = report.open.expect("open loop");
+        assert_eq!(open.requests, 30);
+        assert!(open.p50_ms > 0.0 && open.p50_ms <= open.p99_ms, "{open:?}");
+    }
 }
