@@ -140,8 +140,7 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
                 // Latency ends when the caller holds the whole answer; decoding it is the
                 // caller's own work.
                 let took = start.elapsed().as_secs_f64() * 1000.0;
-                let parsed =
-                    body.and_then(|b| serde_json::from_slice::<GatewayResponse>(&b).ok());
+                let parsed = body.and_then(|b| serde_json::from_slice::<GatewayResponse>(&b).ok());
                 if start < warm_until {
                     continue;
                 }
