@@ -36,13 +36,29 @@ pub enum LogFormat {
 /// Installs the global subscriber, metrics recorder and (optionally) the OTLP exporter.
 /// `service` names the process in traces (`kan-worker`, `kan-gateway`, ...).
 pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
+    init_with_writer(service, format, std::io::stdout)
+}
+
+/// [`init`] with logs on stderr, for commands whose stdout is their report (`kan bench`).
+pub fn init_to_stderr(service: &str) -> anyhow::Result<Telemetry> {
+    init_with_writer(service, LogFormat::Json, std::io::stderr)
+}
+
+fn init_with_writer<W>(service: &str, format: LogFormat, writer: W) -> anyhow::Result<Telemetry>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_env("KAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(false)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_writer(writer)
+            .boxed(),
     };
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),

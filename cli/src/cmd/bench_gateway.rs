@@ -38,6 +38,11 @@ pub struct Args {
     /// Fake queues answer JSON only, like workers from before the compact answer layout.
     #[arg(long)]
     pub json_answers: bool,
+    /// Run with the telemetry `kan gateway` installs (Prometheus recorder, tracing subscriber
+    /// at `KAN_LOG` or info, W3C propagator), so spans and metrics cost what they cost in
+    /// production. Logs go to stderr.
+    #[arg(long)]
+    pub telemetry: bool,
 }
 
 fn parse_policy(s: &str) -> Result<MergePolicy, String> {
@@ -47,6 +52,11 @@ fn parse_policy(s: &str) -> Result<MergePolicy, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let _telemetry = if args.telemetry {
+        Some(crate::telemetry::init_to_stderr("kan-bench-gateway")?)
+    } else {
+        None
+    };
     let config = BenchConfig {
         queues: args.queues,
         candidates: args.candidates,
