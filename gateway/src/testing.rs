@@ -29,6 +29,11 @@ pub enum Behaviour {
     Fail { status: u16, latency: Duration },
     /// Never answer (the caller must time out).
     Hang,
+    /// Answer 200 with `body` labelled as `content_type` (a broken or foreign worker).
+    Raw {
+        content_type: &'static str,
+        body: &'static [u8],
+    },
 }
 
 impl Behaviour {
@@ -229,5 +234,8 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             (status, axum::Json(body)).into_response()
         }
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::Raw { content_type, body } => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
     }
 }

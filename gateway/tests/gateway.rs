@@ -347,6 +347,57 @@ async fn queues_answering_compact_and_queues_answering_only_json_merge_alike() {
 }
 
 #[tokio::test]
+async fn a_queue_whose_answer_cannot_be_read_is_an_error_that_says_why() {
+    let good = FakeQueue::spawn("good", cands(&["g1"]), Behaviour::instant())
+        .await
+        .expect("good");
+    let broken_compact = FakeQueue::spawn(
+        "compact",
+        cands(&["x"]),
+        Behaviour::Raw {
+            content_type: kan_api::wire::compact::MEDIA_TYPE,
+            body: b"KANC\x01\x05\x00",
+        },
+    )
+    .await
+    .expect("compact");
+    let not_json = FakeQueue::spawn(
+        "json",
+        cands(&["y"]),
+        Behaviour::Raw {
+            content_type: "application/json",
+            body: b"<html>proxy error</html>",
+        },
+    )
+    .await
+    .expect("json");
+    let gw = serve(config(&[
+        ("good", &good),
+        ("compact", &broken_compact),
+        ("json", &not_json),
+    ]))
+    .await;
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["g1"]);
+    assert_eq!(body["degraded"], true);
+    assert_eq!(status_of(&body, "compact"), "error");
+    assert_eq!(status_of(&body, "json"), "error");
+    let detail = |i: usize| {
+        body["queues"][i]["detail"]
+            .as_str()
+            .expect("detail")
+            .to_string()
+    };
+    assert!(
+        detail(1).contains("compact answer is truncated"),
+        "{}",
+        detail(1)
+    );
+    assert!(detail(2).contains("not a worker response"), "{}", detail(2));
+}
+
+#[tokio::test]
 async fn debug_requests_show_each_queues_own_list() {
     let a = FakeQueue::spawn("a", cands(&["x", "y"]), Behaviour::instant())
         .await
