@@ -164,23 +164,16 @@ impl<'a> CompactAnswer<'a> {
         })?;
         let scores = reader.take("scores", column)?;
         let ends = reader.take("id ends", column)?;
-        let answer = Self {
-            queue,
-            version: bundle_version,
-            took_ms,
-            scores,
-            ends,
-            ids: "",
-        };
-        let id_len = answer.end(count).unwrap_or(0);
+        // The last end is the length of the id text.
+        let id_len = ends.rchunks_exact(4).next().map_or(0, le_u32) as usize;
         let ids = reader.take("id text", id_len)?;
         if !reader.bytes.is_empty() {
             return Err(CompactError::TrailingBytes(reader.bytes.len()));
         }
         let ids = std::str::from_utf8(ids).map_err(|_| CompactError::NotUtf8("id text"))?;
         let mut start = 0;
-        for index in 0..count {
-            let end = answer.end(index + 1).unwrap_or(0);
+        for (index, end) in ends.chunks_exact(4).map(le_u32).enumerate() {
+            let end = end as usize;
             if end < start {
                 return Err(CompactError::BadIdEnd {
                     index,
@@ -201,7 +194,14 @@ impl<'a> CompactAnswer<'a> {
             }
             start = end;
         }
-        Ok(Self { ids, ..answer })
+        Ok(Self {
+            queue,
+            version: bundle_version,
+            took_ms,
+            scores,
+            ends,
+            ids,
+        })
     }
 
     /// Number of candidates.
@@ -224,13 +224,10 @@ impl<'a> CompactAnswer<'a> {
         let ends = self.ends.chunks_exact(4);
         let mut start = 0;
         scores.zip(ends).map(move |(score, end)| {
-            let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
+            let end = le_u32(end) as usize;
             let span = start..end;
             start = end;
-            (
-                span,
-                f32::from_le_bytes([score[0], score[1], score[2], score[3]]),
-            )
+            (span, f32::from_bits(le_u32(score)))
         })
     }
 
@@ -255,16 +252,11 @@ impl<'a> CompactAnswer<'a> {
             took_ms: self.took_ms,
         }
     }
+}
 
-    /// Where the `i`-th id ends (`i` counted from 1; 0 is the start of the text).
-    fn end(&self, i: usize) -> Option<usize> {
-        if i == 0 {
-            return Some(0);
-        }
-        let at = (i - 1) * 4;
-        let bytes = self.ends.get(at..at + 4)?;
-        Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
-    }
+/// A little-endian `u32` from exactly four bytes (the layout's columns, split by `chunks_exact`).
+fn le_u32(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 /// Takes fields off the front of the bytes, saying which field ran out.
