@@ -126,9 +126,7 @@ impl State {
         let name = self.aliases.get(name).map_or(name, String::as_str);
         match self.collections.get_key_value(name) {
             Some((name, _)) => Ok(name),
-            None => Err(Status::not_found(format!(
-                "Not found: Collection `{name}` doesn't exist!"
-            ))),
+            None => Err(collection_not_found(name)),
         }
     }
 
@@ -185,18 +183,44 @@ fn selected_payload(
     use pb::with_payload_selector::SelectorOptions;
     match selector.and_then(|s| s.selector_options.as_ref()) {
         Some(SelectorOptions::Enable(true)) => payload.clone(),
-        Some(SelectorOptions::Include(include)) => payload
-            .iter()
-            .filter(|(k, _)| include.fields.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        Some(SelectorOptions::Exclude(exclude)) => payload
-            .iter()
-            .filter(|(k, _)| !exclude.fields.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        Some(SelectorOptions::Include(include)) => {
+            fields_where(payload, |k| include.fields.contains(k))
+        }
+        Some(SelectorOptions::Exclude(exclude)) => {
+            fields_where(payload, |k| !exclude.fields.contains(k))
+        }
         _ => HashMap::new(),
     }
+}
+
+fn fields_where(
+    payload: &HashMap<String, pb::Value>,
+    keep: impl Fn(&String) -> bool,
+) -> HashMap<String, pb::Value> {
+    payload
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn collection_not_found(name: &str) -> Status {
+    Status::not_found(format!("Not found: Collection `{name}` doesn't exist!"))
+}
+
+fn alias_not_found(name: &str) -> Status {
+    Status::not_found(format!("Not found: Alias {name} does not exists!"))
+}
+
+fn check_dim(collection: &Collection, vector: &[f32]) -> Result<(), Status> {
+    if vector.len() == collection.dim {
+        return Ok(());
+    }
+    Err(Status::invalid_argument(format!(
+        "Wrong input: Vector dimension error: expected dim: {}, got {}",
+        collection.dim,
+        vector.len()
+    )))
 }
 
 /// Point ids a filter's `must_not has_id` conditions exclude; other conditions are refused, so a
@@ -205,10 +229,9 @@ fn excluded_ids(filter: Option<&pb::Filter>) -> Result<HashSet<u64>, Status> {
     let Some(filter) = filter else {
         return Ok(HashSet::new());
     };
+    let unsupported = || Status::unimplemented("the stand-in filters on must_not has_id only");
     if !filter.must.is_empty() || !filter.should.is_empty() || filter.min_should.is_some() {
-        return Err(Status::unimplemented(
-            "the stand-in filters on must_not has_id only",
-        ));
+        return Err(unsupported());
     }
     let mut ids = HashSet::new();
     for condition in &filter.must_not {
@@ -218,11 +241,7 @@ fn excluded_ids(filter: Option<&pb::Filter>) -> Result<HashSet<u64>, Status> {
                     ids.insert(point_id(Some(id))?);
                 }
             }
-            _ => {
-                return Err(Status::unimplemented(
-                    "the stand-in filters on must_not has_id only",
-                ));
-            }
+            _ => return Err(unsupported()),
         }
     }
     Ok(ids)
@@ -364,27 +383,18 @@ impl Collections for Service {
             match action.action {
                 Some(Action::CreateAlias(create)) => {
                     if !state.collections.contains_key(&create.collection_name) {
-                        return Err(Status::not_found(format!(
-                            "Not found: Collection `{}` doesn't exist!",
-                            create.collection_name
-                        )));
+                        return Err(collection_not_found(&create.collection_name));
                     }
                     aliases.insert(create.alias_name, create.collection_name);
                 }
                 Some(Action::DeleteAlias(delete)) => {
                     if aliases.remove(&delete.alias_name).is_none() {
-                        return Err(Status::not_found(format!(
-                            "Not found: Alias {} does not exists!",
-                            delete.alias_name
-                        )));
+                        return Err(alias_not_found(&delete.alias_name));
                     }
                 }
                 Some(Action::RenameAlias(rename)) => {
                     let Some(target) = aliases.remove(&rename.old_alias_name) else {
-                        return Err(Status::not_found(format!(
-                            "Not found: Alias {} does not exists!",
-                            rename.old_alias_name
-                        )));
+                        return Err(alias_not_found(&rename.old_alias_name));
                     };
                     aliases.insert(rename.new_alias_name, target);
                 }
@@ -435,13 +445,7 @@ impl Points for Service {
                 )));
             };
             let vector = dense(&vector);
-            if vector.len() != collection.dim {
-                return Err(Status::invalid_argument(format!(
-                    "Wrong input: Vector dimension error: expected dim: {}, got {}",
-                    collection.dim,
-                    vector.len()
-                )));
-            }
+            check_dim(collection, &vector)?;
             points.push((id, unit(&vector), point.payload));
         }
         for (id, vector, payload) in points {
@@ -481,13 +485,7 @@ impl Points for Service {
                 ));
             }
         };
-        if query.len() != collection.dim {
-            return Err(Status::invalid_argument(format!(
-                "Wrong input: Vector dimension error: expected dim: {}, got {}",
-                collection.dim,
-                query.len()
-            )));
-        }
+        check_dim(collection, &query)?;
         let excluded = excluded_ids(request.filter.as_ref())?;
         let mut scored: Vec<(f32, u64)> = collection
             .points
