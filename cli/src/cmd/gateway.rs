@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use kan_gateway::Gateway;
 
+use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 use crate::telemetry::{self, LogFormat};
 
 /// Run the merging gateway (A/B assignment, fan-out, merge, filters) from a routing config.
@@ -26,6 +27,10 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -55,17 +60,23 @@ async fn serve(
             .await
             .with_context(|| format!("binding --metrics-listen {addr}"))?;
         let router = kan_gateway::server::metrics_router(metrics.clone());
-        tokio::spawn(async move {
-            kan_gateway::server::serve(listener, router, crate::signal::shutdown()).await
-        });
+        let limits = args.listener.limits("gateway-metrics");
+        tokio::spawn(kan_http::serve(
+            listener,
+            router,
+            limits,
+            crate::signal::shutdown(),
+        ));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, config = %args.config.display(), hash = %gateway.handle().config_hash(), "gateway serving");
-    kan_gateway::server::serve(
+    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    kan_http::serve(
         listener,
-        gateway.router(Some(metrics)),
+        router,
+        args.listener.limits("gateway"),
         crate::signal::shutdown(),
     )
     .await
