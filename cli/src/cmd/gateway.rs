@@ -21,6 +21,11 @@ pub struct Args {
     /// Also serve /metrics on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// File holding a bearer token that /v1/recall, /stats and /ui then require
+    /// (`Authorization: Bearer <token>`, 16 characters at least); /healthz, /readyz and /metrics
+    /// stay open for probes and scrapers.
+    #[arg(long, env = "KAN_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Do not watch the config file for changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -32,6 +37,9 @@ pub struct Args {
     #[command(flatten)]
     pub admission: AdmissionArgs,
 }
+
+/// Paths served without the bearer token: probes and the Prometheus scrape.
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // Held until the end: flushes spans on drop.
@@ -72,7 +80,11 @@ async fn serve(
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, config = %args.config.display(), hash = %gateway.handle().config_hash(), "gateway serving");
-    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    let mut router =
+        gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    if let Some(path) = &args.auth_token_file {
+        router = router.layer(kan_http::BearerAuth::from_file(path, OPEN_PATHS)?);
+    }
     kan_http::serve(
         listener,
         router,
