@@ -229,3 +229,24 @@ async fn the_served_gateway_answers_oversized_headers_with_a_json_431() {
     let error: ErrorBody = serde_json::from_str(body).expect("JSON error");
     assert_eq!(error.error.code, ErrorCode::HeadersTooLarge);
 }
+
+#[tokio::test]
+async fn the_console_is_sent_with_security_headers() {
+    let a = queue().await;
+    let gateway = Gateway::new(config(&[("a", &a)])).expect("gateway");
+    for path in ["/ui", "/ui/config"] {
+        let response = gateway
+            .router(None)
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'sha256-"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
