@@ -11,7 +11,10 @@ use crate::crd::{
 };
 use crate::error::{Collector, ValidationError, ValidationErrors};
 use crate::routing::RoutingConfig;
-use crate::wire::{MAX_EXCLUDE, MAX_HISTORY, MAX_ID_LEN, MAX_K, RecallRequest};
+use crate::wire::{
+    MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_KEYS, MAX_CONTEXT_VALUE_LEN, MAX_EXCLUDE, MAX_HISTORY,
+    MAX_ID_LEN, MAX_K, RecallRequest,
+};
 
 fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
     c: &mut Collector,
@@ -504,7 +507,8 @@ pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
     c.finish()
 }
 
-/// A request, before it is served. Returns the first problem with the field it concerns.
+/// A request, before it is served. Returns the first problem with the field it concerns. Every
+/// field is bounded, so no request costs more than these limits allow.
 pub fn recall_request(req: &RecallRequest) -> Result<(), ValidationError> {
     let bad = |field: &str, message: String| Err(ValidationError::new(field, message));
     if req.user_id.is_empty() || req.user_id.len() > MAX_ID_LEN {
@@ -516,35 +520,50 @@ pub fn recall_request(req: &RecallRequest) -> Result<(), ValidationError> {
         return bad("k", format!("must be between 1 and {MAX_K}, got {k}"));
     }
     if let Some(history) = &req.history {
-        if history.len() > MAX_HISTORY {
-            return bad(
-                "history",
-                format!("at most {MAX_HISTORY} items, got {}", history.len()),
-            );
-        }
-        if let Some(i) = history
-            .iter()
-            .position(|id| id.is_empty() || id.len() > MAX_ID_LEN)
-        {
-            return bad(
-                "history",
-                format!("item {i} must be 1 to {MAX_ID_LEN} bytes long"),
-            );
-        }
+        item_ids("history", history, MAX_HISTORY)?;
     }
-    if req.exclude.len() > MAX_EXCLUDE {
-        return bad(
-            "exclude",
-            format!("at most {MAX_EXCLUDE} items, got {}", req.exclude.len()),
-        );
-    }
-    if req.context.len() > 64 {
+    item_ids("exclude", &req.exclude, MAX_EXCLUDE)?;
+    if req.context.len() > MAX_CONTEXT_KEYS {
         return bad(
             "context",
-            format!("at most 64 keys, got {}", req.context.len()),
+            format!("at most {MAX_CONTEXT_KEYS} keys, got {}", req.context.len()),
         );
     }
+    for (key, value) in &req.context {
+        if key.is_empty() || key.len() > MAX_CONTEXT_KEY_LEN {
+            return bad(
+                "context",
+                format!("keys must be 1 to {MAX_CONTEXT_KEY_LEN} bytes long"),
+            );
+        }
+        if value.len() > MAX_CONTEXT_VALUE_LEN {
+            return bad(
+                &format!("context.{key}"),
+                format!("at most {MAX_CONTEXT_VALUE_LEN} bytes, got {}", value.len()),
+            );
+        }
+    }
     Ok(())
+}
+
+/// A list of item ids: at most `max` of them, each 1 to [`MAX_ID_LEN`] bytes.
+fn item_ids(field: &str, ids: &[String], max: usize) -> Result<(), ValidationError> {
+    if ids.len() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("at most {max} items, got {}", ids.len()),
+        ));
+    }
+    match ids
+        .iter()
+        .position(|id| id.is_empty() || id.len() > MAX_ID_LEN)
+    {
+        Some(i) => Err(ValidationError::new(
+            field,
+            format!("item {i} must be 1 to {MAX_ID_LEN} bytes long"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A bundle manifest (the file checksums are verified by the loader, which reads the files).

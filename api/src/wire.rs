@@ -2,6 +2,9 @@
 //! Worker and gateway accept the same request.
 
 pub mod compact;
+mod request;
+
+pub use request::parse_recall_request;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,12 @@ pub const MAX_EXCLUDE: usize = 10_000;
 pub const MAX_K: u32 = 10_000;
 /// Longest user or item id.
 pub const MAX_ID_LEN: usize = 256;
+/// Most keys a request `context` may have.
+pub const MAX_CONTEXT_KEYS: usize = 64;
+/// Longest `context` key.
+pub const MAX_CONTEXT_KEY_LEN: usize = 64;
+/// Longest `context` value: attributes such as a region or an age band, not documents.
+pub const MAX_CONTEXT_VALUE_LEN: usize = 256;
 
 /// `POST /v1/recall` body.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -133,9 +142,37 @@ pub struct GatewayResponse {
 pub enum ErrorCode {
     InvalidArgument,
     NotFound,
+    MethodNotAllowed,
+    /// The body is over the size limit (413).
+    PayloadTooLarge,
+    /// The body is not `application/json` (415).
+    UnsupportedMediaType,
+    /// The request head is over the size limit (431).
+    HeadersTooLarge,
+    /// No or wrong bearer token (401).
+    Unauthenticated,
+    /// Overloaded or a required dependency failed (503); retry after `Retry-After`.
     Unavailable,
     DeadlineExceeded,
     Internal,
+}
+
+impl ErrorCode {
+    /// The code of an HTTP error status, for answers no handler wrote (404, 405, 413, ...).
+    pub fn for_status(status: u16) -> Self {
+        match status {
+            401 => ErrorCode::Unauthenticated,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            408 | 504 => ErrorCode::DeadlineExceeded,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            431 => ErrorCode::HeadersTooLarge,
+            503 => ErrorCode::Unavailable,
+            400..=499 => ErrorCode::InvalidArgument,
+            _ => ErrorCode::Internal,
+        }
+    }
 }
 
 /// `{"error": {...}}`, the body of every non-2xx answer.

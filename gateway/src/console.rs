@@ -3,23 +3,107 @@
 //! build step, nothing fetched from the network; it reads `/stats`, `/ui/config` and
 //! `/v1/recall`.
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Json};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use crate::GatewayHandle;
 
 const PAGE: &str = include_str!("console/index.html");
 
-/// Routes `/ui` (the page) and `/ui/config` (the routing config now serving, as JSON).
+/// Routes `/ui` (the page) and `/ui/config` (the routing config now serving, as JSON), both
+/// with the security headers of [`secure`].
 pub fn router(handle: GatewayHandle) -> Router {
     Router::new()
         .route("/ui", get(|| async { Html(PAGE) }))
         .route("/ui/config", get(config))
         .with_state(handle)
+        .layer(axum::middleware::map_response(secure))
+}
+
+/// The page may run only its own inline script and style (pinned by hash), talk only to this
+/// gateway, and never be framed (clickjacking); browsers must not guess content types.
+static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self'; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        inline_hashes(PAGE, "script"),
+        inline_hashes(PAGE, "style"),
+    )
+});
+
+/// `'sha256-…'` of each inline `<tag>` block of `page`, as CSP source expressions.
+fn inline_hashes(page: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut sources = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(&close) else { break };
+        let digest = Sha256::digest(body[..end].as_bytes());
+        sources.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &body[end + close.len()..];
+    }
+    if sources.is_empty() {
+        "'none'".to_string()
+    } else {
+        sources.join(" ")
+    }
+}
+
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 async fn config(State(handle): State<GatewayHandle>) -> impl IntoResponse {
     Json(handle.config())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_inline_block_is_pinned_by_its_own_hash() {
+        let page = "<style>a{}</style><script>one()</script><p/><script>two()</script>";
+        let scripts = inline_hashes(page, "script");
+        assert_eq!(scripts.matches("'sha256-").count(), 2, "{scripts}");
+        assert_ne!(
+            inline_hashes("<script>one()</script>", "script"),
+            inline_hashes("<script>two()</script>", "script")
+        );
+        assert_eq!(inline_hashes("<p>no script</p>", "script"), "'none'");
+    }
+
+    #[test]
+    fn the_console_policy_allows_its_own_script_and_style_and_no_framing() {
+        assert_eq!(inline_hashes(PAGE, "script").matches("'sha256-").count(), 1);
+        assert_eq!(inline_hashes(PAGE, "style").matches("'sha256-").count(), 1);
+        assert!(CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
+        assert!(HeaderValue::from_str(&CONTENT_SECURITY_POLICY).is_ok());
+    }
 }

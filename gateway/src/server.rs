@@ -4,10 +4,11 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kan_api::wire::{ErrorBody, ErrorCode, RecallRequest};
+use kan_api::wire::{ErrorCode, RecallRequest};
+use kan_http::error_response as error;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tracing::Instrument;
@@ -23,11 +24,24 @@ struct AppState {
 }
 
 impl Gateway {
-    /// The HTTP routes; `/metrics` renders `metrics` (the process's Prometheus recorder) and
-    /// answers 404 without one.
+    /// The HTTP routes, admitting the default number of recall requests at once
+    /// ([`kan_http::default_max_in_flight`]); see [`Gateway::router_with_admission`].
     pub fn router(&self, metrics: Option<PrometheusHandle>) -> Router {
+        let admission = kan_http::Admission::new(kan_http::default_max_in_flight(), "gateway");
+        self.router_with_admission(metrics, admission)
+    }
+
+    /// The HTTP routes; `/metrics` renders `metrics` (the process's Prometheus recorder) and
+    /// answers 404 without one. `admission` bounds `POST /v1/recall` only: probes, `/metrics`,
+    /// `/stats` and the console are never shed. Every error answer, the router's own
+    /// 404/405/413 included, has the JSON error body.
+    pub fn router_with_admission(
+        &self,
+        metrics: Option<PrometheusHandle>,
+        admission: kan_http::Admission,
+    ) -> Router {
         Router::new()
-            .route("/v1/recall", post(recall))
+            .route("/v1/recall", post(recall).layer(admission))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(render_metrics))
@@ -37,6 +51,8 @@ impl Gateway {
                 metrics,
             })
             .merge(crate::console::router(self.handle()))
+            .fallback(kan_http::not_found)
+            .layer(axum::middleware::map_response(kan_http::json_errors))
     }
 }
 
@@ -56,48 +72,23 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
     )
 }
 
-/// Serves the router on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-fn error(
-    status: StatusCode,
-    code: ErrorCode,
-    message: impl Into<String>,
-    field: Option<&str>,
-) -> Response {
-    (status, Json(ErrorBody::new(code, message, field))).into_response()
-}
-
 async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let request: RecallRequest = match parse_request(&body) {
+    if let Err(refused) = kan_http::require_json(&headers) {
+        metrics::counter!(crate::metrics::REQUESTS, "outcome" => "invalid").increment(1);
+        return refused;
+    }
+    let request: RecallRequest = match kan_api::wire::parse_recall_request(&body) {
         Ok(r) => r,
-        Err((message, field)) => {
+        Err(e) => {
             metrics::counter!(crate::metrics::REQUESTS, "outcome" => "invalid").increment(1);
             return error(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidArgument,
-                message,
-                field.as_deref(),
+                e.message,
+                Some(&e.field),
             );
         }
     };
-    if let Err(e) = kan_api::validate::recall_request(&request) {
-        metrics::counter!(crate::metrics::REQUESTS, "outcome" => "invalid").increment(1);
-        return error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidArgument,
-            e.to_string(),
-            Some(&e.field),
-        );
-    }
     let parent = crate::trace::extract(&headers);
     let span = tracing::info_span!("recall", otel.kind = "server", user_id = %request.user_id);
     // Continue the caller's trace when a tracing layer is installed (a no-op otherwise).
@@ -109,12 +100,19 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
         .await
     {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e @ Error::RequiredQueueFailed { .. }) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            e.to_string(),
-            None,
-        ),
+        Err(e @ Error::RequiredQueueFailed { .. }) => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                e.to_string(),
+                None,
+            );
+            // The queue may be back in a moment (a restart, a blip): tell callers when to retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
@@ -122,28 +120,6 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
             None,
         ),
     }
-}
-
-/// Parses the body, naming the offending field where serde can tell.
-fn parse_request(body: &[u8]) -> Result<RecallRequest, (String, Option<String>)> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if path != "." {
-            Some(path)
-        } else {
-            backticked(&inner.to_string())
-        };
-        (format!("invalid request body: {inner}"), field)
-    })
-}
-
-/// The field named in serde's "unknown field `x`" / "missing field `x`" messages.
-fn backticked(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
 }
 
 #[derive(Serialize)]
@@ -204,25 +180,4 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
 
 async fn stats(State(app): State<AppState>) -> Response {
     Json(app.gateway.stats()).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wrongly_typed_field_is_named() {
-        let (message, field) =
-            parse_request(br#"{"user_id": "u", "k": "many"}"#).expect_err("bad k");
-        assert_eq!(field.as_deref(), Some("k"));
-        assert!(message.contains("invalid type"), "{message}");
-    }
-
-    #[test]
-    fn unknown_and_missing_fields_are_named() {
-        let (_, field) = parse_request(br#"{"user_id": "u", "kk": 3}"#).expect_err("unknown");
-        assert_eq!(field.as_deref(), Some("kk"));
-        let (_, field) = parse_request(br#"{"k": 3}"#).expect_err("missing");
-        assert_eq!(field.as_deref(), Some("user_id"));
-    }
 }

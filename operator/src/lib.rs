@@ -42,6 +42,8 @@ pub struct OperatorConfig {
     pub leader_election: Option<LeaderElection>,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     pub listen: SocketAddr,
+    /// Limits of that listener.
+    pub listener: kan_http::ListenerLimits,
     /// Name of this instance in events (the pod name).
     pub instance: Option<String>,
 }
@@ -60,6 +62,7 @@ pub async fn run(
     let server = tokio::spawn(server::serve(
         cfg.listen,
         server::router(health.clone(), metrics),
+        cfg.listener.clone(),
         shutdown.clone(),
     ));
     tracing::info!(listen = %cfg.listen, namespaces = ?cfg.namespaces, "kan operator starting");

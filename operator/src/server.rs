@@ -51,10 +51,11 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves `router` on `addr` until `shutdown` resolves.
+/// Serves `router` on `addr` under `limits` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
+    limits: kan_http::ListenerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::Serve {
@@ -62,8 +63,7 @@ pub async fn serve(
         message: e.to_string(),
     };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    kan_http::serve(listener, router, limits, shutdown)
         .await
         .map_err(err)
 }

@@ -74,6 +74,7 @@ fn check_object(doc: &Value) -> Result<&str, String> {
         "ClusterRoleBinding" => round_trips::<rbac::ClusterRoleBinding>(doc),
         "Role" => round_trips::<rbac::Role>(doc),
         "RoleBinding" => round_trips::<rbac::RoleBinding>(doc),
+        "NetworkPolicy" => round_trips::<k8s_openapi::api::networking::v1::NetworkPolicy>(doc),
         "CustomResourceDefinition" => round_trips::<
             k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
         >(doc),
@@ -158,6 +159,10 @@ fn helm_lint_and_template_render_objects_that_parse_into_their_types() {
             "otlpEndpoint=http://otel:4317",
             "--set",
             "replicaCount=2",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=observability",
         ],
         &[
             "--set",

@@ -11,7 +11,8 @@
 //! let app = worker.router(Some(handle)); // POST /v1/recall, /healthz, /readyz, /metrics
 //! worker.spawn_watchers(std::time::Duration::from_secs(10)); // bundle change / SIGHUP → reload
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = kan_http::ListenerLimits::named("worker");
+//! kan_http::serve(listener, app, limits, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -46,11 +47,22 @@ pub use error::{Error, Result};
 pub use worker::{Loaded, Readiness, Worker, WorkerOptions};
 
 impl Worker {
-    /// The HTTP API of this worker (see [`server::router`]).
+    /// The HTTP API of this worker (see [`server::router`]), admitting the default number of
+    /// recall requests at once ([`kan_http::default_max_in_flight`]).
     pub fn router(
         &self,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> axum::Router {
-        server::router(self.clone(), metrics)
+        let admission = kan_http::Admission::new(kan_http::default_max_in_flight(), "worker");
+        server::router(self.clone(), metrics, admission)
+    }
+
+    /// The HTTP API with `admission` bounding `POST /v1/recall`.
+    pub fn router_with_admission(
+        &self,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+        admission: kan_http::Admission,
+    ) -> axum::Router {
+        server::router(self.clone(), metrics, admission)
     }
 }

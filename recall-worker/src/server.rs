@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kan_api::wire::compact;
 use kan_api::wire::{ErrorBody, ErrorCode, WorkerResponse};
+use kan_http::Admission;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -24,14 +25,18 @@ struct AppState {
 }
 
 /// The router of one worker. `metrics` renders `/metrics` (the process's Prometheus recorder);
-/// without it `/metrics` answers 404.
-pub fn router(worker: Worker, metrics: Option<PrometheusHandle>) -> Router {
+/// without it `/metrics` answers 404. `admission` bounds `POST /v1/recall` only: probes and
+/// `/metrics` are never shed. Every error answer, the router's own 404/405/413 included, has the
+/// JSON error body.
+pub fn router(worker: Worker, metrics: Option<PrometheusHandle>, admission: Admission) -> Router {
     Router::new()
-        .route("/v1/recall", post(recall))
+        .route("/v1/recall", post(recall).layer(admission))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(AppState { worker, metrics })
+        .fallback(kan_http::not_found)
+        .layer(axum::middleware::map_response(kan_http::json_errors))
 }
 
 /// A router serving only `/metrics` (for `--metrics-listen`).
@@ -81,6 +86,9 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 }
 
 async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = kan_http::require_json(&headers) {
+        return refused;
+    }
     let started = Instant::now();
     let queue = state.worker.config().name;
     let span = tracing::info_span!("recall", queue = %queue, user_id = tracing::field::Empty, returned = tracing::field::Empty);
@@ -93,7 +101,11 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         .and_then(|v| v.to_str().ok())
         .is_some_and(compact::accepts);
     let outcome = async {
-        let request = crate::request::parse(&body)?;
+        let request =
+            kan_api::wire::parse_recall_request(&body).map_err(|e| Error::InvalidRequest {
+                field: e.field,
+                message: e.message,
+            })?;
         tracing::Span::current().record("user_id", request.user_id.as_str());
         state.worker.recall(&request).await
     }
@@ -155,10 +167,11 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (
+        None => kan_http::error_response(
             StatusCode::NOT_FOUND,
-            "metrics are not enabled in this process",
-        )
-            .into_response(),
+            ErrorCode::NotFound,
+            "no metrics recorder is installed in this process",
+            None,
+        ),
     }
 }

@@ -218,6 +218,7 @@ async fn a_caller_that_accepts_the_compact_layout_gets_the_same_answer_in_it() {
             .method("POST")
             .uri("/v1/recall")
             .header("accept", accept)
+            .header("content-type", "application/json")
             .body(axum::body::Body::from(r#"{"user_id":"u"}"#))
             .unwrap();
         let response = worker.router(None).oneshot(request).await.unwrap();
@@ -251,6 +252,7 @@ async fn a_caller_that_accepts_the_compact_layout_gets_the_same_answer_in_it() {
         .method("POST")
         .uri("/v1/recall")
         .header("accept", "application/vnd.kan.candidates")
+        .header("content-type", "application/json")
         .body(axum::body::Body::from(r#"{"user_id":"u","k":0}"#))
         .unwrap();
     let response = worker.router(None).oneshot(request).await.unwrap();
@@ -319,6 +321,7 @@ async fn call_raw(worker: &kan_worker::Worker, body: Vec<u8>) -> (StatusCode, Ve
     let request = axum::http::Request::builder()
         .method("POST")
         .uri("/v1/recall")
+        .header("content-type", "application/json")
         .body(axum::body::Body::from(body))
         .unwrap();
     let response = worker.router(None).oneshot(request).await.unwrap();

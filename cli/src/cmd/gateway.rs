@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use kan_gateway::Gateway;
 
+use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 use crate::telemetry::{self, LogFormat};
 
 /// Run the merging gateway (A/B assignment, fan-out, merge, filters) from a routing config.
@@ -20,13 +21,25 @@ pub struct Args {
     /// Also serve /metrics on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// File holding a bearer token that /v1/recall, /stats and /ui then require
+    /// (`Authorization: Bearer <token>`, 16 characters at least); /healthz, /readyz and /metrics
+    /// stay open for probes and scrapers.
+    #[arg(long, env = "KAN_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Do not watch the config file for changes.
     #[arg(long)]
     pub no_watch: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
+
+/// Paths served without the bearer token: probes and the Prometheus scrape.
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // Held until the end: flushes spans on drop.
@@ -55,17 +68,27 @@ async fn serve(
             .await
             .with_context(|| format!("binding --metrics-listen {addr}"))?;
         let router = kan_gateway::server::metrics_router(metrics.clone());
-        tokio::spawn(async move {
-            kan_gateway::server::serve(listener, router, crate::signal::shutdown()).await
-        });
+        let limits = args.listener.limits("gateway-metrics");
+        tokio::spawn(kan_http::serve(
+            listener,
+            router,
+            limits,
+            crate::signal::shutdown(),
+        ));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, config = %args.config.display(), hash = %gateway.handle().config_hash(), "gateway serving");
-    kan_gateway::server::serve(
+    let mut router =
+        gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    if let Some(path) = &args.auth_token_file {
+        router = router.layer(kan_http::BearerAuth::from_file(path, OPEN_PATHS)?);
+    }
+    kan_http::serve(
         listener,
-        gateway.router(Some(metrics)),
+        router,
+        args.listener.limits("gateway"),
         crate::signal::shutdown(),
     )
     .await

@@ -6,6 +6,7 @@ pub mod crd;
 pub mod eval;
 pub mod gateway;
 pub mod index;
+pub mod listen;
 pub mod operator;
 pub mod train;
 pub mod up;

@@ -25,6 +25,8 @@ pub struct Args {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub listener: crate::cmd::listen::ListenerArgs,
     /// Elect a leader on a Lease so only one replica writes (needed with more than one replica).
     #[arg(long, env = "KAN_LEADER_ELECT")]
     pub leader_elect: bool,
@@ -77,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             grace_s: 2.max(args.lease_duration_s / 3),
         }),
         listen: args.listen,
+        listener: args.listener.limits("operator"),
         instance: Some(identity),
     };
 

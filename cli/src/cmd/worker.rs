@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kan_worker::{Worker, WorkerOptions};
 
+use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 use crate::telemetry::{self, LogFormat};
 
 /// Run a recall worker: one strategy over one bundle, on `/v1/recall`.
@@ -37,6 +38,10 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -98,14 +103,25 @@ async fn serve(
             .await
             .with_context(|| format!("binding --metrics-listen {addr}"))?;
         let router = kan_worker::server::metrics_router(metrics.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let limits = args.listener.limits("worker-metrics");
+        tokio::spawn(kan_http::serve(
+            listener,
+            router,
+            limits,
+            crate::signal::shutdown(),
+        ));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, queue = %worker.config().name, ready = worker.current().is_some(), "worker serving");
-    axum::serve(listener, worker.router(Some(metrics)))
-        .with_graceful_shutdown(crate::signal::shutdown())
-        .await
-        .context("serving HTTP")
+    let router = worker.router_with_admission(Some(metrics), args.admission.admission("worker"));
+    kan_http::serve(
+        listener,
+        router,
+        args.listener.limits("worker"),
+        crate::signal::shutdown(),
+    )
+    .await
+    .context("serving HTTP")
 }

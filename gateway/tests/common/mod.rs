@@ -55,8 +55,10 @@ pub async fn serve_with_metrics(
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let router = gateway.router(metrics);
+    // The real listener, limits and all, as the binaries serve it.
+    let limits = kan_http::ListenerLimits::named("gateway");
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = kan_http::serve(listener, router, limits, std::future::pending()).await;
     });
     Served {
         gateway,

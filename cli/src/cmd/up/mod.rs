@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 use crate::telemetry::{self, LogFormat};
 
 /// Run the gateway and one worker per queue from a directory of Kan YAML files.
@@ -33,6 +34,12 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Limits of the gateway's and every queue's listener.
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    /// Admission control of the gateway and of each queue, each bounded on its own.
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

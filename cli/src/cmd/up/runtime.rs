@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::Args;
 use super::plan::{Plan, plan};
+use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 
 struct RunningWorker {
     config: WorkerConfig,
@@ -34,6 +35,8 @@ impl Drop for RunningWorker {
 
 struct Platform {
     options: WorkerOptions,
+    listener: ListenerArgs,
+    admission: AdmissionArgs,
     metrics: PrometheusHandle,
     workers: BTreeMap<String, RunningWorker>,
     gateway: Gateway,
@@ -55,6 +58,8 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let gateway = Gateway::new(initial).context("starting the gateway")?;
     let mut platform = Platform {
         options,
+        listener: args.listener.clone(),
+        admission: args.admission.clone(),
         metrics: metrics.clone(),
         workers: BTreeMap::new(),
         gateway: gateway.clone(),
@@ -66,15 +71,16 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the gateway to {}", args.listen))?;
-    let router = gateway.router(Some(metrics));
+    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
     let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = gateway_stopped.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(kan_http::serve(
+        listener,
+        router,
+        args.listener.limits("gateway"),
+        async {
+            let _ = gateway_stopped.await;
+        },
+    ));
     println!(
         "Kan is up: gateway http://{} (POST /v1/recall, /readyz, /metrics, /stats); {} queue(s); Ctrl-C stops",
         args.listen,
@@ -155,14 +161,15 @@ impl Platform {
             "http://{}",
             listener.local_addr().context("worker address")?
         );
-        let router = worker.router(Some(self.metrics.clone()));
+        let router = worker
+            .router_with_admission(Some(self.metrics.clone()), self.admission.admission(&name));
+        let limits = self.listener.limits(&name);
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let served = kan_http::serve(listener, router, limits, async {
+                let _ = stopped.await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(queue = %name, error = %e, "worker server stopped");
             }
