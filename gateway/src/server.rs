@@ -77,6 +77,7 @@ fn error(
 }
 
 async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let arrived = tokio::time::Instant::now(); // the deadline counts parsing and encoding
     let request: RecallRequest = match parse_request(&body) {
         Ok(r) => r,
         Err((message, field)) => {
@@ -104,7 +105,7 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let _ = span.set_parent(parent.clone());
     match app
         .gateway
-        .recall_json(&request, &parent)
+        .recall_json(&request, arrived, &parent)
         .instrument(span)
         .await
     {
