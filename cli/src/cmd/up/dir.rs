@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use kan_api::manifest::{KanObject, parse_manifests};
 
 /// What one file says now, given its last good version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum FileReading {
     /// Parsed and validated.
     Objects(Vec<KanObject>),
@@ -53,7 +53,7 @@ pub fn judge(text: &str, known: bool) -> FileReading {
 }
 
 /// The directory as `kan up` serves it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DirState {
     pub objects: Vec<KanObject>,
     /// Changes whenever what is served would change (not when a file is mid-write).
@@ -191,15 +191,28 @@ spec:
       items: [{itemId: a}]
 ";
 
+    /// `kind/name` of each object, to compare what is served.
+    fn names(objects: &[KanObject]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| format!("{}/{}", o.kind(), o.name()))
+            .collect()
+    }
+
     #[test]
     fn an_empty_or_half_written_file_is_not_changed_yet_when_a_good_version_is_known() {
-        assert_eq!(
-            judge("", true),
-            FileReading::NotChangedYet("the file is empty".into())
+        assert!(
+            matches!(judge("", true), FileReading::NotChangedYet(r) if r == "the file is empty")
         );
-        assert!(matches!(judge(&QUEUE[..60], true), FileReading::NotChangedYet(_)));
-        assert_eq!(judge("  \n", false), FileReading::Empty);
-        assert!(matches!(judge(&QUEUE[..60], false), FileReading::Invalid(_)));
+        assert!(matches!(
+            judge(&QUEUE[..60], true),
+            FileReading::NotChangedYet(_)
+        ));
+        assert!(matches!(judge("  \n", false), FileReading::Empty));
+        assert!(matches!(
+            judge(&QUEUE[..60], false),
+            FileReading::Invalid(_)
+        ));
         assert!(matches!(judge(QUEUE, false), FileReading::Objects(o) if o.len() == 1));
     }
 
@@ -214,15 +227,23 @@ spec:
 
         std::fs::write(&file, "").expect("truncate");
         let mid = reader.read(dir.path()).expect("read");
-        assert_eq!(mid.objects, first.objects, "not a deletion");
+        assert_eq!(names(&mid.objects), names(&first.objects), "not a deletion");
         assert_eq!(mid.fingerprint, first.fingerprint, "nothing to apply");
         assert_eq!(mid.waiting.len(), 1);
-        assert!(mid.waiting[0].contains("not changed yet"), "{:?}", mid.waiting);
+        assert!(
+            mid.waiting[0].contains("not changed yet"),
+            "{:?}",
+            mid.waiting
+        );
 
         std::fs::write(&file, &QUEUE[..60]).expect("half");
         let half = reader.read(dir.path()).expect("read");
-        assert_eq!(half.objects, first.objects);
-        assert!(half.waiting[0].contains("does not parse yet"), "{:?}", half.waiting);
+        assert_eq!(names(&half.objects), ["RecallQueue/editorial"]);
+        assert!(
+            half.waiting[0].contains("does not parse yet"),
+            "{:?}",
+            half.waiting
+        );
 
         std::fs::remove_file(&file).expect("delete");
         let gone = reader.read(dir.path()).expect("read");
@@ -253,16 +274,26 @@ spec:
         assert!(!message.contains("spec: spec:"), "{message}");
         std::fs::write(&file, "").expect("truncate");
         let after = reader.read(dir.path()).expect("read");
-        assert_eq!(after.objects, good.objects, "the good version is still known");
+        assert_eq!(
+            names(&after.objects),
+            names(&good.objects),
+            "the good version is still known"
+        );
     }
 
     #[test]
     fn trouble_is_reported_once_per_change_and_once_when_fixed() {
         let mut t = Trouble::default();
         assert_eq!(t.set(None), None);
-        assert_eq!(t.set(Some("x".into())), Some(TroubleChange::Now("x".into())));
+        assert_eq!(
+            t.set(Some("x".into())),
+            Some(TroubleChange::Now("x".into()))
+        );
         assert_eq!(t.set(Some("x".into())), None, "not every poll");
-        assert_eq!(t.set(Some("y".into())), Some(TroubleChange::Now("y".into())));
+        assert_eq!(
+            t.set(Some("y".into())),
+            Some(TroubleChange::Now("y".into()))
+        );
         assert_eq!(t.set(None), Some(TroubleChange::Fixed));
         assert_eq!(t.current(), None);
     }
