@@ -77,9 +77,17 @@ fn a_short_soak_reports_admitted_shed_goodput_and_recovery_as_json() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("stdout is the JSON report alone");
-    let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{key}: {report}"));
+    let n = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
     assert!(n("sent") > 0, "{report}");
-    assert_eq!(n("admitted") + n("shed") + n("errors"), n("sent"), "{report}");
+    assert_eq!(
+        n("admitted") + n("shed") + n("errors"),
+        n("sent"),
+        "{report}"
+    );
     assert!(n("answered_with_candidates") > 0, "{report}");
     for key in ["admitted_p99_ms", "capacity_rps", "recovery_ms"] {
         assert!(report[key].as_f64().is_some(), "{key}: {report}");

@@ -182,7 +182,11 @@ pub(crate) async fn spawn_fakes(config: &BenchConfig) -> std::io::Result<Vec<Fak
 }
 
 /// A routing config over `fakes` with the benchmark's merge policy.
-pub(crate) fn routing(config: &BenchConfig, fakes: &[FakeQueue], deadline_ms: i32) -> RoutingConfig {
+pub(crate) fn routing(
+    config: &BenchConfig,
+    fakes: &[FakeQueue],
+    deadline_ms: i32,
+) -> RoutingConfig {
     RoutingConfig {
         gateway: "bench".into(),
         endpoints: fakes
