@@ -626,15 +626,16 @@ pub fn object(object: &crate::manifest::KanObject) -> Result<(), ValidationError
     let mut errors = rust.err().map(|e| e.0).unwrap_or_default();
     if let Err(cel_errors) = cel {
         for e in cel_errors.as_slice() {
-            let message = if e.field_path.is_empty() {
-                e.message.clone()
+            // CEL's path is the error's field (not a prefix of its message: "spec: spec: …").
+            let field = if e.field_path.is_empty() {
+                "spec"
             } else {
-                format!("{}: {}", e.field_path, e.message)
+                e.field_path.as_str()
             };
             // The Rust rules already report most CEL rules with a field path; keep CEL's own
             // report only for rules the Rust side did not catch.
-            if !errors.iter().any(|e| message.contains(&e.message)) {
-                errors.push(ValidationError::new("spec", message));
+            if !errors.iter().any(|r| e.message.contains(&r.message)) {
+                errors.push(ValidationError::new(field, e.message.clone()));
             }
         }
     }

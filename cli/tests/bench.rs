@@ -1,5 +1,5 @@
-//! `kan bench gateway` through the binary: a short run prints its report as JSON on stdout, with
-//! and without the production telemetry installed.
+//! `kan bench gateway` and `kan bench soak` through the binary: a short run prints its report as
+//! JSON on stdout (the gateway benchmark with and without the production telemetry installed).
 
 use std::process::Command;
 
@@ -42,5 +42,54 @@ fn a_short_gateway_benchmark_reports_on_stdout_with_or_without_telemetry() {
         );
         assert_eq!(report["errors"], 0, "{extra:?}");
         assert_eq!(report["mean_returned"], 10.0, "{extra:?}");
+    }
+}
+
+#[test]
+fn a_short_soak_reports_admitted_shed_goodput_and_recovery_as_json() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kan"))
+        .args([
+            "bench",
+            "soak",
+            "--queues",
+            "3",
+            "--candidates",
+            "20",
+            "--k",
+            "10",
+            "--capacity-s",
+            "1",
+            "--concurrency",
+            "2",
+            "--overload",
+            "2",
+            "--duration-s",
+            "2",
+            "--max-client-in-flight",
+            "256",
+        ])
+        .output()
+        .expect("run kan");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is the JSON report alone");
+    let n = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert!(n("sent") > 0, "{report}");
+    assert_eq!(
+        n("admitted") + n("shed") + n("errors"),
+        n("sent"),
+        "{report}"
+    );
+    assert!(n("answered_with_candidates") > 0, "{report}");
+    for key in ["admitted_p99_ms", "capacity_rps", "recovery_ms"] {
+        assert!(report[key].as_f64().is_some(), "{key}: {report}");
     }
 }

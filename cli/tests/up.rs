@@ -55,6 +55,27 @@ fn recall(port: u16, user: &str) -> Option<serde_json::Value> {
         .flatten()
 }
 
+/// GETs `path`; returns the body when the gateway answered 200.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// The `config_error` of `/readyz`, if any.
+fn config_error(port: u16) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(&get(port, "/readyz")?).ok()?;
+    body["config_error"].as_str().map(str::to_string)
+}
+
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -127,6 +148,40 @@ fn kan_up_serves_a_directory_and_applies_edits_live() {
     std::thread::sleep(Duration::from_millis(500));
     let still = recall(port, "u1").expect("still serving");
     assert_eq!(still["candidates"].as_array().map(Vec::len), Some(2));
+    // ... and shown in /readyz and /stats until fixed, without "spec: spec:".
+    let refused = wait_for("the refused edit in /readyz", || config_error(port));
+    assert!(refused.contains("traffic"), "{refused}");
+    assert!(!refused.contains("spec: spec:"), "{refused}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&get(port, "/stats").expect("stats")).expect("json");
+    assert!(
+        stats["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("traffic")),
+        "{stats}"
+    );
+    std::fs::write(dir.path().join("experiment.yaml"), experiment(0)).expect("write");
+    wait_for("the fix to clear the error", || {
+        config_error(port).is_none().then_some(())
+    });
+
+    // A file caught mid-write (empty) is "not changed yet": the queue keeps serving, on the
+    // same worker, and the file is reported until it is whole again.
+    let before = get(port, "/ui/config").expect("config");
+    std::fs::write(dir.path().join("queue.yaml"), "").expect("truncate");
+    let waiting = wait_for("the empty file in /readyz", || config_error(port));
+    assert!(waiting.contains("not changed yet"), "{waiting}");
+    let still = recall(port, "u2").expect("still serving");
+    assert_eq!(still["candidates"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        get(port, "/ui/config").expect("config"),
+        before,
+        "not a deletion"
+    );
+    std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
+    wait_for("the whole file to clear the report", || {
+        config_error(port).is_none().then_some(())
+    });
 
     // Ctrl-C stops it cleanly.
     let pid = up.0.id().to_string();

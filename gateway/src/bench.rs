@@ -62,52 +62,10 @@ pub struct BenchReport {
 
 /// Runs the benchmark (inside a tokio runtime).
 pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
-    let mut fakes = Vec::with_capacity(config.queues);
-    for q in 0..config.queues {
-        // Queues overlap by half, as recall queues do, so dedupe has work to do.
-        let items = FakeQueue::items("i", q * config.candidates / 2, config.candidates);
-        let fake = FakeQueue::spawn(
-            &format!("q{q}"),
-            items,
-            Behaviour::after(config.queue_latency),
-        )
-        .await?;
-        fake.set_speaks_compact(config.compact_answers);
-        fakes.push(fake);
-    }
-    let routing = RoutingConfig {
-        gateway: "bench".into(),
-        endpoints: fakes
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (format!("q{i}"), f.url().to_string()))
-            .collect(),
-        queues: (0..config.queues)
-            .map(|i| QueueRoute::named(format!("q{i}")))
-            .collect(),
-        merge: MergeSpec {
-            policy: config.policy,
-            ..MergeSpec::default()
-        },
-        filters: Default::default(),
-        fallback: None,
-        deadline_ms: 1000,
-        circuit_breaker: None,
-        exposure_log: None,
-        experiments: Vec::new(),
-    };
-    let gateway = Gateway::new(routing).map_err(std::io::Error::other)?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let url = format!("http://{}/v1/recall", listener.local_addr()?);
-    let router = gateway.router(None);
+    let fakes = spawn_fakes(config).await?;
+    let routing = routing(config, &fakes, 1000);
     let gateway_cpu_ns = Arc::new(AtomicU64::new(0));
-    let runtime = gateway_runtime(config.gateway_threads, gateway_cpu_ns.clone())?;
-    runtime.spawn(async move {
-        if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-            let _ = axum::serve(listener, router).await;
-        }
-    });
+    let (url, runtime) = serve_gateway(routing, config.gateway_threads, gateway_cpu_ns.clone())?;
 
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -203,6 +161,74 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
             .filter(|&ms| ms > 0.0)
             .map(|ms| 1000.0 / ms),
     })
+}
+
+/// The fake queues: `q0…`, each with `candidates` items overlapping the next queue's by half.
+pub(crate) async fn spawn_fakes(config: &BenchConfig) -> std::io::Result<Vec<FakeQueue>> {
+    let mut fakes = Vec::with_capacity(config.queues);
+    for q in 0..config.queues {
+        // Queues overlap by half, as recall queues do, so dedupe has work to do.
+        let items = FakeQueue::items("i", q * config.candidates / 2, config.candidates);
+        let fake = FakeQueue::spawn(
+            &format!("q{q}"),
+            items,
+            Behaviour::after(config.queue_latency),
+        )
+        .await?;
+        fake.set_speaks_compact(config.compact_answers);
+        fakes.push(fake);
+    }
+    Ok(fakes)
+}
+
+/// A routing config over `fakes` with the benchmark's merge policy.
+pub(crate) fn routing(
+    config: &BenchConfig,
+    fakes: &[FakeQueue],
+    deadline_ms: i32,
+) -> RoutingConfig {
+    RoutingConfig {
+        gateway: "bench".into(),
+        endpoints: fakes
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("q{i}"), f.url().to_string()))
+            .collect(),
+        queues: (0..fakes.len())
+            .map(|i| QueueRoute::named(format!("q{i}")))
+            .collect(),
+        merge: MergeSpec {
+            policy: config.policy,
+            ..MergeSpec::default()
+        },
+        filters: Default::default(),
+        fallback: None,
+        deadline_ms,
+        circuit_breaker: None,
+        exposure_log: None,
+        experiments: Vec::new(),
+    }
+}
+
+/// Serves a gateway over `routing` on its own runtime of `threads` threads (whose CPU time
+/// adds up in `cpu_ns` as they stop); returns its `/v1/recall` URL and the runtime.
+pub(crate) fn serve_gateway(
+    routing: RoutingConfig,
+    threads: usize,
+    cpu_ns: Arc<AtomicU64>,
+) -> std::io::Result<(String, tokio::runtime::Runtime)> {
+    let gateway = Gateway::new(routing).map_err(std::io::Error::other)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}/v1/recall", listener.local_addr()?);
+    let router = gateway.router(None);
+    let runtime = gateway_runtime(threads, cpu_ns)?;
+    runtime.spawn(async move {
+        if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+            let _ = axum::serve(listener, router).await;
+        }
+    });
+    Ok((url, runtime))
 }
 
 /// A runtime for the gateway alone whose threads add their CPU time to `cpu_ns` as they stop.

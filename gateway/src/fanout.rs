@@ -1,13 +1,18 @@
 //! Fan-out: concurrent queue calls over pooled keep-alive HTTP connections, each under its own
 //! timeout and the request's deadline, with optional hedging and a circuit breaker. A call never
 //! fails the fan-out: whatever happens becomes the queue's [`QueueStatus`].
+//!
+//! The breaker only hears what the queue is to blame for ([`verdict`]): connect errors, 5xx
+//! and 429 answers, unreadable answers, and timeouts of calls that had a real budget. A call the
+//! request's deadline cannot cover is not sent at all, and the gateway's own delay never opens a
+//! queue's circuit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -28,6 +33,14 @@ const ACCEPTED_ANSWERS: &str = "application/vnd.kan.candidates, application/json
 
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A call whose remaining deadline budget is below this is not sent: no queue answers in less,
+/// so sending it would only cost the queue work and blame it for the gateway's delay.
+pub const MIN_CALL_BUDGET: Duration = Duration::from_millis(2);
+
+/// A timed-out call counts against the queue only when it had at least this share of its
+/// timeout; less means the gateway spent the rest of the deadline before calling.
+const BLAMED_BUDGET_SHARE: f64 = 0.5;
 
 /// One queue to call.
 #[derive(Debug, Clone, Copy)]
@@ -62,11 +75,10 @@ pub struct CallLimits<'a> {
     pub breaker: Option<(&'a Breakers, &'a CircuitBreakerSpec)>,
 }
 
-/// The request as a queue receives it: the caller's fields with the queue's own `k`.
+/// The request as a queue receives it, without `k` (spliced in per queue by [`with_k`]).
 #[derive(Serialize)]
 struct QueueRequest<'a> {
     user_id: &'a str,
-    k: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<&'a [String]>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -109,18 +121,24 @@ impl FanOut {
         limits: CallLimits<'_>,
         parent: &opentelemetry::Context,
     ) -> Vec<QueueOutcome> {
-        // Queues asked for the same k get the same body: encode it once.
+        // The caller's fields are encoded once; each distinct k gets them with `"k":N` in front,
+        // and queues asked for the same k share one body.
+        let fields = encode_fields(request);
         let mut bodies: Vec<(u32, Result<Bytes, String>)> = Vec::with_capacity(1);
         for call in calls {
             if !bodies.iter().any(|(k, _)| *k == call.k) {
-                bodies.push((call.k, encode_request(request, call.k)));
+                let body = fields
+                    .as_ref()
+                    .map(|f| with_k(f, call.k))
+                    .map_err(Clone::clone);
+                bodies.push((call.k, body));
             }
         }
         futures::future::join_all(calls.iter().map(|call| {
             let body = bodies
                 .iter()
                 .find(|(k, _)| *k == call.k)
-                .map_or_else(|| encode_request(request, call.k), |(_, b)| b.clone());
+                .map_or_else(|| Err("no body for this k".to_string()), |(_, b)| b.clone());
             self.call(call, body, limits, parent)
         }))
         .await
@@ -150,6 +168,21 @@ impl FanOut {
                 Some(detail.into()),
             ));
         };
+        // Before the breaker: a call not sent must not take the half-open probe.
+        let left = limits.deadline.saturating_duration_since(start);
+        if left < MIN_CALL_BUDGET {
+            metrics::counter!(crate::metrics::DEADLINE_SPENT, "queue" => name.to_string())
+                .increment(1);
+            let detail = format!(
+                "not called: the request's deadline had {} ms left",
+                left.as_millis()
+            );
+            return record(outcome(
+                QueueStatus::Skipped,
+                CandidateList::default(),
+                Some(detail),
+            ));
+        }
         if let Some((breakers, spec)) = limits.breaker
             && !breakers.allow(name, spec, std::time::Instant::now())
         {
@@ -205,25 +238,27 @@ impl FanOut {
         )
         .instrument(span.clone())
         .await;
+        let budget = until.saturating_duration_since(start);
+        let verdict = verdict(&result, budget, timeout);
         let result = match result {
             Ok(Ok(candidates)) => outcome(QueueStatus::Ok, candidates, None),
-            Ok(Err(detail)) => outcome(QueueStatus::Error, CandidateList::default(), Some(detail)),
-            Err(_) => {
-                let budget = until.saturating_duration_since(start).as_millis();
-                outcome(
-                    QueueStatus::Timeout,
-                    CandidateList::default(),
-                    Some(format!("no answer within {budget} ms")),
-                )
-            }
+            Ok(Err(e)) => outcome(QueueStatus::Error, CandidateList::default(), Some(e.detail)),
+            Err(_) => outcome(
+                QueueStatus::Timeout,
+                CandidateList::default(),
+                Some(format!("no answer within {} ms", budget.as_millis())),
+            ),
         };
         span.record("status", result.status.as_str());
-        if let Some((breakers, spec)) = limits.breaker {
+        if let Some((breakers, spec)) = limits.breaker
+            && verdict != Verdict::NotTheQueues
+        {
             breakers.record(
                 name,
                 spec,
-                result.status == QueueStatus::Ok,
+                verdict == Verdict::Healthy,
                 std::time::Instant::now(),
+                result.detail.as_deref(),
             );
         }
         record(result)
@@ -239,7 +274,7 @@ impl FanOut {
         hedge_after: Option<Duration>,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> Result<CandidateList, String> {
+    ) -> Result<CandidateList, CallError> {
         let mut first = Box::pin(self.once(url, body.clone(), span, parent));
         let Some(hedge_after) = hedge_after else {
             return first.await;
@@ -263,7 +298,7 @@ impl FanOut {
         body: Bytes,
         span: &tracing::Span,
         parent: &opentelemetry::Context,
-    ) -> Result<CandidateList, String> {
+    ) -> Result<CandidateList, CallError> {
         let mut request = axum::http::Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = url.clone();
@@ -275,7 +310,7 @@ impl FanOut {
             .client
             .request(request)
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| CallError::queue(error_chain(&e)))?;
         let status = response.status();
         let compact = response
             .headers()
@@ -286,29 +321,80 @@ impl FanOut {
             .into_body()
             .collect()
             .await
-            .map_err(|e| error_chain(&e))?
+            .map_err(|e| CallError::queue(error_chain(&e)))?
             .to_bytes();
         if !status.is_success() {
             let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => body.error.message,
                 Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
             };
-            return Err(format!("HTTP {status}: {message}"));
+            return Err(CallError {
+                detail: format!("HTTP {status}: {message}"),
+                queue_fault: status_is_queue_fault(status),
+            });
         }
         let list = if compact {
             CandidateList::decode_compact(&bytes)
         } else {
             CandidateList::decode(Vec::from(bytes))
         };
-        list.map_err(|e| format!("the queue's answer: {e}"))
+        list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
     }
 }
 
-/// The queue's request body: the caller's fields with the queue's own `k`.
-fn encode_request(request: &RecallRequest, k: u32) -> Result<Bytes, String> {
+/// Why a sent call failed, and whether that is the queue's fault (a 4xx other than 429 is the
+/// gateway's request being refused by a queue that is up).
+#[derive(Debug, Clone, PartialEq)]
+struct CallError {
+    detail: String,
+    queue_fault: bool,
+}
+
+impl CallError {
+    fn queue(detail: String) -> Self {
+        Self {
+            detail,
+            queue_fault: true,
+        }
+    }
+}
+
+/// A queue in trouble answers 5xx, or 429 when it sheds load.
+fn status_is_queue_fault(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// What a sent call's result says about the queue, for its circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Healthy,
+    Failed,
+    /// Says nothing about the queue's health: not recorded.
+    NotTheQueues,
+}
+
+/// Judges a call that went out with `budget` (its timeout, or less when the deadline cut it)
+/// against the queue's own `timeout`. `Err(_)` of the outer result is a timeout.
+fn verdict<E>(
+    result: &Result<Result<CandidateList, CallError>, E>,
+    budget: Duration,
+    timeout: Duration,
+) -> Verdict {
+    match result {
+        Ok(Ok(_)) => Verdict::Healthy,
+        Ok(Err(e)) if e.queue_fault => Verdict::Failed,
+        Ok(Err(_)) => Verdict::NotTheQueues,
+        Err(_) if budget.as_secs_f64() >= timeout.as_secs_f64() * BLAMED_BUDGET_SHARE => {
+            Verdict::Failed
+        }
+        Err(_) => Verdict::NotTheQueues,
+    }
+}
+
+/// The caller's fields as a JSON object, without `k`; encoded once per request.
+fn encode_fields(request: &RecallRequest) -> Result<Bytes, String> {
     let body = QueueRequest {
         user_id: &request.user_id,
-        k,
         history: request.history.as_deref(),
         exclude: &request.exclude,
         context: &request.context,
@@ -316,6 +402,16 @@ fn encode_request(request: &RecallRequest, k: u32) -> Result<Bytes, String> {
     serde_json::to_vec(&body)
         .map(Bytes::from)
         .map_err(|e| format!("cannot encode the request: {e}"))
+}
+
+/// `fields` (a JSON object, never empty: it always has `user_id`) with `"k":N` as its first
+/// member.
+fn with_k(fields: &[u8], k: u32) -> Bytes {
+    let prefix = format!("{{\"k\":{k},");
+    let mut body = Vec::with_capacity(prefix.len() + fields.len());
+    body.extend_from_slice(prefix.as_bytes());
+    body.extend_from_slice(fields.get(1..).unwrap_or_default());
+    Bytes::from(body)
 }
 
 /// `error: cause: cause`, since the client's own message rarely says what went wrong.
@@ -339,4 +435,69 @@ fn record(outcome: QueueOutcome) -> QueueOutcome {
             .record(outcome.took_ms / 1000.0);
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RecallRequest {
+        serde_json::from_str(
+            r#"{"user_id": "u\"1", "k": 7, "history": ["a"], "exclude": ["b"], "context": {"r": "SH"}}"#,
+        )
+        .expect("request")
+    }
+
+    #[test]
+    fn a_body_with_k_spliced_in_parses_to_the_callers_request_with_the_queues_k() {
+        let caller = request();
+        let fields = encode_fields(&caller).expect("encode");
+        for k in [1, 300] {
+            let body = with_k(&fields, k);
+            let sent: RecallRequest = serde_json::from_slice(&body).expect("valid JSON");
+            assert_eq!(
+                sent,
+                RecallRequest {
+                    k: Some(k),
+                    ..caller.clone()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_queue_is_blamed_for_5xx_429_unreadable_answers_and_timeouts_with_a_real_budget() {
+        let full = Duration::from_millis(200);
+        let err = |status: u16| -> Result<Result<CandidateList, CallError>, ()> {
+            let code = StatusCode::from_u16(status).expect("status");
+            Ok(Err(CallError {
+                detail: String::new(),
+                queue_fault: status_is_queue_fault(code),
+            }))
+        };
+        assert_eq!(verdict(&err(500), full, full), Verdict::Failed);
+        assert_eq!(verdict(&err(503), full, full), Verdict::Failed);
+        assert_eq!(verdict(&err(429), full, full), Verdict::Failed);
+        assert_eq!(verdict(&err(400), full, full), Verdict::NotTheQueues);
+        let unreadable: Result<_, ()> = Ok(Err(CallError::queue("bad".into())));
+        assert_eq!(verdict(&unreadable, full, full), Verdict::Failed);
+        let ok: Result<_, ()> = Ok(Ok(CandidateList::default()));
+        assert_eq!(verdict(&ok, full, full), Verdict::Healthy);
+    }
+
+    #[test]
+    fn a_timeout_is_the_queues_fault_only_when_the_call_had_most_of_its_timeout() {
+        let timeout = Duration::from_millis(200);
+        let timed_out: Result<Result<CandidateList, CallError>, ()> = Err(());
+        assert_eq!(verdict(&timed_out, timeout, timeout), Verdict::Failed);
+        assert_eq!(
+            verdict(&timed_out, Duration::from_millis(150), timeout),
+            Verdict::Failed
+        );
+        assert_eq!(
+            verdict(&timed_out, Duration::from_millis(20), timeout),
+            Verdict::NotTheQueues,
+            "the gateway spent 90% of the deadline before calling"
+        );
+    }
 }

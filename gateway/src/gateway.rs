@@ -28,6 +28,9 @@ struct Inner {
     stats: Stats,
     /// The last rejected config, cleared by the next accepted one.
     last_error: Mutex<Option<String>>,
+    /// A refused edit of the config's source (`kan up`'s directory), set and cleared by
+    /// whoever reads it; accepted routing updates leave it alone.
+    source_error: Mutex<Option<String>>,
 }
 
 /// A running gateway; cheap to clone (all clones share one config, pool and stats).
@@ -55,6 +58,7 @@ impl Gateway {
                 breakers: Breakers::default(),
                 stats: Stats::default(),
                 last_error: Mutex::new(None),
+                source_error: Mutex::new(None),
             }),
         })
     }
@@ -65,13 +69,16 @@ impl Gateway {
         }
     }
 
-    /// Serves one request (already validated). Fails only when a `required` queue failed.
+    /// Serves one request (already validated) that arrived at `arrived`: the deadline runs from
+    /// then, so time spent reading and parsing it counts. Fails only when a `required` queue
+    /// failed.
     pub async fn recall(
         &self,
         request: &RecallRequest,
+        arrived: Instant,
         parent: &opentelemetry::Context,
     ) -> Result<GatewayResponse> {
-        self.recall_with(request, parent, |view| Ok(view.to_response()))
+        self.recall_with(request, arrived, parent, |view| Ok(view.to_response()))
             .await
     }
 
@@ -80,9 +87,10 @@ impl Gateway {
     pub async fn recall_json(
         &self,
         request: &RecallRequest,
+        arrived: Instant,
         parent: &opentelemetry::Context,
     ) -> Result<Vec<u8>> {
-        self.recall_with(request, parent, |view| {
+        self.recall_with(request, arrived, parent, |view| {
             view.to_json().map_err(Error::EncodeResponse)
         })
         .await
@@ -93,10 +101,10 @@ impl Gateway {
     async fn recall_with<R>(
         &self,
         request: &RecallRequest,
+        start: Instant,
         parent: &opentelemetry::Context,
         finish: impl FnOnce(&ResponseView<'_, '_>) -> Result<R>,
     ) -> Result<R> {
-        let start = Instant::now();
         // In-flight requests keep the config they started with, whatever reloads happen.
         let state = self.inner.state.load_full();
         let config = &state.config;
@@ -302,8 +310,18 @@ impl GatewayHandle {
         self.inner.state.load().hash.clone()
     }
 
+    /// What `/readyz`, `/stats` and the console report: a refused edit of the source, else the
+    /// last rejected config.
     pub fn last_error(&self) -> Option<String> {
-        self.lock_error().clone()
+        let source = lock(&self.inner.source_error).clone();
+        source.or_else(|| self.lock_error().clone())
+    }
+
+    /// Sets (or with `None` clears) a refused edit of the config's source, shown by
+    /// [`GatewayHandle::last_error`] until cleared while the previous config keeps serving.
+    /// Logging is the caller's: it knows when the problem first appeared and when it went away.
+    pub fn set_source_error(&self, error: Option<String>) {
+        *lock(&self.inner.source_error) = error;
     }
 
     /// Live counters for console pages.
@@ -323,9 +341,10 @@ impl GatewayHandle {
     }
 
     fn lock_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.inner
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.last_error)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

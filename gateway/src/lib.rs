@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod reload;
 pub mod response;
 pub mod server;
+pub mod soak;
 pub mod stats;
 pub mod testing;
 pub mod trace;

@@ -12,6 +12,13 @@ pub const QUEUE_CALLS: &str = "kan_gateway_queue_calls_total";
 pub const QUEUE_SECONDS: &str = "kan_gateway_queue_duration_seconds";
 /// Hedged second requests sent, by queue.
 pub const HEDGES: &str = "kan_gateway_queue_hedges_total";
+/// Circuit state per queue: 0 closed, 1 half-open, 2 open.
+pub const CIRCUIT_STATE: &str = "kan_gateway_circuit_state";
+/// Circuit transitions, by queue and the state entered (`open`, `half-open`, `closed`).
+pub const CIRCUIT_TRANSITIONS: &str = "kan_gateway_circuit_transitions_total";
+/// Queue calls not sent because the request's deadline was already spent (the gateway's own
+/// delay, never counted against the queue), by queue.
+pub const DEADLINE_SPENT: &str = "kan_gateway_deadline_spent_total";
 /// Requests per experiment arm, by layer, experiment and arm.
 pub const ARM_REQUESTS: &str = "kan_gateway_arm_requests_total";
 /// Distinct candidates out of the merge, before filters.
@@ -27,7 +34,7 @@ pub const EXPOSURES_DROPPED: &str = "kan_gateway_exposures_dropped_total";
 
 /// Registers descriptions, so `/metrics` explains each series.
 pub fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(REQUESTS, "Gateway recall requests by outcome");
     describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "Gateway recall latency");
     describe_counter!(
@@ -37,6 +44,18 @@ pub fn describe() {
     describe_counter!(QUEUE_CALLS, "Queue calls by queue and status");
     describe_histogram!(QUEUE_SECONDS, Unit::Seconds, "Queue call latency");
     describe_counter!(HEDGES, "Hedged second requests sent to slow queues");
+    describe_gauge!(
+        CIRCUIT_STATE,
+        "Circuit breaker state per queue: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(
+        CIRCUIT_TRANSITIONS,
+        "Circuit breaker transitions by queue and state entered"
+    );
+    describe_counter!(
+        DEADLINE_SPENT,
+        "Queue calls not sent because the request deadline was already spent"
+    );
     describe_counter!(ARM_REQUESTS, "Requests per experiment arm");
     describe_histogram!(
         MERGE_SIZE,

@@ -5,15 +5,25 @@
 //! watch on the file itself go stale. Every event re-reads the file and reloads only when its
 //! content changed. A file that cannot be read, parsed or validated leaves the old config
 //! serving; the error is logged and shown by `/readyz` until a good version arrives.
+//!
+//! A write that is not atomic (truncate, then write) can be read half-done: an empty or
+//! unparseable file is re-read for [`SETTLE`] before it counts as the file's content, so a
+//! plain `cp` or editor save does not flash a `config_error`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::config::parse_config;
 use crate::error::{Error, Result};
 use crate::gateway::GatewayHandle;
+
+/// How long an unparseable version is re-read before it is reported.
+pub const SETTLE: Duration = Duration::from_millis(500);
+/// Pause between re-reads while settling.
+const SETTLE_STEP: Duration = Duration::from_millis(25);
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct ConfigWatcher {
@@ -45,18 +55,11 @@ pub fn watch(handle: GatewayHandle, path: &Path) -> Result<ConfigWatcher> {
 }
 
 fn reload_if_changed(handle: &GatewayHandle, file: &Path, last: &Mutex<Option<Vec<u8>>>) {
-    let Ok(bytes) = std::fs::read(file) else {
-        // Mid-swap or deleted: the next event will tell.
+    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((bytes, parsed)) = read_settled(file, last.as_deref()) else {
+        // Mid-swap, deleted or unchanged: the next event will tell.
         return;
     };
-    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-    if last.as_deref() == Some(bytes.as_slice()) {
-        return;
-    }
-    let parsed = parse_config(
-        &String::from_utf8_lossy(&bytes),
-        &file.display().to_string(),
-    );
     *last = Some(bytes);
     match parsed {
         // `update` logs, counts and records its own rejections.
@@ -64,5 +67,28 @@ fn reload_if_changed(handle: &GatewayHandle, file: &Path, last: &Mutex<Option<Ve
             let _ = handle.update(config);
         }
         Err(e) => handle.reject(&e),
+    }
+}
+
+/// Reads the file until it parses, changes back to `last`, or [`SETTLE`] has passed with it
+/// still unparseable; `None` when it cannot be read or equals `last`.
+fn read_settled(
+    file: &Path,
+    last: Option<&[u8]>,
+) -> Option<(Vec<u8>, Result<kan_api::routing::RoutingConfig>)> {
+    let started = Instant::now();
+    loop {
+        let bytes = std::fs::read(file).ok()?;
+        if last == Some(bytes.as_slice()) {
+            return None;
+        }
+        let parsed = parse_config(
+            &String::from_utf8_lossy(&bytes),
+            &file.display().to_string(),
+        );
+        if parsed.is_ok() || started.elapsed() >= SETTLE {
+            return Some((bytes, parsed));
+        }
+        std::thread::sleep(SETTLE_STEP);
     }
 }

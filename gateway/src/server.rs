@@ -73,6 +73,7 @@ pub fn metrics_router(metrics: PrometheusHandle) -> Router {
 }
 
 async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let arrived = tokio::time::Instant::now(); // the deadline counts parsing and encoding
     if let Err(refused) = kan_http::require_json(&headers) {
         metrics::counter!(crate::metrics::REQUESTS, "outcome" => "invalid").increment(1);
         return refused;
@@ -95,7 +96,7 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let _ = span.set_parent(parent.clone());
     match app
         .gateway
-        .recall_json(&request, &parent)
+        .recall_json(&request, arrived, &parent)
         .instrument(span)
         .await
     {

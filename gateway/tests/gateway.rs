@@ -283,6 +283,166 @@ async fn a_circuit_opens_after_repeated_failures_and_a_probe_closes_it() {
     assert_eq!(gw.gateway.stats().queues["flaky"].circuit, "closed");
 }
 
+/// A request that sat in the gateway for its whole deadline before the fan-out (what a burst of
+/// load or a huge body does), as `recall` sees it.
+fn overdue(by: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now()
+        .checked_sub(by)
+        .expect("an instant in the past")
+}
+
+fn recall_request(body: serde_json::Value) -> kan_api::wire::RecallRequest {
+    serde_json::from_value(body).expect("request")
+}
+
+#[tokio::test]
+async fn requests_whose_deadline_the_gateway_spent_before_calling_never_open_a_circuit() {
+    let main = FakeQueue::spawn("main", cands(&["m1", "m2"]), Behaviour::instant())
+        .await
+        .expect("main");
+    let fallback = FakeQueue::spawn("fallback", cands(&["f1"]), Behaviour::instant())
+        .await
+        .expect("fallback");
+    let mut c = config(&[("main", &main), ("fallback", &fallback)]);
+    c.queues.truncate(1);
+    c.fallback = Some("fallback".into());
+    c.deadline_ms = 200;
+    c.circuit_breaker = Some(CircuitBreakerSpec {
+        failure_threshold: 5,
+        open_ms: 60_000,
+    });
+    let gw = serve(c).await;
+
+    // Five requests whose deadline was spent before the calls (the blackout recipe).
+    let request = recall_request(json!({"user_id": "42", "k": 5}));
+    for _ in 0..5 {
+        let response = gw
+            .gateway
+            .recall(
+                &request,
+                overdue(Duration::from_millis(200)),
+                &opentelemetry::Context::new(),
+            )
+            .await
+            .expect("answered");
+        for q in &response.queues {
+            assert_eq!(q.status, kan_api::wire::QueueStatus::Skipped, "{q:?}");
+            let detail = q.detail.as_deref().unwrap_or_default();
+            assert!(
+                detail.contains("the request's deadline had 0 ms left"),
+                "{detail}"
+            );
+        }
+    }
+    assert_eq!(
+        (main.calls(), fallback.calls()),
+        (0, 0),
+        "nothing is sent without a budget"
+    );
+
+    // A normal request still gets candidates from both: no circuit opened.
+    let (status, body) = gw.recall(json!({"user_id": "42", "k": 20})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["m1", "m2", "f1"]);
+    let stats = gw.gateway.stats();
+    assert_eq!(stats.queues["main"].circuit, "closed");
+    assert_eq!(stats.queues["fallback"].circuit, "closed");
+}
+
+#[tokio::test]
+async fn a_timeout_counts_against_the_queue_only_when_the_call_had_a_real_budget() {
+    let slow = FakeQueue::spawn("slow", cands(&["s1"]), Behaviour::Hang)
+        .await
+        .expect("slow");
+    let mut c = config(&[("slow", &slow)]);
+    c.deadline_ms = 200;
+    c.circuit_breaker = Some(CircuitBreakerSpec {
+        failure_threshold: 1,
+        open_ms: 60_000,
+    });
+    let gw = serve(c).await;
+
+    // Sent with 20 of its 200 ms: the gateway, not the queue, spent the rest.
+    let request = recall_request(json!({"user_id": "u1"}));
+    let response = gw
+        .gateway
+        .recall(
+            &request,
+            overdue(Duration::from_millis(180)),
+            &opentelemetry::Context::new(),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(
+        response.queues[0].status,
+        kan_api::wire::QueueStatus::Timeout
+    );
+    assert_eq!(slow.calls(), 1);
+    assert_eq!(gw.gateway.stats().queues["slow"].circuit, "closed");
+
+    // Sent with its whole budget and still silent: the queue's fault, the circuit opens.
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(status_of(&body, "slow"), "timeout");
+    assert_eq!(gw.gateway.stats().queues["slow"].circuit, "open");
+}
+
+#[tokio::test]
+async fn a_queue_refusing_the_request_with_a_4xx_does_not_open_its_circuit() {
+    let picky = FakeQueue::spawn("picky", cands(&["p1"]), Behaviour::fail(400))
+        .await
+        .expect("picky");
+    let mut c = config(&[("picky", &picky)]);
+    c.circuit_breaker = Some(CircuitBreakerSpec {
+        failure_threshold: 1,
+        open_ms: 60_000,
+    });
+    let gw = serve(c).await;
+    for _ in 0..3 {
+        let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+        assert_eq!(status_of(&body, "picky"), "error");
+    }
+    assert_eq!(picky.calls(), 3, "never skipped");
+    assert_eq!(gw.gateway.stats().queues["picky"].circuit, "closed");
+}
+
+#[tokio::test]
+async fn hanging_queues_cannot_hold_a_request_much_past_its_deadline() {
+    let hang = FakeQueue::spawn("hang", cands(&["h1"]), Behaviour::Hang)
+        .await
+        .expect("hang");
+    let hedged = FakeQueue::spawn("hedged", cands(&["x1"]), Behaviour::Hang)
+        .await
+        .expect("hedged");
+    let fallback = FakeQueue::spawn("fallback", cands(&["f1"]), Behaviour::Hang)
+        .await
+        .expect("fallback");
+    let mut c = config(&[
+        ("hang", &hang),
+        ("hedged", &hedged),
+        ("fallback", &fallback),
+    ]);
+    c.queues.truncate(2);
+    c.queues[0].timeout_ms = Some(60_000);
+    c.queues[1].hedge_after_ms = Some(20);
+    c.fallback = Some("fallback".into());
+    c.deadline_ms = 100;
+    let gw = serve(c).await;
+
+    let started = std::time::Instant::now();
+    let (status, body) = gw.recall(json!({"user_id": "u1"})).await;
+    // A generous margin: this bounds a hang, it does not measure speed.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 200, "{body}");
+    for q in ["hang", "hedged", "fallback"] {
+        assert_eq!(status_of(&body, q), "timeout", "{q}");
+    }
+    assert_eq!(ids(&body), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn the_callers_trace_context_reaches_every_queue() {
     let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())

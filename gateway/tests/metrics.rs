@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::json;
 
 #[tokio::test]
-async fn metrics_count_queue_calls_arms_merge_size_and_degraded_responses() {
+async fn metrics_count_queue_calls_arms_merge_size_degraded_responses_and_circuit_states() {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .expect("recorder");
@@ -19,6 +19,10 @@ async fn metrics_count_queue_calls_arms_merge_size_and_degraded_responses() {
         .await
         .expect("broken");
     let mut c = config(&[("a", &a), ("broken", &broken)]);
+    c.circuit_breaker = Some(kan_api::crd::CircuitBreakerSpec {
+        failure_threshold: 1,
+        open_ms: 60_000,
+    });
     c.experiments.push(kan_api::routing::ExperimentRoute {
         name: "e".into(),
         layer: "recall".into(),
@@ -47,6 +51,9 @@ async fn metrics_count_queue_calls_arms_merge_size_and_degraded_responses() {
         r#"kan_gateway_requests_total{outcome="degraded"} 1"#,
         "kan_gateway_merge_size_count 1",
         "kan_gateway_queue_duration_seconds",
+        // The one failure opened the broken queue's circuit: a gauge and a transition.
+        r#"kan_gateway_circuit_state{queue="broken"} 2"#,
+        r#"kan_gateway_circuit_transitions_total{queue="broken",to="open"} 1"#,
     ] {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }

@@ -136,6 +136,60 @@ async fn the_watched_file_reloads_and_a_broken_version_keeps_the_old_config_and_
     assert_eq!(ids(&body)[0], "a0");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_in_two_steps_reloads_without_ever_reporting_a_config_error() {
+    let a = FakeQueue::spawn("a", cands("a"), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands("b"), Behaviour::instant())
+        .await
+        .expect("b");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routing.yaml");
+    let yaml = |queue: &str| {
+        format!(
+            "gateway: test-gw\nendpoints:\n  a: {}\n  b: {}\nqueues:\n  - name: {queue}\n",
+            a.url(),
+            b.url()
+        )
+    };
+    std::fs::write(&path, yaml("a")).expect("write");
+    let gw = serve(kan_gateway::load_config(&path).expect("load")).await;
+    let handle = gw.gateway.handle();
+    let _watcher = kan_gateway::watch(handle.clone(), &path).expect("watch");
+    let first_hash = handle.config_hash();
+
+    // A non-atomic write, like `cp` or `echo >`: truncate, half the text, a pause, the rest.
+    let full = yaml("b");
+    let (head, tail) = full.split_at(full.len() / 2);
+    let writer = {
+        let path = path.clone();
+        let (head, tail) = (head.to_string(), tail.to_string());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path).expect("truncate");
+            std::thread::sleep(Duration::from_millis(60));
+            f.write_all(head.as_bytes()).expect("head");
+            f.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(100));
+            f.write_all(tail.as_bytes()).expect("tail");
+        })
+    };
+    let mut seen_error = None;
+    for _ in 0..200 {
+        seen_error = seen_error.or(handle.last_error());
+        if handle.config_hash() != first_hash {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    writer.join().expect("writer");
+    assert_ne!(handle.config_hash(), first_hash, "the new version loaded");
+    assert_eq!(seen_error, None, "a half-written file is not an error");
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    assert_eq!(ids(&body)[0], "b0");
+}
+
 async fn wait_until(cond: impl Fn() -> bool) {
     for _ in 0..200 {
         if cond() {

@@ -1,4 +1,4 @@
-//! `kan bench worker|gateway|ann`: load generators. Each target lives in its own module.
+//! `kan bench worker|gateway|soak|ann`: load generators. Each target lives in its own module.
 
 /// Load-test a component and report latency percentiles.
 #[derive(clap::Args, Debug)]
@@ -13,6 +13,8 @@ pub enum Target {
     Worker(super::bench_worker::Args),
     /// Benchmark the gateway.
     Gateway(super::bench_gateway::Args),
+    /// Soak the gateway: N× its capacity open-loop, a queue killed and one slowed mid-run.
+    Soak(super::bench_soak::Args),
     /// Embedded HNSW vs exact scan on 1M-scale vectors; writes files a FAISS run can share.
     Ann(super::bench_ann::Args),
 }
@@ -21,6 +23,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.target {
         Target::Worker(args) => super::bench_worker::run(args),
         Target::Gateway(args) => super::bench_gateway::run(args),
+        Target::Soak(args) => super::bench_soak::run(args),
         Target::Ann(args) => super::bench_ann::run(args),
     }
 }

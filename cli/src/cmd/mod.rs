@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod bench_ann;
 pub mod bench_gateway;
+pub mod bench_soak;
 pub mod bench_worker;
 pub mod crd;
 pub mod eval;

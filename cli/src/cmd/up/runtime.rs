@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use kan_api::manifest::{KanObject, parse_manifests};
+use anyhow::Context;
 use kan_api::routing::RoutingConfig;
 use kan_api::worker_config::WorkerConfig;
 use kan_gateway::Gateway;
@@ -15,6 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
 
 use super::Args;
+use super::dir::{DirReader, DirState, Trouble, TroubleChange};
 use super::plan::{Plan, plan};
 use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 
@@ -46,7 +46,12 @@ struct Platform {
 }
 
 pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
-    let (objects, mut fingerprint) = read_dir(&args.dir)?;
+    let mut reader = DirReader::default();
+    let DirState {
+        objects,
+        mut fingerprint,
+        ..
+    } = reader.read(&args.dir)?;
     let first = plan(&objects, &args.dir)?;
     let options = WorkerOptions {
         bundle_cache: args.bundle_cache.clone(),
@@ -90,24 +95,34 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let stop = crate::signal::shutdown();
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(50)));
+    let mut trouble = Trouble::default();
+    // A refused plan of the directory now served (kept until the directory changes again).
+    let mut refused: Option<String> = None;
     loop {
         tokio::select! {
             () = &mut stop => break,
             _ = tick.tick() => {
-                match read_dir(&args.dir) {
-                    Ok((objects, print)) if print != fingerprint => {
-                        fingerprint = print;
-                        match plan(&objects, &args.dir) {
-                            Ok(next) => {
-                                tracing::info!(dir = %args.dir.display(), "directory changed; applying");
-                                platform.apply(next).await;
-                            }
-                            Err(e) => tracing::error!(error = %e, "directory change rejected; the running platform is unchanged"),
+                let now = match reader.read(&args.dir) {
+                    Ok(state) => {
+                        if state.fingerprint != fingerprint {
+                            fingerprint = state.fingerprint;
+                            refused = match plan(&state.objects, &args.dir) {
+                                Ok(next) => {
+                                    tracing::info!(dir = %args.dir.display(), "directory changed; applying");
+                                    platform.apply(next).await;
+                                    None
+                                }
+                                Err(e) => Some(format!("directory change refused: {e}")),
+                            };
+                        } else {
+                            platform.refresh_routing().await;
                         }
+                        let lines: Vec<String> = refused.iter().cloned().chain(state.waiting).collect();
+                        (!lines.is_empty()).then(|| lines.join("\n"))
                     }
-                    Ok(_) => platform.refresh_routing().await,
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "directory change rejected; the running platform is unchanged"),
-                }
+                    Err(e) => Some(format!("directory change refused: {e:#}")),
+                };
+                report(&mut trouble, now, &platform.gateway);
             }
         }
     }
@@ -116,6 +131,24 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let _ = server.await;
     platform.workers.clear();
     Ok(())
+}
+
+/// Shows the directory's trouble in `/readyz`, `/stats` and the console, and logs it once per
+/// change (plus a line when it is fixed) rather than every poll.
+fn report(trouble: &mut Trouble, now: Option<String>, gateway: &Gateway) {
+    let Some(change) = trouble.set(now) else {
+        return;
+    };
+    match change {
+        TroubleChange::Now(problem) => tracing::error!(
+            problem = %problem,
+            "the running platform keeps its previous state until this is fixed"
+        ),
+        TroubleChange::Fixed => tracing::info!("directory problem fixed; back to normal"),
+    }
+    gateway
+        .handle()
+        .set_source_error(trouble.current().map(str::to_string));
 }
 
 impl Platform {
@@ -215,49 +248,4 @@ impl Platform {
             }
         }
     }
-}
-
-/// Reads and validates every YAML file of `dir`; returns the objects and a fingerprint of the
-/// files' contents (to notice edits).
-fn read_dir(dir: &Path) -> anyhow::Result<(Vec<KanObject>, String)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    let mut objects = Vec::new();
-    let mut all_text = String::new();
-    let mut problems = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        match parse_manifests(&text) {
-            Ok(parsed) => {
-                for object in parsed {
-                    if let Err(e) = kan_api::validate::object(&object) {
-                        problems.push(format!(
-                            "{}: {} {}: {e}",
-                            file.display(),
-                            object.kind(),
-                            object.name()
-                        ));
-                    }
-                    objects.push(object);
-                }
-            }
-            Err(e) => problems.push(format!("{}: {e}", file.display())),
-        }
-        all_text.push_str(&file.display().to_string());
-        all_text.push('\0');
-        all_text.push_str(&text);
-    }
-    if !problems.is_empty() {
-        bail!(
-            "invalid objects in {}:\n  {}",
-            dir.display(),
-            problems.join("\n  ")
-        );
-    }
-    Ok((objects, kan_api::bundle::sha256_hex(all_text.as_bytes())))
 }
