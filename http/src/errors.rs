@@ -38,11 +38,8 @@ pub async fn json_errors(response: Response) -> Response {
         text
     };
     let code = ErrorCode::for_status(status.as_u16());
-    let body = match serde_json::to_vec(&ErrorBody::new(code, message, None)) {
-        Ok(body) => body,
-        // Serialising a code and a string cannot fail; an empty body is the safe answer anyway.
-        Err(_) => Vec::new(),
-    };
+    // Serialising a code and a string cannot fail; an empty body is the safe answer anyway.
+    let body = serde_json::to_vec(&ErrorBody::new(code, message, None)).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

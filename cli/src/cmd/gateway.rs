@@ -51,6 +51,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .block_on(serve(args, telemetry.metrics.clone()))
 }
 
+/// The gateway's routes as `kan gateway` serves them: admission control from the flags, and the
+/// bearer token on all but [`OPEN_PATHS`] when `--auth-token-file` is set.
+fn router(
+    args: &Args,
+    gateway: &Gateway,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<axum::Router> {
+    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    match &args.auth_token_file {
+        Some(path) => Ok(router.layer(kan_http::BearerAuth::from_file(path, OPEN_PATHS)?)),
+        None => Ok(router),
+    }
+}
+
 async fn serve(
     args: Args,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -58,6 +72,7 @@ async fn serve(
     let config = kan_gateway::load_config(&args.config)?;
     let gateway = Gateway::new(config)
         .with_context(|| format!("starting the gateway from {}", args.config.display()))?;
+    let router = router(&args, &gateway, metrics.clone())?;
     let _watcher = if args.no_watch {
         None
     } else {
@@ -80,11 +95,6 @@ async fn serve(
         .await
         .with_context(|| format!("binding --listen {}", args.listen))?;
     tracing::info!(listen = %args.listen, config = %args.config.display(), hash = %gateway.handle().config_hash(), "gateway serving");
-    let mut router =
-        gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
-    if let Some(path) = &args.auth_token_file {
-        router = router.layer(kan_http::BearerAuth::from_file(path, OPEN_PATHS)?);
-    }
     kan_http::serve(
         listener,
         router,
@@ -93,4 +103,88 @@ async fn serve(
     )
     .await
     .context("serving HTTP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use tower::ServiceExt;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn gateway() -> Gateway {
+        Gateway::new(kan_api::routing::RoutingConfig {
+            gateway: "gw".into(),
+            endpoints: Default::default(),
+            queues: Vec::new(),
+            merge: Default::default(),
+            filters: Default::default(),
+            fallback: None,
+            deadline_ms: 100,
+            circuit_breaker: None,
+            exposure_log: None,
+            experiments: Vec::new(),
+        })
+        .expect("gateway")
+    }
+
+    async fn status(router: &axum::Router, path: &str, token: Option<&str>) -> u16 {
+        let mut request = axum::http::Request::get(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(axum::body::Body::empty()).expect("request");
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible")
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn with_a_token_file_stats_and_ui_need_the_token_and_probes_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdef-token\n").expect("write");
+        let cli = Cli::try_parse_from(["kan", "--auth-token-file", path.to_str().expect("utf-8")])
+            .expect("flags");
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle();
+        let router = router(&cli.args, &gateway(), metrics).expect("router");
+        for path in ["/stats", "/ui", "/ui/config"] {
+            assert_eq!(status(&router, path, None).await, 401, "{path}");
+            assert_eq!(
+                status(&router, path, Some("wrong-token-0123456789")).await,
+                401
+            );
+            assert_eq!(
+                status(&router, path, Some("0123456789abcdef-token")).await,
+                200
+            );
+        }
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(status(&router, path, None).await, 200, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_token_file_nothing_asks_for_one_and_a_bad_file_is_an_error() {
+        let cli = Cli::try_parse_from(["kan"]).expect("flags");
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle();
+        let router = router(&cli.args, &gateway(), metrics.clone()).expect("router");
+        assert_eq!(status(&router, "/stats", None).await, 200);
+        let cli =
+            Cli::try_parse_from(["kan", "--auth-token-file", "/nonexistent/token"]).expect("flags");
+        assert!(super::router(&cli.args, &gateway(), metrics).is_err());
+    }
 }
