@@ -2,7 +2,6 @@
 //! applies directory edits and readiness changes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
