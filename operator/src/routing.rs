@@ -249,6 +249,89 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_arm_queue_slower_than_the_gateway_deadline_is_refused_naming_the_field_and_the_gateway() {
+        let mut e = experiment("slow", "recall", 0, 10, 1);
+        e.spec.arms[1].queues = Some(vec![kan_api::crd::QueueRoute {
+            timeout_ms: Some(150),
+            ..kan_api::crd::QueueRoute::named("gat")
+        }]);
+        let refusal =
+            experiment_refusal("feed", &gateway_spec(FEED), "slow", &e.spec).expect("refused");
+        assert!(
+            refusal.starts_with("RecallGateway 'feed' (deadlineMs 100) would refuse"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("spec.arms[1].queues[0].timeoutMs"),
+            "{refusal}"
+        );
+        let ok = experiment("fine", "recall", 0, 10, 1);
+        assert_eq!(
+            experiment_refusal("feed", &gateway_spec(FEED), "fine", &ok.spec),
+            None
+        );
+    }
+
+    #[test]
+    fn a_refused_experiment_keeps_its_previously_served_route_and_the_config_stays_valid() {
+        let good = experiment("exp", "recall", 0, 10, 1);
+        let allocations = allocate(&[&good]);
+        let queues = [
+            queue("dssm", true),
+            queue("itemcf", true),
+            queue("popular", true),
+        ];
+        let served = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&good, &allocations["exp"])],
+            None,
+        );
+        let mut edited = good.clone();
+        edited.spec.arms[0].merge = Some(kan_api::crd::MergeSpec {
+            policy: kan_api::crd::MergePolicy::Quota,
+            ..Default::default()
+        });
+        edited.spec.arms[0].queues = Some(vec![kan_api::crd::QueueRoute::named("dssm")]);
+        let r = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&edited, &allocations["exp"])],
+            Some(&served.config),
+        );
+        assert_eq!(r.config.experiments, served.config.experiments);
+        assert_eq!(r.refused.len(), 1);
+        assert!(
+            r.refused[0].reason.contains("spec.arms[0].queues[0].quota"),
+            "{:?}",
+            r.refused
+        );
+        assert_eq!(r.invalid, None);
+        // Without a previous routing, it is simply not routed.
+        let fresh = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&edited, &allocations["exp"])],
+            None,
+        );
+        assert!(fresh.config.experiments.is_empty());
+    }
+
+    #[test]
+    fn a_gateway_spec_the_gateway_would_refuse_is_flagged_invalid() {
+        let spec = gateway_spec("queues: [{name: dssm}]\nmerge: {policy: quota}\n");
+        let r = gateway_routing("feed", "recsys", &spec, &[queue("dssm", true)], &[], None);
+        let invalid = r.invalid.expect("invalid");
+        assert!(invalid.contains("queues[0].quota"), "{invalid}");
+    }
+
+    #[test]
     fn weight_edit_changes_the_routing_hash() {
         let queues = [
             queue("dssm", true),
