@@ -64,6 +64,19 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
             "autoscaling",
             "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
         );
+        let cpu_request = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .is_some_and(|requests| requests.contains_key("cpu"));
+        c.check(
+            cpu_request,
+            "resources.requests.cpu",
+            "autoscaling scales on CPU utilization, which needs a CPU request: set spec.resources.requests.cpu",
+        );
+    }
+    if let Some(t) = spec.startup_timeout_seconds {
+        in_range(&mut c, t, 60, 86400, "startupTimeoutSeconds");
     }
     let is_operational = matches!(spec.strategy, Strategy::Operational { .. });
     c.check(

@@ -45,7 +45,16 @@ fn queue_rules_run_in_cel() {
     );
     assert_rule(
         &queue(&format!(
-            "{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n"
+            "{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n  resources: {{requests: {{cpu: 500m}}}}\n"
+        )),
+        &queue(&format!(
+            "{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n  resources: {{requests: {{memory: 1Gi}}}}\n"
+        )),
+        "needs a CPU request",
+    );
+    assert_rule(
+        &queue(&format!(
+            "{base}  autoscaling: {{minReplicas: 1, maxReplicas: 3}}\n  resources: {{requests: {{cpu: 500m}}}}\n"
         )),
         &queue(&format!(
             "{base}  autoscaling: {{minReplicas: 4, maxReplicas: 3}}\n"
@@ -125,5 +134,14 @@ fn experiment_rules_run_in_cel() {
         &exp("  traffic: 40\n  bucketStart: 6000\n  arms: [{name: a, weight: 100}]\n"),
         &exp("  traffic: 50\n  bucketStart: 6000\n  arms: [{name: a, weight: 100}]\n"),
         "must not exceed 10000 buckets",
+    );
+    assert_rule(
+        &exp(
+            "  traffic: 10\n  arms: [{name: a, weight: 100, merge: {policy: quota}, queues: [{name: q, quota: 5}]}]\n",
+        ),
+        &exp(
+            "  traffic: 10\n  arms: [{name: a, weight: 100, merge: {policy: quota}, queues: [{name: q}]}]\n",
+        ),
+        "quota on every queue of the arm",
     );
 }

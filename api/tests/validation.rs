@@ -76,8 +76,16 @@ fn replicas_and_autoscaling_are_exclusive() {
         "either replicas or autoscaling",
     );
     accepted(&queue(&format!(
-        "{DSSM}  autoscaling: {{maxReplicas: 3}}\n"
+        "{DSSM}  autoscaling: {{maxReplicas: 3}}\n  resources: {{requests: {{cpu: 500m}}}}\n"
     )));
+}
+
+#[test]
+fn autoscaling_without_a_cpu_request_is_rejected() {
+    rejected(
+        &queue(&format!("{DSSM}  autoscaling: {{maxReplicas: 3}}\n")),
+        "needs a CPU request",
+    );
 }
 
 #[test]

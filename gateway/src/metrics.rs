@@ -29,6 +29,8 @@ pub const FILTERED: &str = "kan_gateway_filtered_total";
 pub const FALLBACK_FILLED: &str = "kan_gateway_fallback_filled_total";
 /// Config reloads by result (`ok`, `invalid`).
 pub const RELOADS: &str = "kan_gateway_config_reloads_total";
+/// 1 while the last routing config offered was refused (the previous one keeps serving), else 0.
+pub const CONFIG_REJECTED: &str = "kan_gateway_config_rejected";
 /// Exposure records dropped because the writer could not keep up.
 pub const EXPOSURES_DROPPED: &str = "kan_gateway_exposures_dropped_total";
 
@@ -64,6 +66,10 @@ pub fn describe() {
     describe_counter!(FILTERED, "Candidates removed by each filter");
     describe_counter!(FALLBACK_FILLED, "Candidates added by the fallback queue");
     describe_counter!(RELOADS, "Routing config reloads by result");
+    describe_gauge!(
+        CONFIG_REJECTED,
+        "1 while the last routing config offered was refused and the previous one keeps serving"
+    );
     describe_counter!(
         EXPOSURES_DROPPED,
         "Exposure records dropped because the log writer fell behind"

@@ -42,6 +42,7 @@ pub fn watch(handle: GatewayHandle, path: &Path) -> Result<ConfigWatcher> {
         _ => PathBuf::from("."),
     };
     let last = Mutex::new(std::fs::read(&file).ok());
+    publish_rejected(&handle);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok() {
             reload_if_changed(&handle, &file, &last);
@@ -68,6 +69,17 @@ fn reload_if_changed(handle: &GatewayHandle, file: &Path, last: &Mutex<Option<Ve
         }
         Err(e) => handle.reject(&e),
     }
+    publish_rejected(handle);
+}
+
+/// Sets the `kan_gateway_config_rejected` gauge from the handle's last error.
+fn publish_rejected(handle: &GatewayHandle) {
+    let rejected = if handle.last_error().is_some() {
+        1.0
+    } else {
+        0.0
+    };
+    metrics::gauge!(crate::metrics::CONFIG_REJECTED).set(rejected);
 }
 
 /// Reads the file until it parses, changes back to `last`, or [`SETTLE`] has passed with it

@@ -130,6 +130,8 @@ struct Readiness {
     config_hash: String,
     /// Queues referenced by the config and whether they have an endpoint.
     queues: Vec<QueueReadiness>,
+    /// True while the last config offered was refused; the previous one keeps serving.
+    config_rejected: bool,
     /// The last rejected config; the previous one keeps serving.
     #[serde(skip_serializing_if = "Option::is_none")]
     config_error: Option<String>,
@@ -152,13 +154,18 @@ async fn readyz(State(app): State<AppState>) -> Response {
             name,
         })
         .collect();
-    // A loaded config is enough to serve: missing queues degrade responses, they don't stop them.
+    // A loaded config is enough to serve: missing queues degrade responses, they don't stop
+    // them, and a refused newer config leaves the last good one serving (so still ready; the
+    // refusal is in the body and the `kan_gateway_config_rejected` gauge). A gateway never
+    // runs without a valid config: `kan gateway` exits when its first one is invalid.
+    let config_error = handle.last_error();
     Json(Readiness {
         ready: true,
         gateway: config.gateway.clone(),
         config_hash: handle.config_hash(),
         queues,
-        config_error: handle.last_error(),
+        config_rejected: config_error.is_some(),
+        config_error,
     })
     .into_response()
 }

@@ -2,16 +2,29 @@
 
 mod common;
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use common::{config, serve_with_metrics};
 use kan_gateway::testing::{Behaviour, FakeQueue};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
+
+/// The process-wide recorder, installed once for every test of this binary.
+fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("recorder")
+        })
+        .clone()
+}
 
 #[tokio::test]
 async fn metrics_count_queue_calls_arms_merge_size_degraded_responses_and_circuit_states() {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .expect("recorder");
+    let handle = recorder();
     let a = FakeQueue::spawn("a", FakeQueue::items("a", 0, 3), Behaviour::instant())
         .await
         .expect("a");
@@ -65,4 +78,57 @@ async fn metrics_count_queue_calls_arms_merge_size_degraded_responses_and_circui
         arm.contains(r#"arm="treatment""#) && arm.ends_with(" 1"),
         "{arm}"
     );
+}
+
+#[tokio::test]
+async fn a_refused_routing_file_sets_the_config_rejected_gauge_until_a_good_one_loads() {
+    let handle = recorder();
+    let a = FakeQueue::spawn("a", FakeQueue::items("a", 0, 3), Behaviour::instant())
+        .await
+        .expect("a");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routing.yaml");
+    let good = format!(
+        "gateway: gauge-gw\nendpoints:\n  a: {}\nqueues: [{{name: a}}]\n",
+        a.url()
+    );
+    std::fs::write(&path, &good).expect("write");
+    let gw = serve_with_metrics(
+        kan_gateway::load_config(&path).expect("load"),
+        Some(handle.clone()),
+    )
+    .await;
+    let _watcher = kan_gateway::watch(gw.gateway.handle(), &path).expect("watch");
+    let gauge = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("kan_gateway_config_rejected "))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        gauge(&handle.render()).as_deref(),
+        Some("kan_gateway_config_rejected 0")
+    );
+
+    // A queue timeout above the deadline: `kan gateway` refuses it, the old config serves.
+    std::fs::write(
+        &path,
+        "gateway: gauge-gw\ndeadlineMs: 80\nqueues: [{name: a, timeoutMs: 100}]\n",
+    )
+    .expect("write");
+    wait_for(|| gauge(&handle.render()).as_deref() == Some("kan_gateway_config_rejected 1")).await;
+    let (status, _) = gw.get("/readyz").await;
+    assert_eq!(status, 200, "the last good config keeps the gateway ready");
+
+    std::fs::write(&path, &good).expect("write");
+    wait_for(|| gauge(&handle.render()).as_deref() == Some("kan_gateway_config_rejected 0")).await;
+}
+
+async fn wait_for(cond: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached within 5 s");
 }

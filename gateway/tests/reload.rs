@@ -126,6 +126,8 @@ async fn the_watched_file_reloads_and_a_broken_version_keeps_the_old_config_and_
     let ready: serde_json::Value = serde_json::from_str(&ready).expect("json");
     let error = ready["config_error"].as_str().expect("config_error");
     assert!(error.contains("queues"), "{error}");
+    assert_eq!(ready["config_rejected"], true);
+    assert_eq!(ready["config_hash"], good_hash.as_str());
 
     std::fs::write(&path, "gateway: test-gw\nqueues: [{name: a}]\nbogus: 1\n").expect("write");
     wait_until(|| handle.last_error().is_some_and(|e| e.contains("bogus"))).await;
@@ -134,6 +136,11 @@ async fn the_watched_file_reloads_and_a_broken_version_keeps_the_old_config_and_
     wait_until(|| handle.last_error().is_none()).await;
     let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
     assert_eq!(ids(&body)[0], "a0");
+    let (status, ready) = gw.get("/readyz").await;
+    assert_eq!(status, 200);
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("json");
+    assert_eq!(ready["config_rejected"], false);
+    assert!(ready.get("config_error").is_none(), "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

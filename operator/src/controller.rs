@@ -7,7 +7,8 @@
 //!      ^  watches RecallExperiment (spec.gateway)
 //! RecallExperiment
 //!      ^  watches RecallExperiment (siblings on the same gateway: conflicts are mutual)
-//!      ^  watches RecallGateway (spec.gateway appears or disappears)
+//!      ^  watches RecallGateway (spec.gateway appears, disappears, or its pods turn ready)
+//!      ^  watches RecallQueue (an arm's queue turns ready or goes away)
 //! ```
 
 use std::fmt::Debug;
@@ -20,15 +21,17 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
-use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::api::{Api, ApiResource};
+use kube::runtime::controller::{Action, Controller, Error as ControllerError};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::decode;
 use crate::error::Error;
 use crate::names::{Component, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::reconcile::{self, Context, error_policy};
+use crate::server::Health;
 
 /// An `Api` over all namespaces, or over one.
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -52,15 +55,19 @@ fn children(component: Component) -> watcher::Config {
 
 /// Runs the three controllers over `namespace` (all namespaces when `None`) until `shutdown`
 /// resolves; in-flight reconciles finish first.
-pub async fn run<S>(ctx: Arc<Context>, namespace: Option<String>, shutdown: S)
+pub async fn run<S>(ctx: Arc<Context>, namespace: Option<String>, health: Arc<Health>, shutdown: S)
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
     let wc = watcher::Config::default().any_semantic();
+    // RecallQueues are watched as dynamic objects and decoded one by one: a queue with a
+    // strategy this version does not know is skipped, not a failure of every queue's watch.
+    let queue_resource = ApiResource::erase::<RecallQueue>(&());
+    let dynamic_queues = || decode::dynamic_api::<RecallQueue>(&client, ns);
 
-    let queues = Controller::new(api::<RecallQueue>(&client, ns), wc.clone())
+    let queues = Controller::new_with(dynamic_queues(), wc.clone(), queue_resource.clone())
         .owns(api::<ConfigMap>(&client, ns), children(Component::Worker))
         .owns(api::<Deployment>(&client, ns), children(Component::Worker))
         .owns(api::<Service>(&client, ns), children(Component::Worker))
@@ -74,7 +81,7 @@ where
         )
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            reconcile::queue::reconcile,
+            reconcile::queue::reconcile_dynamic,
             error_policy(reconcile::queue::KIND),
             ctx.clone(),
         );
@@ -85,17 +92,22 @@ where
         .owns(api::<ConfigMap>(&client, ns), children(Component::Gateway))
         .owns(api::<Deployment>(&client, ns), children(Component::Gateway))
         .owns(api::<Service>(&client, ns), children(Component::Gateway))
-        .watches(api::<RecallQueue>(&client, ns), wc.clone(), move |queue| {
-            // Gateways are few; any queue change re-renders every gateway of its namespace
-            // (arm queues of experiments count too, so matching on spec.queues is not enough).
-            let ns = queue.namespace();
-            gateway_store
-                .state()
-                .into_iter()
-                .filter(move |g| g.namespace() == ns)
-                .map(|g| ObjectRef::from_obj(g.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_with(
+            dynamic_queues(),
+            queue_resource.clone(),
+            wc.clone(),
+            move |queue| {
+                // Gateways are few; any queue change re-renders every gateway of its namespace
+                // (arm queues of experiments count too, so matching on spec.queues is not enough).
+                let ns = queue.namespace();
+                gateway_store
+                    .state()
+                    .into_iter()
+                    .filter(move |g| g.namespace() == ns)
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches(
             api::<RecallExperiment>(&client, ns),
             wc.clone(),
@@ -117,6 +129,7 @@ where
     let experiments = Controller::new(api::<RecallExperiment>(&client, ns), wc.clone());
     let experiment_store = experiments.store();
     let by_gateway = experiment_store.clone();
+    let by_queue = experiment_store.clone();
     let experiments = experiments
         .watches(
             api::<RecallExperiment>(&client, ns),
@@ -129,8 +142,20 @@ where
                 )
             },
         )
-        .watches(api::<RecallGateway>(&client, ns), wc, move |gateway| {
-            siblings(&by_gateway, gateway.namespace(), &gateway.name_any())
+        .watches(
+            api::<RecallGateway>(&client, ns),
+            wc.clone(),
+            move |gateway| siblings(&by_gateway, gateway.namespace(), &gateway.name_any()),
+        )
+        // An arm's queue turning (not) Ready changes whether the experiment is served.
+        .watches_with(dynamic_queues(), queue_resource, wc, move |queue| {
+            let ns = queue.namespace();
+            by_queue
+                .state()
+                .into_iter()
+                .filter(move |e| e.namespace() == ns)
+                .map(|e| ObjectRef::from_obj(e.as_ref()))
+                .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
         .run(
@@ -139,7 +164,11 @@ where
             ctx,
         );
 
-    futures::join!(drain(queues), drain(gateways), drain(experiments));
+    futures::join!(
+        drain(queues, &health),
+        drain(gateways, &health),
+        drain(experiments, &health)
+    );
 }
 
 fn siblings(
@@ -155,22 +184,37 @@ fn siblings(
         .collect()
 }
 
-/// Consumes a controller's result stream, logging what is not already counted.
-async fn drain<K, S, E>(stream: S)
+/// Consumes a controller's result stream, logging what is not already counted and keeping
+/// `health` informed of watches that keep failing.
+async fn drain<K, S, E>(stream: S, health: &Health)
 where
     K: Resource + Debug,
     K::DynamicType: Debug,
-    S: futures::Stream<
-            Item = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>,
-        >,
+    S: futures::Stream<Item = Result<(ObjectRef<K>, Action), ControllerError<Error, E>>>,
     E: std::error::Error + 'static,
 {
     stream
         .for_each(|result| async move {
             match result {
-                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                // Reconcile errors were counted and logged by error_policy.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Ok((object, _)) => {
+                    health.progressed();
+                    tracing::debug!(%object, "reconciled")
+                }
+                // Reconcile errors were counted and logged by error_policy; the watches work.
+                Err(ControllerError::ReconcilerFailed(..)) => health.progressed(),
+                // A trigger for an object deleted meanwhile (every experiment deletion makes
+                // one through the sibling watch): expected, nothing to do.
+                Err(ControllerError::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "object gone before its reconcile")
+                }
+                Err(ControllerError::QueueError(err)) => {
+                    let failures = health.watch_failed();
+                    metrics::counter!("kan_operator_watch_errors_total").increment(1);
+                    // The error names the request, never a response body.
+                    let message = err.to_string();
+                    let message: String = message.chars().take(300).collect();
+                    tracing::warn!(error = %message, failures, "controller watch error");
+                }
                 Err(err) => tracing::warn!(error = %err, "controller error"),
             }
         })

@@ -77,9 +77,12 @@ impl Election {
             task,
             lease,
         } = self;
+        let held = *leading.borrow();
         drop(leading); // closing the channel makes the task release the lock and return
         match task.await {
-            Ok(Ok(_)) => tracing::info!(%lease, "released the lease"),
+            Ok(Ok(_)) if held => tracing::info!(%lease, "released the lease"),
+            // A standby leaving, or a leader that already lost it: nothing was released.
+            Ok(Ok(_)) => tracing::info!(%lease, "left the election without holding the lease"),
             Ok(Err(err)) => tracing::warn!(%lease, error = %err, "releasing the lease failed"),
             Err(err) => tracing::warn!(%lease, error = %err, "lease task panicked"),
         }

@@ -6,12 +6,14 @@
 //!   status decisions, pure too;
 //! * [`reconcile`] — the thin I/O around them (server-side apply, status, events);
 //! * [`controller`] — which watches trigger which reconcile;
+//! * [`decode`] — objects this version cannot decode are skipped and reported, one by one;
 //! * [`leader`], [`server`] — leader election and the probe/metrics endpoints;
 //! * [`run`] — all of it in one process, as `kan operator` starts it.
 
 pub mod allocation;
 pub mod children;
 pub mod controller;
+pub mod decode;
 pub mod error;
 pub mod leader;
 pub mod names;
@@ -76,7 +78,7 @@ pub async fn run(
         None => {
             health.ready.store(true, Ordering::Release);
             health.leader.store(true, Ordering::Release);
-            run_controllers(ctx, &cfg.namespaces, shutdown.clone()).await;
+            run_controllers(ctx, &cfg.namespaces, &health, shutdown.clone()).await;
             Ok(())
         }
         Some(election_cfg) => {
@@ -105,7 +107,7 @@ async fn lead(
     ctx: Arc<reconcile::Context>,
     namespaces: &[String],
     cfg: &LeaderElection,
-    health: &server::Health,
+    health: &Arc<server::Health>,
     shutdown: Signal,
 ) -> Result<()> {
     let mut election = leader::Election::start(ctx.client.clone(), cfg).await?;
@@ -134,7 +136,7 @@ async fn lead(
         .boxed()
         .shared()
     };
-    let controllers = run_controllers(ctx, namespaces, stop);
+    let controllers = run_controllers(ctx, namespaces, health, stop);
     tokio::pin!(controllers);
     let outcome = tokio::select! {
         _ = &mut controllers => Ok(()),
@@ -148,13 +150,18 @@ async fn lead(
     outcome
 }
 
-async fn run_controllers(ctx: Arc<reconcile::Context>, namespaces: &[String], stop: Signal) {
+async fn run_controllers(
+    ctx: Arc<reconcile::Context>,
+    namespaces: &[String],
+    health: &Arc<server::Health>,
+    stop: Signal,
+) {
     if namespaces.is_empty() {
-        controller::run(ctx, None, stop).await;
+        controller::run(ctx, None, health.clone(), stop).await;
     } else {
         let all = namespaces
             .iter()
-            .map(|ns| controller::run(ctx.clone(), Some(ns.clone()), stop.clone()));
+            .map(|ns| controller::run(ctx.clone(), Some(ns.clone()), health.clone(), stop.clone()));
         futures::future::join_all(all).await;
     }
 }

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 
 /// The one server-side-apply field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "kan-operator";
+/// Field manager that holds a queue's replica count while its HPA takes over (see
+/// [`crate::children::deployment::replicas_to_hand_over`]).
+pub const REPLICAS_HANDOVER_MANAGER: &str = "kan-operator-handover";
 /// Port of the recall API, `/healthz` and `/readyz` in worker and gateway pods.
 pub const HTTP_PORT: i32 = 8080;
 /// Port of the second `/metrics` listener in worker and gateway pods.

@@ -1,9 +1,18 @@
 //! The routing config of a gateway: its spec, the endpoints of the queues that are Ready, and
 //! its live experiments. A queue that is missing or not Ready has no endpoint, so the gateway
 //! reports it `skipped` and never calls it.
+//!
+//! Everything rendered is checked with [`kan_api::validate::routing_config`], the function
+//! `kan gateway` accepts a config with, so the operator never writes a config a gateway refuses:
+//! an experiment the gateway would refuse keeps its previously served route (or none), and a
+//! config that is still invalid is not written at all.
 
-use kan_api::crd::{QueueReadiness, RecallExperiment, RecallGatewaySpec, RecallQueue, is_ready};
+use kan_api::crd::{
+    QueueReadiness, RecallExperiment, RecallExperimentSpec, RecallGatewaySpec, RecallQueue,
+    is_ready,
+};
 use kan_api::routing::{ExperimentRoute, RoutingConfig};
+use kan_api::validate;
 
 use crate::allocation::Allocation;
 use crate::names::service_url;
@@ -13,25 +22,108 @@ use crate::names::service_url;
 pub struct GatewayRouting {
     pub config: RoutingConfig,
     pub queues: Vec<QueueReadiness>,
+    /// Live experiments the gateway would refuse; each keeps its previously served route, if
+    /// any.
+    pub refused: Vec<Refused>,
+    /// Why the gateway would refuse `config` as a whole; such a config is never written.
+    pub invalid: Option<String>,
+}
+
+/// An experiment left out of (or kept at its old version in) the routing, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub experiment: String,
+    pub reason: String,
+}
+
+/// Why gateway `gateway` would refuse experiment `name` (its fields, with the gateway named),
+/// or `None` when it accepts it. Gateway and experiment reconcilers both call this, so the
+/// experiment's status and the routing agree.
+pub fn experiment_refusal(
+    gateway: &str,
+    gateway_spec: &RecallGatewaySpec,
+    name: &str,
+    experiment: &RecallExperimentSpec,
+) -> Option<String> {
+    let mut config = RoutingConfig::from_gateway_spec(gateway, gateway_spec);
+    config.experiments = vec![ExperimentRoute::from_spec(name, experiment)];
+    let errors = validate::routing_config(&config).err()?;
+    let own: Vec<String> = errors
+        .0
+        .iter()
+        .filter_map(|e| {
+            e.field
+                .strip_prefix("experiments[0].")
+                .map(|field| format!("spec.{field}: {}", e.message))
+        })
+        .collect();
+    (!own.is_empty()).then(|| {
+        format!(
+            "RecallGateway '{gateway}' (deadlineMs {}) would refuse this experiment: {}",
+            gateway_spec.deadline_ms,
+            own.join("; ")
+        )
+    })
+}
+
+/// Why queue `queue` cannot be routed (missing from `queues`, the RecallQueues of `namespace`,
+/// or not Ready), or `None` when it can.
+pub fn queue_problem(queue: &str, namespace: &str, queues: &[RecallQueue]) -> Option<String> {
+    let found = queues
+        .iter()
+        .find(|q| q.metadata.name.as_deref() == Some(queue));
+    match found {
+        None => Some(format!(
+            "RecallQueue '{queue}' not found in namespace '{namespace}'"
+        )),
+        Some(q)
+            if !is_ready(
+                q.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default(),
+            ) =>
+        {
+            Some(format!("RecallQueue '{queue}' is not Ready"))
+        }
+        Some(_) => None,
+    }
 }
 
 /// Renders the routing of gateway `name` in `namespace`. `queues` are the RecallQueues of the
-/// namespace; `experiments` those targeting this gateway, with their allocations.
+/// namespace; `experiments` those targeting this gateway, with their allocations; `previous`
+/// the routing the gateway serves now (from its ConfigMap), if any.
 pub fn gateway_routing(
     name: &str,
     namespace: &str,
     spec: &RecallGatewaySpec,
     queues: &[RecallQueue],
     experiments: &[(&RecallExperiment, &Allocation)],
+    previous: Option<&RoutingConfig>,
 ) -> GatewayRouting {
     let mut config = RoutingConfig::from_gateway_spec(name, spec);
-    let mut live: Vec<ExperimentRoute> = experiments
-        .iter()
-        .filter(|(_, allocation)| allocation.live)
-        .map(|(e, _)| {
-            ExperimentRoute::from_spec(e.metadata.name.as_deref().unwrap_or_default(), &e.spec)
-        })
-        .collect();
+    let mut refused = Vec::new();
+    let mut live: Vec<ExperimentRoute> = Vec::new();
+    for (e, _) in experiments.iter().filter(|(_, allocation)| allocation.live) {
+        let experiment = e.metadata.name.as_deref().unwrap_or_default();
+        match experiment_refusal(name, spec, experiment, &e.spec) {
+            None => live.push(ExperimentRoute::from_spec(experiment, &e.spec)),
+            Some(reason) => {
+                // The last version the gateway accepted keeps serving its users.
+                live.extend(
+                    previous
+                        .into_iter()
+                        .flat_map(|p| &p.experiments)
+                        .find(|route| route.name == experiment)
+                        .cloned(),
+                );
+                refused.push(Refused {
+                    experiment: experiment.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
     // Layers in a stable order; one experiment per user per layer.
     live.sort_by(|a, b| (&a.layer, &a.name).cmp(&(&b.layer, &b.name)));
     config.experiments = live;
@@ -40,18 +132,7 @@ pub fn gateway_routing(
         .referenced_queues()
         .into_iter()
         .map(|queue| {
-            let found = queues
-                .iter()
-                .find(|q| q.metadata.name.as_deref() == Some(queue.as_str()));
-            let reason = match found {
-                None => Some(format!(
-                    "RecallQueue '{queue}' not found in namespace '{namespace}'"
-                )),
-                Some(q) if !is_ready(&q.status.clone().unwrap_or_default().conditions) => {
-                    Some(format!("RecallQueue '{queue}' is not Ready"))
-                }
-                Some(_) => None,
-            };
+            let reason = queue_problem(&queue, namespace, queues);
             QueueReadiness {
                 name: queue,
                 ready: reason.is_none(),
@@ -64,9 +145,14 @@ pub fn gateway_routing(
             .endpoints
             .insert(q.name.clone(), service_url(&q.name, namespace));
     }
+    let invalid = validate::routing_config(&config)
+        .err()
+        .map(|errors| errors.to_string());
     GatewayRouting {
         config,
         queues: readiness,
+        refused,
+        invalid,
     }
 }
 
@@ -104,7 +190,7 @@ pub(crate) mod tests {
     #[test]
     fn only_ready_queues_get_endpoints() {
         let queues = [queue("dssm", true), queue("itemcf", false)];
-        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[]);
+        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[], None);
         assert_eq!(
             r.config.endpoints.into_iter().collect::<Vec<_>>(),
             [(
@@ -149,7 +235,7 @@ pub(crate) mod tests {
             queue("gat", true),
             queue("popular", true),
         ];
-        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &pairs);
+        let r = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &pairs, None);
         assert_eq!(r.config.experiments.len(), 1);
         assert_eq!(
             r.config.experiments[0],
@@ -163,16 +249,99 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_arm_queue_slower_than_the_gateway_deadline_is_refused_naming_the_field_and_the_gateway() {
+        let mut e = experiment("slow", "recall", 0, 10, 1);
+        e.spec.arms[1].queues = Some(vec![kan_api::crd::QueueRoute {
+            timeout_ms: Some(150),
+            ..kan_api::crd::QueueRoute::named("gat")
+        }]);
+        let refusal =
+            experiment_refusal("feed", &gateway_spec(FEED), "slow", &e.spec).expect("refused");
+        assert!(
+            refusal.starts_with("RecallGateway 'feed' (deadlineMs 100) would refuse"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("spec.arms[1].queues[0].timeoutMs"),
+            "{refusal}"
+        );
+        let ok = experiment("fine", "recall", 0, 10, 1);
+        assert_eq!(
+            experiment_refusal("feed", &gateway_spec(FEED), "fine", &ok.spec),
+            None
+        );
+    }
+
+    #[test]
+    fn a_refused_experiment_keeps_its_previously_served_route_and_the_config_stays_valid() {
+        let good = experiment("exp", "recall", 0, 10, 1);
+        let allocations = allocate(&[&good]);
+        let queues = [
+            queue("dssm", true),
+            queue("itemcf", true),
+            queue("popular", true),
+        ];
+        let served = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&good, &allocations["exp"])],
+            None,
+        );
+        let mut edited = good.clone();
+        edited.spec.arms[0].merge = Some(kan_api::crd::MergeSpec {
+            policy: kan_api::crd::MergePolicy::Quota,
+            ..Default::default()
+        });
+        edited.spec.arms[0].queues = Some(vec![kan_api::crd::QueueRoute::named("dssm")]);
+        let r = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&edited, &allocations["exp"])],
+            Some(&served.config),
+        );
+        assert_eq!(r.config.experiments, served.config.experiments);
+        assert_eq!(r.refused.len(), 1);
+        assert!(
+            r.refused[0].reason.contains("spec.arms[0].queues[0].quota"),
+            "{:?}",
+            r.refused
+        );
+        assert_eq!(r.invalid, None);
+        // Without a previous routing, it is simply not routed.
+        let fresh = gateway_routing(
+            "feed",
+            "recsys",
+            &gateway_spec(FEED),
+            &queues,
+            &[(&edited, &allocations["exp"])],
+            None,
+        );
+        assert!(fresh.config.experiments.is_empty());
+    }
+
+    #[test]
+    fn a_gateway_spec_the_gateway_would_refuse_is_flagged_invalid() {
+        let spec = gateway_spec("queues: [{name: dssm}]\nmerge: {policy: quota}\n");
+        let r = gateway_routing("feed", "recsys", &spec, &[queue("dssm", true)], &[], None);
+        let invalid = r.invalid.expect("invalid");
+        assert!(invalid.contains("queues[0].quota"), "{invalid}");
+    }
+
+    #[test]
     fn weight_edit_changes_the_routing_hash() {
         let queues = [
             queue("dssm", true),
             queue("itemcf", true),
             queue("popular", true),
         ];
-        let before = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[]);
+        let before = gateway_routing("feed", "recsys", &gateway_spec(FEED), &queues, &[], None);
         let edited =
             gateway_spec("queues: [{name: dssm}, {name: itemcf, weight: 3}]\nfallback: popular\n");
-        let after = gateway_routing("feed", "recsys", &edited, &queues, &[]);
+        let after = gateway_routing("feed", "recsys", &edited, &queues, &[], None);
         assert_ne!(before.config.content_hash(), after.config.content_hash());
         assert_eq!(after.config.queues[1].weight, 3.0);
     }

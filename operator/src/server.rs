@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +19,25 @@ pub struct Health {
     pub ready: AtomicBool,
     /// Holds the Lease and runs the controllers.
     pub leader: AtomicBool,
+    /// Watch errors since the controllers last made progress (a reconcile finished).
+    pub watch_failures: AtomicU32,
+}
+
+/// Consecutive watch errors after which the leader reports not ready: a watch that keeps
+/// failing (RBAC, a missing CRD) means nothing is reconciled. Watches retry with backoff, so
+/// this is minutes of failure, not a blip.
+pub const MAX_WATCH_FAILURES: u32 = 5;
+
+impl Health {
+    /// A controller made progress: its watches work.
+    pub fn progressed(&self) {
+        self.watch_failures.store(0, Ordering::Release);
+    }
+
+    /// A watch failed; returns the number of failures in a row.
+    pub fn watch_failed(&self) -> u32 {
+        self.watch_failures.fetch_add(1, Ordering::AcqRel) + 1
+    }
 }
 
 #[derive(Clone)]
@@ -46,6 +65,10 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
         s.health.leader.load(Ordering::Acquire),
     ) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        (true, true) if s.health.watch_failures.load(Ordering::Acquire) >= MAX_WATCH_FAILURES => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader, but its watches keep failing (see the operator's log)",
+        ),
         (true, true) => (StatusCode::OK, "leader"),
         (true, false) => (StatusCode::OK, "standby"),
     }
@@ -110,5 +133,24 @@ mod tests {
             (StatusCode::OK, "ok".into())
         );
         assert_eq!(get(app, "/metrics").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_leader_whose_watches_keep_failing_is_not_ready_until_a_reconcile_succeeds() {
+        let handle = PrometheusBuilder::new().build_recorder().handle();
+        let health = Arc::new(Health::default());
+        health.ready.store(true, Ordering::Release);
+        health.leader.store(true, Ordering::Release);
+        let app = router(health.clone(), handle);
+        for _ in 1..MAX_WATCH_FAILURES {
+            health.watch_failed();
+        }
+        assert_eq!(get(app.clone(), "/readyz").await.0, StatusCode::OK);
+        assert_eq!(health.watch_failed(), MAX_WATCH_FAILURES);
+        let (status, body) = get(app.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("watches keep failing"), "{body}");
+        health.progressed();
+        assert_eq!(get(app, "/readyz").await.0, StatusCode::OK);
     }
 }

@@ -27,6 +27,7 @@ use crate::assignment::BUCKETS;
 )]
 #[x_kube(validation = Rule::new("self.arms.map(a, a.weight).sum() == 100").message("arm weights must sum to 100"))]
 #[x_kube(validation = Rule::new("self.bucketStart + self.traffic * 100 <= 10000").message("bucketStart + traffic * 100 must not exceed 10000 buckets: lower traffic or bucketStart"))]
+#[x_kube(validation = Rule::new("self.arms.all(a, !has(a.merge) || a.merge.policy != 'quota' || !has(a.queues) || a.queues.all(q, has(q.quota)))").message("an arm with merge policy quota needs a quota on every queue of the arm"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecallExperimentSpec {
     /// Name of the RecallGateway this experiment splits traffic on.

@@ -32,6 +32,7 @@ pub const DEFAULT_QUEUE_TIMEOUT_MS: i32 = 50;
 )]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set either replicas or autoscaling, not both"))]
 #[x_kube(validation = Rule::new("self.strategy.type == 'operational' || has(self.bundle)").message("every strategy except operational serves a bundle: set spec.bundle.uri"))]
+#[x_kube(validation = Rule::new("!has(self.autoscaling) || (has(self.resources) && has(self.resources.requests) && 'cpu' in self.resources.requests)").message("autoscaling scales on CPU utilization, which needs a CPU request: set spec.resources.requests.cpu"))]
 #[x_kube(validation = Rule::new("self.candidates <= self.maxCandidates").message("candidates (the default k) must not exceed maxCandidates"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecallQueueSpec {
@@ -72,7 +73,16 @@ pub struct RecallQueueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub image: Option<String>,
+    /// Longest a worker may take to load its first bundle (download, index build) before
+    /// Kubernetes restarts it, in seconds; 1800 when unset. Liveness checks start after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub startup_timeout_seconds: Option<i32>,
 }
+
+/// Default of [`RecallQueueSpec::startup_timeout_seconds`]: a first load of a large bundle with
+/// an HNSW build over a million items takes minutes; half an hour leaves a wide margin.
+pub const DEFAULT_STARTUP_TIMEOUT_SECONDS: i32 = 1800;
 
 fn default_candidates() -> i32 {
     DEFAULT_CANDIDATES

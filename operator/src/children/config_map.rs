@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::child_meta;
 use crate::error::{Error, Result};
 use crate::names::{
-    Component, Parent, ROUTING_CONFIG_KEY, WORKER_CONFIG_KEY, routing_config_map_name,
+    Component, Parent, ROUTING_CONFIG_KEY, WORKER_CONFIG_KEY, routing_config_map_name, short_hash,
     worker_config_map_name,
 };
 
@@ -26,9 +26,29 @@ pub fn render_worker_config(queue: &str, spec: &RecallQueueSpec) -> Result<Strin
     )
 }
 
+/// The hash that rolls a queue's workers (the pod template's config-hash annotation): its
+/// worker config without the fields that only scale it (`replicas`, `autoscaling`), so a
+/// scaling edit patches the replica count or the HPA and never restarts a pod.
+pub fn worker_config_hash(queue: &str, spec: &RecallQueueSpec) -> Result<String> {
+    let restart_relevant = RecallQueueSpec {
+        replicas: None,
+        autoscaling: None,
+        ..spec.clone()
+    };
+    let rendered = render_worker_config(queue, &restart_relevant)?;
+    Ok(short_hash(rendered.as_bytes()))
+}
+
 /// The routing document of a gateway, as `kan gateway --config` reads it.
 pub fn render_routing_config(routing: &RoutingConfig) -> Result<String> {
     to_yaml(ROUTING_CONFIG_KEY, routing)
+}
+
+/// The routing a routing ConfigMap holds, parsed as `kan gateway` parses it; `None` when it
+/// holds none or one that does not parse.
+pub fn served_routing(cm: &ConfigMap) -> Option<RoutingConfig> {
+    let text = cm.data.as_ref()?.get(ROUTING_CONFIG_KEY)?;
+    serde_saphyr::from_str(text).ok()
 }
 
 /// ConfigMap `<queue>-worker` holding the rendered worker config. The Secret holding a
@@ -109,6 +129,33 @@ mod tests {
         assert!(rendered.contains("apiKeySecret"));
         assert!(rendered.contains("name: qdrant"));
         assert!(!rendered.to_lowercase().contains("qdrant_api_key"));
+    }
+
+    #[test]
+    fn scaling_fields_do_not_change_the_worker_config_hash_but_the_bundle_does() {
+        let spec = queue_spec(DSSM);
+        let hash = worker_config_hash("dssm-main", &spec).expect("hash");
+        let mut scaled = spec.clone();
+        scaled.autoscaling = None;
+        scaled.replicas = Some(7);
+        assert_eq!(
+            worker_config_hash("dssm-main", &scaled).expect("hash"),
+            hash
+        );
+        let mut autoscaled = spec.clone();
+        if let Some(a) = autoscaled.autoscaling.as_mut() {
+            a.max_replicas += 4;
+        }
+        assert_eq!(
+            worker_config_hash("dssm-main", &autoscaled).expect("hash"),
+            hash
+        );
+        let mut rebundled = spec;
+        rebundled.bundle.as_mut().expect("bundle").uri = "s3://bundles/dssm/v2".into();
+        assert_ne!(
+            worker_config_hash("dssm-main", &rebundled).expect("hash"),
+            hash
+        );
     }
 
     #[test]

@@ -8,13 +8,16 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kan_api::crd::{IndexType, RecallGatewaySpec, RecallQueueSpec};
+use kan_api::crd::{
+    DEFAULT_STARTUP_TIMEOUT_SECONDS, IndexType, RecallGatewaySpec, RecallQueueSpec,
+};
 
 use super::{BuildConfig, child_meta, string_map};
 use crate::names::{
-    BUNDLE_CACHE_DIR, CONFIG_DIR, CONFIG_HASH_ANNOTATION, Component, HTTP_PORT, METRICS_PORT,
-    Parent, QDRANT_API_KEY_ENV, ROUTING_CONFIG_KEY, WORKER_CONFIG_KEY, gateway_workload_name,
-    labels, routing_config_map_name, selector_labels, worker_config_map_name,
+    BUNDLE_CACHE_DIR, CONFIG_DIR, CONFIG_HASH_ANNOTATION, Component, FIELD_MANAGER, HTTP_PORT,
+    METRICS_PORT, Parent, QDRANT_API_KEY_ENV, ROUTING_CONFIG_KEY, WORKER_CONFIG_KEY,
+    gateway_workload_name, labels, routing_config_map_name, selector_labels,
+    worker_config_map_name,
 };
 
 /// UID/GID of the `nonroot` user of distroless-style images.
@@ -68,6 +71,7 @@ pub fn worker_deployment(
         env,
         config_map: worker_config_map_name(&parent.name),
         config_hash: Some(config_hash.to_string()),
+        startup_probe: Some(worker_startup_probe(spec)),
         resources: spec.resources.clone(),
         writable_dirs: vec![
             ("bundle-cache", BUNDLE_CACHE_DIR.to_string()),
@@ -118,6 +122,7 @@ pub fn gateway_deployment(
         env: otlp_env(cfg, &parent.name),
         config_map: routing_config_map_name(&parent.name),
         config_hash: None,
+        startup_probe: None,
         resources: spec.resources.clone(),
         writable_dirs,
     };
@@ -128,6 +133,42 @@ pub fn gateway_deployment(
         pod,
         cfg,
     )
+}
+
+/// The replica count to hand over when `spec` uses autoscaling but the operator's own apply
+/// still owns `spec.replicas` of `live` (the queue just switched from `replicas`): dropping the
+/// field from the next apply would make the API server remove it, and the Deployment would fall
+/// to its default of 1 pod until the HPA acts. `None` when there is nothing to hand over.
+pub fn replicas_to_hand_over(live: &Deployment, spec: &RecallQueueSpec) -> Option<i32> {
+    spec.autoscaling.as_ref()?;
+    let owns_replicas = live.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry.subresource.as_deref().unwrap_or_default().is_empty()
+            && entry
+                .fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:spec"))
+                .and_then(|s| s.get("f:replicas"))
+                .is_some()
+    });
+    owns_replicas.then(|| live.spec.replicas.unwrap_or(1))
+}
+
+/// Period of the worker startup probe, in seconds.
+const STARTUP_PROBE_PERIOD_S: i32 = 10;
+
+/// A worker binds its port only once its first bundle is loaded, which can take many minutes
+/// (download, HNSW build). The startup probe holds liveness off for the spec's budget
+/// (`startupTimeoutSeconds`, 30 min by default), so a slow first load is never killed in a loop.
+fn worker_startup_probe(spec: &RecallQueueSpec) -> Probe {
+    let budget = spec
+        .startup_timeout_seconds
+        .unwrap_or(DEFAULT_STARTUP_TIMEOUT_SECONDS)
+        .max(STARTUP_PROBE_PERIOD_S);
+    // Rounded up: the pod gets at least the whole budget.
+    let failures = (budget + STARTUP_PROBE_PERIOD_S - 1) / STARTUP_PROBE_PERIOD_S;
+    http_probe("/healthz", STARTUP_PROBE_PERIOD_S, failures)
 }
 
 fn listen_args() -> [String; 4] {
@@ -165,6 +206,7 @@ struct PodParts {
     env: Vec<EnvVar>,
     config_map: String,
     config_hash: Option<String>,
+    startup_probe: Option<Probe>,
     resources: Option<ResourceRequirements>,
     /// (volume name, mount path) of emptyDirs: the root filesystem is read-only.
     writable_dirs: Vec<(&'static str, String)>,
@@ -218,6 +260,7 @@ fn deployment(
         ]),
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        startup_probe: pod.startup_probe,
         resources: pod.resources,
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -451,6 +494,7 @@ mod tests {
         };
         assert_eq!(probe_path(&c.readiness_probe).as_deref(), Some("/readyz"));
         assert_eq!(probe_path(&c.liveness_probe).as_deref(), Some("/healthz"));
+        assert_eq!(probe_path(&c.startup_probe).as_deref(), Some("/healthz"));
         let ports: Vec<(Option<&str>, i32)> = c
             .ports
             .iter()
@@ -588,5 +632,78 @@ mod tests {
             .map(|m| m.mount_path.as_str())
             .collect();
         assert_eq!(mounts, ["/etc/kan", "/tmp", "/var/log/kan"]);
+    }
+
+    fn startup_budget_s(spec: &RecallQueueSpec) -> i32 {
+        let d = worker_deployment(&parent("RecallQueue", "q"), spec, "h", &cfg());
+        let probe = only_container(&d)
+            .startup_probe
+            .clone()
+            .expect("startup probe");
+        probe.period_seconds.expect("period") * probe.failure_threshold.expect("threshold")
+    }
+
+    #[test]
+    fn a_worker_gets_half_an_hour_to_load_its_first_bundle_unless_the_spec_says_otherwise() {
+        assert_eq!(startup_budget_s(&queue_spec(POPULAR)), 1800);
+        let mut spec = queue_spec(POPULAR);
+        spec.startup_timeout_seconds = Some(7205);
+        assert_eq!(
+            startup_budget_s(&spec),
+            7210,
+            "rounded up to whole probe periods"
+        );
+        let d = gateway_deployment(
+            &parent("RecallGateway", "feed"),
+            &gateway_spec("queues: [{name: a}]\n"),
+            &cfg(),
+        );
+        assert!(
+            only_container(&d).startup_probe.is_none(),
+            "a gateway starts at once"
+        );
+    }
+
+    fn live_deployment(replicas: i32, manager: &str, owns_replicas: bool) -> Deployment {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+        let spec_fields = if owns_replicas {
+            serde_json::json!({"f:spec": {"f:replicas": {}, "f:template": {}}})
+        } else {
+            serde_json::json!({"f:spec": {"f:template": {}}})
+        };
+        Deployment {
+            metadata: ObjectMeta {
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some(manager.into()),
+                    operation: Some("Apply".into()),
+                    fields_type: Some("FieldsV1".into()),
+                    fields_v1: Some(FieldsV1(spec_fields)),
+                    ..ManagedFieldsEntry::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            spec: DeploymentSpec {
+                replicas: Some(replicas),
+                ..DeploymentSpec::default()
+            },
+            ..Deployment::default()
+        }
+    }
+
+    #[test]
+    fn switching_to_autoscaling_hands_over_the_live_replicas_only_while_the_operator_owns_them() {
+        let autoscaled = queue_spec(DSSM);
+        let fixed = queue_spec(POPULAR);
+        let owned = live_deployment(3, FIELD_MANAGER, true);
+        assert_eq!(replicas_to_hand_over(&owned, &autoscaled), Some(3));
+        assert_eq!(
+            replicas_to_hand_over(&owned, &fixed),
+            None,
+            "no autoscaling"
+        );
+        let released = live_deployment(3, FIELD_MANAGER, false);
+        assert_eq!(replicas_to_hand_over(&released, &autoscaled), None);
+        let someone_else = live_deployment(3, "kube-controller-manager", true);
+        assert_eq!(replicas_to_hand_over(&someone_else, &autoscaled), None);
     }
 }

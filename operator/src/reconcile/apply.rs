@@ -22,7 +22,20 @@ pub struct Ensured<K> {
 }
 
 /// Server-side applies `desired` unless the live object already carries its hash.
-pub async fn ensure<K>(api: &Api<K>, mut desired: K) -> Result<Ensured<K>>
+pub async fn ensure<K>(api: &Api<K>, desired: K) -> Result<Ensured<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    ensure_current(api, desired, |_| true).await
+}
+
+/// [`ensure`], also re-applying when the live object carries the hash but `current` says its
+/// content was changed by hand (the hash annotation survives an edit of the data).
+pub async fn ensure_current<K>(
+    api: &Api<K>,
+    mut desired: K,
+    current: impl Fn(&K) -> bool,
+) -> Result<Ensured<K>>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
@@ -49,7 +62,7 @@ where
             .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
             .cloned()
     };
-    if let Some(live) = live.filter(|l| applied_hash(l).as_ref() == Some(&hash)) {
+    if let Some(live) = live.filter(|l| applied_hash(l).as_ref() == Some(&hash) && current(l)) {
         return Ok(Ensured {
             object: live,
             written: false,

@@ -1,17 +1,20 @@
-//! RecallExperiment → status only (its routing lives in the gateway's ConfigMap).
+//! RecallExperiment → status only (its routing lives in the gateway's ConfigMap): whether its
+//! gateway accepts it, serves it (ready pods) and can route every queue of its arms.
 
 use std::sync::Arc;
 
-use kan_api::crd::{RecallExperiment, RecallGateway};
-use kube::api::{Api, ListParams};
+use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::apply::write_status;
 use super::{Context, RESYNC, instrumented, now};
 use crate::allocation::allocate;
+use crate::decode;
 use crate::error::Result;
 use crate::names::Parent;
-use crate::status::experiment::experiment_status;
+use crate::routing::experiment_refusal;
+use crate::status::experiment::{ServingPath, experiment_status, unserved_arm_queues};
 
 pub const KIND: &str = "RecallExperiment";
 
@@ -25,15 +28,23 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     let parent = Parent::of(experiment)?;
     let ns = parent.namespace.as_str();
     let gateway = &experiment.spec.gateway;
-    let gateway_exists = Api::<RecallGateway>::namespaced(ctx.client.clone(), ns)
+    let gateway_object = Api::<RecallGateway>::namespaced(ctx.client.clone(), ns)
         .get_opt(gateway)
-        .await?
-        .is_some();
+        .await?;
+    let serving = match &gateway_object {
+        None => ServingPath::default(),
+        Some(g) => {
+            let queues = decode::list::<RecallQueue>(&ctx.client, ns).await?;
+            ServingPath {
+                gateway_ready_pods: Some(g.status.as_ref().map_or(0, |s| s.ready_replicas)),
+                refused: experiment_refusal(gateway, &g.spec, &parent.name, &experiment.spec),
+                unserved: unserved_arm_queues(&experiment.spec, &g.spec, ns, &queues),
+            }
+        }
+    };
     let api: Api<RecallExperiment> = Api::namespaced(ctx.client.clone(), ns);
-    let siblings: Vec<RecallExperiment> = api
-        .list(&ListParams::default())
+    let siblings: Vec<RecallExperiment> = decode::list::<RecallExperiment>(&ctx.client, ns)
         .await?
-        .items
         .into_iter()
         .filter(|e| &e.spec.gateway == gateway)
         .collect();
@@ -47,13 +58,16 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     }
     let allocation = allocate(&refs).remove(&parent.name).unwrap_or_default();
 
-    let status = experiment_status(experiment, gateway_exists, &allocation, &now());
+    let status = experiment_status(experiment, &serving, &allocation, &now());
     let before = experiment
         .status
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    if write_status(&api, &parent.name, experiment.status.as_ref(), &status).await? {
+    if !ctx.status_already_written_from(experiment)
+        && write_status(&api, &parent.name, experiment.status.as_ref(), &status).await?
+    {
+        ctx.status_written_from(experiment);
         ctx.publish_ready_transition(experiment, before, &status.conditions)
             .await;
     }

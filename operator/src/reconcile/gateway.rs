@@ -6,16 +6,17 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::apply::{ensure, write_status};
+use super::apply::{ensure, ensure_current, write_status};
 use super::{Context, RESYNC, instrumented, now};
 use crate::allocation::allocate;
 use crate::children::{config_map, deployment, service};
+use crate::decode;
 use crate::error::Result;
-use crate::names::Parent;
+use crate::names::{Parent, ROUTING_CONFIG_KEY, routing_config_map_name};
 use crate::routing::gateway_routing;
 use crate::status::gateway::gateway_status;
 use crate::status::queue::WorkerObservation;
@@ -33,18 +34,13 @@ async fn run(gateway: &RecallGateway, ctx: &Context) -> Result<Action> {
     let client = ctx.client.clone();
     let ns = parent.namespace.as_str();
 
-    let queues = Api::<RecallQueue>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
+    // Objects this version cannot decode are skipped (and reported), never fatal to the list.
+    let queues = decode::list::<RecallQueue>(&client, ns).await?;
+    let experiments: Vec<RecallExperiment> = decode::list::<RecallExperiment>(&client, ns)
         .await?
-        .items;
-    let experiments: Vec<RecallExperiment> =
-        Api::<RecallExperiment>::namespaced(client.clone(), ns)
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| e.spec.gateway == parent.name)
-            .collect();
+        .into_iter()
+        .filter(|e| e.spec.gateway == parent.name)
+        .collect();
     let refs: Vec<&RecallExperiment> = experiments.iter().collect();
     let allocations = allocate(&refs);
     let pairs: Vec<_> = experiments
@@ -55,21 +51,56 @@ async fn run(gateway: &RecallGateway, ctx: &Context) -> Result<Action> {
                 .map(|a| (e, a))
         })
         .collect();
-    let routing = gateway_routing(&parent.name, ns, &gateway.spec, &queues, &pairs);
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let live_routing = config_maps
+        .get_opt(&routing_config_map_name(&parent.name))
+        .await?;
+    let previous = live_routing.as_ref().and_then(config_map::served_routing);
+    let routing = gateway_routing(
+        &parent.name,
+        ns,
+        &gateway.spec,
+        &queues,
+        &pairs,
+        previous.as_ref(),
+    );
 
     // The whole routing (queues, weights, experiment splits) is one ConfigMap document, so an
-    // edit replaces the old split in one update.
-    let rendered = config_map::render_routing_config(&routing.config)?;
+    // edit replaces the old split in one update. A routing the gateway would refuse is never
+    // written: the last good one keeps serving and the status says why.
     let mut changed = Vec::new();
-    if ensure(
-        &Api::<ConfigMap>::namespaced(client.clone(), ns),
-        config_map::routing_config_map(&parent, &rendered),
-    )
-    .await?
-    .written
-    {
-        changed.push("ConfigMap");
-    }
+    let holds = |cm: &ConfigMap, text: &str| {
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get(ROUTING_CONFIG_KEY))
+            .map(String::as_str)
+            == Some(text)
+    };
+    // The hash of what the ConfigMap actually holds, for the status.
+    let served_hash = match &routing.invalid {
+        Some(invalid) => {
+            tracing::warn!(%invalid, "rendered routing would be refused by the gateway; not written");
+            previous.map(|p| p.content_hash())
+        }
+        None => {
+            let rendered = config_map::render_routing_config(&routing.config)?;
+            let applied = ensure_current(
+                &config_maps,
+                config_map::routing_config_map(&parent, &rendered),
+                // A hand-edited routing.yaml is put back.
+                |live| holds(live, &rendered),
+            )
+            .await?;
+            if applied.written {
+                changed.push("ConfigMap");
+            }
+            if holds(&applied.object, &rendered) {
+                Some(routing.config.content_hash())
+            } else {
+                config_map::served_routing(&applied.object).map(|r| r.content_hash())
+            }
+        }
+    };
     let deployment = ensure(
         &Api::<Deployment>::namespaced(client.clone(), ns),
         deployment::gateway_deployment(&parent, &gateway.spec, &ctx.build),
@@ -99,9 +130,12 @@ async fn run(gateway: &RecallGateway, ctx: &Context) -> Result<Action> {
     }
 
     let pods = WorkerObservation::of(Some(&deployment.object), gateway.spec.replicas);
-    let status = gateway_status(gateway, &pods, &routing, &now());
+    let status = gateway_status(gateway, &pods, &routing, served_hash, &now());
     let gateways: Api<RecallGateway> = Api::namespaced(client, ns);
-    if write_status(&gateways, &parent.name, gateway.status.as_ref(), &status).await? {
+    if !ctx.status_already_written_from(gateway)
+        && write_status(&gateways, &parent.name, gateway.status.as_ref(), &status).await?
+    {
+        ctx.status_written_from(gateway);
         let before = gateway
             .status
             .as_ref()

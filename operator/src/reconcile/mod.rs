@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
 use kube::runtime::controller::Action;
@@ -31,6 +32,8 @@ pub struct Context {
     pub build: BuildConfig,
     pub recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// By object uid: the resourceVersion the last status write was computed from.
+    status_bases: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -44,6 +47,32 @@ impl Context {
             client,
             build,
             failures: Mutex::new(HashMap::new()),
+            status_bases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True when this process already wrote the status of `obj` computed from this very
+    /// version: the cache has not caught up with that write yet, and writing again from the
+    /// stale status would only repeat it (with fresh transition times). Skipping is safe: the
+    /// watch event of that write brings a reconcile from the fresh version.
+    pub(crate) fn status_already_written_from<K: Resource>(&self, obj: &K) -> bool {
+        let (Some(uid), Some(version)) = (&obj.meta().uid, &obj.meta().resource_version) else {
+            return false;
+        };
+        self.status_bases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(uid)
+            .is_some_and(|base| base == version)
+    }
+
+    /// Records that the status of `obj` was written from its current version.
+    pub(crate) fn status_written_from<K: Resource>(&self, obj: &K) {
+        if let (Some(uid), Some(version)) = (&obj.meta().uid, &obj.meta().resource_version) {
+            self.status_bases
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(uid.clone(), version.clone());
         }
     }
 
@@ -76,6 +105,18 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        self.publish_about(&obj.object_ref(&()), type_, reason, note)
+            .await
+    }
+
+    /// [`Context::publish`] about an object known by reference only.
+    pub async fn publish_about(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -83,12 +124,14 @@ impl Context {
             action: "Reconcile".to_string(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(err) = self.recorder.publish(&event, reference).await {
             tracing::warn!(%err, reason, "publishing event failed");
         }
     }
 
-    /// Publishes an event when the `Ready` condition flips (or first appears).
+    /// Publishes an event when the `Ready` condition flips, first appears, or changes its
+    /// reason (a gateway that was not ready for lack of pods and now refuses its routing must
+    /// say so).
     pub async fn publish_ready_transition<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -96,8 +139,13 @@ impl Context {
         after: &[Condition],
     ) {
         let ready = kan_api::crd::condition_type::READY;
-        let (old, new) = (status_of(before, ready), status_of(after, ready));
-        if old == new {
+        let reason = |conditions: &[Condition]| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == ready)
+                .map(|c| c.reason.clone())
+        };
+        if status_of(before, ready) == status_of(after, ready) && reason(before) == reason(after) {
             return;
         }
         let Some(condition) = after.iter().find(|c| c.type_ == ready) else {
@@ -166,7 +214,7 @@ where
 
 /// Error policy of every controller: count the error by kind and label, and retry with
 /// exponential backoff per object.
-pub fn error_policy<K: Resource<DynamicType = ()>>(
+pub fn error_policy<K: Resource>(
     kind: &'static str,
 ) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |obj, err, ctx| {

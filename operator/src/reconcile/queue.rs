@@ -8,15 +8,17 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kan_api::crd::RecallQueue;
-use kube::api::Api;
+use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::apply::{ensure, remove_owned, write_status};
 use super::{Context, RESYNC, instrumented, now};
 use crate::children::{config_map, deployment, hpa, pdb, service};
+use crate::decode;
 use crate::error::Result;
-use crate::names::{Parent, short_hash};
+use crate::names::{Parent, REPLICAS_HANDOVER_MANAGER};
 use crate::status::queue::{WorkerObservation, default_wanted, queue_status};
 
 pub const KIND: &str = "RecallQueue";
@@ -25,6 +27,27 @@ pub const KIND: &str = "RecallQueue";
 #[tracing::instrument(skip_all, fields(kind = KIND, name = queue.metadata.name.as_deref(), namespace = queue.metadata.namespace.as_deref()))]
 pub async fn reconcile(queue: Arc<RecallQueue>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(KIND, queue.as_ref(), &ctx, run(&queue, &ctx)).await
+}
+
+/// Reconciles one RecallQueue as the controller watches it: a dynamic object, decoded here.
+/// One that this version cannot decode is counted, logged in one bounded line and announced by
+/// a Warning event, then left alone until it changes; every other queue reconciles normally.
+pub async fn reconcile_dynamic(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    match decode::decode::<RecallQueue>(&obj) {
+        Ok(queue) => reconcile(Arc::new(queue), ctx).await,
+        Err(undecodable) => {
+            decode::report(&undecodable);
+            let reference = obj.object_ref(&ApiResource::erase::<RecallQueue>(&()));
+            ctx.publish_about(
+                &reference,
+                EventType::Warning,
+                "Undecodable",
+                undecodable.to_string(),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
 }
 
 async fn run(queue: &RecallQueue, ctx: &Context) -> Result<Action> {
@@ -47,7 +70,7 @@ async fn run(queue: &RecallQueue, ctx: &Context) -> Result<Action> {
     }
 
     let rendered = config_map::render_worker_config(&parent.name, &queue.spec)?;
-    let config_hash = short_hash(rendered.as_bytes());
+    let config_hash = config_map::worker_config_hash(&parent.name, &queue.spec)?;
     let mut changed = Vec::new();
 
     let cm = ensure(
@@ -59,6 +82,11 @@ async fn run(queue: &RecallQueue, ctx: &Context) -> Result<Action> {
         changed.push("ConfigMap");
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    if let Some(live) = deployments.get_opt(&parent.name).await?
+        && let Some(replicas) = deployment::replicas_to_hand_over(&live, &queue.spec)
+    {
+        hand_over_replicas(&deployments, &parent.name, replicas).await?;
+    }
     let deployment = ensure(
         &deployments,
         deployment::worker_deployment(&parent, &queue.spec, &config_hash, &ctx.build),
@@ -110,6 +138,29 @@ async fn run(queue: &RecallQueue, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(RESYNC))
 }
 
+/// Makes [`REPLICAS_HANDOVER_MANAGER`] a co-owner of `spec.replicas` at its live value, so the
+/// operator's next apply (which leaves the field out for the HPA) does not remove it and the
+/// Deployment keeps its pods until the HPA writes its own count (taking the field over). The
+/// procedure of the Kubernetes docs' "Transferring ownership" section: a conflict means the HPA
+/// already owns the field, which is what we want.
+async fn hand_over_replicas(api: &Api<Deployment>, name: &str, replicas: i32) -> Result<()> {
+    let patch = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name },
+        "spec": { "replicas": replicas },
+    });
+    let params = PatchParams::apply(REPLICAS_HANDOVER_MANAGER);
+    match api.patch(name, &params, &Patch::Apply(&patch)).await {
+        Ok(_) => {
+            tracing::info!(replicas, "replicas handed over to autoscaling");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn write_and_announce(
     api: &Api<RecallQueue>,
     queue: &RecallQueue,
@@ -117,7 +168,11 @@ async fn write_and_announce(
     ctx: &Context,
 ) -> Result<()> {
     let name = queue.metadata.name.as_deref().unwrap_or_default();
+    if ctx.status_already_written_from(queue) {
+        return Ok(());
+    }
     if write_status(api, name, queue.status.as_ref(), &status).await? {
+        ctx.status_written_from(queue);
         let before = queue
             .status
             .as_ref()

@@ -2,16 +2,53 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kan_api::assignment::split_range;
-use kan_api::crd::{RecallExperiment, RecallExperimentStatus, condition_type::*};
+use kan_api::crd::{
+    RecallExperiment, RecallExperimentSpec, RecallExperimentStatus, RecallGatewaySpec, RecallQueue,
+    condition_type::*,
+};
 
 use super::conditions::{Decided, merge};
 use crate::allocation::Allocation;
+use crate::routing::queue_problem;
 
-/// The status of `experiment`. `gateway_exists` says whether its RecallGateway exists;
-/// `allocation` is its share of the gateway's layers.
+/// What serves an experiment, as observed by its reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServingPath {
+    /// Ready pods of its RecallGateway; `None` when the gateway does not exist.
+    pub gateway_ready_pods: Option<i32>,
+    /// Why the gateway would refuse this experiment ([`crate::routing::experiment_refusal`]).
+    pub refused: Option<String>,
+    /// Queues of its arms that cannot be routed, one reason each.
+    pub unserved: Vec<String>,
+}
+
+/// The queues each arm of `experiment` calls (its own or the gateway's, and the fallback) that
+/// cannot be routed, as `arm 'name': reason` lines.
+pub fn unserved_arm_queues(
+    experiment: &RecallExperimentSpec,
+    gateway: &RecallGatewaySpec,
+    namespace: &str,
+    queues: &[RecallQueue],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for arm in &experiment.arms {
+        let routes = arm.queues.as_deref().unwrap_or(&gateway.queues);
+        let fallback = arm.fallback.as_ref().or(gateway.fallback.as_ref());
+        let names = routes.iter().map(|q| &q.name).chain(fallback);
+        for name in names {
+            if let Some(problem) = queue_problem(name, namespace, queues) {
+                out.push(format!("arm '{}': {problem}", arm.name));
+            }
+        }
+    }
+    out
+}
+
+/// The status of `experiment` given what serves it (`serving`) and its share of the gateway's
+/// layers (`allocation`).
 pub fn experiment_status(
     experiment: &RecallExperiment,
-    gateway_exists: bool,
+    serving: &ServingPath,
     allocation: &Allocation,
     now: &Time,
 ) -> RecallExperimentStatus {
@@ -25,15 +62,27 @@ pub fn experiment_status(
         .namespace
         .as_deref()
         .unwrap_or("default");
-
-    let (ready, degraded) = if !gateway_exists {
-        let message = format!(
-            "RecallGateway '{}' does not exist in namespace '{namespace}': create it or fix spec.gateway",
-            spec.gateway
-        );
+    let not_ready = |reason: &'static str, message: String| {
         (
-            Decided::new(READY, false, "GatewayNotFound", message.clone()),
-            Decided::new(DEGRADED, true, "GatewayNotFound", message),
+            Decided::new(READY, false, reason, message.clone()),
+            Decided::new(DEGRADED, true, reason, message),
+        )
+    };
+
+    let (ready, degraded) = if serving.gateway_ready_pods.is_none() {
+        not_ready(
+            "GatewayNotFound",
+            format!(
+                "RecallGateway '{}' does not exist in namespace '{namespace}': create it or fix spec.gateway",
+                spec.gateway
+            ),
+        )
+    } else if let Some(refused) = &serving.refused {
+        not_ready(
+            "RefusedByGateway",
+            format!(
+                "not routed as specified: {refused}; its last accepted version, if any, keeps serving"
+            ),
         )
     } else if !allocation.live {
         let message = format!("not routed: {}", allocation.messages.join("; "));
@@ -50,6 +99,19 @@ pub fn experiment_status(
                 "paused: its users get the gateway's default configuration",
             ),
             Decided::new(DEGRADED, false, "AsExpected", ""),
+        )
+    } else if serving.gateway_ready_pods == Some(0) {
+        not_ready(
+            "GatewayNotReady",
+            format!(
+                "RecallGateway '{}' has no ready pod: nobody is served",
+                spec.gateway
+            ),
+        )
+    } else if !serving.unserved.is_empty() {
+        not_ready(
+            "ArmQueuesNotRouted",
+            format!("not served as specified: {}", serving.unserved.join("; ")),
         )
     } else {
         let arms: Vec<String> = arm_buckets
@@ -92,6 +154,14 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
     use kan_api::crd::BucketRange;
 
+    /// A gateway with a ready pod, accepting the experiment, every arm queue routed.
+    fn served() -> ServingPath {
+        ServingPath {
+            gateway_ready_pods: Some(1),
+            ..ServingPath::default()
+        }
+    }
+
     fn now() -> Time {
         Time(Timestamp::from_second(1_700_000_000).expect("valid"))
     }
@@ -99,7 +169,7 @@ mod tests {
     #[test]
     fn live_experiment_reports_its_buckets_and_start_time() {
         let e = experiment("a", "recall", 1000, 20, 1);
-        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        let s = experiment_status(&e, &served(), &allocate(&[&e])["a"], &now());
         assert_eq!(
             s.buckets,
             Some(BucketRange {
@@ -128,7 +198,7 @@ mod tests {
             started_at: Some("earlier".into()),
             ..Default::default()
         });
-        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        let s = experiment_status(&e, &served(), &allocate(&[&e])["a"], &now());
         assert_eq!(s.started_at.as_deref(), Some("earlier"));
     }
 
@@ -137,7 +207,7 @@ mod tests {
         let old = experiment("old", "recall", 0, 50, 1);
         let new = experiment("new", "recall", 4000, 20, 2);
         let allocations = allocate(&[&old, &new]);
-        let s = experiment_status(&new, true, &allocations["new"], &now());
+        let s = experiment_status(&new, &served(), &allocations["new"], &now());
         assert_eq!(s.conflicts, ["old"]);
         let degraded = s
             .conditions
@@ -158,7 +228,7 @@ mod tests {
         assert_eq!(status_of(&s.conditions, READY), Some("False"));
         assert_eq!(s.started_at, None);
         // The running experiment stays live but knows about the conflict.
-        let s = experiment_status(&old, true, &allocations["old"], &now());
+        let s = experiment_status(&old, &served(), &allocations["old"], &now());
         assert_eq!(status_of(&s.conditions, READY), Some("True"));
         assert_eq!(s.conflicts, ["new"]);
     }
@@ -166,10 +236,10 @@ mod tests {
     #[test]
     fn missing_gateway_and_paused_are_reported() {
         let mut e = experiment("a", "recall", 0, 20, 1);
-        let s = experiment_status(&e, false, &Allocation::default(), &now());
+        let s = experiment_status(&e, &ServingPath::default(), &Allocation::default(), &now());
         assert_eq!(s.conditions[0].reason, "GatewayNotFound");
         e.spec.paused = true;
-        let s = experiment_status(&e, true, &allocate(&[&e])["a"], &now());
+        let s = experiment_status(&e, &served(), &allocate(&[&e])["a"], &now());
         assert_eq!(s.conditions[0].reason, "Paused");
         assert_eq!(status_of(&s.conditions, DEGRADED), Some("False"));
     }

@@ -8,11 +8,13 @@ use super::queue::WorkerObservation;
 use crate::names::{gateway_workload_name, service_url};
 use crate::routing::GatewayRouting;
 
-/// The status of `gateway` given its pods and the routing the operator rendered.
+/// The status of `gateway` given its pods, the routing the operator rendered and the hash of
+/// the routing its ConfigMap actually holds (`served_hash`; `None` when there is none).
 pub fn gateway_status(
     gateway: &RecallGateway,
     pods: &WorkerObservation,
     routing: &GatewayRouting,
+    served_hash: Option<String>,
     now: &Time,
 ) -> RecallGatewayStatus {
     let existing = gateway.status.clone().unwrap_or_default();
@@ -21,7 +23,27 @@ pub fn gateway_status(
     let name = gateway.metadata.name.as_deref().unwrap_or_default();
     let routed = routing.config.endpoints.len() as i32;
 
-    let ready = if pods.ready == 0 {
+    let ready = if let Some(invalid) = &routing.invalid {
+        Decided::new(
+            READY,
+            false,
+            "RoutingRefused",
+            format!(
+                "routing not updated: kan gateway would refuse it ({invalid}); {}",
+                match &served_hash {
+                    Some(hash) => format!("the last good routing ({hash}) keeps serving"),
+                    None => "no routing was ever written".to_string(),
+                }
+            ),
+        )
+    } else if served_hash.as_deref() != Some(routing.config.content_hash().as_str()) {
+        Decided::new(
+            READY,
+            false,
+            "RoutingNotApplied",
+            "the routing ConfigMap does not hold the rendered routing",
+        )
+    } else if pods.ready == 0 {
         Decided::new(
             READY,
             false,
@@ -51,6 +73,12 @@ pub fn gateway_status(
         .iter()
         .filter(|q| !q.ready)
         .map(|q| q.reason.clone().unwrap_or_else(|| q.name.clone()))
+        .chain(routing.refused.iter().map(|r| {
+            format!(
+                "RecallExperiment '{}' refused ({}), its last accepted version (if any) keeps serving",
+                r.experiment, r.reason
+            )
+        }))
         .collect();
     let degraded = if unrouted.is_empty() {
         Decided::new(DEGRADED, false, "AsExpected", "")
@@ -84,7 +112,7 @@ pub fn gateway_status(
         ),
         ready_replicas: pods.ready,
         endpoint: Some(service_url(&gateway_workload_name(name), namespace)),
-        routing_hash: Some(routing.config.content_hash()),
+        routing_hash: served_hash,
         ready_queues: routed,
         queues: routing.queues.clone(),
     }
@@ -116,6 +144,11 @@ mod tests {
         }
     }
 
+    /// The hash of `routing` as its ConfigMap would hold it once written.
+    fn served(routing: &GatewayRouting) -> Option<String> {
+        Some(routing.config.content_hash())
+    }
+
     fn now() -> Time {
         Time(Timestamp::from_second(1_700_000_000).expect("valid"))
     }
@@ -129,8 +162,9 @@ mod tests {
             &g.spec,
             &[queue("a", true), queue("b", true)],
             &[],
+            None,
         );
-        let s = gateway_status(&g, &pods(1), &routing, &now());
+        let s = gateway_status(&g, &pods(1), &routing, served(&routing), &now());
         assert_eq!(status_of(&s.conditions, READY), Some("True"));
         assert_eq!(status_of(&s.conditions, DEGRADED), Some("False"));
         assert_eq!(s.ready_queues, 2);
@@ -150,8 +184,9 @@ mod tests {
             &g.spec,
             &[queue("a", true), queue("b", false)],
             &[],
+            None,
         );
-        let s = gateway_status(&g, &pods(1), &routing, &now());
+        let s = gateway_status(&g, &pods(1), &routing, served(&routing), &now());
         assert_eq!(status_of(&s.conditions, READY), Some("True"));
         let degraded = s
             .conditions
@@ -166,11 +201,11 @@ mod tests {
     #[test]
     fn gateway_with_no_ready_queue_or_pod_is_not_ready() {
         let g = gateway();
-        let none = gateway_routing("feed", "recsys", &g.spec, &[], &[]);
-        let s = gateway_status(&g, &pods(1), &none, &now());
+        let none = gateway_routing("feed", "recsys", &g.spec, &[], &[], None);
+        let s = gateway_status(&g, &pods(1), &none, served(&none), &now());
         assert_eq!(s.conditions[0].reason, "NoQueueReady");
-        let some = gateway_routing("feed", "recsys", &g.spec, &[queue("a", true)], &[]);
-        let s = gateway_status(&g, &pods(0), &some, &now());
+        let some = gateway_routing("feed", "recsys", &g.spec, &[queue("a", true)], &[], None);
+        let s = gateway_status(&g, &pods(0), &some, served(&some), &now());
         assert_eq!(s.conditions[0].reason, "GatewayNotReady");
     }
 }
