@@ -3,7 +3,7 @@
 //! per queue on a loopback port and the gateway in front, and applies edits to `DIR` live
 //! through the same paths a cluster uses (worker reload, gateway routing update).
 
-mod plan;
+pub(crate) mod plan;
 mod runtime;
 
 use std::net::SocketAddr;
