@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use kan_train::EvalRequest;
 use kan_train::data::Format;
 use kan_train::split::SplitSpec;
-use kan_train::{EvalRequest, QueueInput};
 
 /// Evaluate bundles with Recall/NDCG/HitRate@{10,20,50,100,300} and coverage, or exposures per arm.
 #[derive(clap::Args, Debug)]
