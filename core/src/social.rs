@@ -103,55 +103,43 @@ mod tests {
         );
     }
 
-    /// u0's friends: u1 (strength 1.0) and u2 (0.5). u1 engaged with 10 (a day before the
-    /// reference time) and 11 (at it); u2 with 11 and 12 (at it); u0 has 12 already.
-    fn fixture() -> (
-        [usize; 4],
-        [u32; 2],
-        [f32; 2],
-        [usize; 4],
-        [u32; 5],
-        [i64; 5],
-    ) {
-        let reference = OLD + 100 * DAY;
-        (
-            [0, 2, 2, 2],
-            [1, 2],
-            [1.0, 0.5],
-            [0, 1, 3, 5],
-            [12, 11, 10, 11, 12],
-            [
-                reference - DAY,
-                reference,
-                reference - DAY,
-                reference,
-                reference,
-            ],
-        )
-    }
+    // u0's friends: u1 (strength 1.0) and u2 (0.5). u1 engaged with 10 (a day before the
+    // reference time) and 11 (at it); u2 with 11 and 12 (at it); u0 has 12 already.
+    const REFERENCE: i64 = OLD + 100 * DAY;
+    const FRIEND_OFFSETS: [usize; 4] = [0, 2, 2, 2];
+    const FRIENDS: [u32; 2] = [1, 2];
+    const STRENGTH: [f32; 2] = [1.0, 0.5];
+    const HISTORY_OFFSETS: [usize; 4] = [0, 1, 3, 5];
+    const HISTORY_ITEMS: [u32; 5] = [12, 11, 10, 11, 12];
+    const TIMES: [i64; 5] = [
+        REFERENCE - DAY,
+        REFERENCE,
+        REFERENCE - DAY,
+        REFERENCE,
+        REFERENCE,
+    ];
 
     #[test]
     fn old_training_data_aged_from_its_reference_time_scores_above_zero() {
-        let (fo, fc, fs, ho, hc, ts) = fixture();
         let graph = Friends {
             friends: CsrRef {
-                offsets: &fo,
-                columns: &fc,
+                offsets: &FRIEND_OFFSETS,
+                columns: &FRIENDS,
             },
-            strength: &fs,
+            strength: &STRENGTH,
         };
         let engagements = Engagements {
             items: CsrRef {
-                offsets: &ho,
-                columns: &hc,
+                offsets: &HISTORY_OFFSETS,
+                columns: &HISTORY_ITEMS,
             },
-            timestamps: &ts,
+            timestamps: &TIMES,
         };
         let settings = SocialSettings {
             max_friends: 10,
             half_life_hours: 24.0,
         };
-        let now = clock::now(clock::reference_time(ts), 1_790_000_000);
+        let now = clock::now(clock::reference_time(TIMES), 1_790_000_000);
         let request = Request {
             user: Some(0),
             history: &[12],

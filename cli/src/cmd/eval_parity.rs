@@ -103,6 +103,9 @@ spec:
   merge: {policy: rrf, rrfK: 20}
 ";
 
+/// One worker answer: (item id, score), best first.
+type Served = Vec<(String, f32)>;
+
 fn train(data: &Path, out: &Path, strategy: StrategyType) {
     kan_train::train(&TrainRequest {
         strategy,
@@ -164,7 +167,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_workers_and_the_gateway_mer
     // Online: the workers `kan up` would run for the same directory.
     let objects = parse_manifests(PLATFORM).unwrap();
     let plan = crate::cmd::up::plan::plan(&objects, &dir).unwrap();
-    let mut online: Vec<(String, Vec<Vec<(String, f32)>>)> = Vec::new();
+    let mut online: Vec<(String, Vec<Served>)> = Vec::new();
     for route in &gateway.queues {
         let config = plan.workers[&route.name].clone();
         let worker = Worker::load(config, WorkerOptions::default())
