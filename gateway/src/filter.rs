@@ -45,6 +45,13 @@ pub trait Filter {
     }
 }
 
+/// Runs the stages in order, each over what the previous kept.
+pub fn run_all<'a>(filters: &[&dyn Filter], candidates: Vec<Merged<'a>>) -> Vec<Merged<'a>> {
+    filters
+        .iter()
+        .fold(candidates, |kept, filter| filter.run(kept).kept)
+}
+
 fn partition<'a>(
     candidates: Vec<Merged<'a>>,
     mut keep: impl FnMut(&Merged<'a>) -> bool,

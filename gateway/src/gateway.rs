@@ -15,7 +15,7 @@ use crate::breaker::Breakers;
 use crate::config::Compiled;
 use crate::error::{Error, Result};
 use crate::fanout::{CallLimits, FanOut, QueueCall, QueueOutcome};
-use crate::filter::{BlocklistFilter, ExcludeFilter, Filter, MaxPerSourceFilter};
+use crate::filter::{BlocklistFilter, ExcludeFilter, Filter, MaxPerSourceFilter, run_all};
 use crate::merge::{self, CandidateRef, QueueList};
 use crate::metrics as m;
 use crate::response::ResponseView;
@@ -187,16 +187,17 @@ impl Gateway {
         let blocklist = BlocklistFilter::new(&state.blocklist);
         let per_source =
             MaxPerSourceFilter::new(config.filters.max_per_source.map(|n| n.max(1) as usize));
-        let mut kept = merged;
-        for filter in [&exclude as &dyn Filter, &blocklist, &per_source] {
-            kept = filter.run(kept).kept;
-        }
+        let filters = [&exclude as &dyn Filter, &blocklist, &per_source];
+        let mut kept = run_all(&filters, merged);
         if let Some(name) = route.fallback
             && let Some(i) = outcomes.iter().position(|o| o.name == name)
+            && kept.len() < k
         {
-            let added = merge::fill_from_fallback(&mut kept, &answers[i], name, k, |id| {
-                !exclude.contains(id) && !blocklist.contains(id)
-            });
+            // Fallback items go through the same filter stages (max_per_source included).
+            let before = kept.len();
+            merge::append_fallback(&mut kept, &answers[i], name);
+            kept = run_all(&filters, kept);
+            let added = kept.len().min(k).saturating_sub(before);
             metrics::counter!(m::FALLBACK_FILLED).increment(added as u64);
         }
 

@@ -75,11 +75,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         // dssm/gat evaluate through ONNX Runtime; without it they are trained but not evaluated.
         let needs_ort = matches!(s, StrategyType::Dssm | StrategyType::Gat);
         if !needs_ort || kan_train::runtime::dylib_path().is_some() {
-            queues.push(QueueInput {
-                name: s.to_string(),
-                bundle: out,
-                weight: 1.0,
-            });
+            queues.push(QueueInput::new(s.to_string(), out));
         }
     }
 
@@ -94,6 +90,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
             MergePolicy::WeightedInterleave,
             MergePolicy::Quota,
         ],
+        rrf_k: kan_train::eval::RRF_K,
         on_validation: false,
         max_users: None,
         progress: false,

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use kan_train::EvalRequest;
 use kan_train::data::Format;
 use kan_train::split::SplitSpec;
-use kan_train::{EvalRequest, MergePolicy, QueueInput};
 
 /// Evaluate bundles with Recall/NDCG/HitRate@{10,20,50,100,300} and coverage, or exposures per arm.
 #[derive(clap::Args, Debug)]
@@ -21,6 +21,11 @@ pub struct Args {
     /// A queue to evaluate, NAME=BUNDLE_DIR (repeatable).
     #[arg(long = "bundle")]
     pub bundles: Vec<String>,
+    /// RecallQueue / RecallGateway YAML files, or a `kan up` directory of them (repeatable):
+    /// each RecallQueue is evaluated with its strategy settings and its local bundle (or the
+    /// --bundle of the same name); a RecallGateway gives the merge weights, quotas and rrfK.
+    #[arg(long = "queues", value_delimiter = ',')]
+    pub queues: Vec<PathBuf>,
     /// Lists made by another recommender, NAME=FILE (repeatable): JSON lines
     /// {"user": ID, "items": [ID, ...]}, best first, dataset ids. Scored like the queues (known
     /// items dropped, cut at 300); without --bundle give --split and --seed.
@@ -107,20 +112,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok((name.to_string(), v))
         })
         .collect::<anyhow::Result<_>>()?;
-    let queues = args
+    let bundles = args
         .bundles
         .iter()
         .map(|b| {
             let (name, dir) = b
                 .split_once('=')
                 .with_context(|| format!("--bundle `{b}`: expected NAME=DIR"))?;
-            Ok(QueueInput {
-                name: name.to_string(),
-                bundle: PathBuf::from(dir),
-                weight: weights.get(name).copied().unwrap_or(1.0),
-            })
+            Ok((name.to_string(), PathBuf::from(dir)))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let specs = super::eval_queues::read(&args.queues)?;
+    let mut queues = super::eval_queues::queues(&specs, &bundles)?;
+    for q in &mut queues {
+        if let Some(&w) = weights.get(&q.name) {
+            q.weight = w;
+        }
+    }
     let predictions = args
         .predictions
         .iter()
@@ -141,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.merge
             .iter()
             .filter(|m| !m.is_empty())
-            .map(|m| MergePolicy::parse(m))
+            .map(|m| kan_train::eval::parse_merge(m))
             .collect::<Result<Vec<_>, _>>()?
     };
     let req = EvalRequest {
@@ -151,6 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         queues,
         merges,
+        rrf_k: specs
+            .gateway
+            .as_ref()
+            .map_or(kan_train::eval::RRF_K, |g| g.merge.rrf_k),
         on_validation: args.validation,
         max_users: args.max_users,
         progress: !args.quiet,

@@ -5,6 +5,9 @@ pub mod bench_soak;
 pub mod bench_worker;
 pub mod crd;
 pub mod eval;
+#[cfg(test)]
+mod eval_parity;
+pub mod eval_queues;
 pub mod gateway;
 pub mod index;
 pub mod listen;

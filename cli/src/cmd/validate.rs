@@ -46,7 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn yaml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// The YAML files named: files as given, directories as their `.yaml`/`.yml` files, sorted.
+pub fn yaml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {

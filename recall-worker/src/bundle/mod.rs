@@ -82,6 +82,14 @@ impl UserHistory {
     pub fn timestamps(&self, user: u32) -> &[i64] {
         &self.timestamps[self.csr.range(user as usize)]
     }
+
+    /// Every user's engagements as the core's social kernel reads them.
+    pub fn engagements(&self) -> kan_core::social::Engagements<'_> {
+        kan_core::social::Engagements {
+            items: self.csr.view(),
+            timestamps: &self.timestamps,
+        }
+    }
 }
 
 /// A loaded, verified bundle.

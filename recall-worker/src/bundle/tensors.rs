@@ -195,6 +195,14 @@ impl Csr {
         }
     }
 
+    /// The rows as the core's kernels read them.
+    pub fn view(&self) -> kan_core::CsrRef<'_> {
+        kan_core::CsrRef {
+            offsets: &self.offsets,
+            columns: &self.columns,
+        }
+    }
+
     /// The columns of a row.
     pub fn row(&self, row: usize) -> &[u32] {
         &self.columns[self.range(row)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Hit, SearchParams, VectorIndex, dot, top_k};
+use super::{Hit, SearchParams, VectorIndex};
 use crate::error::Result;
 
 /// Brute-force cosine search over L2-normalised vectors (a dot product per item).
@@ -22,25 +22,16 @@ impl ExactIndex {
 
     /// The synchronous search, shared with benchmarks.
     pub fn search_sync(&self, query: &[f32], params: SearchParams<'_>) -> Vec<Hit> {
-        if query.len() != self.dim || self.dim == 0 {
-            return Vec::new();
-        }
-        let threshold = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
         // Hashing every item against an empty set cost more than its dot product.
         let filter = !params.exclude.is_empty();
-        let hits = self
-            .vectors
-            .chunks_exact(self.dim)
-            .enumerate()
-            .filter_map(|(i, row)| {
-                let item = i as u32;
-                if filter && params.exclude.contains(&item) {
-                    return None;
-                }
-                let score = dot(row, query);
-                (score >= threshold).then_some(Hit { item, score })
-            });
-        top_k(hits, params.limit)
+        kan_core::vector::exact_scan(
+            &self.vectors,
+            self.dim,
+            query,
+            params.score_threshold,
+            |item| filter && params.exclude.contains(&item),
+            params.limit,
+        )
     }
 }
 

@@ -1,19 +1,24 @@
-//! The online work shared by the model strategies (dssm, gat): the user's history goes through
-//! the ONNX user encoder, and the user vector is searched in the item index.
+//! The model strategies (dssm, gat): one encoder strategy. The user's history goes through the
+//! bundle's ONNX user encoder (a two-tower user tower, or a graph-attention encoder over the
+//! history items' graph embeddings), and the user vector is searched in the item index.
+//! Cold start: no history, no candidates.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use kan_api::crd::EncoderSettings;
 
-use super::Query;
-use crate::bundle::Bundle;
+use super::{Query, Strategy};
+use crate::bundle::{Bundle, Catalogue};
 use crate::error::Result;
 use crate::index::{Hit, SearchParams, VectorIndex, normalise};
 use crate::inference::UserEncoder;
 
 pub struct EncoderRecall {
-    pub bundle: Arc<Bundle>,
+    /// `dssm` or `gat`: the strategy type served.
+    name: &'static str,
+    bundle: Arc<Bundle>,
     encoder: UserEncoder,
     index: Arc<dyn VectorIndex>,
     score_threshold: Option<f32>,
@@ -21,12 +26,14 @@ pub struct EncoderRecall {
 
 impl EncoderRecall {
     pub fn new(
+        name: &'static str,
         bundle: Arc<Bundle>,
         encoder: UserEncoder,
         index: Arc<dyn VectorIndex>,
         settings: &EncoderSettings,
     ) -> Self {
         Self {
+            name,
             bundle,
             encoder,
             index,
@@ -35,7 +42,8 @@ impl EncoderRecall {
     }
 
     /// Cold start (empty history): no candidates; the gateway's fallback fills the list.
-    pub async fn recall(&self, strategy: &'static str, query: &Query<'_>) -> Result<Vec<Hit>> {
+    async fn encode_and_search(&self, query: &Query<'_>) -> Result<Vec<Hit>> {
+        let strategy = self.name;
         if query.history.is_empty() {
             return Ok(Vec::new());
         }
@@ -57,5 +65,19 @@ impl EncoderRecall {
         metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
             .record(start.elapsed().as_secs_f64());
         hits
+    }
+}
+
+impl Strategy for EncoderRecall {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn catalogue(&self) -> &Catalogue {
+        &self.bundle.items
+    }
+
+    fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
+        Box::pin(self.encode_and_search(query))
     }
 }

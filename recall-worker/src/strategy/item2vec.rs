@@ -1,5 +1,5 @@
-//! item2vec recall: the user vector is the recency-weighted mean of the history items' skip-gram
-//! vectors (weight `recencyDecay^i` for the i-th most recent), searched in the index.
+//! item2vec recall: the core's user vector ([`kan_core::item2vec::user_vector`], the one
+//! `kan eval` scores) searched in the index.
 //! Cold start: no history, no candidates.
 
 use std::sync::Arc;
@@ -8,18 +8,17 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use kan_api::crd::Item2vecSettings;
 
-use super::{Query, Strategy, recency_weight};
+use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue};
 use crate::error::Result;
-use crate::index::{Hit, SearchParams, VectorIndex, normalise};
+use crate::index::{Hit, SearchParams, VectorIndex};
 
 pub struct Item2vec {
     bundle: Arc<Bundle>,
     index: Arc<dyn VectorIndex>,
     dim: usize,
     vectors: Arc<Vec<f32>>,
-    history_length: usize,
-    decay: f64,
+    settings: Item2vecSettings,
 }
 
 impl Item2vec {
@@ -34,22 +33,9 @@ impl Item2vec {
             index,
             dim,
             vectors: Arc::new(vectors),
-            history_length: settings.history_length.max(1) as usize,
-            decay: settings.recency_decay,
+            settings: settings.clone(),
         })
     }
-}
-
-/// The recency-weighted mean of the history's vectors (not normalised).
-pub fn user_vector(vectors: &[f32], dim: usize, history: &[u32], decay: f64) -> Vec<f32> {
-    let mut user = vec![0f32; dim];
-    for (i, &item) in history.iter().enumerate() {
-        let w = recency_weight(decay, i);
-        if let Some(v) = vectors.get(item as usize * dim..(item as usize + 1) * dim) {
-            user.iter_mut().zip(v).for_each(|(u, x)| *u += w * x);
-        }
-    }
-    user
 }
 
 impl Strategy for Item2vec {
@@ -63,11 +49,14 @@ impl Strategy for Item2vec {
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let history = &query.history[..query.history.len().min(self.history_length)];
-            let mut user = user_vector(&self.vectors, self.dim, history, self.decay);
-            if history.is_empty() || !normalise(&mut user) {
+            let Some(user) = kan_core::item2vec::user_vector(
+                &self.vectors,
+                self.dim,
+                &self.settings,
+                &query.history,
+            ) else {
                 return Ok(Vec::new());
-            }
+            };
             let exclude = query.exclude_with_history();
             let start = Instant::now();
             let hits = self
@@ -85,17 +74,5 @@ impl Strategy for Item2vec {
                 .record(start.elapsed().as_secs_f64());
             hits
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recent_items_weigh_more_in_the_user_vector() {
-        let vectors = [1.0, 0.0, 0.0, 1.0];
-        assert_eq!(user_vector(&vectors, 2, &[1, 0], 0.5), vec![0.5, 1.0]);
-        assert_eq!(user_vector(&vectors, 2, &[], 0.5), vec![0.0, 0.0]);
     }
 }

@@ -12,10 +12,8 @@
 //! | popular | the same list as for known users (segment when the request context names one, else global) |
 //! | operational | the same pinned list for everyone |
 
-mod dssm;
 mod encoder;
 mod exploratory;
-mod gat;
 mod item2vec;
 mod itemcf;
 mod operational;
@@ -129,18 +127,19 @@ pub fn build(
             .ok_or_else(|| Error::Config("vector strategies need an index".to_string()))
     };
     let strategy: Arc<dyn Strategy> = match spec {
-        StrategySpec::Dssm { dssm } => Arc::new(dssm::Dssm::new(
-            need_bundle()?,
-            need_encoder(parts.encoder)?,
-            need_index()?,
-            dssm,
-        )),
-        StrategySpec::Gat { gat } => Arc::new(gat::Gat::new(
-            need_bundle()?,
-            need_encoder(parts.encoder)?,
-            need_index()?,
-            gat,
-        )),
+        StrategySpec::Dssm { dssm: settings } | StrategySpec::Gat { gat: settings } => {
+            Arc::new(encoder::EncoderRecall::new(
+                if matches!(spec, StrategySpec::Dssm { .. }) {
+                    "dssm"
+                } else {
+                    "gat"
+                },
+                need_bundle()?,
+                need_encoder(parts.encoder)?,
+                need_index()?,
+                settings,
+            ))
+        }
         StrategySpec::Item2vec { item2vec } => Arc::new(item2vec::Item2vec::new(
             need_bundle()?,
             need_index()?,
@@ -166,11 +165,6 @@ fn need_encoder(encoder: Option<UserEncoder>) -> Result<UserEncoder> {
 /// True for strategies whose bundle carries an ONNX user encoder.
 pub fn uses_encoder(t: StrategyType) -> bool {
     matches!(t, StrategyType::Dssm | StrategyType::Gat)
-}
-
-/// Weight of the `i`-th most recent history item.
-pub(crate) fn recency_weight(decay: f64, i: usize) -> f32 {
-    decay.powi(i as i32) as f32
 }
 
 #[cfg(test)]

@@ -1,27 +1,26 @@
-//! Social recall: what the user's strongest friends engaged with recently. An item scores
-//! `Σ strength(friend) · 0.5^(age / halfLife)` over the friends (at most `maxFriends`, strongest
-//! first) who engaged with it; ages are measured from the bundle's `reference_time` (so offline
-//! data keeps its shape), engagements without a timestamp count fully. The user's own history is
-//! not recalled. Cold start: an unknown user or one without friends gets no candidates.
+//! Social recall over the bundle's friend graph and stored engagements; the kernel is the
+//! core's [`kan_core::social::recall`], the one `kan eval` scores. Engagements are aged from the
+//! bundle's `params.reference_time` (the latest training interaction), so a bundle trained on
+//! old data keeps its shape; a bundle without one is aged from the wall clock. Cold start: an
+//! unknown user or one without friends gets no candidates.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kan_api::bundle::files;
 use kan_api::crd::SocialSettings;
+use kan_core::social::{self as kernel, Friends, Request};
 
 use super::{Query, Strategy};
-use crate::bundle::{Bundle, Catalogue, Csr, UserHistory, parallel};
+use crate::bundle::{Bundle, Catalogue, Csr, parallel};
 use crate::error::{Error, Result};
-use crate::index::{Hit, top_k};
+use crate::index::Hit;
 
 pub struct Social {
     bundle: Arc<Bundle>,
     friends: Csr,
     strength: Vec<f32>,
-    max_friends: usize,
-    half_life_secs: f64,
+    settings: SocialSettings,
 }
 
 impl Social {
@@ -40,35 +39,9 @@ impl Social {
             bundle,
             friends,
             strength,
-            max_friends: settings.max_friends.max(1) as usize,
-            half_life_secs: settings.half_life_hours * 3600.0,
+            settings: settings.clone(),
         })
     }
-}
-
-/// Decay factor of an engagement at `ts` seen at `now`; unknown times (0) count fully.
-pub fn decay(ts: i64, now: i64, half_life_secs: f64) -> f32 {
-    if ts <= 0 || half_life_secs <= 0.0 {
-        return 1.0;
-    }
-    let age = (now - ts).max(0) as f64;
-    0.5f64.powf(age / half_life_secs) as f32
-}
-
-fn score(
-    friends: &[u32],
-    strength: &[f32],
-    history: &UserHistory,
-    now: i64,
-    half_life_secs: f64,
-) -> HashMap<u32, f32> {
-    let mut scores: HashMap<u32, f32> = HashMap::new();
-    for (&friend, &s) in friends.iter().zip(strength) {
-        for (&item, &ts) in history.items(friend).iter().zip(history.timestamps(friend)) {
-            *scores.entry(item).or_default() += s * decay(ts, now, half_life_secs);
-        }
-    }
-    scores
 }
 
 impl Strategy for Social {
@@ -82,41 +55,27 @@ impl Strategy for Social {
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let (Some(user), Some(history)) = (query.user, self.bundle.history.as_ref()) else {
+            let Some(history) = self.bundle.history.as_ref() else {
                 return Ok(Vec::new());
             };
-            let range = self.friends.range(user as usize);
-            let n = range.len().min(self.max_friends);
-            let friends = &self.friends.row(user as usize)[..n];
-            let strength = &self.strength[range][..n];
-            let now = self.bundle.reference_time().unwrap_or(query.now);
-            let exclude = query.exclude_with_history();
-            let scores = score(friends, strength, history, now, self.half_life_secs);
-            let hits = scores
-                .into_iter()
-                .filter(|(i, _)| !exclude.contains(i))
-                .map(|(item, score)| Hit { item, score });
-            Ok(top_k(hits, query.k))
+            let excluded: Vec<u32> = query.exclude.iter().copied().collect();
+            let graph = Friends {
+                friends: self.friends.view(),
+                strength: &self.strength,
+            };
+            let request = Request {
+                user: query.user,
+                history: &query.history,
+                excluded: &excluded,
+                now: kan_core::clock::now(self.bundle.reference_time(), query.now),
+                k: query.k,
+            };
+            Ok(kernel::recall(
+                graph,
+                history.engagements(),
+                &self.settings,
+                request,
+            ))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engagements_lose_half_their_weight_per_half_life() {
-        assert_eq!(decay(1000, 1000 + 3600, 3600.0), 0.5);
-        assert_eq!(
-            decay(0, 5000, 3600.0),
-            1.0,
-            "unknown timestamps count fully"
-        );
-        assert_eq!(
-            decay(9000, 5000, 3600.0),
-            1.0,
-            "future engagements are not boosted"
-        );
     }
 }

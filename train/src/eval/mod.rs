@@ -1,7 +1,8 @@
-//! `kan eval`: full-ranking evaluation of bundles, one by one and merged as the gateway would.
+//! `kan eval`: full-ranking evaluation of bundles, one by one and merged by the gateway's merge
+//! code (`kan_core::merge`). Queues recall with the core's kernels and the queue's settings (a
+//! RecallQueue's `strategy`, or the CRD defaults), so the lists scored are the lists served.
 
 pub mod exposures;
-pub mod merge;
 pub mod predictions;
 pub mod report;
 
@@ -18,41 +19,26 @@ use crate::pipeline::{Prepared, prepare};
 use crate::progress::Progress;
 use crate::split::SplitSpec;
 use crate::strategies::{self, Query};
-use merge::Ranked;
 pub use predictions::PredictionInput;
 pub use report::{EvalReport, Row};
 
 /// Length of every queue's list and of merged lists (the largest cut-off).
 pub const LIST_LENGTH: usize = 300;
 /// The `k` of reciprocal rank fusion.
-pub const RRF_K: f64 = 60.0;
+pub const RRF_K: f64 = kan_api::crd::DEFAULT_RRF_K;
 
-/// Merge policies `kan eval` can apply to the queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MergePolicy {
-    Rrf,
-    WeightedInterleave,
-    Quota,
-}
+/// The gateway's merge policies (`score` needs queue scores, which `kan eval`'s lists lack).
+pub use kan_api::crd::MergePolicy;
 
-impl MergePolicy {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "rrf" => Ok(MergePolicy::Rrf),
-            "weighted-interleave" => Ok(MergePolicy::WeightedInterleave),
-            "quota" => Ok(MergePolicy::Quota),
-            other => Err(Error::InvalidInput(format!(
-                "unknown merge `{other}`: use rrf, weighted-interleave or quota"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MergePolicy::Rrf => "rrf",
-            MergePolicy::WeightedInterleave => "weighted-interleave",
-            MergePolicy::Quota => "quota",
-        }
+/// A merge policy by name: rrf, weighted-interleave or quota.
+pub fn parse_merge(s: &str) -> Result<MergePolicy> {
+    match s {
+        "rrf" => Ok(MergePolicy::Rrf),
+        "weighted-interleave" => Ok(MergePolicy::WeightedInterleave),
+        "quota" => Ok(MergePolicy::Quota),
+        other => Err(Error::InvalidInput(format!(
+            "unknown merge `{other}`: use rrf, weighted-interleave or quota"
+        ))),
     }
 }
 
@@ -61,8 +47,25 @@ impl MergePolicy {
 pub struct QueueInput {
     pub name: String,
     pub bundle: PathBuf,
-    /// Merge weight (RRF, interleave); quota is proportional to it.
+    /// Merge weight (RRF, interleave).
     pub weight: f64,
+    /// Quota of the `quota` merge; None: proportional to the weight.
+    pub quota: Option<usize>,
+    /// The queue's strategy settings (a RecallQueue's `spec.strategy`); None: CRD defaults.
+    pub strategy: Option<kan_api::crd::Strategy>,
+}
+
+impl QueueInput {
+    /// A queue with weight 1, no quota and the default settings of its strategy.
+    pub fn new(name: impl Into<String>, bundle: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            bundle: bundle.into(),
+            weight: 1.0,
+            quota: None,
+            strategy: None,
+        }
+    }
 }
 
 /// Everything `kan eval` needs.
@@ -76,6 +79,8 @@ pub struct EvalRequest {
     pub seed: Option<u64>,
     pub queues: Vec<QueueInput>,
     pub merges: Vec<MergePolicy>,
+    /// The `k` of reciprocal rank fusion (a RecallGateway's `merge.rrfK`).
+    pub rrf_k: f64,
     /// Evaluate on the validation part instead of test (for choosing hyper-parameters).
     pub on_validation: bool,
     /// Evaluate at most this many users (seeded sample); None = all.
@@ -133,13 +138,14 @@ impl Mapping {
 
 /// Runs one bundle over the evaluation queries; lists are in dataset item indices.
 fn run_queue(
+    q: &QueueInput,
     b: &BundleDir,
     p: &Prepared,
     users: &[u32],
     histories: &[Vec<u32>],
     k: usize,
 ) -> Result<Vec<Vec<u32>>> {
-    let model = strategies::load(b)?;
+    let model = strategies::load(b, q.strategy.as_ref())?;
     let map = Mapping::new(b, p)?;
     if map.identity {
         let queries: Vec<Query> = users
@@ -244,6 +250,32 @@ pub fn eval(req: &EvalRequest) -> Result<EvalReport> {
 
 /// [`eval`] plus externally produced lists, scored like queues and merged like them.
 pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<EvalReport> {
+    evaluate(req, predictions, false).map(|(report, _)| report)
+}
+
+/// Every list [`eval`] scores, in dataset ids: per evaluated user, their known history (most
+/// recent first, what a caller would send as `history`), each queue's list and each merge's.
+#[derive(Debug, Clone, Default)]
+pub struct EvalLists {
+    pub users: Vec<String>,
+    pub histories: Vec<Vec<String>>,
+    /// (queue name, one list per user).
+    pub queues: Vec<(String, Vec<Vec<String>>)>,
+    /// (policy, one list per user).
+    pub merges: Vec<(MergePolicy, Vec<Vec<String>>)>,
+}
+
+/// [`eval`], also returning the lists it scored (for parity checks against the serving path).
+pub fn eval_keeping_lists(req: &EvalRequest) -> Result<(EvalReport, EvalLists)> {
+    let (report, lists) = evaluate(req, &[], true)?;
+    Ok((report, lists.unwrap_or_default()))
+}
+
+fn evaluate(
+    req: &EvalRequest,
+    predictions: &[PredictionInput],
+    keep_lists: bool,
+) -> Result<(EvalReport, Option<EvalLists>)> {
     if req.queues.is_empty() && predictions.is_empty() {
         return Err(Error::InvalidInput(
             "give at least one --bundle NAME=DIR or --predictions NAME=FILE to evaluate".into(),
@@ -303,16 +335,33 @@ pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<E
         (req.queues.len() + predictions.len() + req.merges.len()) as u64,
         "eval",
     );
+    let ids = |l: &[u32]| -> Vec<String> {
+        l.iter()
+            .filter_map(|&i| p.ds.items.ids().get(i as usize).cloned())
+            .collect()
+    };
+    let mut kept = keep_lists.then(|| EvalLists {
+        users: users
+            .iter()
+            .filter_map(|&u| p.ds.users.ids().get(u as usize).cloned())
+            .collect(),
+        histories: histories.iter().map(|h| ids(h)).collect(),
+        ..EvalLists::default()
+    });
     let mut rows = Vec::new();
     let mut lists = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
-        let l = run_queue(b, &p, &users, &histories, LIST_LENGTH)?;
+        let l = run_queue(q, b, &p, &users, &histories, LIST_LENGTH)?;
         rows.push(Row {
             name: q.name.clone(),
             kind: "queue".into(),
             strategy: b.manifest.strategy.to_string(),
             metrics: score(&l, &truth, p.ds.n_items()),
         });
+        if let Some(k) = kept.as_mut() {
+            k.queues
+                .push((q.name.clone(), l.iter().map(|l| ids(l)).collect()));
+        }
         lists.push(l);
         pb.inc(1);
     }
@@ -329,37 +378,40 @@ pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<E
         pb.inc(1);
     }
     // Every list in `lists` order: queues, then predictions.
-    let sources: Vec<(&str, f64)> = req
+    let sources: Vec<(&str, f64, Option<usize>)> = req
         .queues
         .iter()
-        .map(|q| (q.name.as_str(), q.weight))
-        .chain(predictions.iter().map(|x| (x.name.as_str(), x.weight)))
+        .map(|q| (q.name.as_str(), q.weight, q.quota))
+        .chain(
+            predictions
+                .iter()
+                .map(|x| (x.name.as_str(), x.weight, None)),
+        )
         .collect();
     let total_weight: f64 = sources
         .iter()
         .map(|s| s.1)
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
+    let routes: Vec<Route> = sources
+        .iter()
+        .map(|&(name, weight, quota)| Route {
+            name,
+            weight,
+            quota: quota.unwrap_or(((weight / total_weight) * LIST_LENGTH as f64).round() as usize),
+        })
+        .collect();
     for &policy in &req.merges {
+        let spec = kan_api::crd::MergeSpec {
+            policy,
+            total: LIST_LENGTH as i32,
+            rrf_k: req.rrf_k,
+        };
         let merged: Vec<Vec<u32>> = (0..users.len())
             .into_par_iter()
             .map(|n| {
-                let ranked: Vec<Ranked> = sources
-                    .iter()
-                    .zip(&lists)
-                    .map(|(&(_, weight), l)| Ranked {
-                        weight,
-                        quota: ((weight / total_weight) * LIST_LENGTH as f64).round() as usize,
-                        items: &l[n],
-                    })
-                    .collect();
-                match policy {
-                    MergePolicy::Rrf => merge::rrf(&ranked, RRF_K, LIST_LENGTH),
-                    MergePolicy::WeightedInterleave => {
-                        merge::weighted_interleave(&ranked, LIST_LENGTH)
-                    }
-                    MergePolicy::Quota => merge::quota(&ranked, LIST_LENGTH),
-                }
+                let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
+                merge_lists(&spec, &routes, &per_queue, p.ds.items.ids(), LIST_LENGTH)
             })
             .collect();
         let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
@@ -369,10 +421,14 @@ pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<E
             strategy: policy.as_str().into(),
             metrics: score(&merged, &truth, p.ds.n_items()),
         });
+        if let Some(k) = kept.as_mut() {
+            k.merges
+                .push((policy, merged.iter().map(|l| ids(l)).collect()));
+        }
         pb.inc(1);
     }
     pb.finish();
-    Ok(EvalReport {
+    let report = EvalReport {
         dataset: p.ds.name.clone(),
         split: spec.describe(),
         part: if req.on_validation {
@@ -386,5 +442,62 @@ pub fn eval_with(req: &EvalRequest, predictions: &[PredictionInput]) -> Result<E
         ks: KS.to_vec(),
         rows,
         warnings,
-    })
+    };
+    Ok((report, kept))
+}
+
+/// A queue's merge settings, as a RecallGateway's `queues` entry gives them.
+#[derive(Clone, Copy, Debug)]
+pub struct Route<'a> {
+    pub name: &'a str,
+    pub weight: f64,
+    pub quota: usize,
+}
+
+/// Merges one user's queue lists (dataset item indices, best first) with the gateway's merge
+/// code, and keeps the first `total` items. Lists carry no scores here, so each candidate
+/// scores by position (which only the `score` policy would read).
+pub fn merge_lists(
+    spec: &kan_api::crd::MergeSpec,
+    routes: &[Route],
+    lists: &[&[u32]],
+    item_ids: &[String],
+    total: usize,
+) -> Vec<u32> {
+    use kan_core::merge::{CandidateRef, QueueList, merge};
+    let candidates: Vec<Vec<CandidateRef>> = lists
+        .iter()
+        .map(|l| {
+            l.iter()
+                .enumerate()
+                .filter_map(|(r, &i)| {
+                    item_ids.get(i as usize).map(|id| CandidateRef {
+                        item_id: id.as_str(),
+                        score: 1.0 / (1.0 + r as f32),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let queues: Vec<QueueList> = routes
+        .iter()
+        .zip(&candidates)
+        .map(|(r, c)| QueueList {
+            queue: r.name,
+            weight: r.weight,
+            quota: Some(r.quota),
+            candidates: c,
+        })
+        .collect();
+    // Ids are unique, so an id's position in `item_ids` is its index: the merge hands ids back.
+    let index: std::collections::HashMap<&str, u32> = lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .filter_map(|&i| item_ids.get(i as usize).map(|id| (id.as_str(), i)))
+        .collect();
+    merge(spec, &queues)
+        .into_iter()
+        .filter_map(|m| index.get(m.item_id).copied())
+        .take(total)
+        .collect()
 }

@@ -336,6 +336,7 @@ mod tests {
             seed: Some(1),
             queues: Vec::new(),
             merges: Vec::new(),
+            rrf_k: crate::eval::RRF_K,
             on_validation,
             max_users: None,
             progress: false,

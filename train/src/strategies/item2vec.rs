@@ -1,30 +1,30 @@
 //! `item2vec`: skip-gram with negative sampling (Mikolov et al., 2013; Barkan & Koenigstein,
 //! 2016) over each user's time-ordered items. Hand-written and single-threaded so a seed gives
-//! the same vectors on any machine. The user vector at serving time is a recency-weighted sum
-//! of history vectors.
+//! the same vectors on any machine. Recall is the worker's: the core's user vector
+//! ([`kan_core::item2vec::user_vector`]) with the queue's settings, searched exactly.
 
+use kan_api::crd::Item2vecSettings;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller};
+use super::{Context, Model, Query, Recaller, recall_each};
 use crate::bundle::{BundleDir, BundleWriter};
 use crate::error::Result;
-use crate::strategies::twotower::{dot_recall, normalise_rows, read_vectors, write_vectors};
+use crate::strategies::twotower::{normalise_rows, read_vectors, write_vectors};
 
 pub const WINDOW: usize = 5;
 pub const NEGATIVES: usize = 5;
 pub const DEFAULT_EPOCHS: usize = 5;
 pub const LEARNING_RATE: f32 = 0.025;
-/// Weight of the r-th most recent history item is RECENCY_DECAY^r.
-pub const RECENCY_DECAY: f32 = 0.95;
-pub const HISTORY_LIMIT: usize = 50;
 
 pub struct Item2Vec {
     pub dim: usize,
     pub epochs: usize,
     /// Row-major [N, D], L2-normalised.
     pub vectors: Vec<f32>,
+    /// The queue settings recall runs with (the CRD defaults unless a RecallQueue gives them).
+    pub settings: Item2vecSettings,
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -139,30 +139,31 @@ pub fn train(ctx: &Context) -> Result<Item2Vec> {
         dim: ctx.opts.dim,
         epochs,
         vectors,
+        settings: Item2vecSettings::default(),
     })
-}
-
-/// The user vector: Σ_r RECENCY_DECAY^r · v(history[r]) over the most recent items.
-pub fn user_vector(vectors: &[f32], dim: usize, history: &[u32]) -> Vec<f32> {
-    let mut u = vec![0f32; dim];
-    let mut w = 1.0;
-    for &i in history.iter().take(HISTORY_LIMIT) {
-        let v = &vectors[i as usize * dim..(i as usize + 1) * dim];
-        for d in 0..dim {
-            u[d] += w * v[d];
-        }
-        w *= RECENCY_DECAY;
-    }
-    u
 }
 
 impl Recaller for Item2Vec {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        let users: Vec<Vec<f32>> = queries
-            .iter()
-            .map(|q| user_vector(&self.vectors, self.dim, q.history))
-            .collect();
-        Ok(dot_recall(&self.vectors, self.dim, &users, queries, k))
+        Ok(recall_each(queries, |q| {
+            let Some(user) =
+                kan_core::item2vec::user_vector(&self.vectors, self.dim, &self.settings, q.history)
+            else {
+                return Vec::new();
+            };
+            // The worker excludes the request's history and exclusions; here both are `exclude`.
+            let mut excluded = q.exclude.to_vec();
+            excluded.extend_from_slice(q.history);
+            excluded.sort_unstable();
+            kan_core::vector::exact_scan(
+                &self.vectors,
+                self.dim,
+                &user,
+                None,
+                |i| excluded.binary_search(&i).is_ok(),
+                k,
+            )
+        }))
     }
 }
 
@@ -173,7 +174,8 @@ impl Model for Item2Vec {
 
     fn params(&self) -> serde_json::Value {
         json!({"window": WINDOW, "negatives": NEGATIVES, "epochs": self.epochs, "learning_rate": LEARNING_RATE,
-               "recency_decay": RECENCY_DECAY, kan_api::bundle::params::HISTORY_LENGTH: HISTORY_LIMIT})
+               "recency_decay": self.settings.recency_decay,
+               kan_api::bundle::params::HISTORY_LENGTH: self.settings.history_length})
     }
 
     fn dim(&self) -> Option<u32> {
@@ -189,6 +191,7 @@ impl Item2Vec {
             dim,
             epochs,
             vectors,
+            settings: Item2vecSettings::default(),
         })
     }
 }
@@ -224,11 +227,5 @@ mod tests {
         let seqs = vec![vec![0, 1, 2, 3], vec![3, 2, 1]];
         let pb = indicatif::ProgressBar::hidden();
         assert_eq!(sgns(&seqs, 4, 4, 2, 9, &pb), sgns(&seqs, 4, 4, 2, 9, &pb));
-    }
-
-    #[test]
-    fn the_user_vector_weights_recent_items_more() {
-        let vectors = [1.0, 0.0, 0.0, 1.0];
-        assert_eq!(user_vector(&vectors, 2, &[1, 0]), [RECENCY_DECAY, 1.0]);
     }
 }

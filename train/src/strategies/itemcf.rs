@@ -1,12 +1,14 @@
 //! `itemcf`: item–item neighbours weighted by RP3β (Paudel et al., 2017): the probability of a
 //! 3-step random walk item→user→item, each step's probability raised to α, divided by the
-//! destination's popularity^β to demote blockbusters. Top-N neighbours per item.
+//! destination's popularity^β to demote blockbusters. Top-N neighbours per item. Recall runs
+//! the core's kernel ([`kan_core::itemcf::recall`]) with the queue's settings, as the worker does.
 
 use kan_api::bundle::files;
+use kan_api::crd::ItemCfSettings;
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::{Context, Model, Query, Recaller, recall_each};
 use crate::bundle::{BundleDir, BundleWriter, Tensor};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -16,8 +18,6 @@ pub const DEFAULT_BETA: f64 = 0.5;
 pub const DEFAULT_TOP_N: usize = 200;
 /// `--param` keys read by the trainer.
 pub const PARAMS: &[&str] = &["alpha", "beta", "top_n"];
-/// History items aggregated per request.
-pub const HISTORY_LIMIT: usize = 200;
 
 pub struct ItemCf {
     pub n_items: usize,
@@ -27,6 +27,8 @@ pub struct ItemCf {
     pub offsets: Vec<usize>,
     pub neighbours: Vec<u32>,
     pub weights: Vec<f32>,
+    /// The queue settings recall runs with (the CRD defaults unless a RecallQueue gives them).
+    pub settings: ItemCfSettings,
 }
 
 /// RP3β neighbour lists (CSR, best first) from training histories.
@@ -100,6 +102,7 @@ pub fn rp3beta(history: &History, n_items: usize, alpha: f64, beta: f64, top_n: 
         offsets,
         neighbours,
         weights,
+        settings: ItemCfSettings::default(),
     }
 }
 
@@ -148,20 +151,30 @@ impl ItemCf {
             offsets,
             neighbours,
             weights,
+            settings: ItemCfSettings::default(),
         })
+    }
+
+    /// The neighbour lists as the core's kernel reads them.
+    pub fn csr(&self) -> kan_core::CsrRef<'_> {
+        kan_core::CsrRef {
+            offsets: &self.offsets,
+            columns: &self.neighbours,
+        }
     }
 }
 
 impl Recaller for ItemCf {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        Ok(rank_all(self.n_items, queries, k, |_, q, s| {
-            for &i in q.history.iter().take(HISTORY_LIMIT) {
-                let (ns, ws) = self.row(i);
-                for (&j, &w) in ns.iter().zip(ws) {
-                    let v = &mut s[j as usize];
-                    *v = if v.is_finite() { *v + w } else { w };
-                }
-            }
+        Ok(recall_each(queries, |q| {
+            kan_core::itemcf::recall(
+                self.csr(),
+                &self.weights,
+                &self.settings,
+                q.history,
+                q.exclude,
+                k,
+            )
         }))
     }
 }
@@ -185,7 +198,7 @@ impl Model for ItemCf {
     }
 
     fn params(&self) -> serde_json::Value {
-        json!({"weighting": "rp3beta", "alpha": self.alpha, "beta": self.beta, "top_n": self.top_n, "history_limit": HISTORY_LIMIT})
+        json!({"weighting": "rp3beta", "alpha": self.alpha, "beta": self.beta, "top_n": self.top_n})
     }
 }
 

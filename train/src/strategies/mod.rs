@@ -10,6 +10,7 @@ pub mod popular;
 pub mod social;
 pub mod twotower;
 
+use kan_api::crd::Strategy as StrategySpec;
 use rayon::prelude::*;
 
 use crate::bundle::{BundleDir, BundleWriter};
@@ -105,17 +106,57 @@ where
         .collect()
 }
 
-/// Loads whichever model a bundle holds.
-pub fn load(b: &BundleDir) -> Result<Box<dyn Recaller>> {
+/// Runs a core kernel for every query, in parallel, keeping the items it ranks.
+pub(crate) fn recall_each<F>(queries: &[Query], kernel: F) -> Vec<Vec<u32>>
+where
+    F: Fn(&Query) -> Vec<kan_core::Hit> + Sync,
+{
+    queries
+        .par_iter()
+        .map(|q| kernel(q).into_iter().map(|h| h.item).collect())
+        .collect()
+}
+
+/// Loads whichever model a bundle holds, to recall with the queue settings of `spec` (a
+/// RecallQueue's `strategy`; None: the CRD defaults), as the worker serving it would.
+pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recaller>> {
     use kan_api::crd::StrategyType as S;
-    Ok(match b.manifest.strategy {
-        S::Popular => Box::new(popular::Popular::load(b)?),
-        S::Itemcf => Box::new(itemcf::ItemCf::load(b)?),
-        S::Item2vec => Box::new(item2vec::Item2Vec::load(b)?),
-        S::Social => Box::new(social::Social::load(b)?),
-        S::Exploratory => Box::new(exploratory::Exploratory::load(b)?),
-        S::Dssm | S::Gat => Box::new(twotower::OnnxTwoTower::load(b)?),
-        S::Operational => {
+    if let Some(spec) = spec
+        && spec.type_() != b.manifest.strategy
+    {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "the queue's strategy is {} but the bundle at {} holds {}",
+            spec.type_(),
+            b.dir.display(),
+            b.manifest.strategy
+        )));
+    }
+    Ok(match (b.manifest.strategy, spec) {
+        (S::Popular, _) => Box::new(popular::Popular::load(b)?),
+        (S::Itemcf, spec) => {
+            let mut m = itemcf::ItemCf::load(b)?;
+            if let Some(StrategySpec::Itemcf { itemcf }) = spec {
+                m.settings = itemcf.clone();
+            }
+            Box::new(m)
+        }
+        (S::Item2vec, spec) => {
+            let mut m = item2vec::Item2Vec::load(b)?;
+            if let Some(StrategySpec::Item2vec { item2vec }) = spec {
+                m.settings = item2vec.clone();
+            }
+            Box::new(m)
+        }
+        (S::Social, spec) => {
+            let mut m = social::Social::load(b)?;
+            if let Some(StrategySpec::Social { social }) = spec {
+                m.settings = social.clone();
+            }
+            Box::new(m)
+        }
+        (S::Exploratory, _) => Box::new(exploratory::Exploratory::load(b)?),
+        (S::Dssm | S::Gat, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
+        (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
                 dir: b.dir.clone(),
                 problem: "operational queues have no trained bundle to evaluate".to_string(),

@@ -78,7 +78,8 @@ fn ranked(scores: &[f64], top: usize) -> (Vec<u32>, Vec<f32>) {
 
 pub fn train(ctx: &Context) -> Result<Popular> {
     let n_items = ctx.ds.n_items();
-    let reference_time = ctx.split.train.iter().map(|r| r.ts).max().unwrap_or(0);
+    let reference_time =
+        kan_core::clock::reference_time(ctx.split.train.iter().map(|r| r.ts)).unwrap_or(0);
     let hl = ctx
         .opts
         .params

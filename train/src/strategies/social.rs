@@ -2,22 +2,22 @@
 //! Tie strength = EXPLICIT_WEIGHT for a declared friendship + cosine co-engagement of the two
 //! users' item sets. Data without a friend graph (ML-100K, Gowalla here) gets a derived
 //! co-engagement graph: the most similar users act as "friends", and the manifest says so.
+//! Recall is the worker's: the core's kernel ([`kan_core::social::recall`]) with the queue's
+//! settings, engagements aged from the reference time recorded in the manifest.
 
-use kan_api::bundle::files;
+use kan_api::bundle::{files, params};
+use kan_api::crd::SocialSettings;
+use kan_core::social::{Engagements, Friends, Request};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::{Context, Model, Query, Recaller, recall_each};
 use crate::bundle::{BundleDir, BundleWriter, Tensor};
 use crate::error::{Error, Result};
 use crate::history::History;
 
 pub const MAX_FRIENDS: usize = 50;
 pub const EXPLICIT_WEIGHT: f32 = 1.0;
-/// Each friend's most recent engagements considered.
-pub const RECENT: usize = 50;
-/// Weight of a friend's r-th most recent engagement is RECENT_DECAY^r.
-pub const RECENT_DECAY: f32 = 0.97;
 /// Items engaged by more users than this carry little tie information and cost quadratic time.
 pub const MAX_ITEM_USERS: usize = 2000;
 
@@ -28,6 +28,10 @@ pub struct Social {
     pub friends: Vec<u32>,
     pub strength: Vec<f32>,
     pub history: History,
+    /// The latest training interaction, engagements are aged from (None: the data has no time).
+    pub reference_time: Option<i64>,
+    /// The queue settings recall runs with (the CRD defaults unless a RecallQueue gives them).
+    pub settings: SocialSettings,
 }
 
 /// Friends of every user, strongest first: explicit edges plus cosine co-engagement.
@@ -132,30 +136,46 @@ pub fn train(ctx: &Context) -> Result<Social> {
         friends,
         strength,
         history: ctx.history.clone(),
+        reference_time: kan_core::clock::reference_time(ctx.split.train.iter().map(|r| r.ts)),
+        settings: SocialSettings::default(),
     })
 }
 
 impl Recaller for Social {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        Ok(rank_all(self.n_items, queries, k, |_, q, s| {
-            let Some(u) = q
-                .user
-                .map(|u| u as usize)
-                .filter(|&u| u + 1 < self.offsets.len())
-            else {
-                return;
+        let graph = Friends {
+            friends: kan_core::CsrRef {
+                offsets: &self.offsets,
+                columns: &self.friends,
+            },
+            strength: &self.strength,
+        };
+        let engagements = Engagements {
+            items: kan_core::CsrRef {
+                offsets: &self.history.offsets,
+                columns: &self.history.items,
+            },
+            timestamps: &self.history.ts,
+        };
+        let now = kan_core::clock::now(self.reference_time, wall_clock());
+        Ok(recall_each(queries, |q| {
+            let request = Request {
+                user: q.user,
+                history: q.history,
+                excluded: q.exclude,
+                now,
+                k,
             };
-            for n in self.offsets[u]..self.offsets[u + 1] {
-                let (f, tie) = (self.friends[n] as usize, self.strength[n]);
-                let mut w = tie;
-                for &j in self.history.items(f).iter().take(RECENT) {
-                    let v = &mut s[j as usize];
-                    *v = if v.is_finite() { *v + w } else { w };
-                    w *= RECENT_DECAY;
-                }
-            }
+            kan_core::social::recall(graph, engagements, &self.settings, request)
         }))
     }
+}
+
+/// Unix seconds now: what a bundle without a reference time is aged from, as online.
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Model for Social {
@@ -178,7 +198,8 @@ impl Model for Social {
 
     fn params(&self) -> serde_json::Value {
         json!({"friend_graph": self.friend_graph, "tie_strength": "explicit_weight * declared + cosine co-engagement",
-               "explicit_weight": EXPLICIT_WEIGHT, "max_friends": MAX_FRIENDS, "recent": RECENT, "recent_decay": RECENT_DECAY})
+               "explicit_weight": EXPLICIT_WEIGHT, "max_friends": MAX_FRIENDS,
+               params::REFERENCE_TIME: self.reference_time})
     }
 }
 
@@ -206,6 +227,8 @@ impl Social {
             friends,
             strength,
             history: super::read_history(b)?,
+            reference_time: b.manifest.params[params::REFERENCE_TIME].as_i64(),
+            settings: SocialSettings::default(),
         })
     }
 }

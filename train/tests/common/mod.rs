@@ -19,13 +19,16 @@ pub fn write_communities(dir: &Path) {
             let user = format!("u{c}_{u}");
             let _ = writeln!(users, "{user},r{c}");
             let _ = writeln!(social, "{user},u{c}_{}", (u + 1) % USERS_PER_COMMUNITY);
-            // Each user sees 8 of the community's items (a rotating window) and one global item.
+            // Each user sees one global item, then 8 of the community's items (a rotating
+            // window): the held-out (latest) item is a community item others have trained on.
+            // (Were every user's latest item the global one, no training data would hold it.)
+            ts += 60;
+            let _ = writeln!(inter, "{user},hit,{ts},1");
             for k in 0..8 {
                 ts += 60;
                 let item = format!("i{c}_{}", (u + k) % ITEMS_PER_COMMUNITY);
                 let _ = writeln!(inter, "{user},{item},{ts},1");
             }
-            let _ = writeln!(inter, "{user},hit,{ts},1");
         }
     }
     let mut items = String::from("item_id,categories,title\n");

@@ -4,7 +4,7 @@
 //! through the same paths a cluster uses (worker reload, gateway routing update).
 
 mod dir;
-mod plan;
+pub(crate) mod plan;
 mod runtime;
 
 use std::net::SocketAddr;

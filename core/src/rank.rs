@@ -1,0 +1,198 @@
+//! Ranking: the hit type every kernel returns, top-k selection with one tie rule, and the
+//! dense score accumulator the aggregation kernels (item-CF, social) share.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// One recalled item: an internal item index and its score (higher is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub item: u32,
+    pub score: f32,
+}
+
+#[derive(PartialEq)]
+struct Ranked(Hit);
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    // Better = higher score, then lower item index.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .score
+            .total_cmp(&other.0.score)
+            .then_with(|| other.0.item.cmp(&self.0.item))
+    }
+}
+
+/// Keeps the best `limit` hits, best first; NaN scores never enter, ties keep the lower item
+/// index first.
+pub fn top_k(hits: impl Iterator<Item = Hit>, limit: usize) -> Vec<Hit> {
+    if limit == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
+    for hit in hits.filter(|h| !h.score.is_nan()) {
+        if heap.len() < limit {
+            heap.push(Reverse(Ranked(hit)));
+        } else if let Some(worst) = heap.peek()
+            && Ranked(hit) > worst.0
+        {
+            heap.pop();
+            heap.push(Reverse(Ranked(hit)));
+        }
+    }
+    let mut out: Vec<Hit> = heap.into_iter().map(|r| r.0.0).collect();
+    out.sort_by_key(|h| Reverse(Ranked(*h)));
+    out
+}
+
+const UNTOUCHED: u8 = 0;
+const SCORED: u8 = 1;
+const REMOVED: u8 = 2;
+
+/// Dense per-item score sums: an array indexed by item plus the list of touched items, so
+/// adding is an array write (no hashing) and clearing costs only what was touched. Kernels
+/// borrow a per-thread one through [`with_scores`], so a request allocates nothing once warm.
+#[derive(Default)]
+pub struct Scores {
+    score: Vec<f32>,
+    state: Vec<u8>,
+    touched: Vec<u32>,
+}
+
+impl Scores {
+    /// Adds `w` to `item`'s score (a removed item stays removed).
+    #[inline]
+    pub fn add(&mut self, item: u32, w: f32) {
+        let i = item as usize;
+        if i >= self.score.len() {
+            self.grow(i + 1);
+        }
+        match self.state[i] {
+            UNTOUCHED => {
+                self.state[i] = SCORED;
+                self.score[i] = w;
+                self.touched.push(item);
+            }
+            SCORED => self.score[i] += w,
+            _ => {}
+        }
+    }
+
+    /// Takes `item` out of the result whatever is added to it.
+    pub fn remove(&mut self, item: u32) {
+        let i = item as usize;
+        if i >= self.score.len() {
+            self.grow(i + 1);
+        }
+        if self.state[i] == UNTOUCHED {
+            self.touched.push(item);
+        }
+        self.state[i] = REMOVED;
+    }
+
+    /// The best `k` scored items (see [`top_k`]); clears the accumulator.
+    pub fn top_k(&mut self, k: usize) -> Vec<Hit> {
+        let (score, state) = (&self.score, &self.state);
+        let out = top_k(
+            self.touched
+                .iter()
+                .filter(|&&i| state[i as usize] == SCORED)
+                .map(|&item| Hit {
+                    item,
+                    score: score[item as usize],
+                }),
+            k,
+        );
+        self.clear();
+        out
+    }
+
+    fn clear(&mut self) {
+        for &i in &self.touched {
+            self.state[i as usize] = UNTOUCHED;
+        }
+        self.touched.clear();
+    }
+
+    fn grow(&mut self, len: usize) {
+        self.score.resize(len, 0.0);
+        self.state.resize(len, UNTOUCHED);
+    }
+}
+
+thread_local! {
+    static SCORES: RefCell<Scores> = RefCell::new(Scores::default());
+}
+
+/// Runs `f` with this thread's (empty) accumulator; a nested call gets a fresh one.
+pub fn with_scores<R>(f: impl FnOnce(&mut Scores) -> R) -> R {
+    SCORES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scores) => {
+            scores.clear();
+            f(&mut scores)
+        }
+        Err(_) => f(&mut Scores::default()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(item: u32, score: f32) -> Hit {
+        Hit { item, score }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_ranks_nan_out_and_breaks_ties_by_lower_index() {
+        let hits = vec![
+            hit(0, 0.1),
+            hit(1, f32::NAN),
+            hit(2, 0.9),
+            hit(5, 0.5),
+            hit(3, 0.5),
+            hit(4, f32::NEG_INFINITY),
+        ];
+        assert_eq!(
+            top_k(hits.clone().into_iter(), 3),
+            [hit(2, 0.9), hit(3, 0.5), hit(5, 0.5)]
+        );
+        assert_eq!(top_k(hits.into_iter(), 0), []);
+    }
+
+    #[test]
+    fn scores_sum_per_item_and_removed_items_never_come_back() {
+        let mut s = Scores::default();
+        s.add(3, 1.0);
+        s.add(7, 0.5);
+        s.add(3, 0.25);
+        s.remove(7);
+        s.add(7, 9.0);
+        s.remove(11);
+        assert_eq!(s.top_k(10), [hit(3, 1.25)]);
+        // Taking the result cleared everything, removals included.
+        s.add(7, 2.0);
+        assert_eq!(s.top_k(10), [hit(7, 2.0)]);
+    }
+
+    #[test]
+    fn a_nested_accumulator_does_not_see_the_outer_ones_scores() {
+        let out = with_scores(|outer| {
+            outer.add(1, 1.0);
+            let inner = with_scores(|inner| {
+                inner.add(2, 1.0);
+                inner.top_k(5)
+            });
+            (outer.top_k(5), inner)
+        });
+        assert_eq!(out, (vec![hit(1, 1.0)], vec![hit(2, 1.0)]));
+        assert_eq!(with_scores(|s| s.top_k(5)), []);
+    }
+}
