@@ -2,6 +2,7 @@ pub mod bench;
 pub mod bench_ann;
 pub mod bench_gateway;
 pub mod bench_worker;
+pub mod bundle;
 pub mod crd;
 pub mod eval;
 pub mod gateway;
