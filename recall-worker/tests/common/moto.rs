@@ -3,6 +3,7 @@
 //! `scripts/install-moto.sh` when `$KAN_TOOLS/moto` is missing.
 //!
 //! Shared by the worker's and the CLI's tests (the CLI includes this file by path).
+#![allow(dead_code)] // each including test crate uses a part
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

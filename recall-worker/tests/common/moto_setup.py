@@ -23,5 +23,6 @@ for bucket in buckets:
     s3.create_bucket(Bucket=bucket)
 if auth:
     urllib.request.urlopen(urllib.request.Request(
-        url + "/moto-api/reset-auth", data=b"0", method="POST"))
+        url + "/moto-api/reset-auth", data=b"0", method="POST",
+        headers={"Content-Type": "text/plain"}))
 print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
