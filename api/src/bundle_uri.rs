@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn local_paths_and_file_uris_resolve_to_directories() {
-        assert_eq!(parse("/data/b1"), Ok(BundleLocation::Local("/data/b1".into())));
+        assert_eq!(
+            parse("/data/b1"),
+            Ok(BundleLocation::Local("/data/b1".into()))
+        );
         assert_eq!(
             parse("file:///data/b1"),
             Ok(BundleLocation::Local("/data/b1".into()))
@@ -135,10 +138,7 @@ mod tests {
             parse("s3://kan-bundles/ml-100k/dssm/"),
             Ok(object(ObjectScheme::S3, "kan-bundles", "ml-100k/dssm"))
         );
-        assert_eq!(
-            parse("gs://b/x"),
-            Ok(object(ObjectScheme::Gcs, "b", "x"))
-        );
+        assert_eq!(parse("gs://b/x"), Ok(object(ObjectScheme::Gcs, "b", "x")));
         assert_eq!(
             parse("az://container/a/b"),
             Ok(object(ObjectScheme::Azure, "container", "a/b"))
@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn unknown_schemes_missing_buckets_and_dot_segments_are_clear_errors() {
         let e = parse("ftp://host/b1").unwrap_err();
-        assert!(e.contains("unsupported scheme 'ftp'") && e.contains("s3://"), "{e}");
+        assert!(
+            e.contains("unsupported scheme 'ftp'") && e.contains("s3://"),
+            "{e}"
+        );
         let e = parse("s3:///b1").unwrap_err();
         assert!(e.contains("without a bucket"), "{e}");
         let e = parse("gs://b/../x").unwrap_err();

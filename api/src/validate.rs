@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use crate::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest};
 use crate::bundle_uri::{self, BundleLocation, ObjectScheme};
 use crate::crd::{
-    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MergePolicy, MergeSpec, OperationalSettings, QueueRoute,
-    RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
+    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MergePolicy, MergeSpec, OperationalSettings,
+    QueueRoute, RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
 };
 use crate::error::{Collector, ValidationError, ValidationErrors};
 use crate::routing::RoutingConfig;

@@ -99,10 +99,16 @@ fn bundle_uri_and_endpoint_rules_run_in_cel() {
         "unsupported scheme",
     );
     for uri in ["gs://b/x", "az://c/x", "https://h/x", "file:///b", "/b"] {
-        assert_eq!(cel_errors(&bundle(&format!("{{uri: '{uri}'}}"))), Vec::<String>::new(), "{uri}");
+        assert_eq!(
+            cel_errors(&bundle(&format!("{{uri: '{uri}'}}"))),
+            Vec::<String>::new(),
+            "{uri}"
+        );
     }
     assert_rule(
-        &bundle("{uri: 's3://b/x', endpoint: 'http://minio:9000', credentialsSecretRef: {name: s3}}"),
+        &bundle(
+            "{uri: 's3://b/x', endpoint: 'http://minio:9000', credentialsSecretRef: {name: s3}}",
+        ),
         &bundle("{uri: 's3://b/x', endpoint: 'minio:9000'}"),
         "must be an http:// or https:// URL",
     );

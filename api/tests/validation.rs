@@ -137,8 +137,15 @@ fn every_other_strategy_needs_a_bundle() {
 
 #[test]
 fn object_storage_bundle_uris_are_accepted_and_unknown_schemes_refused() {
-    for uri in ["s3://kan-bundles/ml-100k/dssm/", "gs://b/x", "az://c/x", "https://h/x"] {
-        accepted(&queue(&format!("  strategy: {{type: dssm}}\n  bundle: {{uri: '{uri}'}}\n")));
+    for uri in [
+        "s3://kan-bundles/ml-100k/dssm/",
+        "gs://b/x",
+        "az://c/x",
+        "https://h/x",
+    ] {
+        accepted(&queue(&format!(
+            "  strategy: {{type: dssm}}\n  bundle: {{uri: '{uri}'}}\n"
+        )));
     }
     rejected(
         &queue("  strategy: {type: dssm}\n  bundle: {uri: 'ftp://h/x'}\n"),

@@ -13,13 +13,19 @@ use moto::Moto;
 
 fn popular_bundle(dir: &Path) -> BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
-    w.ids(files::ITEMS, &(0..8).map(|i| format!("i{i}")).collect::<Vec<_>>())
-        .unwrap();
+    w.ids(
+        files::ITEMS,
+        &(0..8).map(|i| format!("i{i}")).collect::<Vec<_>>(),
+    )
+    .unwrap();
     w.tensors(
         files::POPULAR,
         vec![
             ("global/items", TensorData::I64(vec![3], vec![2, 0, 1])),
-            ("global/scores", TensorData::F32(vec![3], vec![3.0, 2.0, 1.0])),
+            (
+                "global/scores",
+                TensorData::F32(vec![3], vec![3.0, 2.0, 1.0]),
+            ),
         ],
     )
     .unwrap();
@@ -59,11 +65,17 @@ fn a_pushed_bundle_verifies_from_s3_with_its_version() {
     assert!(out.status.success(), "{}", text(&out));
     let out = kan_bundle(&moto, &moto.secret, &["push", local, "s3://kan/popular/v1"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("pushed popular bundle version {}", manifest.version)));
+    assert!(text(&out).contains(&format!(
+        "pushed popular bundle version {}",
+        manifest.version
+    )));
     let out = kan_bundle(&moto, &moto.secret, &["verify", "s3://kan/popular/v1/"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains(&format!("ok: popular bundle version {}, 2 files verified", manifest.version)),
+        text(&out).contains(&format!(
+            "ok: popular bundle version {}, 2 files verified",
+            manifest.version
+        )),
         "{}",
         text(&out)
     );
@@ -80,7 +92,11 @@ fn verify_refuses_a_tampered_file_locally_and_in_s3() {
     std::fs::write(dir.path().join(files::ITEMS), "i0\n").unwrap();
     let out = kan_bundle(&moto, &moto.secret, &["verify", local]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("checksum mismatch for bundle file items.txt"), "{}", text(&out));
+    assert!(
+        text(&out).contains("checksum mismatch for bundle file items.txt"),
+        "{}",
+        text(&out)
+    );
     // push verifies before it uploads anything.
     let out = kan_bundle(&moto, &moto.secret, &["push", local, "s3://kan/b"]);
     assert!(!out.status.success());
@@ -92,11 +108,19 @@ fn verify_with_wrong_credentials_says_access_is_denied() {
     let moto = Moto::start(true, &["kan"]);
     let dir = tempfile::tempdir().unwrap();
     popular_bundle(dir.path());
-    let out = kan_bundle(&moto, &moto.secret, &["push", dir.path().to_str().unwrap(), "s3://kan/b"]);
+    let out = kan_bundle(
+        &moto,
+        &moto.secret,
+        &["push", dir.path().to_str().unwrap(), "s3://kan/b"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let out = kan_bundle(&moto, "wrong", &["verify", "s3://kan/b"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("access denied: check the credentials"), "{}", text(&out));
+    assert!(
+        text(&out).contains("access denied: check the credentials"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -104,7 +128,19 @@ fn push_to_a_local_path_or_http_is_refused_with_what_is_supported() {
     let moto = Moto::start(false, &["kan"]);
     let dir = tempfile::tempdir().unwrap();
     popular_bundle(dir.path());
-    let out = kan_bundle(&moto, &moto.secret, &["push", dir.path().to_str().unwrap(), "https://example.invalid/b"]);
+    let out = kan_bundle(
+        &moto,
+        &moto.secret,
+        &[
+            "push",
+            dir.path().to_str().unwrap(),
+            "https://example.invalid/b",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(text(&out).contains("uploading needs an object store URI"), "{}", text(&out));
+    assert!(
+        text(&out).contains("uploading needs an object store URI"),
+        "{}",
+        text(&out)
+    );
 }

@@ -28,7 +28,9 @@ fn popular_bundle(dir: &Path, prefix: &str) -> BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
     w.ids(
         files::ITEMS,
-        &(0..ITEMS).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>(),
+        &(0..ITEMS)
+            .map(|i| format!("{prefix}{i}"))
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     w.tensors(
@@ -237,11 +239,18 @@ async fn proxy(upstream: String, trigger: &'static str) -> (String, Pending) {
             let body = axum::body::to_bytes(body, 1 << 26).await.unwrap();
             let url = format!(
                 "{upstream}{}",
-                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
             );
             let mut forward = client.request(parts.method.clone(), url).body(body);
             for (name, value) in &parts.headers {
-                if !matches!(name.as_str(), "host" | "content-length" | "transfer-encoding") {
+                if !matches!(
+                    name.as_str(),
+                    "host" | "content-length" | "transfer-encoding"
+                ) {
                     forward = forward.header(name, value);
                 }
             }
@@ -300,7 +309,11 @@ async fn a_bundle_that_changes_during_the_download_is_refused_and_a_retry_serves
         )),
         "{e}"
     );
-    assert_eq!(worker.current().unwrap().version, v1.version, "v1 keeps serving");
+    assert_eq!(
+        worker.current().unwrap().version,
+        v1.version,
+        "v1 keeps serving"
+    );
     assert_eq!(cache_entries(cache.path()), [v1.version.clone()]);
     // The next attempt starts from scratch and serves the bundle now in the bucket.
     worker.refresh().await.unwrap();
@@ -321,12 +334,18 @@ async fn a_pushed_bundle_is_verified_first_and_fetched_back_identical() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("checksum mismatch for bundle file items.txt"), "{e}");
+    assert!(
+        e.contains("checksum mismatch for bundle file items.txt"),
+        "{e}"
+    );
     let listed = direct_store(&moto)
         .list_with_delimiter(Some(&"bad".into()))
         .await
         .unwrap();
-    assert!(listed.objects.is_empty(), "nothing of a broken bundle is uploaded");
+    assert!(
+        listed.objects.is_empty(),
+        "nothing of a broken bundle is uploaded"
+    );
 
     popular_bundle(dir.path(), "i");
     bundle::push(dir.path(), &format!("s3://{BUCKET}/good"), &moto.options())

@@ -3,8 +3,9 @@
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -429,8 +430,15 @@ mod tests {
         assert_eq!(env_from.len(), 1);
         let secret = env_from[0].secret_ref.as_ref().expect("secretRef");
         assert_eq!(secret.name, "bundle-s3");
-        assert_eq!(secret.optional, Some(false), "a missing Secret must stop the pod");
-        assert_eq!(container.env, None, "no credential value is copied into env");
+        assert_eq!(
+            secret.optional,
+            Some(false),
+            "a missing Secret must stop the pod"
+        );
+        assert_eq!(
+            container.env, None,
+            "no credential value is copied into env"
+        );
     }
 
     #[test]

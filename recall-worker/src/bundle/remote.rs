@@ -294,9 +294,6 @@ mod tests {
             Remote::object_path("a/b", "manifest.json").as_ref(),
             "a/b/manifest.json"
         );
-        assert_eq!(
-            Remote::object_path("", "items.txt").as_ref(),
-            "items.txt"
-        );
+        assert_eq!(Remote::object_path("", "items.txt").as_ref(), "items.txt");
     }
 }

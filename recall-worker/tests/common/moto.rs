@@ -42,8 +42,11 @@ impl Moto {
     pub fn start(auth: bool, buckets: &[&str]) -> Moto {
         let venv = tools().join("moto");
         if !venv.join("bin/moto_server").exists() {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-moto.sh");
-            let status = Command::new(&script).status().expect("runs install-moto.sh");
+            let script =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-moto.sh");
+            let status = Command::new(&script)
+                .status()
+                .expect("runs install-moto.sh");
             assert!(
                 status.success(),
                 "moto is needed for the object-storage tests: run scripts/install-tools.sh"
@@ -70,7 +73,12 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         let mut setup = Command::new(venv.join("bin/python"));
-        setup.args(["-c", SETUP, &moto.endpoint, if auth { "--auth" } else { "--no-auth" }]);
+        setup.args([
+            "-c",
+            SETUP,
+            &moto.endpoint,
+            if auth { "--auth" } else { "--no-auth" },
+        ]);
         setup.args(buckets);
         let out = setup.output().expect("moto_setup.py runs");
         assert!(
@@ -78,7 +86,8 @@ impl Moto {
             "moto setup failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let key: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup prints JSON");
+        let key: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("setup prints JSON");
         moto.key_id = key["id"].as_str().expect("id").to_string();
         moto.secret = key["secret"].as_str().expect("secret").to_string();
         moto
