@@ -128,7 +128,7 @@ async fn a_queue_served_from_s3_is_ready_answers_recall_and_reports_the_bundle_v
         .map(|c| c["item_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["i0", "i1", "i2"]);
-    assert_eq!(cache_entries(cache.path()), [manifest.version.clone()]);
+    assert_eq!(cache_entries(cache.path()), vec![manifest.version.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,7 +181,7 @@ async fn a_missing_object_is_refused_and_the_old_bundle_keeps_serving() {
     assert_eq!(status, StatusCode::OK, "the old bundle serves");
     assert_eq!(body["version"], v1.version.as_str());
     assert!(body["error"].as_str().unwrap().contains("not found"));
-    assert_eq!(cache_entries(cache.path()), [v1.version.clone()]);
+    assert_eq!(cache_entries(cache.path()), vec![v1.version.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -314,7 +314,7 @@ async fn a_bundle_that_changes_during_the_download_is_refused_and_a_retry_serves
         v1.version,
         "v1 keeps serving"
     );
-    assert_eq!(cache_entries(cache.path()), [v1.version.clone()]);
+    assert_eq!(cache_entries(cache.path()), vec![v1.version.clone()]);
     // The next attempt starts from scratch and serves the bundle now in the bucket.
     worker.refresh().await.unwrap();
     assert_eq!(worker.current().unwrap().version, v3.version);
