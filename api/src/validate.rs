@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest};
+use crate::bundle_uri::{self, BundleLocation, ObjectScheme};
 use crate::crd::{
-    Arm, FilterSpec, IndexSpec, IndexType, MergePolicy, MergeSpec, OperationalSettings, QueueRoute,
-    RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
+    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MergePolicy, MergeSpec, OperationalSettings,
+    QueueRoute, RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
 };
 use crate::error::{Collector, ValidationError, ValidationErrors};
 use crate::routing::RoutingConfig;
@@ -85,13 +86,42 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
         "every strategy except operational serves a bundle: set spec.bundle.uri",
     );
     if let Some(b) = &spec.bundle {
-        c.check(!b.uri.trim().is_empty(), "bundle.uri", "must not be empty");
+        bundle_ref(&mut c, b);
     }
     if let Some(index) = &spec.index {
         index_spec(&mut c, index);
     }
     strategy(&mut c, &spec.strategy);
     c.finish()
+}
+
+fn bundle_ref(c: &mut Collector, b: &BundleRef) {
+    let location = match bundle_uri::parse(&b.uri) {
+        Ok(location) => Some(location),
+        Err(e) => {
+            c.push("bundle.uri", e);
+            None
+        }
+    };
+    if let Some(endpoint) = &b.endpoint {
+        c.check(
+            endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+            "bundle.endpoint",
+            "must be an http:// or https:// URL, e.g. http://minio.storage:9000",
+        );
+        let is_s3 = matches!(
+            location,
+            Some(BundleLocation::Object {
+                scheme: ObjectScheme::S3,
+                ..
+            })
+        );
+        c.check(
+            location.is_none() || is_s3,
+            "bundle.endpoint",
+            "bundle.endpoint is only used with s3:// URIs (an S3-compatible server such as MinIO)",
+        );
+    }
 }
 
 fn index_spec(c: &mut Collector, index: &IndexSpec) {

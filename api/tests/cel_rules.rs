@@ -100,6 +100,35 @@ fn queue_rules_run_in_cel() {
 }
 
 #[test]
+fn bundle_uri_and_endpoint_rules_run_in_cel() {
+    let bundle = |b: &str| queue(&format!("  strategy: {{type: dssm}}\n  bundle: {b}\n"));
+    assert_rule(
+        &bundle("{uri: 's3://kan-bundles/dssm/'}"),
+        &bundle("{uri: 'ftp://host/dssm'}"),
+        "unsupported scheme",
+    );
+    for uri in ["gs://b/x", "az://c/x", "https://h/x", "file:///b", "/b"] {
+        assert_eq!(
+            cel_errors(&bundle(&format!("{{uri: '{uri}'}}"))),
+            Vec::<String>::new(),
+            "{uri}"
+        );
+    }
+    assert_rule(
+        &bundle(
+            "{uri: 's3://b/x', endpoint: 'http://minio:9000', credentialsSecretRef: {name: s3}}",
+        ),
+        &bundle("{uri: 's3://b/x', endpoint: 'minio:9000'}"),
+        "must be an http:// or https:// URL",
+    );
+    assert_rule(
+        &bundle("{uri: 's3://b/x', endpoint: 'https://minio'}"),
+        &bundle("{uri: 'gs://b/x', endpoint: 'https://minio'}"),
+        "only used with s3:// URIs",
+    );
+}
+
+#[test]
 fn gateway_rules_run_in_cel() {
     let gw = |spec: &str| {
         format!(

@@ -144,6 +144,43 @@ fn every_other_strategy_needs_a_bundle() {
 }
 
 #[test]
+fn object_storage_bundle_uris_are_accepted_and_unknown_schemes_refused() {
+    for uri in [
+        "s3://kan-bundles/ml-100k/dssm/",
+        "gs://b/x",
+        "az://c/x",
+        "https://h/x",
+    ] {
+        accepted(&queue(&format!(
+            "  strategy: {{type: dssm}}\n  bundle: {{uri: '{uri}'}}\n"
+        )));
+    }
+    rejected(
+        &queue("  strategy: {type: dssm}\n  bundle: {uri: 'ftp://h/x'}\n"),
+        "bundle.uri: unsupported scheme 'ftp'",
+    );
+    rejected(
+        &queue("  strategy: {type: dssm}\n  bundle: {uri: 's3:///x'}\n"),
+        "without a bucket",
+    );
+}
+
+#[test]
+fn a_bundle_endpoint_is_an_http_url_for_s3_uris_only() {
+    accepted(&queue(
+        "  strategy: {type: dssm}\n  bundle: {uri: 's3://b/x', endpoint: 'http://minio:9000', credentialsSecretRef: {name: s3}}\n",
+    ));
+    rejected(
+        &queue("  strategy: {type: dssm}\n  bundle: {uri: 's3://b/x', endpoint: 'minio:9000'}\n"),
+        "must be an http:// or https:// URL",
+    );
+    rejected(
+        &queue("  strategy: {type: dssm}\n  bundle: {uri: 'gs://b/x', endpoint: 'https://m'}\n"),
+        "only used with s3:// URIs",
+    );
+}
+
+#[test]
 fn pinned_item_windows_must_be_ordered_rfc3339_times() {
     let window = |s: &str, e: &str| {
         queue(&format!(

@@ -38,6 +38,8 @@ enum Command {
     Worker(cmd::worker::Args),
     /// Load bundles into vector indexes (Qdrant).
     Index(cmd::index::Args),
+    /// Verify bundles (manifest and every sha256) and push them to object storage.
+    Bundle(cmd::bundle::Args),
     /// Load generators: `kan bench worker`, `kan bench gateway`.
     Bench(cmd::bench::Args),
     /// Run the whole platform locally: the gateway and one worker per queue of a directory.
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => cmd::up::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Index(args) => cmd::index::run(args),
+        Command::Bundle(args) => cmd::bundle::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     }
 }

@@ -26,9 +26,12 @@ use crate::strategy::{self, Parts, Query, Strategy, stable_hash};
 /// Process-level settings that are not part of the queue spec.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Where http(s) bundles are downloaded and HNSW graphs built from bundles are saved, so a
+    /// Where remote bundles are downloaded and HNSW graphs built from bundles are saved, so a
     /// restart loads the graph instead of rebuilding it.
     pub bundle_cache: Option<PathBuf>,
+    /// Object store settings layered over the environment (`bundle.endpoint` from the spec
+    /// overrides the endpoint here); empty in a pod, where the environment says it all.
+    pub bundle_store: bundle::RemoteOptions,
     /// ONNX Runtime library; `ORT_DYLIB_PATH` when unset.
     pub ort_dylib: Option<PathBuf>,
     /// ONNX sessions per model (concurrent inferences).
@@ -43,6 +46,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             bundle_cache: None,
+            bundle_store: bundle::RemoteOptions::default(),
             ort_dylib: None,
             session_pool: 2,
             exact_max_items: EXACT_SCAN_MAX_ITEMS,
@@ -363,7 +367,11 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
         .bundle
         .clone()
         .ok_or_else(|| Error::Config(format!("strategy {strategy_type} needs spec.bundle.uri")))?;
-    let dir = bundle::fetch(&bundle_ref.uri, options.bundle_cache.as_deref()).await?;
+    let mut remote = options.bundle_store.clone();
+    if let Some(endpoint) = &bundle_ref.endpoint {
+        remote.endpoint = Some(endpoint.clone());
+    }
+    let dir = bundle::fetch(&bundle_ref.uri, &remote, options.bundle_cache.as_deref()).await?;
     let options = options.clone();
     let name = config.name.clone();
     tokio::task::spawn_blocking(move || {

@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::SecretKeyRef;
+use super::{SecretKeyRef, SecretRef};
 
 /// Default number of candidates a queue returns when the request does not say.
 pub const DEFAULT_CANDIDATES: i32 = 300;
@@ -95,10 +95,14 @@ fn default_queue_timeout_ms() -> i32 {
 }
 
 /// Where a bundle lives.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("!self.uri.contains('://') || self.uri.matches('^(file|https?|s3a?|gs|gcs|az|azure|abfs)://')").message("bundle.uri: unsupported scheme: use a local path, file://, http://, https://, s3://, gs:// or az://"))]
+#[x_kube(validation = Rule::new("!has(self.endpoint) || self.endpoint.startsWith('http://') || self.endpoint.startsWith('https://')").message("bundle.endpoint must be an http:// or https:// URL, e.g. http://minio.storage:9000"))]
+#[x_kube(validation = Rule::new("!has(self.endpoint) || self.uri.startsWith('s3://') || self.uri.startsWith('s3a://')").message("bundle.endpoint is only used with s3:// URIs (an S3-compatible server such as MinIO)"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BundleRef {
-    /// Location of the bundle directory: a local path, or a `file://`, `http(s)://` or `s3://` URI.
+    /// Location of the bundle directory: a local path, or a `file://`, `http(s)://`, `s3://`,
+    /// `gs://` or `az://` URI.
     #[schemars(length(min = 1, max = 2048))]
     pub uri: String,
     /// Expected content-hash version of the bundle (its manifest `version`). When set, a bundle
@@ -106,6 +110,17 @@ pub struct BundleRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub sha256: Option<String>,
+    /// Endpoint of an S3-compatible server (MinIO, Ceph) for `s3://` URIs, e.g.
+    /// `http://minio.storage:9000`. Unset: AWS, or `AWS_ENDPOINT_URL` in the worker's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: Option<String>,
+    /// A Secret in the queue's namespace whose keys become the worker's environment, e.g.
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, `GOOGLE_SERVICE_ACCOUNT_KEY`, or
+    /// `AZURE_STORAGE_ACCOUNT_NAME` and `AZURE_STORAGE_ACCOUNT_KEY`. Unset: the pod's environment
+    /// or workload identity. The values are never copied into the queue's ConfigMap or status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
 }
 
 /// Which vector index backs the queue's nearest-neighbour search.

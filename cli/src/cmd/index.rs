@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use kan_worker::bundle::{Bundle, fetch};
+use kan_worker::bundle::{Bundle, RemoteOptions, fetch};
 use kan_worker::index::qdrant;
 
 /// Manage vector indexes.
@@ -23,7 +23,7 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
-    /// Bundle directory or URI (path, file://, http(s)://).
+    /// Bundle directory or URI (path, file://, http(s)://, s3://, gs://, az://).
     pub bundle: String,
     /// Qdrant gRPC URL, e.g. http://localhost:6334.
     #[arg(long)]
@@ -31,7 +31,7 @@ pub struct LoadArgs {
     /// Alias the workers search (index.qdrant.collection).
     #[arg(long)]
     pub collection: String,
-    /// Download directory for http(s) bundles.
+    /// Download directory for remote bundles.
     #[arg(long)]
     pub bundle_cache: Option<PathBuf>,
     /// Timeout of each Qdrant call, in seconds.
@@ -49,7 +49,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let dir = fetch(&args.bundle, args.bundle_cache.as_deref()).await?;
+    let dir = fetch(
+        &args.bundle,
+        &RemoteOptions::default(),
+        args.bundle_cache.as_deref(),
+    )
+    .await?;
     let bundle =
         Bundle::load(&dir, None).with_context(|| format!("loading bundle {}", args.bundle))?;
     if !bundle.manifest.strategy.uses_vector_index() {

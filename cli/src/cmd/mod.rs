@@ -3,6 +3,7 @@ pub mod bench_ann;
 pub mod bench_gateway;
 pub mod bench_soak;
 pub mod bench_worker;
+pub mod bundle;
 pub mod crd;
 pub mod eval;
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -61,6 +62,22 @@ pub fn worker_deployment(
         });
     }
 
+    // Object-store credentials: the Secret's keys become the worker's environment, where the
+    // object store clients look for them; the values never pass through the operator.
+    let env_from = spec
+        .bundle
+        .as_ref()
+        .and_then(|bundle| bundle.credentials_secret_ref.as_ref())
+        .map(|secret| EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.name.clone(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        })
+        .into_iter()
+        .collect();
+
     let pod = PodParts {
         component: Component::Worker,
         image: spec
@@ -69,6 +86,7 @@ pub fn worker_deployment(
             .unwrap_or_else(|| cfg.default_image.clone()),
         args,
         env,
+        env_from,
         config_map: worker_config_map_name(&parent.name),
         config_hash: Some(config_hash.to_string()),
         startup_probe: Some(worker_startup_probe(spec)),
@@ -120,6 +138,7 @@ pub fn gateway_deployment(
             .unwrap_or_else(|| cfg.default_image.clone()),
         args,
         env: otlp_env(cfg, &parent.name),
+        env_from: Vec::new(),
         config_map: routing_config_map_name(&parent.name),
         config_hash: None,
         startup_probe: None,
@@ -204,6 +223,7 @@ struct PodParts {
     image: String,
     args: Vec<String>,
     env: Vec<EnvVar>,
+    env_from: Vec<EnvFromSource>,
     config_map: String,
     config_hash: Option<String>,
     startup_probe: Option<Probe>,
@@ -254,6 +274,7 @@ fn deployment(
         command: Some(vec!["kan".to_string()]),
         args: Some(pod.args),
         env: (!pod.env.is_empty()).then_some(pod.env),
+        env_from: (!pod.env_from.is_empty()).then_some(pod.env_from),
         ports: Some(vec![
             container_port("http", HTTP_PORT),
             container_port("metrics", METRICS_PORT),
@@ -432,6 +453,34 @@ mod tests {
         assert_eq!(
             (secret.name.as_str(), secret.key.as_str()),
             ("qdrant", "api-key")
+        );
+    }
+
+    #[test]
+    fn worker_gets_object_store_credentials_from_the_named_secret_by_reference() {
+        let mut spec = queue_spec(POPULAR);
+        spec.bundle = Some(
+            serde_json::from_value(serde_json::json!({
+                "uri": "s3://kan-bundles/pop/",
+                "endpoint": "http://minio:9000",
+                "credentialsSecretRef": {"name": "bundle-s3"}
+            }))
+            .expect("bundle ref"),
+        );
+        let d = worker_deployment(&parent("RecallQueue", "pop"), &spec, "h", &cfg());
+        let container = only_container(&d);
+        let env_from = container.env_from.as_ref().expect("envFrom");
+        assert_eq!(env_from.len(), 1);
+        let secret = env_from[0].secret_ref.as_ref().expect("secretRef");
+        assert_eq!(secret.name, "bundle-s3");
+        assert_eq!(
+            secret.optional,
+            Some(false),
+            "a missing Secret must stop the pod"
+        );
+        assert_eq!(
+            container.env, None,
+            "no credential value is copied into env"
         );
     }
 

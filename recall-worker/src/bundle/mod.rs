@@ -4,6 +4,8 @@
 //! by each strategy module through [`Bundle::tensors`].
 
 mod fetch;
+mod push;
+mod remote;
 mod tensors;
 mod verify;
 
@@ -12,9 +14,12 @@ use std::path::{Path, PathBuf};
 
 use kan_api::bundle::{BundleManifest, files, params};
 
-pub use fetch::{BundleLocation, fetch, parse_uri};
+pub use fetch::{download, fetch, parse_uri};
+pub use kan_api::bundle_uri::BundleLocation;
+pub use push::push;
+pub use remote::{Remote, RemoteOptions};
 pub use tensors::{Csr, TensorFile, parallel};
-pub use verify::{read_manifest, sha256_file, verify_files};
+pub use verify::{check_digest, parse_manifest, read_manifest, sha256_file, verify_files};
 
 use crate::error::{Error, Result};
 

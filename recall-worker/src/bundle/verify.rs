@@ -11,27 +11,38 @@ use crate::error::{Error, Result};
 /// Reads `manifest.json` and checks it against the bundle rules.
 pub fn read_manifest(dir: &Path) -> Result<BundleManifest> {
     let path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let manifest: BundleManifest = serde_json::from_str(&text)
-        .map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    parse_manifest(&bytes, &path.display().to_string())
+}
+
+/// Parses manifest bytes read from `origin` (a path or URI, for messages) and checks the rules.
+pub fn parse_manifest(bytes: &[u8], origin: &str) -> Result<BundleManifest> {
+    let manifest: BundleManifest =
+        serde_json::from_slice(bytes).map_err(|e| Error::Bundle(format!("{origin}: {e}")))?;
     kan_api::validate::bundle_manifest(&manifest)
-        .map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::Bundle(format!("{origin}: {e}")))?;
     Ok(manifest)
 }
 
 /// Checks every listed file's sha256 against the manifest.
 pub fn verify_files(dir: &Path, manifest: &BundleManifest) -> Result<()> {
     for (name, expected) in &manifest.files {
-        let actual = sha256_file(&dir.join(name))?;
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(Error::Checksum {
-                file: name.clone(),
-                expected: expected.clone(),
-                actual,
-            });
-        }
+        check_digest(name, expected, sha256_file(&dir.join(name))?)?;
     }
     Ok(())
+}
+
+/// The one comparison of a file's sha256 with the manifest's (hex, any case).
+pub fn check_digest(name: &str, expected: &str, actual: String) -> Result<()> {
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(Error::Checksum {
+            file: name.to_string(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
 }
 
 /// sha256 of a file, streamed so large embedding files are not read twice into memory.
