@@ -120,8 +120,9 @@ mod tests {
     fn gateway() -> Gateway {
         Gateway::new(kan_api::routing::RoutingConfig {
             gateway: "gw".into(),
+            // A queue without an endpoint: the routes under test never call it.
             endpoints: Default::default(),
-            queues: Vec::new(),
+            queues: vec![kan_api::crd::QueueRoute::named("popular")],
             merge: Default::default(),
             filters: Default::default(),
             fallback: None,
