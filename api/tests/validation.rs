@@ -123,6 +123,29 @@ fn settings_must_match_the_strategy_type() {
 }
 
 #[test]
+fn an_itemcf_queue_without_settings_gets_the_defaults_chosen_on_validation_and_the_crd_states_them()
+{
+    // BENCHMARKS.md, "item-CF serving defaults": historyLength 200, recencyDecay 0.99.
+    for strategy in ["{type: itemcf}", "{type: itemcf, itemcf: {}}"] {
+        let KanObject::Queue(q) =
+            queue(&format!("  strategy: {strategy}\n  bundle: {{uri: /b}}\n"))
+        else {
+            panic!("not a queue");
+        };
+        let Strategy::Itemcf { itemcf } = q.spec.strategy else {
+            panic!("{:?}", q.spec.strategy);
+        };
+        assert_eq!((itemcf.history_length, itemcf.recency_decay), (200, 0.99));
+        assert_eq!(itemcf, ItemCfSettings::default());
+    }
+    let crd = serde_json::to_value(RecallQueue::crd()).expect("json");
+    let itemcf = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["strategy"]["properties"]["itemcf"]["properties"];
+    assert_eq!(itemcf["historyLength"]["default"], 200);
+    assert_eq!(itemcf["recencyDecay"]["default"], 0.99);
+}
+
+#[test]
 fn operational_needs_items_and_no_bundle() {
     accepted(&queue(
         "  strategy: {type: operational, operational: {items: [{itemId: a}]}}\n",

@@ -505,11 +505,11 @@ fn default_recency_decay() -> f64 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemCfSettings {
     /// Most recent history items whose neighbours are aggregated.
-    #[serde(default = "default_history_length")]
+    #[serde(default = "default_itemcf_history_length")]
     #[schemars(range(min = 1, max = 1000))]
     pub history_length: i32,
-    /// Weight multiplier per step back in history.
-    #[serde(default = "default_recency_decay")]
+    /// Weight multiplier per step back in history (1.0 = no decay).
+    #[serde(default = "default_itemcf_recency_decay")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub recency_decay: f64,
 }
@@ -517,10 +517,22 @@ pub struct ItemCfSettings {
 impl Default for ItemCfSettings {
     fn default() -> Self {
         Self {
-            history_length: default_history_length(),
-            recency_decay: default_recency_decay(),
+            history_length: default_itemcf_history_length(),
+            recency_decay: default_itemcf_recency_decay(),
         }
     }
+}
+
+/// Chosen by validation Recall@20 on ML-100K, LastFM and Gowalla (BENCHMARKS.md, "item-CF
+/// serving defaults"): recall rises with history up to ~200 items and is flat beyond.
+fn default_itemcf_history_length() -> i32 {
+    200
+}
+
+/// Chosen with the history length: 0.99 beat 0.9 by +0.018–0.030 validation Recall@20 and
+/// 1.0 (no decay) on two of the three datasets.
+fn default_itemcf_recency_decay() -> f64 {
+    0.99
 }
 
 /// Settings of the social strategy.
