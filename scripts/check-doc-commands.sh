@@ -58,7 +58,7 @@ while IFS=$'\t' read -r file cmd; do
     path=()
     j=$((i + 1))
     while [[ $j -lt ${#words[@]} ]] && [[ ${words[$j]} =~ ^[a-z][a-z0-9-]*$ ]] \
-      && "$kan" "${path[@]}" --help 2>/dev/null | awk '/^Commands:/{c=1;next} /^$/{c=0} c{print $1}' | grep -qx "${words[$j]}"; do
+      && "$kan" "${path[@]}" --help 2>/dev/null | awk '/^Commands:/{c=1;next} /^$/{c=0} c{print $1}' | grep -x "${words[$j]}" >/dev/null; do
       path+=("${words[$j]}")
       j=$((j + 1))
     done
