@@ -87,7 +87,7 @@ fn an_experiment_naming_a_missing_gateway_is_refused() {
 }
 
 #[test]
-fn a_bad_field_is_reported_once_with_its_path_and_no_doubled_spec_prefix() {
+fn each_broken_rule_is_reported_once_with_its_path_and_no_doubled_spec_prefix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("experiment.yaml");
     std::fs::write(&file, experiment("feed", 250)).expect("write");
@@ -97,7 +97,9 @@ fn a_bad_field_is_reported_once_with_its_path_and_no_doubled_spec_prefix() {
     assert_eq!(
         first,
         format!(
-            "{}: RecallExperiment exp: spec.traffic: must be between 0 and 100, got 250",
+            "{}: RecallExperiment exp: spec.traffic: must be between 0 and 100, got 250; \
+             spec.bucketStart: bucketStart + traffic * 100 must not exceed 10000 buckets: \
+             lower traffic or bucketStart",
             file.display()
         )
     );
