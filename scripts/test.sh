@@ -29,6 +29,9 @@ KUBECONFIG=/dev/null kubectl label --local -o name -f crds/ kan.dev/checked=true
 KUBECONFIG=/dev/null kubectl label --local -o name -f examples/ kan.dev/checked=true >/dev/null
 "$kan" validate examples/
 
+step "documented kan commands parse (README.md, docs/)"
+./scripts/check-doc-commands.sh "$kan"
+
 if [[ -d charts/kan ]]; then
   step "helm lint and template"
   helm lint --strict charts/kan

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeSet;
 
+mod references;
+pub use references::{DanglingReference, Scope, references};
+
 use crate::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest};
 use crate::bundle_uri::{self, BundleLocation, ObjectScheme};
 use crate::crd::{

@@ -67,6 +67,15 @@ pub struct WorkerResponse {
     pub candidates: Vec<Candidate>,
     /// Time spent inside the worker.
     pub took_ms: f64,
+    /// How many ids of the request's `history` the queue's bundle does not know (they are
+    /// ignored). Absent when zero. Not carried by the compact layout: a compact answer reports it
+    /// in the `x-kan-unknown-history` header instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unknown_history: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One merged candidate with every queue that produced it.

@@ -76,13 +76,32 @@ where
         .with(otel_layer)
         .try_init()
         .context("installing the tracing subscriber")?;
-    let metrics = PrometheusBuilder::new()
+    let metrics = prometheus_builder()?
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
     Ok(Telemetry {
         metrics,
         tracer_provider,
     })
+}
+
+/// Bucket bounds of every latency histogram (metrics named `*_seconds`): 100 µs to 10 s, so a
+/// sub-millisecond worker and a slow gateway fall in distinct buckets. One choice for every
+/// process, so the histograms of replicas and roles aggregate with `sum by (le)`.
+pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The Prometheus exporter every `kan` process uses: latencies as histograms (aggregatable
+/// across replicas, unlike the exporter's default summaries over a short window).
+pub fn prometheus_builder() -> anyhow::Result<PrometheusBuilder> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            LATENCY_BUCKETS_SECONDS,
+        )
+        .context("setting the latency histogram buckets")
 }
 
 fn otlp_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
@@ -97,4 +116,36 @@ fn otlp_provider(service: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvi
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_render_as_histograms_with_buckets_from_sub_millisecond_to_seconds() {
+        let recorder = prometheus_builder().expect("builder").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("kan_test_duration_seconds", "queue" => "q").record(0.0003);
+            metrics::histogram!("kan_test_candidates").record(5.0);
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("kan_test_duration_seconds_bucket{queue=\"q\",le=\"0.0001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kan_test_duration_seconds_bucket{queue=\"q\",le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kan_test_duration_seconds_bucket{queue=\"q\",le=\"10\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("kan_test_duration_seconds{"),
+            "no quantiles: {text}"
+        );
+    }
 }

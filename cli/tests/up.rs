@@ -165,6 +165,25 @@ fn kan_up_serves_a_directory_and_applies_edits_live() {
         config_error(port).is_none().then_some(())
     });
 
+    // A gateway routing to a queue no file defines is refused too, naming file, field and
+    // queue, and the last good state keeps serving until the reference is fixed.
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        GATEWAY.replace("[{name: editorial}]", "[{name: editorial}, {name: nope}]"),
+    )
+    .expect("write");
+    let dangling = wait_for("the dangling queue in /readyz", || config_error(port));
+    assert!(
+        dangling.contains("gateway.yaml: RecallGateway feed: spec.queues[1].name: RecallQueue 'nope' does not exist"),
+        "{dangling}"
+    );
+    let still = recall(port, "u1").expect("still serving");
+    assert_eq!(still["degraded"], serde_json::json!(false), "{still}");
+    std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+    wait_for("the fixed reference to clear the error", || {
+        config_error(port).is_none().then_some(())
+    });
+
     // A file caught mid-write (empty) is "not changed yet": the queue keeps serving, on the
     // same worker, and the file is reported until it is whole again.
     let before = get(port, "/ui/config").expect("config");

@@ -254,6 +254,7 @@ mod tests {
             version: "v1".into(),
             candidates: candidates.to_vec(),
             took_ms: 1.5,
+            unknown_history: 0,
         })
         .expect("encode")
     }
@@ -317,6 +318,7 @@ mod tests {
             version: "v1".into(),
             candidates: candidates.clone(),
             took_ms: 1.5,
+            unknown_history: 0,
         };
         let compact_body = kan_api::wire::compact::encode(&response).expect("compact");
         let from_compact = CandidateList::decode_compact(&compact_body).expect("compact");

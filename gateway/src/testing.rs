@@ -87,6 +87,7 @@ impl FakeQueue {
             version: "fake".into(),
             candidates: candidates.clone(),
             took_ms: 0.0,
+            unknown_history: 0,
         };
         let encoded_json = encode(&response, false).map_err(std::io::Error::other)?;
         let encoded_compact = encode(&response, true).map_err(std::io::Error::other)?;
@@ -211,6 +212,7 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     version: "fake".into(),
                     candidates,
                     took_ms: 0.0,
+                    unknown_history: 0,
                 };
                 encode(&response, compact).unwrap_or_default()
             };

@@ -141,7 +141,18 @@ fn answer(response: &WorkerResponse, compact: bool) -> Response {
     if compact {
         match compact::encode(response) {
             Ok(body) => {
-                return ([(header::CONTENT_TYPE, compact::MEDIA_TYPE)], body).into_response();
+                let unknown = response.unknown_history.to_string();
+                return (
+                    [
+                        (header::CONTENT_TYPE, compact::MEDIA_TYPE),
+                        (
+                            header::HeaderName::from_static(compact::UNKNOWN_HISTORY_HEADER),
+                            unknown.as_str(),
+                        ),
+                    ],
+                    body,
+                )
+                    .into_response();
             }
             // Only an answer over 4 GiB; JSON is what the caller accepts besides.
             Err(e) => tracing::warn!(error = %e, "answering in JSON"),

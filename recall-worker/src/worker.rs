@@ -229,12 +229,13 @@ impl Worker {
                     .unwrap_or_else(|| "no bundle loaded".into()),
             )
         })?;
-        let candidates = serve(&loaded, request, now_secs()).await?;
+        let (candidates, unknown_history) = serve(&loaded, request, now_secs()).await?;
         Ok(WorkerResponse {
             queue: loaded.name.clone(),
             version: loaded.version.clone(),
             candidates,
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
+            unknown_history,
         })
     }
 
@@ -292,7 +293,12 @@ impl Worker {
 }
 
 /// Resolves a request against the loaded queue and runs its strategy under the queue's budget.
-async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec<Candidate>> {
+/// Returns the candidates and how many of the request's history ids the bundle does not know.
+async fn serve(
+    loaded: &Loaded,
+    request: &RecallRequest,
+    now: i64,
+) -> Result<(Vec<Candidate>, u32)> {
     let catalogue = loaded.strategy.catalogue();
     let k = effective_k(
         request.k,
@@ -304,8 +310,13 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec
         .bundle
         .as_ref()
         .and_then(|b| b.users.get(&request.user_id));
+    let mut unknown_history = 0;
     let history = match &request.history {
-        Some(history) => resolve(history, |id| catalogue.get(id)),
+        Some(history) => {
+            let known = resolve(history, |id| catalogue.get(id));
+            unknown_history = (history.len() - known.len()) as u32;
+            known
+        }
         None => match (
             user,
             loaded.bundle.as_ref().and_then(|b| b.history.as_ref()),
@@ -327,7 +338,7 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec
     let hits = tokio::time::timeout(budget, loaded.strategy.run(&query))
         .await
         .map_err(|_| Error::Timeout(budget.as_millis() as u64))??;
-    Ok(hits
+    let candidates = hits
         .into_iter()
         .filter_map(|h| {
             catalogue.id(h.item).map(|id| Candidate {
@@ -335,7 +346,8 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Vec
                 score: h.score,
             })
         })
-        .collect())
+        .collect();
+    Ok((candidates, unknown_history))
 }
 
 /// Loads everything a queue needs. Blocking work (hashing, reading tensors, building HNSW) runs

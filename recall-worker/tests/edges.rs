@@ -103,3 +103,56 @@ async fn duplicate_keys_are_refused_naming_the_key() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body.error.field.as_deref(), Some("k"));
 }
+
+/// Answers `body` as JSON, or in the compact layout with `compact`; returns the response.
+async fn recall_with(
+    worker: &kan_worker::Worker,
+    body: serde_json::Value,
+    compact: bool,
+) -> axum::response::Response {
+    let mut request = Request::post("/v1/recall").header("content-type", "application/json");
+    if compact {
+        request = request.header("accept", kan_api::wire::compact::MEDIA_TYPE);
+    }
+    worker
+        .router(None)
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn history_ids_the_bundle_does_not_know_are_counted_in_the_answer() {
+    let worker = operational().await;
+    let body = json!({"user_id": "u1", "history": ["a", "zz", "yy"]});
+    let response = recall_with(&worker, body.clone(), false).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["unknown_history"], json!(2), "{answer}");
+
+    // The compact layout has no field for it: a header carries it.
+    let response = recall_with(&worker, body, true).await;
+    assert_eq!(
+        response
+            .headers()
+            .get(kan_api::wire::compact::UNKNOWN_HISTORY_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+
+    // All known (or no history sent): nothing to report, the field is absent.
+    for body in [
+        json!({"user_id": "u1", "history": ["a"]}),
+        json!({"user_id": "u1"}),
+    ] {
+        let response = recall_with(&worker, body, false).await;
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(answer.get("unknown_history").is_none(), "{answer}");
+    }
+}

@@ -28,6 +28,10 @@ use std::ops::Range;
 use super::{Candidate, WorkerResponse};
 
 /// The media type of the compact answer, for `Accept` and `Content-Type`.
+/// Response header of a compact answer carrying `unknown_history` (the layout has no field for
+/// it; a header keeps format 1 readable by every gateway).
+pub const UNKNOWN_HISTORY_HEADER: &str = "x-kan-unknown-history";
+
 pub const MEDIA_TYPE: &str = "application/vnd.kan.candidates";
 
 /// First bytes of every compact answer.
@@ -250,6 +254,7 @@ impl<'a> CompactAnswer<'a> {
                 })
                 .collect(),
             took_ms: self.took_ms,
+            unknown_history: 0,
         }
     }
 }
@@ -310,6 +315,7 @@ mod tests {
                 })
                 .collect(),
             took_ms: 1.25,
+            unknown_history: 0,
         }
     }
 
@@ -457,6 +463,7 @@ mod tests {
                     .map(|(item_id, score)| Candidate { item_id, score })
                     .collect(),
                 took_ms,
+                unknown_history: 0,
             };
             let bytes = encode(&written).expect("encode");
             let answer = CompactAnswer::decode(&bytes).expect("decode");

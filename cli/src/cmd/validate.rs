@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-/// Validate Kan YAML files (the same rules the API server applies through the CRDs).
+/// Validate Kan YAML files (the same rules the API server applies through the CRDs), and the
+/// references between them: gateway → queues and fallback, experiment → gateway and queues. A
+/// kind of which no file is given is not checked, so one file can be validated on its own.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// YAML files or directories of YAML files.
@@ -12,6 +14,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failures = 0;
+    // Objects valid on their own, with their file, for the references across files.
+    let mut valid: Vec<(String, kan_api::manifest::KanObject)> = Vec::new();
     for path in yaml_files(&args.paths)? {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -24,7 +28,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 for object in objects {
                     match kan_api::validate::object(&object) {
                         Ok(()) => {
-                            println!("{}: {} {} ok", path.display(), object.kind(), object.name())
+                            println!("{}: {} {} ok", path.display(), object.kind(), object.name());
+                            valid.push((path.display().to_string(), object));
                         }
                         Err(e) => {
                             failures += 1;
@@ -40,8 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    let objects: Vec<(&str, &kan_api::manifest::KanObject)> =
+        valid.iter().map(|(file, o)| (file.as_str(), o)).collect();
+    for dangling in kan_api::validate::references(&objects, kan_api::validate::Scope::AsGiven) {
+        failures += 1;
+        eprintln!("{dangling}");
+    }
     if failures > 0 {
-        bail!("{failures} invalid object(s)");
+        bail!("{failures} problem(s)");
     }
     Ok(())
 }

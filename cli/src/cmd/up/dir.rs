@@ -76,7 +76,7 @@ pub struct DirReader {
 
 impl DirReader {
     /// Reads every `*.yaml`/`*.yml` of `dir`. Fails (remembering nothing new) when a file is
-    /// refused; the error names each file and object.
+    /// refused or a reference between objects dangles; the error names each file and object.
     pub fn read(&mut self, dir: &Path) -> anyhow::Result<DirState> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
@@ -119,6 +119,22 @@ impl DirReader {
                 }
             }
         }
+        // Each file is fine on its own; the set must also resolve its references.
+        let origins: Vec<(String, &KanObject)> = next
+            .iter()
+            .flat_map(|(file, good): (&PathBuf, &GoodFile)| {
+                good.objects
+                    .iter()
+                    .map(move |o| (file.display().to_string(), o))
+            })
+            .collect();
+        let objects: Vec<(&str, &KanObject)> =
+            origins.iter().map(|(f, o)| (f.as_str(), *o)).collect();
+        problems.extend(
+            kan_api::validate::references(&objects, kan_api::validate::Scope::Complete)
+                .iter()
+                .map(ToString::to_string),
+        );
         if !problems.is_empty() {
             bail!(
                 "invalid objects in {}:\n  {}",
@@ -189,6 +205,13 @@ spec:
     type: operational
     operational:
       items: [{itemId: a}]
+";
+
+    const GATEWAY: &str = "apiVersion: kan.dev/v1alpha1
+kind: RecallGateway
+metadata: {name: feed}
+spec:
+  queues: [{name: editorial}]
 ";
 
     /// `kind/name` of each object, to compare what is served.
@@ -262,6 +285,8 @@ spec:
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("experiment.yaml");
         std::fs::write(&file, experiment(100)).expect("write");
+        std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+        std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
         let mut reader = DirReader::default();
         let good = reader.read(dir.path()).expect("read");
         std::fs::write(&file, experiment(250)).expect("bad");
@@ -279,6 +304,38 @@ spec:
             names(&good.objects),
             "the good version is still known"
         );
+    }
+
+    #[test]
+    fn a_gateway_naming_a_missing_queue_is_refused_and_the_good_state_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
+        let gateway = dir.path().join("gateway.yaml");
+        std::fs::write(&gateway, GATEWAY).expect("write");
+        let mut reader = DirReader::default();
+        let good = reader.read(dir.path()).expect("read");
+        std::fs::write(&gateway, GATEWAY.replace("editorial", "nope")).expect("edit");
+        let refused = reader
+            .read(dir.path())
+            .expect_err("a dangling route is refused");
+        let message = format!("{refused:#}");
+        assert!(
+            message.contains(&format!(
+                "{}: RecallGateway feed: spec.queues[0].name: RecallQueue 'nope' does not exist",
+                gateway.display()
+            )),
+            "{message}"
+        );
+        // Deleting the queue the gateway routes to dangles the same way.
+        std::fs::write(&gateway, GATEWAY).expect("fix");
+        std::fs::remove_file(dir.path().join("queue.yaml")).expect("delete");
+        assert!(
+            reader.read(dir.path()).is_err(),
+            "the route now names nothing"
+        );
+        std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("restore");
+        let back = reader.read(dir.path()).expect("read");
+        assert_eq!(names(&back.objects), names(&good.objects));
     }
 
     #[test]
