@@ -65,7 +65,13 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
     let fakes = spawn_fakes(config).await?;
     let routing = routing(config, &fakes, 1000);
     let gateway_cpu_ns = Arc::new(AtomicU64::new(0));
-    let (url, runtime) = serve_gateway(routing, config.gateway_threads, gateway_cpu_ns.clone())?;
+    // Closed loop: the clients' concurrency bounds what is in flight, admission would never act.
+    let (url, runtime) = serve_gateway(
+        routing,
+        config.gateway_threads,
+        gateway_cpu_ns.clone(),
+        None,
+    )?;
 
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -216,16 +222,24 @@ pub(crate) fn serve_gateway(
     routing: RoutingConfig,
     threads: usize,
     cpu_ns: Arc<AtomicU64>,
+    max_in_flight: Option<usize>,
 ) -> std::io::Result<(String, tokio::runtime::Runtime)> {
     let gateway = Gateway::new(routing).map_err(std::io::Error::other)?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let url = format!("http://{}/v1/recall", listener.local_addr()?);
-    let router = gateway.router(None);
+    // Served as `kan gateway` serves it: the same listener and, when bounded, admission control.
+    let router = match max_in_flight {
+        Some(bound) => {
+            gateway.router_with_admission(None, kan_http::Admission::new(bound, "gateway"))
+        }
+        None => gateway.router(None),
+    };
     let runtime = gateway_runtime(threads, cpu_ns)?;
     runtime.spawn(async move {
         if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-            let _ = axum::serve(listener, router).await;
+            let limits = kan_http::ListenerLimits::named("gateway");
+            let _ = kan_http::serve(listener, router, limits, std::future::pending()).await;
         }
     });
     Ok((url, runtime))

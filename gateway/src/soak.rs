@@ -33,6 +33,9 @@ pub struct SoakConfig {
     /// Client requests in flight at most (beyond it a request is counted as not sent), so the
     /// clients' own sockets stay within the process's fd limit.
     pub max_client_in_flight: usize,
+    /// The gateway's admission bound (requests in flight); `None` serves without admission
+    /// control, the "before" baseline.
+    pub max_in_flight: Option<usize>,
 }
 
 /// What came out (latencies in ms, RSS in KiB).
@@ -105,8 +108,12 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
         failure_threshold: 5,
         open_ms: 1000,
     });
-    let (url, runtime) =
-        serve_gateway(routing, bench.gateway_threads, Arc::new(AtomicU64::new(0)))?;
+    let (url, runtime) = serve_gateway(
+        routing,
+        bench.gateway_threads,
+        Arc::new(AtomicU64::new(0)),
+        config.max_in_flight,
+    )?;
     let mut fakes: Vec<Option<crate::testing::FakeQueue>> = fakes.into_iter().map(Some).collect();
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -293,6 +300,7 @@ mod tests {
             duration: Duration::from_secs(2),
             deadline_ms: 200,
             max_client_in_flight: 256,
+            max_in_flight: Some(kan_http::default_max_in_flight()),
         })
         .await
         .expect("soak");

@@ -40,6 +40,10 @@ pub struct Args {
     /// Client requests in flight at most (keeps the clients' sockets under the fd limit).
     #[arg(long, default_value_t = 4000)]
     pub max_client_in_flight: usize,
+    /// The gateway's admission bound (requests in flight), as `kan gateway --max-in-flight`
+    /// sets it; 0 serves without admission control (the "before" baseline).
+    #[arg(long, default_value_t = kan_http::default_max_in_flight())]
+    pub max_in_flight: usize,
     /// Runtime worker threads of the clients and fake queues.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -66,6 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         duration: Duration::from_secs(args.duration_s.max(1)),
         deadline_ms: args.deadline_ms,
         max_client_in_flight: args.max_client_in_flight.max(1),
+        max_in_flight: (args.max_in_flight > 0).then_some(args.max_in_flight),
     };
     let report = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
