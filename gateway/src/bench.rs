@@ -229,12 +229,9 @@ pub(crate) fn serve_gateway(
     listener.set_nonblocking(true)?;
     let url = format!("http://{}/v1/recall", listener.local_addr()?);
     // Served as `kan gateway` serves it: the same listener and, when bounded, admission control.
-    let router = match max_in_flight {
-        Some(bound) => {
-            gateway.router_with_admission(None, kan_http::Admission::new(bound, "gateway"))
-        }
-        None => gateway.router(None),
-    };
+    // `None` lifts the bound (the "before" baseline); `router` would apply the default one.
+    let bound = max_in_flight.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS);
+    let router = gateway.router_with_admission(None, kan_http::Admission::new(bound, "gateway"));
     let runtime = gateway_runtime(threads, cpu_ns)?;
     runtime.spawn(async move {
         if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
