@@ -30,6 +30,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 use kan_worker::index::hnsw::HnswParams;
 
+/// Runs a benchmark on a runtime of `threads` workers and prints its report as JSON.
+pub fn run_and_print<R: serde::Serialize, E: std::error::Error + Send + Sync + 'static>(
+    threads: usize,
+    what: &'static str,
+    bench: impl std::future::Future<Output = Result<R, E>>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(bench)
+        .with_context(|| format!("running the {what}"))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
 /// HNSW settings shared by `kan bench worker` and `kan bench ann`.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct HnswArgs {

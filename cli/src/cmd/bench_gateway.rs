@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use kan_api::crd::MergePolicy;
 use kan_gateway::bench::{BenchConfig, run as run_bench};
 
@@ -69,13 +68,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gateway_threads: args.gateway_threads,
         compact_answers: !args.json_answers,
     };
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?
-        .block_on(run_bench(&config))
-        .context("running the gateway benchmark")?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    super::bench::run_and_print(args.threads, "gateway benchmark", run_bench(&config))
 }

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use kan_api::crd::MergePolicy;
 use kan_gateway::bench::BenchConfig;
 use kan_gateway::soak::{SoakConfig, soak};
@@ -72,13 +71,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_client_in_flight: args.max_client_in_flight.max(1),
         max_in_flight: (args.max_in_flight > 0).then_some(args.max_in_flight),
     };
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?
-        .block_on(soak(&config))
-        .context("running the soak benchmark")?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    super::bench::run_and_print(args.threads, "soak benchmark", soak(&config))
 }
