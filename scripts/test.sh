@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-tools.sh
 source scripts/env.sh
+# Tests that need the tools installed above fail, rather than skip, without them.
+export KAN_REQUIRE_TOOLS=1
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
 

@@ -73,6 +73,68 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
         None,
     )?;
 
+    let ClosedLoop {
+        samples,
+        errors,
+        sent,
+    } = closed_loop(&url, config).await?;
+    // Stopping the runtime joins its threads, which add their CPU time as they stop.
+    tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+        .await
+        .map_err(std::io::Error::other)?;
+    drop(fakes);
+    let cpu_ms_per_request = thread_cpu_ns()
+        .filter(|_| sent > 0)
+        .map(|_| gateway_cpu_ns.load(Ordering::Relaxed) as f64 / 1e6 / sent as f64);
+
+    let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
+    let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    let mut overhead: Vec<f64> = samples.iter().map(|s| (s.0 - s.1).max(0.0)).collect();
+    let mut internal: Vec<f64> = samples.iter().map(|s| (s.3 - s.1).max(0.0)).collect();
+    let returned: usize = samples.iter().map(|s| s.2).sum();
+    Ok(BenchReport {
+        requests: samples.len(),
+        errors,
+        throughput_rps: samples.len() as f64 / config.duration.as_secs_f64().max(f64::EPSILON),
+        latency_p50_ms: percentile(&mut latency, 0.50),
+        latency_p99_ms: percentile(&mut latency, 0.99),
+        slowest_queue_p50_ms: percentile(&mut slowest, 0.50),
+        overhead_p50_ms: percentile(&mut overhead, 0.50),
+        overhead_p99_ms: percentile(&mut overhead, 0.99),
+        internal_overhead_p50_ms: percentile(&mut internal, 0.50),
+        internal_overhead_p99_ms: percentile(&mut internal, 0.99),
+        mean_returned: if samples.is_empty() {
+            0.0
+        } else {
+            returned as f64 / samples.len() as f64
+        },
+        gateway_cpu_ms_per_request: cpu_ms_per_request,
+        gateway_requests_per_core_s: cpu_ms_per_request
+            .filter(|&ms| ms > 0.0)
+            .map(|ms| 1000.0 / ms),
+    })
+}
+
+/// What the closed-loop clients saw after warm-up: per answer (latency, slowest queue's
+/// latency, candidates returned, the gateway's own time), all in ms.
+pub(crate) struct ClosedLoop {
+    pub samples: Vec<(f64, f64, usize, f64)>,
+    /// Failed or degraded answers after warm-up.
+    pub errors: usize,
+    /// Requests sent, warm-up included.
+    pub sent: u64,
+}
+
+impl ClosedLoop {
+    /// Answers per second of the measured (post-warm-up) phase.
+    pub fn throughput_rps(&self, config: &BenchConfig) -> f64 {
+        self.samples.len() as f64 / config.duration.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// `config.concurrency` clients, each with one request in flight, against the gateway at
+/// `url` for `config.warmup` + `config.duration`.
+pub(crate) async fn closed_loop(url: &str, config: &BenchConfig) -> std::io::Result<ClosedLoop> {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()
@@ -81,7 +143,7 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
     let end = warm_until + config.duration;
     let mut clients = Vec::with_capacity(config.concurrency);
     for c in 0..config.concurrency {
-        let (client, url, k) = (client.clone(), url.clone(), config.k);
+        let (client, url, k) = (client.clone(), url.to_string(), config.k);
         clients.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             let mut errors = 0usize;
@@ -123,50 +185,18 @@ pub async fn run(config: &BenchConfig) -> std::io::Result<BenchReport> {
             (samples, errors, n)
         }));
     }
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    let mut sent = 0u64;
+    let mut out = ClosedLoop {
+        samples: Vec::new(),
+        errors: 0,
+        sent: 0,
+    };
     for c in clients {
         let (s, e, n) = c.await.map_err(std::io::Error::other)?;
-        samples.extend(s);
-        errors += e;
-        sent += n;
+        out.samples.extend(s);
+        out.errors += e;
+        out.sent += n;
     }
-    // Stopping the runtime joins its threads, which add their CPU time as they stop.
-    tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
-        .await
-        .map_err(std::io::Error::other)?;
-    drop(fakes);
-    let cpu_ms_per_request = thread_cpu_ns()
-        .filter(|_| sent > 0)
-        .map(|_| gateway_cpu_ns.load(Ordering::Relaxed) as f64 / 1e6 / sent as f64);
-
-    let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
-    let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
-    let mut overhead: Vec<f64> = samples.iter().map(|s| (s.0 - s.1).max(0.0)).collect();
-    let mut internal: Vec<f64> = samples.iter().map(|s| (s.3 - s.1).max(0.0)).collect();
-    let returned: usize = samples.iter().map(|s| s.2).sum();
-    Ok(BenchReport {
-        requests: samples.len(),
-        errors,
-        throughput_rps: samples.len() as f64 / config.duration.as_secs_f64(),
-        latency_p50_ms: percentile(&mut latency, 0.50),
-        latency_p99_ms: percentile(&mut latency, 0.99),
-        slowest_queue_p50_ms: percentile(&mut slowest, 0.50),
-        overhead_p50_ms: percentile(&mut overhead, 0.50),
-        overhead_p99_ms: percentile(&mut overhead, 0.99),
-        internal_overhead_p50_ms: percentile(&mut internal, 0.50),
-        internal_overhead_p99_ms: percentile(&mut internal, 0.99),
-        mean_returned: if samples.is_empty() {
-            0.0
-        } else {
-            returned as f64 / samples.len() as f64
-        },
-        gateway_cpu_ms_per_request: cpu_ms_per_request,
-        gateway_requests_per_core_s: cpu_ms_per_request
-            .filter(|&ms| ms > 0.0)
-            .map(|ms| 1000.0 / ms),
-    })
+    Ok(out)
 }
 
 /// The fake queues: `q0…`, each with `candidates` items overlapping the next queue's by half.

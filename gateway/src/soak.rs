@@ -1,21 +1,26 @@
 //! `kan bench soak`: the gateway under sustained overload, on the `kan bench gateway` machinery
-//! ([`crate::bench`]). It measures capacity (closed loop), then offers `overload` × capacity
+//! ([`crate::bench`]). It measures the gateway's capacity (closed loop, which also warms it up),
+//! then offers `overload` × capacity
 //! open-loop for `duration` — one queue killed and one slowed past the deadline a third of the
 //! way in — and reports what was admitted, shed and answered with candidates, the latency of
 //! admitted requests, the process's RSS and open fds before and after, and how long the gateway
 //! took to answer normally again once the load stopped.
 //!
-//! Clients, fake queues and the gateway share one process: RSS and fds are the whole process's
-//! (the clients' sockets included), which is why the clients' in-flight requests are capped.
+//! The gateway is either served in this process ([`GatewayUnderTest::InProcess`], for tests:
+//! RSS and fds are then the whole process's, clients included) or started as a separate process
+//! by a launcher ([`GatewayUnderTest::Process`], what `kan bench soak` does with `kan gateway`),
+//! whose RSS and fds are then the gateway's own.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kan_api::crd::CircuitBreakerSpec;
+use kan_api::routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{BenchConfig, percentile, routing, run, serve_gateway, spawn_fakes};
+use crate::bench::{BenchConfig, closed_loop, percentile, routing, serve_gateway, spawn_fakes};
 use crate::testing::Behaviour;
 
 /// What to run.
@@ -33,9 +38,77 @@ pub struct SoakConfig {
     /// Client requests in flight at most (beyond it a request is counted as not sent), so the
     /// clients' own sockets stay within the process's fd limit.
     pub max_client_in_flight: usize,
-    /// The gateway's admission bound (requests in flight); `None` serves without admission
-    /// control, the "before" baseline.
-    pub max_in_flight: Option<usize>,
+    /// Where and how the gateway runs.
+    pub gateway: GatewayUnderTest,
+    /// Quiet time after the load has drained (idle client connections close after one second)
+    /// before RSS and fds are read again.
+    pub settle: Duration,
+}
+
+/// The gateway under test.
+#[derive(Clone)]
+pub enum GatewayUnderTest {
+    /// On its own runtime in this process, admission bounded by `max_in_flight` (`None`: no
+    /// admission control, the "before" baseline).
+    InProcess { max_in_flight: Option<usize> },
+    /// A separate process started from the routing config by the launcher.
+    Process(Arc<dyn Fn(&RoutingConfig) -> std::io::Result<SpawnedGateway> + Send + Sync>),
+}
+
+impl std::fmt::Debug for GatewayUnderTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InProcess { max_in_flight } => f
+                .debug_struct("InProcess")
+                .field("max_in_flight", max_in_flight)
+                .finish(),
+            Self::Process(_) => f.write_str("Process"),
+        }
+    }
+}
+
+/// A gateway process a launcher started; killed when dropped.
+pub struct SpawnedGateway {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    pub child: std::process::Child,
+}
+
+impl Drop for SpawnedGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The running gateway: its recall URL and what to measure and stop.
+enum Served {
+    InProcess(tokio::runtime::Runtime),
+    Process(SpawnedGateway),
+}
+
+impl Served {
+    /// The process whose RSS and fds are the gateway's (`None`: this one).
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Self::InProcess(_) => None,
+            Self::Process(p) => Some(p.child.id()),
+        }
+    }
+
+    async fn stop(self) -> std::io::Result<()> {
+        match self {
+            Self::InProcess(runtime) => tokio::task::spawn_blocking(move || {
+                runtime.shutdown_timeout(Duration::from_secs(5))
+            })
+            .await
+            .map_err(std::io::Error::other),
+            Self::Process(process) => {
+                drop(process);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What came out (latencies in ms, RSS in KiB).
@@ -55,13 +128,20 @@ pub struct SoakReport {
     pub shed: u64,
     /// Answered 200 with at least one candidate.
     pub answered_with_candidates: u64,
-    /// Any other status, or no answer (transport error, client timeout).
+    /// Any other status, or no answer (transport error, client timeout, not answered before the
+    /// drain limit).
     pub errors: u64,
+    /// `errors` by kind: `connect`, `timeout`, `transport`, `unfinished`, `status NNN`.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Answers with a 5xx status other than 503 (shedding): the target is zero.
+    pub server_errors_other_than_shedding: u64,
     /// Answered with candidates per second of the overload phase, and as a share of capacity.
     pub goodput_rps: f64,
     pub goodput_share_of_capacity: f64,
     pub admitted_p50_ms: f64,
     pub admitted_p99_ms: f64,
+    /// Whose RSS and fds these are: `gateway process` or `whole process` (in-process gateway).
+    pub measured: &'static str,
     pub rss_before_kib: Option<u64>,
     pub rss_after_kib: Option<u64>,
     pub fds_before: Option<usize>,
@@ -74,10 +154,38 @@ pub struct SoakReport {
 /// One answer seen by a client.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
-    /// 0: no answer.
-    status: u16,
+    outcome: Outcome,
     took_ms: f64,
     with_candidates: bool,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Status(u16),
+    /// The connection could not be made (refused, or closed at accept by the connection cap).
+    Connect,
+    /// No answer within the client's timeout.
+    Timeout,
+    /// Any other transport failure (reset, closed mid-answer).
+    Transport,
+}
+
+impl Outcome {
+    fn is(self, status: u16) -> bool {
+        self == Self::Status(status)
+    }
+
+    /// The error kind this outcome counts as; `None` for 200 and 503.
+    fn error_kind(self) -> Option<String> {
+        match self {
+            Self::Status(200 | 503) => None,
+            Self::Status(s) => Some(format!("status {s}")),
+            Self::Connect => Some("connect".into()),
+            Self::Timeout => Some("timeout".into()),
+            Self::Transport => Some("transport".into()),
+        }
+    }
 }
 
 /// Just enough of a gateway answer to count its candidates.
@@ -90,14 +198,13 @@ struct Candidates {
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long recovery and draining are waited for.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// Idle client connections are closed after this.
+const CLIENT_IDLE: Duration = Duration::from_secs(1);
 /// Pacing of the open-loop sender.
 const TICK: Duration = Duration::from_millis(1);
 
 /// Runs the soak (inside a tokio runtime).
 pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
-    let capacity = run(&config.bench).await?.throughput_rps.max(1.0);
-    let offered = capacity * config.overload.max(0.0);
-
     let bench = BenchConfig {
         queues: config.bench.queues.max(3),
         ..config.bench.clone()
@@ -108,24 +215,44 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
         failure_threshold: 5,
         open_ms: 1000,
     });
-    let (url, runtime) = serve_gateway(
-        routing,
-        bench.gateway_threads,
-        Arc::new(AtomicU64::new(0)),
-        config.max_in_flight,
-    )?;
+    let (url, served) = match &config.gateway {
+        GatewayUnderTest::InProcess { max_in_flight } => {
+            let (url, runtime) = serve_gateway(
+                routing,
+                bench.gateway_threads,
+                Arc::new(AtomicU64::new(0)),
+                *max_in_flight,
+            )?;
+            (url, Served::InProcess(runtime))
+        }
+        GatewayUnderTest::Process(launch) => {
+            let process = launch(&routing)?;
+            wait_ready(&process.base_url).await?;
+            (
+                format!("{}/v1/recall", process.base_url),
+                Served::Process(process),
+            )
+        }
+    };
+    let pid = served.pid();
     let mut fakes: Vec<Option<crate::testing::FakeQueue>> = fakes.into_iter().map(Some).collect();
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .timeout(CLIENT_TIMEOUT)
+        .pool_idle_timeout(CLIENT_IDLE)
         .build()
         .map_err(std::io::Error::other)?;
     let body = format!(r#"{{"user_id":"soak","k":{}}}"#, bench.k);
     let deadline = Duration::from_millis(config.deadline_ms.max(1) as u64);
 
-    // One normal request first, so connections and lazies exist before the "before" figures.
-    let _ = send(&client, &url, &body).await;
-    let (rss_before, fds_before) = (rss_kib(), open_fds());
+    // Capacity, closed loop on the gateway about to be soaked: it also warms it up, so the
+    // "before" figures are those of a gateway that has served at full speed.
+    let capacity = closed_loop(&url, &bench)
+        .await?
+        .throughput_rps(&bench)
+        .max(1.0);
+    let offered = capacity * config.overload.max(0.0);
+    let (rss_before, fds_before) = (rss_kib(pid), open_fds(pid));
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sample>();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -174,7 +301,7 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
     let mut recovery_ms = None;
     while load_ended.elapsed() < SETTLE_LIMIT {
         let sample = send(&client, &url, &body).await;
-        if sample.status == 200
+        if sample.outcome.is(200)
             && sample.with_candidates
             && sample.took_ms <= deadline.as_secs_f64() * 1000.0 * 1.2
         {
@@ -191,19 +318,29 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
     while let Ok(sample) = rx.try_recv() {
         samples.push(sample);
     }
-    let (rss_after, fds_after) = (rss_kib(), open_fds());
-    tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
-        .await
-        .map_err(std::io::Error::other)?;
+    // Idle client connections close after CLIENT_IDLE; the gateway's state for them with them.
+    tokio::time::sleep(config.settle).await;
+    let (rss_after, fds_after) = (rss_kib(pid), open_fds(pid));
+    served.stop().await?;
     drop(fakes);
 
     let count = |f: &dyn Fn(&Sample) -> bool| samples.iter().filter(|s| f(s)).count() as u64;
-    let admitted = count(&|s| s.status == 200);
-    let shed = count(&|s| s.status == 503);
-    let with_candidates = count(&|s| s.status == 200 && s.with_candidates);
+    let admitted = count(&|s| s.outcome.is(200));
+    let shed = count(&|s| s.outcome.is(503));
+    let with_candidates = count(&|s| s.outcome.is(200) && s.with_candidates);
+    let mut errors_by_kind = BTreeMap::new();
+    for kind in samples.iter().filter_map(|s| s.outcome.error_kind()) {
+        *errors_by_kind.entry(kind).or_insert(0u64) += 1;
+    }
+    let unfinished = sent - samples.len() as u64;
+    if unfinished > 0 {
+        errors_by_kind.insert("unfinished".into(), unfinished);
+    }
+    let server_errors_other_than_shedding =
+        count(&|s| matches!(s.outcome, Outcome::Status(code) if code >= 500 && code != 503));
     let mut admitted_ms: Vec<f64> = samples
         .iter()
-        .filter(|s| s.status == 200)
+        .filter(|s| s.outcome.is(200))
         .map(|s| s.took_ms)
         .collect();
     let seconds = config.duration.as_secs_f64().max(f64::EPSILON);
@@ -218,11 +355,18 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
         admitted,
         shed,
         answered_with_candidates: with_candidates,
-        errors: samples.len() as u64 - admitted - shed + (sent - samples.len() as u64),
+        errors: errors_by_kind.values().sum(),
+        errors_by_kind,
+        server_errors_other_than_shedding,
         goodput_rps: goodput,
         goodput_share_of_capacity: goodput / capacity,
         admitted_p50_ms: percentile(&mut admitted_ms, 0.50),
         admitted_p99_ms: percentile(&mut admitted_ms, 0.99),
+        measured: if pid.is_some() {
+            "gateway process"
+        } else {
+            "whole process"
+        },
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
         fds_before,
@@ -239,28 +383,71 @@ async fn send(client: &reqwest::Client, url: &str, body: &str) -> Sample {
         .body(body.to_string())
         .send()
         .await;
-    let (status, bytes) = match answer {
+    let (outcome, bytes) = match answer {
         Ok(r) => {
             let status = r.status().as_u16();
-            (status, r.bytes().await.ok())
+            match r.bytes().await {
+                Ok(bytes) => (Outcome::Status(status), Some(bytes)),
+                Err(e) => (transport_outcome(&e), None),
+            }
         }
-        Err(_) => (0, None),
+        Err(e) => (transport_outcome(&e), None),
     };
     let took_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let with_candidates = status == 200
+    let with_candidates = outcome.is(200)
         && bytes
             .and_then(|b| serde_json::from_slice::<Candidates>(&b).ok())
             .is_some_and(|c| !c.candidates.is_empty());
     Sample {
-        status,
+        outcome,
         took_ms,
         with_candidates,
     }
 }
 
-/// The process's resident set in KiB (Linux: `VmRSS` of /proc/self/status).
-fn rss_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
+fn transport_outcome(e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        Outcome::Timeout
+    } else if e.is_connect() {
+        Outcome::Connect
+    } else {
+        Outcome::Transport
+    }
+}
+
+/// Waits until a launched gateway answers `/readyz` 200.
+async fn wait_ready(base_url: &str) -> std::io::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let ready = client
+            .get(format!("{base_url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        if started.elapsed() > SETTLE_LIMIT {
+            return Err(std::io::Error::other(format!(
+                "the gateway at {base_url} was not ready within {SETTLE_LIMIT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// /proc entry of `pid`, or of this process.
+fn proc_path(pid: Option<u32>, entry: &str) -> String {
+    match pid {
+        Some(pid) => format!("/proc/{pid}/{entry}"),
+        None => format!("/proc/self/{entry}"),
+    }
+}
+
+/// A process's resident set in KiB (Linux: `VmRSS` of /proc/PID/status).
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    std::fs::read_to_string(proc_path(pid, "status"))
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
@@ -271,15 +458,33 @@ fn rss_kib() -> Option<u64> {
         .ok()
 }
 
-/// Open file descriptors of the process (Linux: entries of /proc/self/fd).
-fn open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
+/// A process's open file descriptors (Linux: entries of /proc/PID/fd).
+fn open_fds(pid: Option<u32>) -> Option<usize> {
+    std::fs::read_dir(proc_path(pid, "fd"))
+        .ok()
+        .map(Iterator::count)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kan_api::crd::MergePolicy;
+
+    #[test]
+    fn only_answers_other_than_200_and_503_are_errors_each_named_by_kind() {
+        assert_eq!(Outcome::Status(200).error_kind(), None);
+        assert_eq!(Outcome::Status(503).error_kind(), None);
+        assert_eq!(
+            Outcome::Status(502).error_kind().as_deref(),
+            Some("status 502")
+        );
+        assert_eq!(Outcome::Connect.error_kind().as_deref(), Some("connect"));
+        assert_eq!(Outcome::Timeout.error_kind().as_deref(), Some("timeout"));
+        assert_eq!(
+            Outcome::Transport.error_kind().as_deref(),
+            Some("transport")
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_short_soak_reports_every_request_and_recovers() {
@@ -300,7 +505,10 @@ mod tests {
             duration: Duration::from_secs(2),
             deadline_ms: 200,
             max_client_in_flight: 256,
-            max_in_flight: Some(kan_http::default_max_in_flight()),
+            gateway: GatewayUnderTest::InProcess {
+                max_in_flight: Some(kan_http::default_max_in_flight()),
+            },
+            settle: Duration::from_millis(100),
         })
         .await
         .expect("soak");
@@ -312,6 +520,8 @@ mod tests {
             "every request sent is counted once: {report:?}"
         );
         assert!(report.answered_with_candidates > 0, "{report:?}");
+        assert_eq!(report.server_errors_other_than_shedding, 0, "{report:?}");
+        assert_eq!(report.measured, "whole process");
         assert!(report.recovery_ms.is_some(), "{report:?}");
         if cfg!(target_os = "linux") {
             assert!(report.rss_before_kib.is_some() && report.fds_after.is_some());
