@@ -129,6 +129,10 @@ pub struct QueueReport {
     /// Why a queue failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many ids of the request's `history` the queue's bundle does not know (ignored by
+    /// it). Absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unknown_history: u32,
     /// The queue's own list, when the request set `debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<Candidate>>,

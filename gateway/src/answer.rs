@@ -23,6 +23,8 @@ pub struct CandidateList {
     /// Ids that JSON escapes made differ from their bytes in the body (rare), one after another.
     unescaped: String,
     items: Vec<Item>,
+    /// History ids the queue's bundle did not know (reported beside the list, not in it).
+    unknown_history: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +66,7 @@ impl CandidateList {
             text: answer.id_text().to_owned(),
             unescaped: String::new(),
             items,
+            unknown_history: 0,
         })
     }
 
@@ -84,14 +87,27 @@ impl CandidateList {
             items: &mut items,
             unescaped: &mut unescaped,
         });
-        seed.deserialize(&mut de)
-            .and_then(|()| de.end())
+        let unknown_history = seed
+            .deserialize(&mut de)
+            .and_then(|n| de.end().map(|()| n))
             .map_err(|e| format!("not a worker response: {e}"))?;
         Ok(Self {
             text: body,
             unescaped,
             items,
+            unknown_history,
         })
+    }
+
+    /// The list with the count of history ids the queue did not know, for a compact answer
+    /// (whose layout has no field for it: the `x-kan-unknown-history` header carries it).
+    pub fn with_unknown_history(mut self, unknown_history: u32) -> Self {
+        self.unknown_history = unknown_history;
+        self
+    }
+
+    pub fn unknown_history(&self) -> u32 {
+        self.unknown_history
     }
 
     pub fn len(&self) -> usize {
@@ -141,23 +157,25 @@ const FIELDS: [&str; 4] = ["queue", "version", "candidates", "took_ms"];
 /// Reads the top-level object, sending `candidates` into the list as they are parsed.
 struct AnswerSeed<'s>(CandidatesSeed<'s>);
 
+/// Its value: the optional `unknown_history` count (0 when absent).
 impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
-    type Value = ();
+    type Value = u32;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u32, D::Error> {
         deserializer.deserialize_struct("WorkerResponse", &FIELDS, self)
     }
 }
 
 impl<'de> Visitor<'de> for AnswerSeed<'_> {
-    type Value = ();
+    type Value = u32;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a worker response object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
         let mut seen = [false; FIELDS.len()];
+        let mut unknown_history = None;
         let mut first = |i: usize| {
             if std::mem::replace(&mut seen[i], true) {
                 Err(A::Error::duplicate_field(FIELDS[i]))
@@ -186,6 +204,11 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                     first(3)?;
                     map.next_value::<f64>()?;
                 }
+                "unknown_history" => {
+                    if unknown_history.replace(map.next_value::<u32>()?).is_some() {
+                        return Err(A::Error::duplicate_field("unknown_history"));
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -193,7 +216,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
         }
         match seen.iter().position(|s| !s) {
             Some(i) => Err(A::Error::missing_field(FIELDS[i])),
-            None => Ok(()),
+            None => Ok(unknown_history.unwrap_or(0)),
         }
     }
 }

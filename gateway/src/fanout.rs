@@ -317,6 +317,13 @@ impl FanOut {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(compact::is_compact_content_type);
+        // Absent or unreadable: nothing to report (workers omit it when zero).
+        let unknown_history = response
+            .headers()
+            .get(compact::UNKNOWN_HISTORY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
         let bytes = response
             .into_body()
             .collect()
@@ -338,7 +345,14 @@ impl FanOut {
         } else {
             CandidateList::decode(Vec::from(bytes))
         };
-        list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
+        list.map(|l| {
+            if compact {
+                l.with_unknown_history(unknown_history)
+            } else {
+                l
+            }
+        })
+        .map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
     }
 }
 

@@ -268,6 +268,7 @@ fn reports(outcomes: &[QueueOutcome], debug: bool) -> Vec<QueueReport> {
             took_ms: o.took_ms,
             status: o.status,
             detail: o.detail.clone(),
+            unknown_history: o.candidates.unknown_history(),
             candidates: debug.then(|| o.candidates.to_candidates()),
         })
         .collect()

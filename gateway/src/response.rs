@@ -107,6 +107,7 @@ mod tests {
                 took_ms: 0.25,
                 status: if degraded { QueueStatus::Timeout } else { QueueStatus::Ok },
                 detail: degraded.then(|| "no answer within 5 ms".to_string()),
+                unknown_history: u32::from(debug),
                 candidates: debug.then(|| vec![Candidate { item_id: "x".into(), score: 0.5 }]),
             }];
             let view = ResponseView {

@@ -136,6 +136,7 @@ mod tests {
             took_ms,
             status,
             detail: Some("why".into()),
+            unknown_history: 0,
             candidates: None,
         }
     }

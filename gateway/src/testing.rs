@@ -179,6 +179,14 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .as_ref()
         .map(|r| r.exclude.clone())
         .unwrap_or_default();
+    // Like a worker whose catalogue is its candidates: history ids outside it are unknown.
+    let unknown_history = request.as_ref().map_or(0, |r| {
+        r.history
+            .iter()
+            .flatten()
+            .filter(|h| !shared.candidates.iter().any(|c| &c.item_id == *h))
+            .count() as u32
+    });
     let compact = shared.speaks_compact.load(Ordering::SeqCst)
         && headers
             .get(header::ACCEPT)
@@ -192,7 +200,10 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            let body = if k.is_none_or(|k| k >= shared.candidates.len()) && exclude.is_empty() {
+            let body = if k.is_none_or(|k| k >= shared.candidates.len())
+                && exclude.is_empty()
+                && unknown_history == 0
+            {
                 if compact {
                     shared.encoded_compact.clone()
                 } else {
@@ -212,7 +223,7 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     version: "fake".into(),
                     candidates,
                     took_ms: 0.0,
-                    unknown_history: 0,
+                    unknown_history,
                 };
                 encode(&response, compact).unwrap_or_default()
             };
@@ -221,7 +232,14 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             } else {
                 "application/json"
             };
-            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+            let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+            if compact && unknown_history > 0 {
+                response.headers_mut().insert(
+                    compact::UNKNOWN_HISTORY_HEADER,
+                    header::HeaderValue::from(unknown_history),
+                );
+            }
+            response
         }
         Behaviour::Fail { status, latency } => {
             if !latency.is_zero() {

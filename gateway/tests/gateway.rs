@@ -43,6 +43,54 @@ async fn a_request_gets_merged_candidates_with_their_sources_and_every_queue_sta
 }
 
 #[tokio::test]
+async fn history_ids_a_queue_does_not_know_are_counted_in_its_report() {
+    let a = FakeQueue::spawn("a", cands(&["x", "y", "z"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands(&["z", "w"]), Behaviour::instant())
+        .await
+        .expect("b");
+    let gw = serve(config(&[("a", &a), ("b", &b)])).await;
+
+    // Compact answers carry the count in a header, JSON answers in the body: both reach the
+    // caller in `queues[].unknown_history`, absent when zero.
+    for compact in [true, false] {
+        a.set_speaks_compact(compact);
+        b.set_speaks_compact(compact);
+        let (status, body) = gw
+            .recall(json!({"user_id": "u1", "k": 3, "history": ["x", "w", "nope"]}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let report = |q: &str| {
+            body["queues"]
+                .as_array()
+                .expect("queues")
+                .iter()
+                .find(|r| r["name"] == q)
+                .cloned()
+                .expect("report")
+        };
+        assert_eq!(
+            report("a")["unknown_history"],
+            2,
+            "compact={compact} {body}"
+        );
+        assert_eq!(
+            report("b")["unknown_history"],
+            2,
+            "compact={compact} {body}"
+        );
+        let (_, known) = gw
+            .recall(json!({"user_id": "u1", "k": 3, "history": ["z"]}))
+            .await;
+        assert!(
+            known["queues"][0].get("unknown_history").is_none(),
+            "compact={compact} {known}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_failing_or_timed_out_queue_degrades_the_response_but_never_fails_it() {
     let good = FakeQueue::spawn("good", cands(&["g1", "g2"]), Behaviour::instant())
         .await
@@ -363,13 +411,14 @@ async fn a_timeout_counts_against_the_queue_only_when_the_call_had_a_real_budget
     });
     let gw = serve(c).await;
 
-    // Sent with 20 of its 200 ms: the gateway, not the queue, spent the rest.
+    // Sent with 80 of its 200 ms (under half its timeout): the gateway, not the queue, spent
+    // the rest. 80 ms, not less, so the call reaches the fake even on a loaded machine.
     let request = recall_request(json!({"user_id": "u1"}));
     let response = gw
         .gateway
         .recall(
             &request,
-            overdue(Duration::from_millis(180)),
+            overdue(Duration::from_millis(120)),
             &opentelemetry::Context::new(),
         )
         .await
