@@ -133,6 +133,9 @@ pub struct QueueReport {
     /// it). Absent when zero.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unknown_history: u32,
+    /// Version (content hash) of the bundle that answered; absent when the queue did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The queue's own list, when the request set `debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<Candidate>>,

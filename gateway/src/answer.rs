@@ -25,6 +25,8 @@ pub struct CandidateList {
     items: Vec<Item>,
     /// History ids the queue's bundle did not know (reported beside the list, not in it).
     unknown_history: u32,
+    /// Bundle version the queue answered from; empty for an empty default list.
+    version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +69,7 @@ impl CandidateList {
             unescaped: String::new(),
             items,
             unknown_history: 0,
+            version: answer.version.to_owned(),
         })
     }
 
@@ -87,15 +90,16 @@ impl CandidateList {
             items: &mut items,
             unescaped: &mut unescaped,
         });
-        let unknown_history = seed
+        let (unknown_history, version) = seed
             .deserialize(&mut de)
-            .and_then(|n| de.end().map(|()| n))
+            .and_then(|fields| de.end().map(|()| fields))
             .map_err(|e| format!("not a worker response: {e}"))?;
         Ok(Self {
             text: body,
             unescaped,
             items,
             unknown_history,
+            version,
         })
     }
 
@@ -108,6 +112,11 @@ impl CandidateList {
 
     pub fn unknown_history(&self) -> u32 {
         self.unknown_history
+    }
+
+    /// The bundle version of the answer; `None` for a list no queue answered.
+    pub fn version(&self) -> Option<&str> {
+        (!self.version.is_empty()).then_some(self.version.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -157,25 +166,26 @@ const FIELDS: [&str; 4] = ["queue", "version", "candidates", "took_ms"];
 /// Reads the top-level object, sending `candidates` into the list as they are parsed.
 struct AnswerSeed<'s>(CandidatesSeed<'s>);
 
-/// Its value: the optional `unknown_history` count (0 when absent).
+/// Its value: the optional `unknown_history` count (0 when absent) and the version.
 impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
-    type Value = u32;
+    type Value = (u32, String);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u32, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(u32, String), D::Error> {
         deserializer.deserialize_struct("WorkerResponse", &FIELDS, self)
     }
 }
 
 impl<'de> Visitor<'de> for AnswerSeed<'_> {
-    type Value = u32;
+    type Value = (u32, String);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a worker response object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(u32, String), A::Error> {
         let mut seen = [false; FIELDS.len()];
         let mut unknown_history = None;
+        let mut version = String::new();
         let mut first = |i: usize| {
             if std::mem::replace(&mut seen[i], true) {
                 Err(A::Error::duplicate_field(FIELDS[i]))
@@ -192,7 +202,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                 }
                 "version" => {
                     first(1)?;
-                    map.next_value::<Cow<'de, str>>()?;
+                    version = map.next_value::<Cow<'de, str>>()?.into_owned();
                 }
                 "candidates" => {
                     first(2)?;
@@ -216,7 +226,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
         }
         match seen.iter().position(|s| !s) {
             Some(i) => Err(A::Error::missing_field(FIELDS[i])),
-            None => Ok(unknown_history.unwrap_or(0)),
+            None => Ok((unknown_history.unwrap_or(0), version)),
         }
     }
 }

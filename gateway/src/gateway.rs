@@ -269,6 +269,7 @@ fn reports(outcomes: &[QueueOutcome], debug: bool) -> Vec<QueueReport> {
             status: o.status,
             detail: o.detail.clone(),
             unknown_history: o.candidates.unknown_history(),
+            version: o.candidates.version().map(str::to_string),
             candidates: debug.then(|| o.candidates.to_candidates()),
         })
         .collect()
@@ -330,7 +331,12 @@ impl GatewayHandle {
     pub fn stats(&self) -> StatsSnapshot {
         let state = self.inner.state.load();
         let mut snapshot = self.inner.stats.snapshot();
-        for name in state.config.referenced_queues() {
+        // Rows for the queues the config routes to, and only those: a queue removed from the
+        // config is no longer shown (its counts return if it comes back).
+        let referenced: std::collections::BTreeSet<String> =
+            state.config.referenced_queues().into_iter().collect();
+        snapshot.queues.retain(|name, _| referenced.contains(name));
+        for name in referenced {
             snapshot.queues.entry(name).or_default();
         }
         for (name, q) in &mut snapshot.queues {

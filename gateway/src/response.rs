@@ -108,6 +108,7 @@ mod tests {
                 status: if degraded { QueueStatus::Timeout } else { QueueStatus::Ok },
                 detail: degraded.then(|| "no answer within 5 ms".to_string()),
                 unknown_history: u32::from(debug),
+                version: (!degraded).then(|| "v\u{e9}".to_string()),
                 candidates: debug.then(|| vec![Candidate { item_id: "x".into(), score: 0.5 }]),
             }];
             let view = ResponseView {

@@ -2,7 +2,7 @@
 //! outcomes and latency. Prometheus gets the same numbers through the `metrics` facade; this is
 //! the copy that can be read without a scrape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use kan_api::wire::{Assignment, QueueReport, QueueStatus};
@@ -10,6 +10,8 @@ use serde::Serialize;
 
 /// Weight of the newest sample in the moving average of queue latency.
 const EWMA_ALPHA: f64 = 0.1;
+/// Latency percentiles are over this many of a queue's latest calls that went out.
+const RECENT_CALLS: usize = 1024;
 
 /// Calls of one queue since the gateway started.
 #[derive(Serialize, Clone, Debug, Default, PartialEq)]
@@ -21,6 +23,12 @@ pub struct QueueStats {
     pub skipped: u64,
     /// Exponentially weighted mean latency of calls that went out, in ms.
     pub mean_took_ms: f64,
+    /// Median and 99th percentile latency of the latest calls that went out (up to 1024), in
+    /// ms; `None` before the first.
+    pub p50_took_ms: Option<f64>,
+    pub p99_took_ms: Option<f64>,
+    /// Bundle version of the latest answer.
+    pub version: Option<String>,
     pub last_status: Option<QueueStatus>,
     pub last_detail: Option<String>,
     /// Circuit breaker state (`closed`, `open`, `half-open`), filled in by the snapshot.
@@ -54,6 +62,8 @@ struct Inner {
     requests: u64,
     degraded: u64,
     queues: BTreeMap<String, QueueStats>,
+    /// Latencies of each queue's latest calls that went out, oldest first.
+    recent: BTreeMap<String, VecDeque<f64>>,
     arms: BTreeMap<Assignment, u64>,
 }
 
@@ -97,19 +107,43 @@ impl Stats {
                     s.mean_took_ms + EWMA_ALPHA * (q.took_ms - s.mean_took_ms)
                 };
             }
+            if let Some(v) = &q.version
+                && s.version.as_ref() != Some(v)
+            {
+                s.version = Some(v.clone());
+            }
             s.last_status = Some(q.status);
             if q.status != QueueStatus::Ok {
                 s.last_detail = q.detail.clone();
+            }
+            if q.status != QueueStatus::Skipped {
+                let recent = match inner.recent.get_mut(&q.name) {
+                    Some(recent) => recent,
+                    None => inner.recent.entry(q.name.clone()).or_default(),
+                };
+                if recent.len() == RECENT_CALLS {
+                    recent.pop_front();
+                }
+                recent.push_back(q.took_ms);
             }
         }
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queues = inner.queues.clone();
+        for (name, q) in &mut queues {
+            if let Some(recent) = inner.recent.get(name) {
+                let mut sorted: Vec<f64> = recent.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                q.p50_took_ms = nearest_rank(&sorted, 0.50);
+                q.p99_took_ms = nearest_rank(&sorted, 0.99);
+            }
+        }
         StatsSnapshot {
             requests: inner.requests,
             degraded: inner.degraded,
-            queues: inner.queues.clone(),
+            queues,
             arms: inner
                 .arms
                 .iter()
@@ -125,6 +159,12 @@ impl Stats {
     }
 }
 
+/// Nearest-rank percentile of sorted values; `None` for none.
+fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +177,7 @@ mod tests {
             status,
             detail: Some("why".into()),
             unknown_history: 0,
+            version: Some("v1".into()),
             candidates: None,
         }
     }
@@ -166,5 +207,26 @@ mod tests {
         assert_eq!((q.calls, q.ok, q.timeouts), (2, 1, 1));
         assert!((q.mean_took_ms - 11.0).abs() < 1e-9);
         assert_eq!(q.last_detail.as_deref(), Some("why"));
+        assert_eq!(q.version.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn latency_percentiles_cover_the_latest_calls_that_went_out() {
+        let stats = Stats::default();
+        assert_eq!(stats.snapshot().queues.get("q"), None);
+        for ms in 1..=100 {
+            stats.record(&[], &[report("q", QueueStatus::Ok, ms as f64)], false);
+        }
+        // Skipped calls took no time worth counting.
+        stats.record(&[], &[report("q", QueueStatus::Skipped, 0.0)], true);
+        let q = &stats.snapshot().queues["q"];
+        assert_eq!((q.p50_took_ms, q.p99_took_ms), (Some(50.0), Some(99.0)));
+
+        // Only the latest RECENT_CALLS count: old slow calls age out.
+        for _ in 0..RECENT_CALLS {
+            stats.record(&[], &[report("q", QueueStatus::Ok, 2.0)], false);
+        }
+        let q = &stats.snapshot().queues["q"];
+        assert_eq!((q.p50_took_ms, q.p99_took_ms), (Some(2.0), Some(2.0)));
     }
 }

@@ -91,6 +91,36 @@ async fn history_ids_a_queue_does_not_know_are_counted_in_its_report() {
 }
 
 #[tokio::test]
+async fn stats_show_each_routed_queue_with_its_bundle_version_and_latency_percentiles_and_no_removed_queue()
+ {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let b = FakeQueue::spawn("b", cands(&["y"]), Behaviour::instant())
+        .await
+        .expect("b");
+    let gw = serve(config(&[("a", &a), ("b", &b)])).await;
+    let (_, body) = gw.recall(json!({"user_id": "u1"})).await;
+    // The answering bundle's version is in the response too.
+    assert_eq!(body["queues"][0]["version"], "fake", "{body}");
+
+    let stats = gw.gateway.stats();
+    let q = &stats.queues["a"];
+    assert_eq!(q.version.as_deref(), Some("fake"));
+    assert!(
+        q.p50_took_ms.is_some() && q.p99_took_ms >= q.p50_took_ms,
+        "{q:?}"
+    );
+
+    gw.gateway
+        .handle()
+        .update(config(&[("a", &a)]))
+        .expect("valid");
+    let names: Vec<String> = gw.gateway.stats().queues.into_keys().collect();
+    assert_eq!(names, ["a"]);
+}
+
+#[tokio::test]
 async fn a_failing_or_timed_out_queue_degrades_the_response_but_never_fails_it() {
     let good = FakeQueue::spawn("good", cands(&["g1", "g2"]), Behaviour::instant())
         .await
