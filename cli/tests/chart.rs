@@ -1,4 +1,5 @@
-//! The Helm chart's image allow-list (`imagePolicy.allowedImagePrefixes`), rendered by `helm
+//! The Helm chart: its Grafana dashboard (queries only metrics the code emits, shipped for the
+//! sidecar) and its image allow-list (`imagePolicy.allowedImagePrefixes`), rendered by `helm
 //! template` and its ValidatingAdmissionPolicy evaluated with the Kubernetes CEL library against
 //! RecallQueue objects, as the API server would at admission.
 //!
@@ -137,4 +138,112 @@ fn the_image_policy_admits_allowed_prefixes_and_refuses_other_images_by_name() {
     };
     assert!(text.contains("docker.io/evil/miner:latest"), "{text}");
     assert!(text.contains("ghcr.io/kan-dev/kan:"), "{text}");
+}
+
+/// Every `kan_…` name in `text` (a PromQL expression or Rust source).
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("kan_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Metric names written as string literals in the workspace's library and binary sources.
+fn emitted_metric_names() -> std::collections::BTreeSet<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut names = std::collections::BTreeSet::new();
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root)
+        .expect("workspace")
+        .filter_map(|e| Some(e.ok()?.path().join("src")))
+        .filter(|p| p.is_dir())
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path).expect("source");
+                for literal in source.split('"').skip(1).step_by(2) {
+                    if literal.starts_with("kan_") && metric_names(literal) == [literal] {
+                        names.insert(literal.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+fn dashboard() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../charts/kan/dashboards/kan.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON")
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_code_emits() {
+    let emitted = emitted_metric_names();
+    assert!(
+        emitted.contains("kan_gateway_requests_total"),
+        "{emitted:?}"
+    );
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{}", panels.len());
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                // Histograms are queried through their series.
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|base| emitted.contains(*base))
+                    .unwrap_or(&name);
+                assert!(
+                    emitted.contains(base),
+                    "panel {}: {name} is not a metric the code emits",
+                    panel["title"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_chart_ships_the_dashboard_for_grafanas_sidecar_when_enabled() {
+    let Some(docs) = helm_template(&["grafanaDashboard.enabled=true"]) else {
+        return;
+    };
+    let maps: Vec<&Value> = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .filter(|m| m["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .collect();
+    assert_eq!(maps.len(), 1);
+    let shipped: Value =
+        serde_json::from_str(maps[0]["data"]["kan.json"].as_str().expect("kan.json"))
+            .expect("JSON");
+    assert_eq!(shipped, dashboard());
+    let Some(off) = helm_template(&[]) else {
+        return;
+    };
+    assert!(
+        of_kind(&off, "ConfigMap")
+            .iter()
+            .all(|m| m["metadata"]["labels"]["grafana_dashboard"].is_null())
+    );
 }
