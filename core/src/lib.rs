@@ -8,6 +8,8 @@
 //! * [`itemcf`], [`item2vec`], [`social`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies.
+// No unwrap() outside tests: a panic is never an error path.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod clock;
 pub mod item2vec;

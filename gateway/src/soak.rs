@@ -45,6 +45,9 @@ pub struct SoakConfig {
     pub settle: Duration,
 }
 
+/// Starts a gateway process serving a routing config.
+pub type Launcher = Arc<dyn Fn(&RoutingConfig) -> std::io::Result<SpawnedGateway> + Send + Sync>;
+
 /// The gateway under test.
 #[derive(Clone)]
 pub enum GatewayUnderTest {
@@ -52,7 +55,7 @@ pub enum GatewayUnderTest {
     /// admission control, the "before" baseline).
     InProcess { max_in_flight: Option<usize> },
     /// A separate process started from the routing config by the launcher.
-    Process(Arc<dyn Fn(&RoutingConfig) -> std::io::Result<SpawnedGateway> + Send + Sync>),
+    Process(Launcher),
 }
 
 impl std::fmt::Debug for GatewayUnderTest {

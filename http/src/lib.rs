@@ -8,6 +8,8 @@
 //!   excess at once with `503` + `Retry-After`;
 //! * [`BearerAuth`] — an optional bearer token (`401` without it), probes left open;
 //! * [`errors`] — the one JSON error body of every 4xx/5xx, and the `application/json` check.
+// No unwrap() outside tests: a panic is never an error path.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod admission;
 mod auth;

@@ -9,6 +9,8 @@
 //! * [`decode`] — objects this version cannot decode are skipped and reported, one by one;
 //! * [`leader`], [`server`] — leader election and the probe/metrics endpoints;
 //! * [`run`] — all of it in one process, as `kan operator` starts it.
+// No unwrap() outside tests: a panic is never an error path.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod allocation;
 pub mod children;

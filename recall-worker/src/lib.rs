@@ -28,6 +28,8 @@
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
 //! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
 //! * [`bench`], [`bench_ann`] — the load generators behind `kan bench worker` / `kan bench ann`.
+// No unwrap() outside tests: a panic is never an error path.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
 pub mod bench_ann;
