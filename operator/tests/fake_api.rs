@@ -728,6 +728,7 @@ async fn the_first_instance_holds_and_renews_the_lease_while_a_second_stays_stan
         identity: identity.into(),
         duration_s: 4,
         grace_s: 2,
+        retry_s: 1,
     };
     let mut first = Election::start(h.client.clone(), &cfg("first"))
         .await
