@@ -39,6 +39,30 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// What a gateway without a valid config holds: no queues, never validated, never served
+    /// (recalls are refused before they read it).
+    pub fn placeholder(gateway: &str) -> Self {
+        let config = RoutingConfig {
+            gateway: gateway.to_string(),
+            endpoints: Default::default(),
+            queues: Vec::new(),
+            merge: Default::default(),
+            filters: Default::default(),
+            fallback: None,
+            deadline_ms: kan_api::crd::DEFAULT_DEADLINE_MS,
+            circuit_breaker: None,
+            exposure_log: None,
+            experiments: Vec::new(),
+        };
+        Self {
+            urls: HashMap::new(),
+            blocklist: HashSet::new(),
+            hash: String::new(),
+            exposure: None,
+            config,
+        }
+    }
+
     /// Validates `config` and prepares it. The exposure log of `previous` is kept when the path
     /// did not change, so a reload neither reopens the file nor loses buffered records.
     pub fn new(config: RoutingConfig, previous: Option<&Compiled>) -> Result<Self> {

@@ -30,6 +30,9 @@ pub enum Error {
     },
     #[error("cannot encode the response: {0}")]
     EncodeResponse(#[source] serde_json::Error),
+    /// The gateway started with a config it refused and no valid one has arrived since.
+    #[error("no valid routing config loaded yet: {reason}")]
+    NotConfigured { reason: String },
 }
 
 impl Error {
@@ -43,6 +46,7 @@ impl Error {
             Error::ExposureLog { .. } => "exposure_log",
             Error::RequiredQueueFailed { .. } => "required_queue_failed",
             Error::EncodeResponse(_) => "encode_response",
+            Error::NotConfigured { .. } => "not_configured",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The gateway: the live routing config and the recall pipeline, a fixed template —
 //! assign arms → fan out under deadlines → merge → filters (and fallback fill) → truncate.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,9 @@ struct Inner {
     /// A refused edit of the config's source (`kan up`'s directory), set and cleared by
     /// whoever reads it; accepted routing updates leave it alone.
     source_error: Mutex<Option<String>>,
+    /// False while the gateway waits for its first valid config
+    /// ([`Gateway::awaiting_config`]): it then refuses recalls and is not ready.
+    configured: AtomicBool,
 }
 
 /// A running gateway; cheap to clone (all clones share one config, pool and stats).
@@ -51,7 +55,21 @@ impl Gateway {
     pub fn new(config: RoutingConfig) -> Result<Self> {
         m::describe();
         let compiled = Compiled::new(config, None)?;
-        Ok(Self {
+        Ok(Self::with_state(compiled, true))
+    }
+
+    /// A gateway whose first config was refused with `error`: it serves no recall (`503`) and
+    /// is not ready until [`GatewayHandle::update`] accepts one (the file watcher calls it), so
+    /// a pod started on a bad config waits for a good one instead of crash-looping.
+    pub fn awaiting_config(gateway: &str, error: &Error) -> Self {
+        m::describe();
+        let gateway = Self::with_state(Compiled::placeholder(gateway), false);
+        gateway.handle().reject(error);
+        gateway
+    }
+
+    fn with_state(compiled: Compiled, configured: bool) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 state: ArcSwap::from_pointee(compiled),
                 fanout: FanOut::new(),
@@ -59,8 +77,9 @@ impl Gateway {
                 stats: Stats::default(),
                 last_error: Mutex::new(None),
                 source_error: Mutex::new(None),
+                configured: AtomicBool::new(configured),
             }),
-        })
+        }
     }
 
     pub fn handle(&self) -> GatewayHandle {
@@ -105,6 +124,14 @@ impl Gateway {
         parent: &opentelemetry::Context,
         finish: impl FnOnce(&ResponseView<'_, '_>) -> Result<R>,
     ) -> Result<R> {
+        if !self.inner.configured.load(Ordering::Acquire) {
+            return Err(Error::NotConfigured {
+                reason: self
+                    .handle()
+                    .last_error()
+                    .unwrap_or_else(|| "none offered".into()),
+            });
+        }
         // In-flight requests keep the config they started with, whatever reloads happen.
         let state = self.inner.state.load_full();
         let config = &state.config;
@@ -286,6 +313,7 @@ impl GatewayHandle {
                 tracing::info!(hash = %compiled.hash, gateway = %compiled.config.gateway, "routing config loaded");
                 self.inner.state.store(Arc::new(compiled));
                 *self.lock_error() = None;
+                self.inner.configured.store(true, Ordering::Release);
                 metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
                 Ok(())
             }
@@ -303,7 +331,12 @@ impl GatewayHandle {
         metrics::counter!(m::RELOADS, "result" => "invalid").increment(1);
     }
 
-    /// The config now serving.
+    /// False while no valid config has been loaded ([`Gateway::awaiting_config`]).
+    pub fn configured(&self) -> bool {
+        self.inner.configured.load(Ordering::Acquire)
+    }
+
+    /// The config now serving (an empty one while not [`configured`](Self::configured)).
     pub fn config(&self) -> RoutingConfig {
         self.inner.state.load().config.clone()
     }

@@ -101,7 +101,7 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
         .await
     {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e @ Error::RequiredQueueFailed { .. }) => {
+        Err(e @ (Error::RequiredQueueFailed { .. } | Error::NotConfigured { .. })) => {
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable,
@@ -156,18 +156,24 @@ async fn readyz(State(app): State<AppState>) -> Response {
         .collect();
     // A loaded config is enough to serve: missing queues degrade responses, they don't stop
     // them, and a refused newer config leaves the last good one serving (so still ready; the
-    // refusal is in the body and the `kan_gateway_config_rejected` gauge). A gateway never
-    // runs without a valid config: `kan gateway` exits when its first one is invalid.
+    // refusal is in the body and the `kan_gateway_config_rejected` gauge). A gateway whose
+    // first config was refused has nothing to serve: 503 until a valid one loads.
     let config_error = handle.last_error();
-    Json(Readiness {
-        ready: true,
+    let ready = handle.configured();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Json(Readiness {
+        ready,
         gateway: config.gateway.clone(),
         config_hash: handle.config_hash(),
         queues,
         config_rejected: config_error.is_some(),
         config_error,
-    })
-    .into_response()
+    });
+    (status, body).into_response()
 }
 
 async fn render_metrics(State(app): State<AppState>) -> Response {

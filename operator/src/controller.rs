@@ -21,9 +21,9 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
-use kube::api::{Api, ApiResource};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
@@ -62,10 +62,15 @@ where
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
     let wc = watcher::Config::default().any_semantic();
-    // RecallQueues are watched as dynamic objects and decoded one by one: a queue with a
-    // strategy this version does not know is skipped, not a failure of every queue's watch.
+    // Kan's own kinds are watched as dynamic objects and decoded one by one (`decode`): an
+    // object this version cannot decode (a strategy or merge policy from a newer CRD) is
+    // skipped and reported, not a failure of its whole kind's watch.
     let queue_resource = ApiResource::erase::<RecallQueue>(&());
+    let gateway_resource = ApiResource::erase::<RecallGateway>(&());
+    let experiment_resource = ApiResource::erase::<RecallExperiment>(&());
     let dynamic_queues = || decode::dynamic_api::<RecallQueue>(&client, ns);
+    let dynamic_gateways = || decode::dynamic_api::<RecallGateway>(&client, ns);
+    let dynamic_experiments = || decode::dynamic_api::<RecallExperiment>(&client, ns);
 
     let queues = Controller::new_with(dynamic_queues(), wc.clone(), queue_resource.clone())
         .owns(api::<ConfigMap>(&client, ns), children(Component::Worker))
@@ -86,80 +91,87 @@ where
             ctx.clone(),
         );
 
-    let gateways = Controller::new(api::<RecallGateway>(&client, ns), wc.clone());
+    let gateways = Controller::new_with(dynamic_gateways(), wc.clone(), gateway_resource.clone());
     let gateway_store = gateways.store();
     let gateways = gateways
         .owns(api::<ConfigMap>(&client, ns), children(Component::Gateway))
         .owns(api::<Deployment>(&client, ns), children(Component::Gateway))
         .owns(api::<Service>(&client, ns), children(Component::Gateway))
-        .watches_with(
-            dynamic_queues(),
-            queue_resource.clone(),
-            wc.clone(),
+        .watches_with(dynamic_queues(), queue_resource.clone(), wc.clone(), {
+            let gateway_resource = gateway_resource.clone();
             move |queue| {
-                // Gateways are few; any queue change re-renders every gateway of its namespace
-                // (arm queues of experiments count too, so matching on spec.queues is not enough).
-                let ns = queue.namespace();
-                gateway_store
-                    .state()
-                    .into_iter()
-                    .filter(move |g| g.namespace() == ns)
-                    .map(|g| ObjectRef::from_obj(g.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            api::<RecallExperiment>(&client, ns),
+                // Gateways are few; any queue change re-renders every gateway of its
+                // namespace (arm queues of experiments count too, so matching on
+                // spec.queues is not enough).
+                in_namespace(&gateway_store, &gateway_resource, queue.namespace())
+            }
+        })
+        .watches_with(
+            dynamic_experiments(),
+            experiment_resource.clone(),
             wc.clone(),
-            |experiment| {
-                let gateway = ObjectRef::new(&experiment.spec.gateway);
-                Some(match experiment.namespace() {
-                    Some(ns) => gateway.within(&ns),
-                    None => gateway,
-                })
+            {
+                let gateway_resource = gateway_resource.clone();
+                move |experiment| {
+                    // Read from the raw object: an experiment this version cannot decode still
+                    // re-renders its gateway, which then leaves it out.
+                    let gateway = spec_gateway(&experiment)?;
+                    let gateway = ObjectRef::new_with(&gateway, gateway_resource.clone());
+                    Some(match experiment.namespace() {
+                        Some(ns) => gateway.within(&ns),
+                        None => gateway,
+                    })
+                }
             },
         )
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            reconcile::gateway::reconcile,
+            reconcile::gateway::reconcile_dynamic,
             error_policy(reconcile::gateway::KIND),
             ctx.clone(),
         );
 
-    let experiments = Controller::new(api::<RecallExperiment>(&client, ns), wc.clone());
+    let experiments = Controller::new_with(
+        dynamic_experiments(),
+        wc.clone(),
+        experiment_resource.clone(),
+    );
     let experiment_store = experiments.store();
-    let by_gateway = experiment_store.clone();
-    let by_queue = experiment_store.clone();
+    let by_gateway = (experiment_store.clone(), experiment_resource.clone());
+    let by_queue = (experiment_store.clone(), experiment_resource.clone());
+    let by_sibling = (experiment_store, experiment_resource.clone());
     let experiments = experiments
-        .watches(
-            api::<RecallExperiment>(&client, ns),
+        .watches_with(
+            dynamic_experiments(),
+            experiment_resource,
             wc.clone(),
-            move |changed| {
+            move |changed| match spec_gateway(&changed) {
+                Some(gateway) => {
+                    siblings(&by_sibling.0, &by_sibling.1, changed.namespace(), &gateway)
+                }
+                None => Vec::new(),
+            },
+        )
+        .watches_with(
+            dynamic_gateways(),
+            gateway_resource,
+            wc.clone(),
+            move |gateway| {
                 siblings(
-                    &experiment_store,
-                    changed.namespace(),
-                    &changed.spec.gateway,
+                    &by_gateway.0,
+                    &by_gateway.1,
+                    gateway.namespace(),
+                    &gateway.name_any(),
                 )
             },
         )
-        .watches(
-            api::<RecallGateway>(&client, ns),
-            wc.clone(),
-            move |gateway| siblings(&by_gateway, gateway.namespace(), &gateway.name_any()),
-        )
         // An arm's queue turning (not) Ready changes whether the experiment is served.
         .watches_with(dynamic_queues(), queue_resource, wc, move |queue| {
-            let ns = queue.namespace();
-            by_queue
-                .state()
-                .into_iter()
-                .filter(move |e| e.namespace() == ns)
-                .map(|e| ObjectRef::from_obj(e.as_ref()))
-                .collect::<Vec<_>>()
+            in_namespace(&by_queue.0, &by_queue.1, queue.namespace())
         })
         .graceful_shutdown_on(shutdown)
         .run(
-            reconcile::experiment::reconcile,
+            reconcile::experiment::reconcile_dynamic,
             error_policy(reconcile::experiment::KIND),
             ctx,
         );
@@ -171,16 +183,39 @@ where
     );
 }
 
-fn siblings(
-    store: &kube::runtime::reflector::Store<RecallExperiment>,
+/// `spec.gateway` of a raw RecallExperiment.
+fn spec_gateway(experiment: &DynamicObject) -> Option<String> {
+    experiment.data["spec"]["gateway"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Every object of `store` in `namespace`.
+fn in_namespace(
+    store: &Store<DynamicObject>,
+    resource: &ApiResource,
     namespace: Option<String>,
-    gateway: &str,
-) -> Vec<ObjectRef<RecallExperiment>> {
+) -> Vec<ObjectRef<DynamicObject>> {
     store
         .state()
         .into_iter()
-        .filter(|e| e.namespace() == namespace && e.spec.gateway == gateway)
-        .map(|e| ObjectRef::from_obj(e.as_ref()))
+        .filter(|o| o.namespace() == namespace)
+        .map(|o| ObjectRef::from_obj_with(o.as_ref(), resource.clone()))
+        .collect()
+}
+
+/// The experiments of `store` in `namespace` on `gateway`.
+fn siblings(
+    store: &Store<DynamicObject>,
+    resource: &ApiResource,
+    namespace: Option<String>,
+    gateway: &str,
+) -> Vec<ObjectRef<DynamicObject>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|e| e.namespace() == namespace && spec_gateway(e).as_deref() == Some(gateway))
+        .map(|e| ObjectRef::from_obj_with(e.as_ref(), resource.clone()))
         .collect()
 }
 

@@ -1,7 +1,8 @@
 //! Objects the operator cannot decode (a RecallQueue with a strategy this binary does not know,
 //! after a `helm rollback` that kept a newer CRD): each one is skipped and reported, never
 //! allowed to fail the watch or the list of its whole kind. Watches and lists read such kinds
-//! as `DynamicObject`s and decode them one by one here.
+//! as `DynamicObject`s and decode them one by one here: RecallQueue, RecallGateway and
+//! RecallExperiment alike.
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Resource, ResourceExt};
@@ -67,6 +68,21 @@ where
         .await?
         .items;
     Ok(decode_all(&items))
+}
+
+/// Reads the `K` named `name` in `namespace`: `None` when there is none, an error when it
+/// cannot be decoded (the caller cannot decide without it).
+pub async fn get<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<K>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    match dynamic_api::<K>(client, Some(namespace))
+        .get_opt(name)
+        .await?
+    {
+        None => Ok(None),
+        Some(obj) => Ok(Some(decode::<K>(&obj)?)),
+    }
 }
 
 /// The decodable objects of `items`, in order; the others are reported.

@@ -22,6 +22,10 @@ pub enum Error {
     /// Another instance took the Lease: this one stops writing and exits.
     #[error("lost leadership of Lease {lease}: another operator instance now writes")]
     LostLeadership { lease: String },
+    /// An object this reconcile needs cannot be decoded by this version (a RecallGateway an
+    /// experiment names, with a merge policy from a newer CRD).
+    #[error(transparent)]
+    Undecodable(#[from] crate::decode::Undecodable),
     /// The health/metrics server could not serve.
     #[error("serving health and metrics on {addr}: {message}")]
     Serve { addr: String, message: String },
@@ -40,6 +44,7 @@ impl Error {
             Error::Render { .. } => "render",
             Error::LeaderElection { .. } => "leader_election",
             Error::LostLeadership { .. } => "lost_leadership",
+            Error::Undecodable(_) => "undecodable",
             Error::Serve { .. } => "serve",
         }
     }

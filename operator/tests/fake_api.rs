@@ -728,6 +728,7 @@ async fn the_first_instance_holds_and_renews_the_lease_while_a_second_stays_stan
         identity: identity.into(),
         duration_s: 4,
         grace_s: 2,
+        retry_s: 1,
     };
     let mut first = Election::start(h.client.clone(), &cfg("first"))
         .await
@@ -1022,6 +1023,125 @@ async fn a_queue_this_version_cannot_decode_is_skipped_and_the_others_still_reco
     serving_feed(&h, &ctx).await;
     let r = routing(&h.get::<ConfigMap>("feed-routing").await);
     assert_eq!(r.endpoints.len(), 2, "the other queues are routed");
+}
+
+/// Creates `object` (JSON) as a dynamic object of kind `K`: the fake, like the API server
+/// (without CRD validation), stores what this version cannot decode.
+async fn create_raw<K: Resource<DynamicType = ()>>(
+    h: &Harness,
+    object: serde_json::Value,
+) -> kube::api::DynamicObject {
+    let resource = kube::api::ApiResource::erase::<K>(&());
+    let dynamic: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(h.client.clone(), NS, &resource);
+    let object: kube::api::DynamicObject = serde_json::from_value(object).expect("object");
+    dynamic
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("created")
+}
+
+#[tokio::test]
+async fn a_gateway_this_version_cannot_decode_is_skipped_and_another_gateway_still_routes() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    let future = create_raw::<RecallGateway>(
+        &h,
+        serde_json::json!({
+            "apiVersion": "kan.dev/v1alpha1", "kind": "RecallGateway",
+            "metadata": {"name": "future"},
+            "spec": {"queues": [{"name": "popular"}], "merge": {"policy": "quantum"}},
+        }),
+    )
+    .await;
+    assert!(
+        h.api::<RecallGateway>()
+            .list(&Default::default())
+            .await
+            .is_err(),
+        "a typed list fails on it"
+    );
+    h.clear();
+    let action = reconcile::gateway::reconcile_dynamic(Arc::new(future), ctx.clone())
+        .await
+        .expect("an undecodable gateway is not a reconcile error");
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    assert_eq!(
+        h.object_writes(),
+        Vec::<String>::new(),
+        "nothing is rendered for it"
+    );
+    assert!(!h.exists::<ConfigMap>("future-routing").await);
+
+    serving_feed(&h, &ctx).await;
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    assert_eq!(r.endpoints.len(), 2, "the other gateway routes its queues");
+}
+
+#[tokio::test]
+async fn an_experiment_this_version_cannot_decode_is_left_out_and_its_siblings_stay_live() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    serving_feed(&h, &ctx).await;
+    h.create::<RecallExperiment>(&experiment("known", 0, 10))
+        .await;
+    let future = create_raw::<RecallExperiment>(
+        &h,
+        serde_json::json!({
+            "apiVersion": "kan.dev/v1alpha1", "kind": "RecallExperiment",
+            "metadata": {"name": "future"},
+            "spec": {"gateway": "feed", "bucketStart": 5000, "traffic": 10, "arms": [
+                {"name": "control", "weight": 50},
+                {"name": "treatment", "weight": 50, "merge": {"policy": "quantum"}}]},
+        }),
+    )
+    .await;
+    let action = reconcile::experiment::reconcile_dynamic(Arc::new(future), ctx.clone())
+        .await
+        .expect("an undecodable experiment is not a reconcile error");
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+
+    h.reconcile_gateway(&ctx, "feed").await;
+    h.reconcile_experiment(&ctx, "known").await;
+    let r = routing(&h.get::<ConfigMap>("feed-routing").await);
+    let routed: Vec<&str> = r.experiments.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(routed, ["known"], "only the decodable experiment is routed");
+    let status = h
+        .get::<RecallExperiment>("known")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        condition(&status.conditions, condition_type::READY),
+        ("True", "Live")
+    );
+}
+
+#[tokio::test]
+async fn an_experiment_on_a_gateway_this_version_cannot_decode_fails_with_the_undecodable_label() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    create_raw::<RecallGateway>(
+        &h,
+        serde_json::json!({
+            "apiVersion": "kan.dev/v1alpha1", "kind": "RecallGateway",
+            "metadata": {"name": "feed"},
+            "spec": {"queues": [{"name": "popular"}], "merge": {"policy": "quantum"}},
+        }),
+    )
+    .await;
+    let e = h
+        .create::<RecallExperiment>(&experiment("on-future", 0, 10))
+        .await;
+    let err = reconcile::experiment::reconcile(Arc::new(e), ctx.clone())
+        .await
+        .expect_err("its gateway cannot be read");
+    assert_eq!(err.metric_label(), "undecodable");
+    let message = err.to_string();
+    assert!(
+        message.contains("RecallGateway recsys/feed") && message.contains("quantum"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

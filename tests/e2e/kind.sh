@@ -3,7 +3,8 @@
 # operational queue (needs no bundle) and a gateway, wait for both to be Ready, call the
 # gateway, switch the queue from replicas to autoscaling (no pod restarted, never fewer
 # replicas), apply an experiment the gateway would refuse (not routed, Ready=False, the gateway
-# keeps serving), delete everything and check the children were garbage-collected.
+# keeps serving) and one the CRD's CEL rules refuse, delete everything and check the children
+# were garbage-collected.
 #
 # Needs docker, kind, kubectl and helm. It cannot run in Kan's CI (no Docker there); run it
 # by hand:  tests/e2e/kind.sh        (KEEP=1 keeps the cluster afterwards)
@@ -100,6 +101,25 @@ kubectl -n "$ns" get rexp/too-slow -o jsonpath='{.status.conditions[?(@.type=="R
   || { echo "error: the routing changed for a refused experiment" >&2; exit 1; }
 kubectl -n "$ns" wait rgw/e2e --for=condition=Ready --timeout=60s
 kubectl -n "$ns" delete rexp/too-slow --wait
+
+# An arm with merge policy quota and a queue without a quota: the CRD's CEL rule (the one the
+# RecallGateway CRD has too) refuses it at admission, naming the rule.
+if out=$(kubectl -n "$ns" apply -f - 2>&1 <<'YAML'
+apiVersion: kan.dev/v1alpha1
+kind: RecallExperiment
+metadata:
+  name: no-quota
+spec:
+  gateway: e2e
+  traffic: 10
+  arms:
+    - {name: control, weight: 50}
+    - {name: treatment, weight: 50, queues: [{name: editorial}], merge: {policy: quota}}
+YAML
+); then
+  echo "error: an arm with merge policy quota and no quotas was admitted" >&2; exit 1
+fi
+grep -qi quota <<<"$out" || { echo "error: the CEL refusal does not mention quotas: $out" >&2; exit 1; }
 
 kubectl -n "$ns" delete rgw/e2e rq/editorial --wait
 kubectl -n "$ns" wait --for=delete deploy/editorial deploy/e2e-gateway --timeout=120s 2>/dev/null || true

@@ -69,9 +69,20 @@ async fn serve(
     args: Args,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Result<()> {
-    let config = kan_gateway::load_config(&args.config)?;
-    let gateway = Gateway::new(config)
-        .with_context(|| format!("starting the gateway from {}", args.config.display()))?;
+    let gateway = match kan_gateway::load_config(&args.config).and_then(Gateway::new) {
+        Ok(gateway) => gateway,
+        // Without a watch nothing could ever replace the refused config.
+        Err(e) if args.no_watch => {
+            return Err(e)
+                .with_context(|| format!("starting the gateway from {}", args.config.display()));
+        }
+        // A pod given a config it refuses waits (not ready, recalls 503) for a valid one
+        // instead of crash-looping; the watch below loads it.
+        Err(e) => {
+            tracing::error!(config = %args.config.display(), error = %e, "routing config refused: not ready until a valid one arrives");
+            Gateway::awaiting_config("", &e)
+        }
+    };
     let router = router(&args, &gateway, metrics.clone())?;
     let _watcher = if args.no_watch {
         None

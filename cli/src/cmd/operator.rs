@@ -36,9 +36,18 @@ pub struct Args {
     /// Namespace of the Lease (the operator's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
-    /// Seconds the Lease stays valid without renewal.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds the Lease stays valid without renewal: a standby takes over from a leader that
+    /// crashed within this plus --lease-retry-s.
+    #[arg(long, env = "KAN_LEASE_DURATION_S", default_value_t = kan_operator::leader::DEFAULT_DURATION_S)]
     pub lease_duration_s: u64,
+    /// Seconds before expiry at which the leader renews the Lease; a third of
+    /// --lease-duration-s (at least 2) when unset.
+    #[arg(long, env = "KAN_LEASE_GRACE_S")]
+    pub lease_grace_s: Option<u64>,
+    /// Seconds between a standby's reads of the Lease: a standby takes over from a leader that
+    /// stopped (and released the Lease) within this.
+    #[arg(long, env = "KAN_LEASE_RETRY_S", default_value_t = kan_operator::leader::DEFAULT_RETRY_S)]
+    pub lease_retry_s: u64,
     /// Log format (the filter comes from KAN_LOG, default info; spans go to
     /// OTEL_EXPORTER_OTLP_ENDPOINT when set).
     #[arg(long, value_enum, default_value = "json")]
@@ -50,14 +59,27 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.lease_duration_s < 4 {
-        anyhow::bail!(
-            "--lease-duration-s must be at least 4 seconds (the holder renews a third of it before expiry)"
-        );
+        anyhow::bail!("--lease-duration-s must be at least 4 seconds");
     }
     let identity = args
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("kan-operator-{}", std::process::id()));
+    let election = LeaderElection {
+        lease_name: args.lease_name,
+        lease_namespace: args.lease_namespace,
+        identity: identity.clone(),
+        duration_s: args.lease_duration_s,
+        grace_s: args
+            .lease_grace_s
+            .unwrap_or_else(|| 2.max(args.lease_duration_s / 3)),
+        retry_s: args.lease_retry_s,
+    };
+    if args.leader_elect {
+        election
+            .check()
+            .map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
+    }
     let mut build = BuildConfig::default();
     if let Some(image) = args.default_image {
         build.default_image = image;
@@ -71,13 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .into_iter()
             .filter(|ns| !ns.trim().is_empty())
             .collect(),
-        leader_election: args.leader_elect.then(|| LeaderElection {
-            lease_name: args.lease_name,
-            lease_namespace: args.lease_namespace,
-            identity: identity.clone(),
-            duration_s: args.lease_duration_s,
-            grace_s: 2.max(args.lease_duration_s / 3),
-        }),
+        leader_election: args.leader_elect.then_some(election),
         listen: args.listen,
         listener: args.listener.limits("operator"),
         instance: Some(identity),

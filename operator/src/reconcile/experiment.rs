@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 
 use super::apply::write_status;
@@ -24,13 +24,17 @@ pub async fn reconcile(experiment: Arc<RecallExperiment>, ctx: Arc<Context>) -> 
     instrumented(KIND, experiment.as_ref(), &ctx, run(&experiment, &ctx)).await
 }
 
+/// Reconciles one RecallExperiment as the controller watches it: a dynamic object, decoded here (see
+/// [`super::reconcile_decoded`]).
+pub async fn reconcile_dynamic(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    super::reconcile_decoded::<RecallExperiment, _, _>(obj, ctx, reconcile).await
+}
+
 async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     let parent = Parent::of(experiment)?;
     let ns = parent.namespace.as_str();
     let gateway = &experiment.spec.gateway;
-    let gateway_object = Api::<RecallGateway>::namespaced(ctx.client.clone(), ns)
-        .get_opt(gateway)
-        .await?;
+    let gateway_object = decode::get::<RecallGateway>(&ctx.client, ns, gateway).await?;
     let serving = match &gateway_object {
         None => ServingPath::default(),
         Some(g) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
@@ -27,6 +27,12 @@ pub const KIND: &str = "RecallGateway";
 #[tracing::instrument(skip_all, fields(kind = KIND, name = gateway.metadata.name.as_deref(), namespace = gateway.metadata.namespace.as_deref()))]
 pub async fn reconcile(gateway: Arc<RecallGateway>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(KIND, gateway.as_ref(), &ctx, run(&gateway, &ctx)).await
+}
+
+/// Reconciles one RecallGateway as the controller watches it: a dynamic object, decoded here (see
+/// [`super::reconcile_decoded`]).
+pub async fn reconcile_dynamic(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    super::reconcile_decoded::<RecallGateway, _, _>(obj, ctx, reconcile).await
 }
 
 async fn run(gateway: &RecallGateway, ctx: &Context) -> Result<Action> {

@@ -14,10 +14,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use serde::de::DeserializeOwned;
+
 use crate::children::BuildConfig;
+use crate::decode;
 use crate::error::Error;
 use crate::status::conditions::status_of;
 
@@ -210,6 +214,36 @@ where
         }
     }
     result
+}
+
+/// Reconciles `obj` as a `K` with `reconcile` when it decodes. One that this version cannot
+/// decode is counted, logged in one bounded line and announced by a Warning event, then left
+/// alone until it changes; every other object of its kind reconciles normally.
+pub(crate) async fn reconcile_decoded<K, F, Fut>(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    match decode::decode::<K>(&obj) {
+        Ok(decoded) => reconcile(Arc::new(decoded), ctx).await,
+        Err(undecodable) => {
+            decode::report(&undecodable);
+            let reference = obj.object_ref(&ApiResource::erase::<K>(&()));
+            ctx.publish_about(
+                &reference,
+                EventType::Warning,
+                "Undecodable",
+                undecodable.to_string(),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
 }
 
 /// Error policy of every controller: count the error by kind and label, and retry with

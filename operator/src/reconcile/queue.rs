@@ -8,15 +8,13 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kan_api::crd::RecallQueue;
-use kube::Resource;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::apply::{ensure, remove_owned, write_status};
 use super::{Context, RESYNC, instrumented, now};
 use crate::children::{config_map, deployment, hpa, pdb, service};
-use crate::decode;
 use crate::error::Result;
 use crate::names::{Parent, REPLICAS_HANDOVER_MANAGER};
 use crate::status::queue::{WorkerObservation, default_wanted, queue_status};
@@ -29,25 +27,10 @@ pub async fn reconcile(queue: Arc<RecallQueue>, ctx: Arc<Context>) -> Result<Act
     instrumented(KIND, queue.as_ref(), &ctx, run(&queue, &ctx)).await
 }
 
-/// Reconciles one RecallQueue as the controller watches it: a dynamic object, decoded here.
-/// One that this version cannot decode is counted, logged in one bounded line and announced by
-/// a Warning event, then left alone until it changes; every other queue reconciles normally.
+/// Reconciles one RecallQueue as the controller watches it: a dynamic object, decoded here
+/// (see [`super::reconcile_decoded`]).
 pub async fn reconcile_dynamic(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
-    match decode::decode::<RecallQueue>(&obj) {
-        Ok(queue) => reconcile(Arc::new(queue), ctx).await,
-        Err(undecodable) => {
-            decode::report(&undecodable);
-            let reference = obj.object_ref(&ApiResource::erase::<RecallQueue>(&()));
-            ctx.publish_about(
-                &reference,
-                EventType::Warning,
-                "Undecodable",
-                undecodable.to_string(),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-    }
+    super::reconcile_decoded::<RecallQueue, _, _>(obj, ctx, reconcile).await
 }
 
 async fn run(queue: &RecallQueue, ctx: &Context) -> Result<Action> {
