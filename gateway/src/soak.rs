@@ -40,8 +40,8 @@ pub struct SoakConfig {
     pub max_client_in_flight: usize,
     /// Where and how the gateway runs.
     pub gateway: GatewayUnderTest,
-    /// Quiet time after the load has drained (idle client connections close after one second)
-    /// before RSS and fds are read again.
+    /// Light load (one request at a time, 50 a second) after the overload has drained, before
+    /// RSS and fds are read again: a service returns to normal traffic, not to silence.
     pub settle: Duration,
 }
 
@@ -321,8 +321,14 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
     while let Ok(sample) = rx.try_recv() {
         samples.push(sample);
     }
-    // Idle client connections close after CLIENT_IDLE; the gateway's state for them with them.
-    tokio::time::sleep(config.settle).await;
+    // Back to light load for `settle` (one request at a time, 50 a second): idle client
+    // connections close after CLIENT_IDLE, and the gateway's allocator, which returns freed
+    // memory to the system as it keeps working rather than on a timer, gets to do so.
+    let settle_until = Instant::now() + config.settle;
+    while Instant::now() < settle_until {
+        let _ = send(&client, &url, &body).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (rss_after, fds_after) = (rss_kib(pid), open_fds(pid));
     served.stop().await?;
     drop(fakes);

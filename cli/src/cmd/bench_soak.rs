@@ -57,7 +57,8 @@ pub struct Args {
     /// (RSS and fds are then the whole process's, clients included).
     #[arg(long)]
     pub in_process: bool,
-    /// Seconds of quiet after the load has drained before RSS and fds are read again.
+    /// Seconds of light load (50 requests a second) after the overload has drained, before RSS
+    /// and fds are read again.
     #[arg(long, default_value_t = 5)]
     pub settle_s: u64,
 }
