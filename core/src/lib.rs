@@ -7,13 +7,17 @@
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
 //! * [`itemcf`], [`item2vec`], [`social`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
-//! * [`merge`] — the gateway's merge policies.
+//! * [`merge`] — the gateway's merge policies;
+//! * [`fresh`] — trending windows and stored histories from the online store;
+//! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 
 pub mod clock;
+pub mod fresh;
 pub mod item2vec;
 pub mod itemcf;
 pub mod merge;
 pub mod rank;
+pub mod readout;
 pub mod social;
 pub mod vector;
 

@@ -255,6 +255,7 @@ mod tests {
             candidates: candidates.to_vec(),
             took_ms: 1.5,
             unknown_history: 0,
+            degraded: false,
         })
         .expect("encode")
     }
@@ -319,6 +320,7 @@ mod tests {
             candidates: candidates.clone(),
             took_ms: 1.5,
             unknown_history: 0,
+            degraded: false,
         };
         let compact_body = kan_api::wire::compact::encode(&response).expect("compact");
         let from_compact = CandidateList::decode_compact(&compact_body).expect("compact");

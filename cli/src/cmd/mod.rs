@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod index;
 pub mod listen;
 pub mod operator;
+pub mod signals;
 pub mod train;
 pub mod up;
 pub mod validate;

@@ -62,6 +62,8 @@ pub fn worker_deployment(
         });
     }
 
+    env.extend(signals_env(spec));
+
     // Object-store credentials: the Secret's keys become the worker's environment, where the
     // object store clients look for them; the values never pass through the operator.
     let env_from = spec
@@ -359,6 +361,37 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
         failure_threshold: Some(failure_threshold),
         ..Probe::default()
     }
+}
+
+/// The signal store's URL and password, from the queue's `signals.redis.secretRef` Secret
+/// (keys `url` and `password`, each optional) into the worker's environment: the values never
+/// pass through the operator, the ConfigMap or its logs.
+fn signals_env(spec: &RecallQueueSpec) -> Vec<EnvVar> {
+    let Some(secret) = spec
+        .signals
+        .as_ref()
+        .and_then(|signals| signals.redis.secret_ref.as_ref())
+    else {
+        return Vec::new();
+    };
+    [
+        (kan_api::crd::SIGNALS_REDIS_URL_ENV, "url"),
+        (kan_api::crd::SIGNALS_REDIS_PASSWORD_ENV, "password"),
+    ]
+    .into_iter()
+    .map(|(name, key)| EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: key.to_string(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -754,5 +787,31 @@ mod tests {
         assert_eq!(replicas_to_hand_over(&released, &autoscaled), None);
         let someone_else = live_deployment(3, "kube-controller-manager", true);
         assert_eq!(replicas_to_hand_over(&someone_else, &autoscaled), None);
+    }
+
+    #[test]
+    fn the_signal_store_secret_reaches_the_worker_as_env_and_never_the_config_map() {
+        let spec = queue_spec(
+            "strategy: {type: social}\nbundle: {uri: /b}\nsignals: {redis: {url: redis://r:6379, secretRef: {name: redis-auth}}}",
+        );
+        let rendered =
+            crate::children::config_map::render_worker_config("q", &spec).expect("render");
+        assert!(!rendered.contains("password"), "{rendered}");
+        let env = signals_env(&spec);
+        let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["KAN_SIGNALS_REDIS_URL", "KAN_SIGNALS_REDIS_PASSWORD"]
+        );
+        let from = env[1]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from the Secret");
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("redis-auth", "password")
+        );
+        assert!(env.iter().all(|e| e.value.is_none()));
     }
 }
