@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-tools.sh
+./scripts/install-redis.sh
 source scripts/env.sh
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }

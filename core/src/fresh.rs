@@ -16,8 +16,8 @@ pub fn bucket_of(ts_ms: i64) -> i64 {
 }
 
 /// The buckets of the window ending at `now_ms` (the current one first) and the weight of each:
-/// `0.5^(age / half_life)` with the age measured from the bucket's middle, the current bucket
-/// counting fully. A window shorter than a bucket is one bucket.
+/// `0.5^(age / half_life)` with the age in whole buckets, the current bucket counting fully. A
+/// window shorter than a bucket is one bucket.
 pub fn window(now_ms: i64, window_ms: i64, half_life_ms: i64) -> Vec<(i64, f64)> {
     let current = bucket_of(now_ms);
     let n = (window_ms.clamp(BUCKET_MS, MAX_WINDOW_MS) / BUCKET_MS).max(1);

@@ -101,11 +101,21 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// The error of a failed call, its text cut short (a failed pipeline lists every command).
 fn unavailable(e: redis::RedisError) -> Error {
+    let mut text = e.to_string();
+    if text.len() > 300 {
+        let cut = (0..=300)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push_str("…");
+    }
     if e.is_timeout() {
-        Error::Unavailable(format!("timed out: {e}"))
+        Error::Unavailable(format!("timed out: {text}"))
     } else {
-        Error::Unavailable(e.to_string())
+        Error::Unavailable(text)
     }
 }
 

@@ -65,7 +65,9 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        // A fresh log per start: readiness is read from it.
         let log = self.dir.path().join("redis.log");
+        let _ = std::fs::remove_file(&log);
         let child = Command::new(&self.binary)
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
