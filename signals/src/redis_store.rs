@@ -110,7 +110,7 @@ fn unavailable(e: redis::RedisError) -> Error {
             .find(|&i| text.is_char_boundary(i))
             .unwrap_or(0);
         text.truncate(cut);
-        text.push_str("…");
+        text.push('…');
     }
     if e.is_timeout() {
         Error::Unavailable(format!("timed out: {text}"))

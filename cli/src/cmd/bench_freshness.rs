@@ -75,7 +75,15 @@ const ITEMS: usize = 5000;
 const SEEN_WITHIN: Duration = Duration::from_secs(5);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::bench::run_and_print(args.threads, "freshness benchmark", bench(args))
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(bench(args))
+        .context("running the freshness benchmark")?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn now_ms() -> i64 {
