@@ -23,6 +23,9 @@ pub struct CandidateList {
     /// Ids that JSON escapes made differ from their bytes in the body (rare), one after another.
     unescaped: String,
     items: Vec<Item>,
+    /// The queue answered from its bundle alone: its signal store did not answer
+    /// (`WorkerResponse::degraded`).
+    degraded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +67,7 @@ impl CandidateList {
             text: answer.id_text().to_owned(),
             unescaped: String::new(),
             items,
+            degraded: false,
         })
     }
 
@@ -77,13 +81,17 @@ impl CandidateList {
         }
         let mut items = Vec::with_capacity(body.len() / MIN_CANDIDATE_BYTES);
         let mut unescaped = String::new();
+        let mut degraded = false;
         // Parsing from a `str` lets serde_json skip checking every string for UTF-8 again.
         let mut de = serde_json::Deserializer::from_str(&body);
-        let seed = AnswerSeed(CandidatesSeed {
-            base: body.as_ptr() as usize,
-            items: &mut items,
-            unescaped: &mut unescaped,
-        });
+        let seed = AnswerSeed(
+            CandidatesSeed {
+                base: body.as_ptr() as usize,
+                items: &mut items,
+                unescaped: &mut unescaped,
+            },
+            &mut degraded,
+        );
         seed.deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| format!("not a worker response: {e}"))?;
@@ -91,7 +99,18 @@ impl CandidateList {
             text: body,
             unescaped,
             items,
+            degraded,
         })
+    }
+
+    /// True when the queue said it answered from its bundle alone (signal store down).
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Marks the answer degraded (a compact answer says so in a header).
+    pub fn set_degraded(&mut self, degraded: bool) {
+        self.degraded = degraded;
     }
 
     pub fn len(&self) -> usize {
@@ -139,7 +158,7 @@ impl CandidateList {
 const FIELDS: [&str; 4] = ["queue", "version", "candidates", "took_ms"];
 
 /// Reads the top-level object, sending `candidates` into the list as they are parsed.
-struct AnswerSeed<'s>(CandidatesSeed<'s>);
+struct AnswerSeed<'s>(CandidatesSeed<'s>, &'s mut bool);
 
 impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
     type Value = ();
@@ -165,6 +184,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                 Ok(())
             }
         };
+        let degraded = self.1;
         let mut seed = Some(self.0);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
@@ -186,6 +206,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                     first(3)?;
                     map.next_value::<f64>()?;
                 }
+                "degraded" => *degraded = map.next_value::<bool>()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -349,5 +370,21 @@ mod tests {
             prop_assert_eq!(list.len(), candidates.len());
             prop_assert_eq!(list.to_candidates(), candidates);
         }
+    }
+
+    #[test]
+    fn a_worker_answer_that_says_degraded_is_kept_as_degraded() {
+        let body = br#"{"queue":"q","version":"v","candidates":[{"item_id":"a","score":1}],"took_ms":1,"degraded":true}"#;
+        let list = CandidateList::decode(body.to_vec()).expect("decodes");
+        assert!(list.degraded());
+        assert_eq!(list.len(), 1);
+        let plain = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1}"#;
+        assert!(
+            !CandidateList::decode(plain.to_vec())
+                .expect("decodes")
+                .degraded()
+        );
+        let bad = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1,"degraded":"yes"}"#;
+        assert!(CandidateList::decode(bad.to_vec()).is_err());
     }
 }

@@ -241,7 +241,12 @@ impl FanOut {
         let budget = until.saturating_duration_since(start);
         let verdict = verdict(&result, budget, timeout);
         let result = match result {
-            Ok(Ok(candidates)) => outcome(QueueStatus::Ok, candidates, None),
+            Ok(Ok(candidates)) => {
+                let detail = candidates.degraded().then(|| {
+                    "answered from its bundle alone: its signal store did not answer".to_string()
+                });
+                outcome(QueueStatus::Ok, candidates, detail)
+            }
             Ok(Err(e)) => outcome(QueueStatus::Error, CandidateList::default(), Some(e.detail)),
             Err(_) => outcome(
                 QueueStatus::Timeout,
@@ -317,6 +322,10 @@ impl FanOut {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(compact::is_compact_content_type);
+        let degraded_header = response
+            .headers()
+            .get(compact::DEGRADED_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"true");
         let bytes = response
             .into_body()
             .collect()
@@ -334,7 +343,10 @@ impl FanOut {
             });
         }
         let list = if compact {
-            CandidateList::decode_compact(&bytes)
+            CandidateList::decode_compact(&bytes).map(|mut list| {
+                list.set_degraded(degraded_header);
+                list
+            })
         } else {
             CandidateList::decode(Vec::from(bytes))
         };

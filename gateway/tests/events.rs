@@ -252,3 +252,77 @@ async fn the_readout_shows_the_better_arm_ahead_with_an_interval_above_zero() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "window_ms");
 }
+
+/// A worker that answers from its bundle alone because its signal store is down, in the JSON
+/// or the compact layout (the compact one says so in a header).
+async fn degraded_worker(compact: bool) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::response::IntoResponse;
+    let response = kan_api::wire::WorkerResponse {
+        queue: "social".into(),
+        version: "v1".into(),
+        candidates: vec![kan_api::wire::Candidate {
+            item_id: "from-bundle".into(),
+            score: 1.0,
+        }],
+        took_ms: 0.1,
+        unknown_history: 0,
+        degraded: true,
+    };
+    let router = axum::Router::new().route(
+        "/v1/recall",
+        axum::routing::post(move || {
+            let response = response.clone();
+            async move {
+                if compact {
+                    let body = kan_api::wire::compact::encode(&response).expect("encode");
+                    (
+                        [
+                            (header::CONTENT_TYPE, kan_api::wire::compact::MEDIA_TYPE),
+                            (
+                                header::HeaderName::from_static(
+                                    kan_api::wire::compact::DEGRADED_HEADER,
+                                ),
+                                "true",
+                            ),
+                        ],
+                        body,
+                    )
+                        .into_response()
+                } else {
+                    axum::Json(response).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_queue_answering_from_its_bundle_alone_makes_the_gateway_answer_degraded() {
+    for compact in [false, true] {
+        let (url, task) = degraded_worker(compact).await;
+        let mut config = common::config(&[]);
+        config.queues = vec![kan_api::crd::QueueRoute::named("social")];
+        config.endpoints.insert("social".into(), url);
+        let served = common::serve(config).await;
+        let (status, body) = served.recall(json!({"user_id": "u1", "k": 5})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["candidates"][0]["item_id"], "from-bundle");
+        assert_eq!(body["degraded"], true, "compact {compact}: {body}");
+        assert_eq!(body["queues"][0]["status"], "ok");
+        assert!(
+            body["queues"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("signal store")),
+            "{body}"
+        );
+        task.abort();
+    }
+}
