@@ -464,6 +464,9 @@ pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
         );
         in_range(&mut c, cb.open_ms, 1, 3_600_000, "circuitBreaker.openMs");
     }
+    if let Some(signals) = &spec.signals {
+        redis_signals(&mut c, &signals.redis);
+    }
     c.finish()
 }
 

@@ -520,3 +520,14 @@ fn a_signal_store_needs_a_url_without_credentials_or_a_secret() {
     let popular = "  strategy: {type: popular, popular: {trending: {windowMinutes: 0}}}\n  bundle: {uri: /b}\n";
     rejected(&queue(popular), "windowMinutes");
 }
+
+#[test]
+fn a_gateways_signal_store_follows_the_same_rules_as_a_queues() {
+    accepted(&gateway(
+        "  queues: [{name: q}]\n  signals: {redis: {url: redis://redis:6379}}\n",
+    ));
+    rejected(
+        &gateway("  queues: [{name: q}]\n  signals: {redis: {url: 'redis://u:p@redis:6379'}}\n"),
+        "without credentials",
+    );
+}

@@ -10,9 +10,10 @@ use kan_signals::{MemoryStore, RedisOptions, RedisStore, SignalStore};
 #[derive(clap::Args, Debug, Clone)]
 pub struct SignalsArgs {
     /// Redis of the online signal store (`redis://host:port[/db]`): `POST /v1/events` writes to
-    /// it and queues with `spec.signals` read it. The password comes from
+    /// it and queues with `spec.signals` read it. KAN_SIGNALS_REDIS_URL (from a Secret) wins
+    /// over this flag, as it does in workers; the password comes from
     /// KAN_SIGNALS_REDIS_PASSWORD, never from a flag.
-    #[arg(long = "signals-redis", env = "KAN_SIGNALS_REDIS_URL")]
+    #[arg(long = "signals-redis")]
     pub redis: Option<String>,
     /// Event batches being stored at once; more get 503 + Retry-After.
     #[arg(long, default_value_t = kan_gateway::events::DEFAULT_MAX_BATCHES_IN_FLIGHT)]
@@ -23,7 +24,10 @@ impl SignalsArgs {
     /// The Redis store when `--signals-redis` is set; else the in-process one when `embedded`
     /// (`kan up`), else none (the gateway then serves no `/v1/events`).
     pub fn store(&self, embedded: bool) -> anyhow::Result<Option<Arc<dyn SignalStore>>> {
-        match &self.redis {
+        let from_env = std::env::var(kan_api::crd::SIGNALS_REDIS_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty());
+        match from_env.as_ref().or(self.redis.as_ref()) {
             Some(url) => {
                 let mut options = RedisOptions::new(url.clone());
                 options.password = std::env::var(kan_api::crd::SIGNALS_REDIS_PASSWORD_ENV)
