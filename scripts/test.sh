@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-tools.sh
+./scripts/install-redis.sh
 source scripts/env.sh
 # Tests that need the tools installed above fail, rather than skip, without them.
 export KAN_REQUIRE_TOOLS=1

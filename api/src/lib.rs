@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod bundle_uri;
 pub mod crd;
 pub mod error;
+pub mod events;
 pub mod manifest;
 pub mod routing;
 pub mod validate;

@@ -95,7 +95,26 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
         index_spec(&mut c, index);
     }
     strategy(&mut c, &spec.strategy);
+    if let Some(signals) = &spec.signals {
+        redis_signals(&mut c, &signals.redis);
+    }
     c.finish()
+}
+
+/// Mirrors the CEL rules of `signals.redis`.
+fn redis_signals(c: &mut Collector, r: &crate::crd::RedisSignals) {
+    c.check(
+        r.url.is_some() || r.secret_ref.is_some(),
+        "signals.redis",
+        "signals.redis needs a url, or a secretRef whose Secret has the key url",
+    );
+    if let Some(url) = &r.url {
+        c.check(
+            (url.starts_with("redis://") || url.starts_with("rediss://")) && !url.contains('@'),
+            "signals.redis.url",
+            "signals.redis.url must be redis:// or rediss:// without credentials: put the password in the Secret of secretRef (key password)",
+        );
+    }
 }
 
 fn bundle_ref(c: &mut Collector, b: &BundleRef) {
@@ -235,6 +254,22 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
                 "strategy.popular.segmentBy",
                 "at most 16 keys",
             );
+            if let Some(t) = &s.trending {
+                in_range(
+                    c,
+                    t.window_minutes,
+                    1,
+                    1440,
+                    "strategy.popular.trending.windowMinutes",
+                );
+                in_range(
+                    c,
+                    t.half_life_minutes,
+                    1,
+                    1440,
+                    "strategy.popular.trending.halfLifeMinutes",
+                );
+            }
         }
         Strategy::Operational { operational } => operational_settings(c, operational),
     }
@@ -428,6 +463,9 @@ pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
             "circuitBreaker.failureThreshold",
         );
         in_range(&mut c, cb.open_ms, 1, 3_600_000, "circuitBreaker.openMs");
+    }
+    if let Some(signals) = &spec.signals {
+        redis_signals(&mut c, &signals.redis);
     }
     c.finish()
 }

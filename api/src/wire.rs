@@ -72,6 +72,11 @@ pub struct WorkerResponse {
     /// in the `x-kan-unknown-history` header instead.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unknown_history: u32,
+    /// True when the queue reads an online signal store that did not answer: the candidates
+    /// come from the bundle alone. Absent when false. A compact answer reports it in the
+    /// `x-kan-degraded` header.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

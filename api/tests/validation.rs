@@ -491,3 +491,43 @@ fn rfc3339_parsing_handles_offsets_and_fractions() {
     );
     assert_eq!(validate::parse_rfc3339("2000-13-01T00:00:00Z"), None);
 }
+
+#[test]
+fn a_signal_store_needs_a_url_without_credentials_or_a_secret() {
+    let social = "  strategy: {type: social}\n  bundle: {uri: /b}\n";
+    accepted(&queue(&format!(
+        "{social}  signals: {{redis: {{url: redis://redis:6379/0}}}}\n"
+    )));
+    accepted(&queue(&format!(
+        "{social}  signals: {{redis: {{secretRef: {{name: kan-redis}}}}}}\n"
+    )));
+    rejected(
+        &queue(&format!("{social}  signals: {{redis: {{}}}}\n")),
+        "needs a url, or a secretRef",
+    );
+    rejected(
+        &queue(&format!(
+            "{social}  signals: {{redis: {{url: 'redis://:hunter2@redis:6379'}}}}\n"
+        )),
+        "without credentials",
+    );
+    rejected(
+        &queue(&format!(
+            "{social}  signals: {{redis: {{url: 'http://redis:6379'}}}}\n"
+        )),
+        "redis:// or rediss://",
+    );
+    let popular = "  strategy: {type: popular, popular: {trending: {windowMinutes: 0}}}\n  bundle: {uri: /b}\n";
+    rejected(&queue(popular), "windowMinutes");
+}
+
+#[test]
+fn a_gateways_signal_store_follows_the_same_rules_as_a_queues() {
+    accepted(&gateway(
+        "  queues: [{name: q}]\n  signals: {redis: {url: redis://redis:6379}}\n",
+    ));
+    rejected(
+        &gateway("  queues: [{name: q}]\n  signals: {redis: {url: 'redis://u:p@redis:6379'}}\n"),
+        "without credentials",
+    );
+}

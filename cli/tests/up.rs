@@ -294,3 +294,59 @@ fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
         "per-queue list:\n{dom}"
     );
 }
+
+/// POSTs `body` to `path`: (status line, body).
+fn post(port: u16, path: &str, body: &str) -> Option<(String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+#[test]
+fn kan_up_takes_events_into_its_in_process_store_and_refuses_a_bad_batch_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("queue.yaml"), QUEUE).expect("write");
+    std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).expect("write");
+    let port = free_port();
+    let _up = start(dir.path(), port);
+    wait_for("the gateway", || get(port, "/healthz"));
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let good = format!(
+        r#"{{"events": [{{"id": "e1", "user_id": "u1", "item_id": "a", "action": "like", "ts": {ts}}}]}}"#
+    );
+    let (status, body) = post(port, "/v1/events", &good).expect("answer");
+    assert!(status.contains("200"), "{status} {body}");
+    let ack: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(ack["stored"], 1);
+    let (_, body) = post(port, "/v1/events", &good).expect("answer");
+    let retry: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (retry["stored"].as_u64(), retry["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let bad = good.replace(r#""action": "like""#, r#""action": "wink""#);
+    let (status, body) = post(port, "/v1/events", &bad).expect("answer");
+    assert!(status.contains("400"), "{status}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(error["error"]["field"], "events[0].action");
+    let readout: serde_json::Value =
+        serde_json::from_str(&get(port, "/v1/experiments/readout").expect("readout"))
+            .expect("json");
+    assert_eq!(
+        readout["arms"],
+        serde_json::json!([]),
+        "no exposure log configured"
+    );
+}

@@ -7,15 +7,19 @@
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
 //! * [`itemcf`], [`item2vec`], [`social`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
-//! * [`merge`] — the gateway's merge policies.
+//! * [`merge`] — the gateway's merge policies;
+//! * [`fresh`] — trending windows and stored histories from the online store;
+//! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 // No unwrap() outside tests: a panic is never an error path.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod clock;
+pub mod fresh;
 pub mod item2vec;
 pub mod itemcf;
 pub mod merge;
 pub mod rank;
+pub mod readout;
 pub mod social;
 pub mod vector;
 

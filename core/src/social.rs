@@ -46,6 +46,32 @@ pub struct Request<'a> {
     pub k: usize,
 }
 
+/// One fresh engagement of a friend, read from the online store (not the bundle).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FreshEngagement {
+    pub item: u32,
+    /// Unix seconds.
+    pub ts: i64,
+    /// The event's weight (its action's default unless the caller set one).
+    pub weight: f32,
+}
+
+/// A friend's fresh engagements with the tie strength they count with.
+#[derive(Debug, Clone, Copy)]
+pub struct FreshFriend<'a> {
+    pub strength: f32,
+    pub engagements: &'a [FreshEngagement],
+}
+
+/// What happened since the bundle was trained: fresh engagements are aged from the wall clock
+/// `now` (they are real time), the bundle's from its reference time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fresh<'a> {
+    pub friends: &'a [FreshFriend<'a>],
+    /// Wall-clock unix seconds.
+    pub now: i64,
+}
+
 /// The `k` best items for the request's user, best first.
 pub fn recall(
     graph: Friends<'_>,
@@ -53,11 +79,27 @@ pub fn recall(
     settings: &SocialSettings,
     request: Request<'_>,
 ) -> Vec<Hit> {
-    let Some(user) = request.user else {
+    recall_with_fresh(graph, engagements, settings, request, Fresh::default())
+}
+
+/// [`recall`] with the friends' fresh engagements added to the same sums: an item scores
+/// `Σ strength · weight · 0.5^(age / halfLife)` over its fresh engagements on top of the bundle's
+/// score. A user the bundle does not know still gets the items of the friends they follow in
+/// the store.
+pub fn recall_with_fresh(
+    graph: Friends<'_>,
+    engagements: Engagements<'_>,
+    settings: &SocialSettings,
+    request: Request<'_>,
+    fresh: Fresh<'_>,
+) -> Vec<Hit> {
+    if request.user.is_none() && fresh.friends.is_empty() {
         return Vec::new();
-    };
+    }
     let half_life_secs = settings.half_life_hours * 3600.0;
-    let range = graph.friends.range(user as usize);
+    let range = request
+        .user
+        .map_or(0..0, |user| graph.friends.range(user as usize));
     let n = range.len().min(settings.max_friends.max(1) as usize);
     let friends = &graph.friends.columns[range.clone()][..n];
     let strength = graph.strength.get(range).unwrap_or_default();
@@ -69,6 +111,14 @@ pub fn recall(
                 let w = s * decay(ts, request.now, half_life_secs);
                 if w.is_finite() {
                     scores.add(item, w);
+                }
+            }
+        }
+        for friend in fresh.friends {
+            for e in friend.engagements {
+                let w = friend.strength * e.weight * decay(e.ts, fresh.now, half_life_secs);
+                if w.is_finite() {
+                    scores.add(e.item, w);
                 }
             }
         }
@@ -118,6 +168,77 @@ mod tests {
         REFERENCE,
         REFERENCE,
     ];
+
+    #[test]
+    fn a_fresh_engagement_of_a_followed_friend_is_recalled_even_for_a_user_the_bundle_lacks() {
+        let empty = Friends {
+            friends: CsrRef {
+                offsets: &[0],
+                columns: &[],
+            },
+            strength: &[],
+        };
+        let none = Engagements {
+            items: CsrRef {
+                offsets: &[0],
+                columns: &[],
+            },
+            timestamps: &[],
+        };
+        let settings = SocialSettings {
+            max_friends: 10,
+            half_life_hours: 1.0,
+        };
+        let now = 1_790_000_000;
+        let engaged = [
+            FreshEngagement {
+                item: 7,
+                ts: now,
+                weight: 2.0,
+            },
+            FreshEngagement {
+                item: 8,
+                ts: now - 3600,
+                weight: 2.0,
+            },
+            FreshEngagement {
+                item: 9,
+                ts: now,
+                weight: 1.0,
+            },
+        ];
+        let friends = [FreshFriend {
+            strength: 1.0,
+            engagements: &engaged,
+        }];
+        let request = Request {
+            user: None,
+            history: &[9],
+            excluded: &[],
+            now: 0,
+            k: 10,
+        };
+        let fresh = Fresh {
+            friends: &friends,
+            now,
+        };
+        let hits = recall_with_fresh(empty, none, &settings, request, fresh);
+        // 7: weight 2, now; 8: weight 2, one half-life old; 9 is the user's own history.
+        assert_eq!(
+            hits,
+            [
+                Hit {
+                    item: 7,
+                    score: 2.0
+                },
+                Hit {
+                    item: 8,
+                    score: 1.0
+                }
+            ]
+        );
+        assert!(recall_with_fresh(empty, none, &settings, request, Fresh::default()).is_empty());
+    }
 
     #[test]
     fn old_training_data_aged_from_its_reference_time_scores_above_zero() {

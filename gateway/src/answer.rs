@@ -27,6 +27,9 @@ pub struct CandidateList {
     unknown_history: u32,
     /// Bundle version the queue answered from; empty for an empty default list.
     version: String,
+    /// The queue answered from its bundle alone: its signal store did not answer
+    /// (`WorkerResponse::degraded`).
+    degraded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +73,7 @@ impl CandidateList {
             items,
             unknown_history: 0,
             version: answer.version.to_owned(),
+            degraded: false,
         })
     }
 
@@ -90,16 +94,17 @@ impl CandidateList {
             items: &mut items,
             unescaped: &mut unescaped,
         });
-        let (unknown_history, version) = seed
+        let meta = seed
             .deserialize(&mut de)
-            .and_then(|fields| de.end().map(|()| fields))
+            .and_then(|meta| de.end().map(|()| meta))
             .map_err(|e| format!("not a worker response: {e}"))?;
         Ok(Self {
             text: body,
             unescaped,
             items,
-            unknown_history,
-            version,
+            unknown_history: meta.unknown_history,
+            version: meta.version,
+            degraded: meta.degraded,
         })
     }
 
@@ -117,6 +122,16 @@ impl CandidateList {
     /// The bundle version of the answer; `None` for a list no queue answered.
     pub fn version(&self) -> Option<&str> {
         (!self.version.is_empty()).then_some(self.version.as_str())
+    }
+
+    /// True when the queue said it answered from its bundle alone (signal store down).
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Marks the answer degraded (a compact answer says so in a header).
+    pub fn set_degraded(&mut self, degraded: bool) {
+        self.degraded = degraded;
     }
 
     pub fn len(&self) -> usize {
@@ -166,26 +181,35 @@ const FIELDS: [&str; 4] = ["queue", "version", "candidates", "took_ms"];
 /// Reads the top-level object, sending `candidates` into the list as they are parsed.
 struct AnswerSeed<'s>(CandidatesSeed<'s>);
 
-/// Its value: the optional `unknown_history` count (0 when absent) and the version.
-impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
-    type Value = (u32, String);
+/// What a worker's answer says beside its candidates.
+struct AnswerMeta {
+    /// 0 when absent.
+    unknown_history: u32,
+    version: String,
+    /// false when absent.
+    degraded: bool,
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(u32, String), D::Error> {
+impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
+    type Value = AnswerMeta;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<AnswerMeta, D::Error> {
         deserializer.deserialize_struct("WorkerResponse", &FIELDS, self)
     }
 }
 
 impl<'de> Visitor<'de> for AnswerSeed<'_> {
-    type Value = (u32, String);
+    type Value = AnswerMeta;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a worker response object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(u32, String), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnswerMeta, A::Error> {
         let mut seen = [false; FIELDS.len()];
         let mut unknown_history = None;
         let mut version = String::new();
+        let mut degraded = false;
         let mut first = |i: usize| {
             if std::mem::replace(&mut seen[i], true) {
                 Err(A::Error::duplicate_field(FIELDS[i]))
@@ -219,6 +243,7 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
                         return Err(A::Error::duplicate_field("unknown_history"));
                     }
                 }
+                "degraded" => degraded = map.next_value::<bool>()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -226,7 +251,11 @@ impl<'de> Visitor<'de> for AnswerSeed<'_> {
         }
         match seen.iter().position(|s| !s) {
             Some(i) => Err(A::Error::missing_field(FIELDS[i])),
-            None => Ok((unknown_history.unwrap_or(0), version)),
+            None => Ok(AnswerMeta {
+                unknown_history: unknown_history.unwrap_or(0),
+                version,
+                degraded,
+            }),
         }
     }
 }
@@ -288,6 +317,7 @@ mod tests {
             candidates: candidates.to_vec(),
             took_ms: 1.5,
             unknown_history: 0,
+            degraded: false,
         })
         .expect("encode")
     }
@@ -352,6 +382,7 @@ mod tests {
             candidates: candidates.clone(),
             took_ms: 1.5,
             unknown_history: 0,
+            degraded: false,
         };
         let compact_body = kan_api::wire::compact::encode(&response).expect("compact");
         let from_compact = CandidateList::decode_compact(&compact_body).expect("compact");
@@ -380,5 +411,21 @@ mod tests {
             prop_assert_eq!(list.len(), candidates.len());
             prop_assert_eq!(list.to_candidates(), candidates);
         }
+    }
+
+    #[test]
+    fn a_worker_answer_that_says_degraded_is_kept_as_degraded() {
+        let body = br#"{"queue":"q","version":"v","candidates":[{"item_id":"a","score":1}],"took_ms":1,"degraded":true}"#;
+        let list = CandidateList::decode(body.to_vec()).expect("decodes");
+        assert!(list.degraded());
+        assert_eq!(list.len(), 1);
+        let plain = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1}"#;
+        assert!(
+            !CandidateList::decode(plain.to_vec())
+                .expect("decodes")
+                .degraded()
+        );
+        let bad = br#"{"queue":"q","version":"v","candidates":[],"took_ms":1,"degraded":"yes"}"#;
+        assert!(CandidateList::decode(bad.to_vec()).is_err());
     }
 }

@@ -241,7 +241,12 @@ impl FanOut {
         let budget = until.saturating_duration_since(start);
         let verdict = verdict(&result, budget, timeout);
         let result = match result {
-            Ok(Ok(candidates)) => outcome(QueueStatus::Ok, candidates, None),
+            Ok(Ok(candidates)) => {
+                let detail = candidates.degraded().then(|| {
+                    "answered from its bundle alone: its signal store did not answer".to_string()
+                });
+                outcome(QueueStatus::Ok, candidates, detail)
+            }
             Ok(Err(e)) => outcome(QueueStatus::Error, CandidateList::default(), Some(e.detail)),
             Err(_) => outcome(
                 QueueStatus::Timeout,
@@ -324,6 +329,10 @@ impl FanOut {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0);
+        let degraded_header = response
+            .headers()
+            .get(compact::DEGRADED_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"true");
         let bytes = response
             .into_body()
             .collect()
@@ -340,19 +349,16 @@ impl FanOut {
                 queue_fault: status_is_queue_fault(status),
             });
         }
+        // A compact answer's layout has no room for these: headers carry them.
         let list = if compact {
-            CandidateList::decode_compact(&bytes)
+            CandidateList::decode_compact(&bytes).map(|mut list| {
+                list.set_degraded(degraded_header);
+                list.with_unknown_history(unknown_history)
+            })
         } else {
             CandidateList::decode(Vec::from(bytes))
         };
-        list.map(|l| {
-            if compact {
-                l.with_unknown_history(unknown_history)
-            } else {
-                l
-            }
-        })
-        .map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
+        list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
     }
 }
 

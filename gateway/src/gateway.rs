@@ -171,7 +171,10 @@ impl Gateway {
             .fanout
             .call_all(&calls, request, limits, parent)
             .await;
-        let degraded = outcomes.iter().any(|o| o.status != QueueStatus::Ok);
+        // A queue that answered from its bundle alone (signal store down) degrades the answer too.
+        let degraded = outcomes
+            .iter()
+            .any(|o| o.status != QueueStatus::Ok || o.candidates.degraded());
 
         if let Some((q, o)) = route
             .queues

@@ -24,6 +24,7 @@ pub mod breaker;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod exposure;
 pub mod fanout;
 pub mod filter;

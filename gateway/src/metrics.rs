@@ -2,6 +2,8 @@
 
 /// Requests served, by outcome (`ok`, `degraded`, `invalid`, `unavailable`).
 pub const REQUESTS: &str = "kan_gateway_requests_total";
+/// Ingested events by outcome (stored, duplicate, invalid, unavailable).
+pub const EVENTS: &str = "kan_gateway_events_total";
 /// End-to-end request latency in seconds.
 pub const REQUEST_SECONDS: &str = "kan_gateway_request_duration_seconds";
 /// Responses with `degraded: true`.

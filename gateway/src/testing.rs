@@ -88,6 +88,7 @@ impl FakeQueue {
             candidates: candidates.clone(),
             took_ms: 0.0,
             unknown_history: 0,
+            degraded: false,
         };
         let encoded_json = encode(&response, false).map_err(std::io::Error::other)?;
         let encoded_compact = encode(&response, true).map_err(std::io::Error::other)?;
@@ -224,6 +225,7 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                     candidates,
                     took_ms: 0.0,
                     unknown_history,
+                    degraded: false,
                 };
                 encode(&response, compact).unwrap_or_default()
             };

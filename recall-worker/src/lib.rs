@@ -41,6 +41,7 @@ pub mod index;
 pub mod inference;
 pub mod request;
 pub mod server;
+pub mod signals;
 pub mod strategy;
 pub mod synthetic;
 pub mod worker;

@@ -142,7 +142,7 @@ fn answer(response: &WorkerResponse, compact: bool) -> Response {
         match compact::encode(response) {
             Ok(body) => {
                 let unknown = response.unknown_history.to_string();
-                return (
+                let mut answer = (
                     [
                         (header::CONTENT_TYPE, compact::MEDIA_TYPE),
                         (
@@ -153,6 +153,13 @@ fn answer(response: &WorkerResponse, compact: bool) -> Response {
                     body,
                 )
                     .into_response();
+                if response.degraded {
+                    answer.headers_mut().insert(
+                        header::HeaderName::from_static(compact::DEGRADED_HEADER),
+                        header::HeaderValue::from_static("true"),
+                    );
+                }
+                return answer;
             }
             // Only an answer over 4 GiB; JSON is what the caller accepts besides.
             Err(e) => tracing::warn!(error = %e, "answering in JSON"),

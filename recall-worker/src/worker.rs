@@ -21,6 +21,7 @@ use crate::index::qdrant::QdrantIndex;
 use crate::index::{EXACT_SCAN_MAX_ITEMS, VectorIndex};
 use crate::inference::{UserEncoder, init_runtime};
 use crate::request::{effective_k, resolve, resolve_set};
+use crate::signals::{Fresh, Signals};
 use crate::strategy::{self, Parts, Query, Strategy, stable_hash};
 
 /// Process-level settings that are not part of the queue spec.
@@ -40,6 +41,9 @@ pub struct WorkerOptions {
     pub exact_max_items: usize,
     /// Graph parameters when the queue spec sets no `index.hnsw`.
     pub hnsw: HnswParams,
+    /// The signal store every queue reads, whatever its spec says (`kan up` shares one with its
+    /// gateway); when unset a queue reads the Redis of its `spec.signals`, if any.
+    pub signals: Option<Arc<dyn kan_signals::SignalStore>>,
 }
 
 impl Default for WorkerOptions {
@@ -51,6 +55,7 @@ impl Default for WorkerOptions {
             session_pool: 2,
             exact_max_items: EXACT_SCAN_MAX_ITEMS,
             hnsw: HnswParams::default(),
+            signals: None,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct Loaded {
     pub index: Option<Arc<dyn VectorIndex>>,
     /// Bundle version, or a hash of the pinned list for operational queues.
     pub version: String,
+    /// The online signal store this queue reads, if any.
+    pub signals: Option<Arc<Signals>>,
 }
 
 /// What `/readyz` reports.
@@ -229,13 +236,14 @@ impl Worker {
                     .unwrap_or_else(|| "no bundle loaded".into()),
             )
         })?;
-        let (candidates, unknown_history) = serve(&loaded, request, now_secs()).await?;
+        let served = serve(&loaded, request, now_secs()).await?;
         Ok(WorkerResponse {
             queue: loaded.name.clone(),
             version: loaded.version.clone(),
-            candidates,
+            candidates: served.candidates,
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
-            unknown_history,
+            unknown_history: served.unknown_history,
+            degraded: served.degraded,
         })
     }
 
@@ -292,13 +300,19 @@ impl Worker {
     }
 }
 
+/// What [`serve`] produced.
+struct Served {
+    candidates: Vec<Candidate>,
+    /// How many of the request's history ids the bundle does not know.
+    unknown_history: u32,
+    /// The signal store was configured but not read: the answer is the bundle's alone.
+    degraded: bool,
+}
+
 /// Resolves a request against the loaded queue and runs its strategy under the queue's budget.
-/// Returns the candidates and how many of the request's history ids the bundle does not know.
-async fn serve(
-    loaded: &Loaded,
-    request: &RecallRequest,
-    now: i64,
-) -> Result<(Vec<Candidate>, u32)> {
+async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Served> {
+    let budget = Duration::from_millis(loaded.spec.timeout_ms.max(1) as u64);
+    let fresh = loaded.signals.as_deref().map(|s| Fresh::new(s, budget));
     let catalogue = loaded.strategy.catalogue();
     let k = effective_k(
         request.k,
@@ -317,13 +331,30 @@ async fn serve(
             unknown_history = (history.len() - known.len()) as u32;
             known
         }
-        None => match (
-            user,
-            loaded.bundle.as_ref().and_then(|b| b.history.as_ref()),
-        ) {
-            (Some(u), Some(h)) => h.items(u).to_vec(),
-            _ => Vec::new(),
-        },
+        None => {
+            let bundle = match (
+                user,
+                loaded.bundle.as_ref().and_then(|b| b.history.as_ref()),
+            ) {
+                (Some(u), Some(h)) => h.items(u),
+                _ => &[],
+            };
+            match &fresh {
+                Some(fresh) if reads_history(loaded.spec.strategy.type_()) => {
+                    let stored = fresh
+                        .read(
+                            fresh
+                                .store()
+                                .history(&request.user_id, kan_signals::HISTORY_MAX),
+                        )
+                        .await
+                        .unwrap_or_default();
+                    let stored = resolve(&stored, |id| catalogue.get(id));
+                    kan_core::fresh::merge_history(&stored, bundle, kan_api::wire::MAX_HISTORY)
+                }
+                _ => bundle.to_vec(),
+            }
+        }
     };
     let query = Query {
         user_id: &request.user_id,
@@ -333,8 +364,8 @@ async fn serve(
         exclude: &exclude,
         context: &request.context,
         now,
+        fresh: fresh.as_ref(),
     };
-    let budget = Duration::from_millis(loaded.spec.timeout_ms.max(1) as u64);
     let hits = tokio::time::timeout(budget, loaded.strategy.run(&query))
         .await
         .map_err(|_| Error::Timeout(budget.as_millis() as u64))??;
@@ -347,7 +378,42 @@ async fn serve(
             })
         })
         .collect();
-    Ok((candidates, unknown_history))
+    Ok(Served {
+        candidates,
+        unknown_history,
+        degraded: fresh.as_ref().is_some_and(Fresh::degraded),
+    })
+}
+
+/// Strategies that recall from the user's history, so read the stored one when a request
+/// carries none (popular and operational do not look at history).
+fn reads_history(t: StrategyType) -> bool {
+    !matches!(t, StrategyType::Popular | StrategyType::Operational)
+}
+
+/// The signal store of a queue: the process's shared one, else the Redis of `spec.signals`
+/// (URL and password from the environment the operator fills from the Secret, else the spec).
+fn signals_of(spec: &RecallQueueSpec, options: &WorkerOptions) -> Result<Option<Arc<Signals>>> {
+    if let Some(store) = &options.signals {
+        return Ok(Some(Arc::new(Signals::new(store.clone()))));
+    }
+    let Some(redis) = spec.signals.as_ref().map(|s| &s.redis) else {
+        return Ok(None);
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let url = env(kan_api::crd::SIGNALS_REDIS_URL_ENV)
+        .or_else(|| redis.url.clone())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "spec.signals.redis has no url and {} is not set",
+                kan_api::crd::SIGNALS_REDIS_URL_ENV
+            ))
+        })?;
+    let mut options = kan_signals::RedisOptions::new(url);
+    options.password = env(kan_api::crd::SIGNALS_REDIS_PASSWORD_ENV);
+    let store = kan_signals::RedisStore::new(options)
+        .map_err(|e| Error::Config(format!("spec.signals.redis: {e}")))?;
+    Ok(Some(Arc::new(Signals::new(Arc::new(store)))))
 }
 
 /// Loads everything a queue needs. Blocking work (hashing, reading tensors, building HNSW) runs
@@ -373,6 +439,7 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
             bundle: None,
             index: None,
             version,
+            signals: None,
         });
     }
     let bundle_ref = spec
@@ -384,6 +451,7 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
         remote.endpoint = Some(endpoint.clone());
     }
     let dir = bundle::fetch(&bundle_ref.uri, &remote, options.bundle_cache.as_deref()).await?;
+    let signals = signals_of(&spec, options)?;
     let options = options.clone();
     let name = config.name.clone();
     tokio::task::spawn_blocking(move || {
@@ -420,6 +488,7 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
             bundle: Some(bundle),
             index,
             version,
+            signals,
         })
     })
     .await

@@ -68,6 +68,10 @@ pub struct RecallGatewaySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub image: Option<String>,
+    /// The online signal store `POST /v1/events` writes to (the one the queues' `signals`
+    /// name); without it the gateway serves no `/v1/events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<super::SignalsSpec>,
 }
 
 fn one() -> i32 {

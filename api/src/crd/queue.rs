@@ -78,6 +78,38 @@ pub struct RecallQueueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 60, max = 86400))]
     pub startup_timeout_seconds: Option<i32>,
+    /// Fresh signals (engagements, follow edges, trending counts) from an online store, read by
+    /// social, popular (`trending`) and history-based strategies on top of the bundle's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<SignalsSpec>,
+}
+
+/// The worker's environment variable holding the signal store URL (from `secretRef`, key `url`).
+pub const SIGNALS_REDIS_URL_ENV: &str = "KAN_SIGNALS_REDIS_URL";
+/// The worker's environment variable holding the signal store password (key `password`).
+pub const SIGNALS_REDIS_PASSWORD_ENV: &str = "KAN_SIGNALS_REDIS_PASSWORD";
+
+/// Where a queue reads fresh signals (see `docs/events.md`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignalsSpec {
+    pub redis: RedisSignals,
+}
+
+/// A Redis server holding the signals the gateway ingests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.url) || has(self.secretRef)").message("signals.redis needs a url, or a secretRef whose Secret has the key url"))]
+#[x_kube(validation = Rule::new("!has(self.url) || self.url.matches('^rediss?://[^@]*$')").message("signals.redis.url must be redis:// or rediss:// without credentials: put the password in the Secret of secretRef (key password)"))]
+pub struct RedisSignals {
+    /// `redis://host:port[/db]` without a password; the Secret's `url` key wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub url: Option<String>,
+    /// A Secret with the optional keys `url` and `password`, passed to the worker as
+    /// environment variables (never written to a ConfigMap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
 }
 
 /// Default of [`RecallQueueSpec::startup_timeout_seconds`]: a first load of a large bundle with
@@ -600,6 +632,31 @@ pub struct PopularSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub segment_by: Vec<String>,
+    /// Trending mode: rank by the decayed counts of the online store (`spec.signals`) ahead of
+    /// the bundle's lists, which fill the rest (and everything while the store is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trending: Option<TrendingSettings>,
+}
+
+/// A trending window over the online store's per-minute item counts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrendingSettings {
+    /// Minutes of counts considered.
+    #[serde(default = "default_trending_window")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub window_minutes: i32,
+    /// A count loses half its weight every this many minutes.
+    #[serde(default = "default_trending_half_life")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub half_life_minutes: i32,
+}
+
+fn default_trending_window() -> i32 {
+    60
+}
+fn default_trending_half_life() -> i32 {
+    15
 }
 
 /// Settings of the operational (editor-curated) strategy.

@@ -31,6 +31,8 @@ use super::{Candidate, WorkerResponse};
 /// Response header of a compact answer carrying `unknown_history` (the layout has no field for
 /// it; a header keeps format 1 readable by every gateway).
 pub const UNKNOWN_HISTORY_HEADER: &str = "x-kan-unknown-history";
+/// Response header of a compact answer that is `degraded` (the signal store did not answer).
+pub const DEGRADED_HEADER: &str = "x-kan-degraded";
 
 pub const MEDIA_TYPE: &str = "application/vnd.kan.candidates";
 
@@ -255,6 +257,7 @@ impl<'a> CompactAnswer<'a> {
                 .collect(),
             took_ms: self.took_ms,
             unknown_history: 0,
+            degraded: false,
         }
     }
 }
@@ -316,6 +319,7 @@ mod tests {
                 .collect(),
             took_ms: 1.25,
             unknown_history: 0,
+            degraded: false,
         }
     }
 
@@ -464,6 +468,7 @@ mod tests {
                     .collect(),
                 took_ms,
                 unknown_history: 0,
+                degraded: false,
             };
             let bytes = encode(&written).expect("encode");
             let answer = CompactAnswer::decode(&bytes).expect("decode");

@@ -1,4 +1,4 @@
-//! `kan bench worker|gateway|soak|ann`: load generators. Each target lives in its own module.
+//! `kan bench worker|gateway|soak|ann|freshness`: load generators. Each target lives in its own module.
 
 /// Load-test a component and report latency percentiles.
 #[derive(clap::Args, Debug)]
@@ -17,6 +17,8 @@ pub enum Target {
     Soak(super::bench_soak::Args),
     /// Embedded HNSW vs exact scan on 1M-scale vectors; writes files a FAISS run can share.
     Ann(super::bench_ann::Args),
+    /// Event → recall freshness (social, trending) under load, and ingestion throughput.
+    Freshness(super::bench_freshness::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -25,6 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Target::Gateway(args) => super::bench_gateway::run(args),
         Target::Soak(args) => super::bench_soak::run(args),
         Target::Ann(args) => super::bench_ann::run(args),
+        Target::Freshness(args) => super::bench_freshness::run(args),
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use kan_gateway::Gateway;
 
 use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
+use crate::cmd::signals::SignalsArgs;
 use crate::telemetry::{self, LogFormat};
 
 /// Run the merging gateway (A/B assignment, fan-out, merge, filters) from a routing config.
@@ -36,6 +37,8 @@ pub struct Args {
     pub listener: ListenerArgs,
     #[command(flatten)]
     pub admission: AdmissionArgs,
+    #[command(flatten)]
+    pub signals: SignalsArgs,
 }
 
 /// Paths served without the bearer token: probes and the Prometheus scrape.
@@ -58,7 +61,11 @@ fn router(
     gateway: &Gateway,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Result<axum::Router> {
-    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    let mut router =
+        gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    if let Some(store) = args.signals.store(false)? {
+        router = router.merge(args.signals.routes(store, gateway.handle()));
+    }
     match &args.auth_token_file {
         Some(path) => Ok(router.layer(kan_http::BearerAuth::from_file(path, OPEN_PATHS)?)),
         None => Ok(router),

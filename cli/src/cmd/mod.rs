@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod bench_ann;
+pub mod bench_freshness;
 pub mod bench_gateway;
 pub mod bench_soak;
 pub mod bench_worker;
@@ -13,6 +14,7 @@ pub mod gateway;
 pub mod index;
 pub mod listen;
 pub mod operator;
+pub mod signals;
 pub mod train;
 pub mod up;
 pub mod validate;

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kan_api::crd::{
-    DEFAULT_STARTUP_TIMEOUT_SECONDS, IndexType, RecallGatewaySpec, RecallQueueSpec,
+    DEFAULT_STARTUP_TIMEOUT_SECONDS, IndexType, RecallGatewaySpec, RecallQueueSpec, SignalsSpec,
 };
 
 use super::{BuildConfig, child_meta, string_map};
@@ -61,6 +61,8 @@ pub fn worker_deployment(
             ..EnvVar::default()
         });
     }
+
+    env.extend(signals_env(spec.signals.as_ref()));
 
     // Object-store credentials: the Secret's keys become the worker's environment, where the
     // object store clients look for them; the values never pass through the operator.
@@ -119,6 +121,12 @@ pub fn gateway_deployment(
         format!("{CONFIG_DIR}/{ROUTING_CONFIG_KEY}"),
     ];
     args.extend(listen_args());
+    // Where `POST /v1/events` writes; the Secret's url (environment) wins over it.
+    if let Some(url) = spec.signals.as_ref().and_then(|s| s.redis.url.as_ref()) {
+        args.extend(["--signals-redis".to_string(), url.clone()]);
+    }
+    let mut env = otlp_env(cfg, &parent.name);
+    env.extend(signals_env(spec.signals.as_ref()));
     let mut writable_dirs = vec![("tmp", "/tmp".to_string())];
     // An exposure log needs a writable directory; give its parent an emptyDir.
     let exposure_dir = spec
@@ -137,7 +145,7 @@ pub fn gateway_deployment(
             .clone()
             .unwrap_or_else(|| cfg.default_image.clone()),
         args,
-        env: otlp_env(cfg, &parent.name),
+        env,
         env_from: Vec::new(),
         config_map: routing_config_map_name(&parent.name),
         config_hash: None,
@@ -359,6 +367,34 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
         failure_threshold: Some(failure_threshold),
         ..Probe::default()
     }
+}
+
+/// The signal store's URL and password, from the `signals.redis.secretRef` Secret of a queue or
+/// a gateway
+/// (keys `url` and `password`, each optional) into the worker's environment: the values never
+/// pass through the operator, the ConfigMap or its logs.
+fn signals_env(signals: Option<&SignalsSpec>) -> Vec<EnvVar> {
+    let Some(secret) = signals.and_then(|signals| signals.redis.secret_ref.as_ref()) else {
+        return Vec::new();
+    };
+    [
+        (kan_api::crd::SIGNALS_REDIS_URL_ENV, "url"),
+        (kan_api::crd::SIGNALS_REDIS_PASSWORD_ENV, "password"),
+    ]
+    .into_iter()
+    .map(|(name, key)| EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: key.to_string(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -754,5 +790,61 @@ mod tests {
         assert_eq!(replicas_to_hand_over(&released, &autoscaled), None);
         let someone_else = live_deployment(3, "kube-controller-manager", true);
         assert_eq!(replicas_to_hand_over(&someone_else, &autoscaled), None);
+    }
+
+    #[test]
+    fn the_signal_store_secret_reaches_the_worker_as_env_and_never_the_config_map() {
+        let spec = queue_spec(
+            "strategy: {type: social}\nbundle: {uri: /b}\nsignals: {redis: {url: redis://r:6379, secretRef: {name: redis-auth}}}",
+        );
+        let rendered =
+            crate::children::config_map::render_worker_config("q", &spec).expect("render");
+        assert!(!rendered.contains("password"), "{rendered}");
+        let env = signals_env(spec.signals.as_ref());
+        let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["KAN_SIGNALS_REDIS_URL", "KAN_SIGNALS_REDIS_PASSWORD"]
+        );
+        let from = env[1]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from the Secret");
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("redis-auth", "password")
+        );
+        assert!(env.iter().all(|e| e.value.is_none()));
+    }
+
+    #[test]
+    fn a_gateway_with_a_signal_store_gets_its_url_as_a_flag_and_its_secret_as_env() {
+        let spec = gateway_spec(
+            "queues: [{name: social}]\nsignals: {redis: {url: redis://r:6379, secretRef: {name: redis-auth}}}",
+        );
+        let d = gateway_deployment(&parent("RecallGateway", "feed"), &spec, &cfg());
+        let container = only_container(&d);
+        let args = container.args.clone().unwrap_or_default();
+        let at = args
+            .iter()
+            .position(|a| a == "--signals-redis")
+            .expect("flag");
+        assert_eq!(args[at + 1], "redis://r:6379");
+        let env = container.env.clone().unwrap_or_default();
+        let password = env
+            .iter()
+            .find(|e| e.name == "KAN_SIGNALS_REDIS_PASSWORD")
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from the Secret");
+        assert_eq!(password.name, "redis-auth");
+        let plain = gateway_deployment(
+            &parent("RecallGateway", "feed"),
+            &gateway_spec("queues: [{name: social}]"),
+            &cfg(),
+        );
+        let plain_args = only_container(&plain).args.clone().unwrap_or_default();
+        assert!(!plain_args.contains(&"--signals-redis".to_string()));
     }
 }

@@ -52,6 +52,9 @@ pub struct Query<'a> {
     pub context: &'a BTreeMap<String, String>,
     /// Wall-clock unix seconds.
     pub now: i64,
+    /// The online signal store, when the queue reads one (social and popular `trending` use
+    /// it; the worker has already put its stored history in `history`).
+    pub fresh: Option<&'a crate::signals::Fresh<'a>>,
 }
 
 impl Query<'_> {

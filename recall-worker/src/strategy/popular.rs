@@ -1,13 +1,18 @@
 //! Popular recall: time-decayed popularity lists computed offline. The first `segmentBy` key the
 //! request context carries a value for, and the bundle has a list for, picks the segment list;
 //! the global list follows it (and is used alone when no segment matches). Cold start: the same.
+//!
+//! Trending mode (`popular.trending` with `spec.signals`): the online store's decayed counts of
+//! the window — the segment's, then the global — come first, the bundle's lists fill the rest.
+//! Items the bundle does not know are skipped. Store down: the bundle's lists, degraded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kan_api::bundle::files;
-use kan_api::crd::PopularSettings;
+use kan_api::crd::{PopularSettings, TrendingSettings};
+use kan_api::events::{GLOBAL_SEGMENT, segment_name};
 
 use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue, TensorFile};
@@ -20,6 +25,7 @@ pub struct Popular {
     /// `key=value` → list.
     segments: HashMap<String, Vec<Hit>>,
     segment_by: Vec<String>,
+    trending: Option<TrendingSettings>,
 }
 
 fn read_list(file: &TensorFile, prefix: &str, n: usize) -> Result<Vec<Hit>> {
@@ -66,7 +72,39 @@ impl Popular {
             global,
             segments,
             segment_by: settings.segment_by.clone(),
+            trending: settings.trending,
         })
+    }
+
+    /// The store's trending items for the request (its segment's, then the global), as hits
+    /// scored by their decayed counts; empty without a store or trending mode.
+    async fn trending(&self, query: &Query<'_>, take: usize) -> Vec<Hit> {
+        let (Some(settings), Some(fresh)) = (self.trending, query.fresh) else {
+            return Vec::new();
+        };
+        let window = kan_signals::Window {
+            window_ms: i64::from(settings.window_minutes) * 60_000,
+            half_life_ms: i64::from(settings.half_life_minutes) * 60_000,
+        };
+        let segment = self
+            .segment_by
+            .iter()
+            .find_map(|key| query.context.get(key).map(|v| segment_name(key, v)));
+        let now_ms = query.now.saturating_mul(1000);
+        let mut hits = Vec::new();
+        for segment in segment.iter().map(String::as_str).chain([GLOBAL_SEGMENT]) {
+            let read = fresh.store().trending(segment, now_ms, window, take);
+            let Some(items) = fresh.read(read).await else {
+                break;
+            };
+            hits.extend(items.into_iter().filter_map(|(id, count)| {
+                self.bundle.items.get(&id).map(|item| Hit {
+                    item,
+                    score: count as f32,
+                })
+            }));
+        }
+        hits
     }
 
     /// The segment list chosen for a request context, if any.
@@ -96,8 +134,10 @@ impl Strategy for Popular {
                 .unwrap_or_default();
             // Over-take by the exclusions so `run` can drop them and still fill `k`.
             let take = query.k + query.exclude.len();
-            Ok(segment
+            let trending = self.trending(query, take).await;
+            Ok(trending
                 .iter()
+                .chain(segment)
                 .chain(&self.global)
                 .filter(|h| !query.exclude.contains(&h.item))
                 .take(take)

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
+use crate::cmd::signals::SignalsArgs;
 use crate::telemetry::{self, LogFormat};
 
 /// Run the gateway and one worker per queue from a directory of Kan YAML files.
@@ -41,6 +42,10 @@ pub struct Args {
     /// Admission control of the gateway and of each queue, each bounded on its own.
     #[command(flatten)]
     pub admission: AdmissionArgs,
+    /// The signal store: in-process unless `--signals-redis` names a Redis; the gateway takes
+    /// `POST /v1/events` into it and every queue reads it.
+    #[command(flatten)]
+    pub signals: SignalsArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

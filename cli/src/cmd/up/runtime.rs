@@ -52,9 +52,14 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         ..
     } = reader.read(&args.dir)?;
     let first = plan(&objects, &args.dir)?;
+    let store = args
+        .signals
+        .store(true)?
+        .context("kan up always has a signal store")?;
     let options = WorkerOptions {
         bundle_cache: args.bundle_cache.clone(),
         ort_dylib: args.ort_dylib.clone(),
+        signals: Some(store.clone()),
         ..WorkerOptions::default()
     };
     let initial =
@@ -75,7 +80,9 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the gateway to {}", args.listen))?;
-    let router = gateway.router_with_admission(Some(metrics), args.admission.admission("gateway"));
+    let router = gateway
+        .router_with_admission(Some(metrics), args.admission.admission("gateway"))
+        .merge(args.signals.routes(store.clone(), gateway.handle()));
     let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(kan_http::serve(
         listener,
@@ -86,8 +93,9 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         },
     ));
     println!(
-        "Kan is up: gateway http://{} (POST /v1/recall, /readyz, /metrics, /stats); {} queue(s); Ctrl-C stops",
+        "Kan is up: gateway http://{} (POST /v1/recall, POST /v1/events into the {} signal store, /readyz, /metrics, /stats); {} queue(s); Ctrl-C stops",
         args.listen,
+        store.name(),
         platform.workers.len()
     );
 
