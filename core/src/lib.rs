@@ -5,10 +5,11 @@
 //! * [`clock`] — the reference time that time-decayed strategies age interactions from;
 //! * [`rank`] — the hit type, top-k selection and the score accumulator the kernels share;
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
-//! * [`itemcf`], [`item2vec`], [`social`] — the strategy kernels, taking the queue's settings
+//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies.
 
+pub mod attribute;
 pub mod clock;
 pub mod item2vec;
 pub mod itemcf;

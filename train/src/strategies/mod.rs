@@ -2,6 +2,7 @@
 //! bundle, reads them back, and recalls items for queries (used for validation metrics at
 //! training time and by `kan eval`).
 
+pub mod attribute;
 pub mod exploratory;
 pub mod hyper;
 pub mod item2vec;
@@ -155,6 +156,13 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             Box::new(m)
         }
         (S::Exploratory, _) => Box::new(exploratory::Exploratory::load(b)?),
+        (S::Attribute, spec) => {
+            let mut m = attribute::Attribute::load(b)?;
+            if let Some(StrategySpec::Attribute { attribute }) = spec {
+                m.settings = attribute.clone();
+            }
+            Box::new(m)
+        }
         (S::Dssm | S::Gat, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
         (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
