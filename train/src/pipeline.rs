@@ -80,6 +80,7 @@ pub fn spec_string(spec: SplitSpec) -> String {
         SplitSpec::Provided { valid_fraction } => format!("provided:{valid_fraction}"),
         SplitSpec::Temporal { n } => format!("temporal:{n}"),
         SplitSpec::Random { train, valid } => format!("random:{train}:{valid}"),
+        SplitSpec::ColdItems { fraction } => format!("cold:{fraction}"),
     }
 }
 

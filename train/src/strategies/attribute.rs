@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 
 /// `--param` keys read by the trainer.
 pub const PARAMS: &[&str] = &["prior_power"];
-pub const DEFAULT_PRIOR_POWER: f64 = 0.5;
+/// Chosen on ML-100K validation R@20 (0.5: 0.0716, 1: 0.1264, 2: 0.1632, 3: 0.1715, 4: 0.1729,
+/// 6: 0.1736): the smallest power within 0.002 of the best; coverage falls as it grows.
+pub const DEFAULT_PRIOR_POWER: f64 = 3.0;
 /// Related tags kept per tag.
 pub const RELATED_PER_TAG: usize = 20;
 /// Documents two tags must share to be related (one film's cast is not a relation).
