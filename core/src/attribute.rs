@@ -8,7 +8,8 @@
 //!    `kgHopDecay^h` × relatedness × the weight it was reached from.
 //! 3. The `maxTags` strongest tags are kept; each contributes `profile(t) × score(i, t)` to the
 //!    first `perTagCap` items of its postings (tag weight × quality prior, best first) in every
-//!    index given: the bundle's, and the one of items added after training.
+//!    index given: the bundle's, and the one of items added after training. History and
+//!    excluded items do not count against the cap.
 //!
 //! Items of the history and the excluded items are never recalled. No history, no candidates.
 
@@ -124,7 +125,15 @@ pub fn score(
         }
         for &(tag, p) in profile {
             for index in postings {
-                for (item, s) in index.row(tag as usize).take(cap) {
+                let mut taken = 0;
+                for (item, s) in index.row(tag as usize) {
+                    if taken == cap {
+                        break;
+                    }
+                    if scores.is_removed(item) {
+                        continue;
+                    }
+                    taken += 1;
                     let w = p * s;
                     if w.is_finite() {
                         scores.add(item, w);
@@ -258,6 +267,8 @@ mod tests {
             ..settings()
         };
         assert_eq!(run(&[1], &[], &s), [2, 4]);
+        // Excluded items do not use up the cap: item 4 is skipped, item 0 takes its place.
+        assert_eq!(run(&[1], &[4], &s), [2, 0]);
     }
 
     #[test]

@@ -88,7 +88,9 @@ pub trait Model: Recaller {
     }
 }
 
-/// Ranks every item by a per-query scoring function, in parallel over queries.
+/// Ranks every item by a per-query scoring function, in parallel over queries. Items the
+/// function leaves at −∞ are not recalled: a worker returns only what it scores, so a list is
+/// never padded with unscored items (which would "recall" items no model knows).
 pub(crate) fn rank_all<F>(n_items: usize, queries: &[Query], k: usize, score: F) -> Vec<Vec<u32>>
 where
     F: Fn(usize, &Query, &mut [f32]) + Sync,
@@ -101,7 +103,9 @@ where
             |buf, (n, q)| {
                 buf.fill(f32::NEG_INFINITY);
                 score(n, q, buf);
-                top_k(buf, k, q.exclude)
+                let mut list = top_k(buf, k, q.exclude);
+                list.retain(|&i| buf[i as usize] != f32::NEG_INFINITY);
+                list
             },
         )
         .collect()
