@@ -267,7 +267,9 @@ impl Worker {
                     .unwrap_or_else(|| "no bundle loaded".into()),
             )
         })?;
-        let current = lock(&self.inner.added).clone();
+        // What the queue serves now: stored items the bundle has since trained on, or whose
+        // tags it lacks, were skipped at load and are dropped here rather than block the post.
+        let current = loaded.strategy.added().to_vec();
         let merged = crate::added::merge(&current, &request.items);
         if merged.len() > crate::added::MAX_ADDED_ITEMS {
             return Err(Error::InvalidRequest {

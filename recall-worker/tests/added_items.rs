@@ -152,3 +152,39 @@ async fn a_queue_that_recalls_only_trained_items_refuses_new_ones() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_stored_catalogue_skips_items_the_new_bundle_has_or_cannot_tag() {
+    let (bundle, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_bundle(bundle.path(), StrategyType::Attribute);
+    let item = |id: &str, tag: &str| kan_api::wire::NewItem {
+        id: id.into(),
+        tags: vec![tag.into()],
+        vector: None,
+    };
+    // Written by an earlier worker: i3 has since been trained into the bundle, and the bundle
+    // no longer knows the tag "opera".
+    kan_worker::added::write(
+        state.path(),
+        &[
+            item("i3", "news"),
+            item("aria", "opera"),
+            item("fresh", "news"),
+        ],
+    )
+    .unwrap();
+    let worker = attribute_worker(bundle.path(), state.path()).await;
+    let served = news_reader(&worker).await;
+    assert!(served.contains(&"fresh".to_string()), "{served:?}");
+    assert!(!served.contains(&"aria".to_string()));
+    let (status, body) = post(
+        &worker,
+        json!({"items": [{"id": "more", "tags": ["film"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["added_items"], 2,
+        "fresh and more; i3 and aria are not served"
+    );
+}
