@@ -21,8 +21,8 @@ step() {
 step "fetch MovieLens-100K"
 ./scripts/fetch-ml100k.sh data
 
-step "train bundles (popular, itemcf, item2vec, social, exploratory, dssm, gat)"
-for s in popular itemcf item2vec social exploratory dssm gat; do
+step "train bundles (popular, itemcf, item2vec, social, exploratory, attribute, dssm, gat)"
+for s in popular itemcf item2vec social exploratory attribute dssm gat; do
   if [[ -f "$bundles/$s/manifest.json" ]]; then
     echo "$s: already trained ($bundles/$s)"
     continue

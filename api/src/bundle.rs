@@ -87,6 +87,18 @@ pub mod files {
     pub const POPULAR: &str = "popular.safetensors";
     /// Optional item titles for display (`item_id<TAB>title` per line).
     pub const TITLES: &str = "titles.tsv";
+    /// attribute: tag names (genres, tags, knowledge-graph entities such as `actor:m.0x`), one
+    /// per line; line `t` is tag index `t`.
+    pub const TAG_NAMES: &str = "tags.txt";
+    /// attribute: CSR over items: `offsets`, `tags` i64 (tag index), `weights` f32 (the item's
+    /// L2-normalised IDF weight of the tag); plus `prior` f32[N], the item's quality prior.
+    pub const ITEM_TAGS: &str = "item_tags.safetensors";
+    /// attribute: CSR over tags: `offsets`, `items` i64, `scores` f32 (tag weight × quality
+    /// prior, descending): the inverted index.
+    pub const TAG_ITEMS: &str = "tag_items.safetensors";
+    /// attribute: CSR over tags: `offsets`, `related` i64 (tag index), `weights` f32 (each row
+    /// sums to 1, strongest first): knowledge-graph / co-occurrence neighbours for expansion.
+    pub const RELATED_TAGS: &str = "related_tags.safetensors";
 }
 
 /// Keys of [`BundleManifest::params`] the worker reads.
@@ -96,6 +108,9 @@ pub mod params {
     pub const REFERENCE_TIME: &str = "reference_time";
     /// Model input length `L` of an ONNX user encoder.
     pub const HISTORY_LENGTH: &str = "history_length";
+    /// attribute: the quality prior given to items without training interactions (items posted
+    /// to `/v1/items`, or held out of training): the median prior of the trained items.
+    pub const NEW_ITEM_PRIOR: &str = "new_item_prior";
 }
 
 /// sha256 of bytes, lowercase hex.

@@ -272,6 +272,15 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
             }
         }
         Strategy::Operational { operational } => operational_settings(c, operational),
+        Strategy::Attribute { attribute: s } => {
+            let f = |name: &str| format!("strategy.attribute.{name}");
+            in_range(c, s.history_length, 1, 1000, &f("historyLength"));
+            in_range(c, s.recency_decay, 0.0, 1.0, &f("recencyDecay"));
+            in_range(c, s.max_tags, 1, 1000, &f("maxTags"));
+            in_range(c, s.per_tag_cap, 1, 100_000, &f("perTagCap"));
+            in_range(c, s.kg_hops, 1, 2, &f("kgHops"));
+            in_range(c, s.kg_hop_decay, 0.0, 1.0, &f("kgHopDecay"));
+        }
     }
 }
 

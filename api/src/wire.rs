@@ -2,8 +2,10 @@
 //! Worker and gateway accept the same request.
 
 pub mod compact;
+pub mod items;
 mod request;
 
+pub use items::{ItemsRequest, ItemsResponse, NewItem, parse_items_request};
 pub use request::parse_recall_request;
 
 use std::collections::BTreeMap;

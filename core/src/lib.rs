@@ -5,7 +5,7 @@
 //! * [`clock`] — the reference time that time-decayed strategies age interactions from;
 //! * [`rank`] — the hit type, top-k selection and the score accumulator the kernels share;
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
-//! * [`itemcf`], [`item2vec`], [`social`] — the strategy kernels, taking the queue's settings
+//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies;
 //! * [`fresh`] — trending windows and stored histories from the online store;
@@ -13,6 +13,7 @@
 // No unwrap() outside tests: a panic is never an error path.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod attribute;
 pub mod clock;
 pub mod fresh;
 pub mod item2vec;

@@ -97,6 +97,12 @@ impl Scores {
         self.state[i] = REMOVED;
     }
 
+    /// True when `item` was removed (history, exclusions).
+    #[inline]
+    pub fn is_removed(&self, item: u32) -> bool {
+        self.state.get(item as usize) == Some(&REMOVED)
+    }
+
     /// The best `k` scored items (see [`top_k`]); clears the accumulator.
     pub fn top_k(&mut self, k: usize) -> Vec<Hit> {
         let (score, state) = (&self.score, &self.state);
@@ -176,6 +182,7 @@ mod tests {
         s.remove(7);
         s.add(7, 9.0);
         s.remove(11);
+        assert!(s.is_removed(7) && s.is_removed(11) && !s.is_removed(3) && !s.is_removed(99));
         assert_eq!(s.top_k(10), [hit(3, 1.25)]);
         // Taking the result cleared everything, removals included.
         s.add(7, 2.0);

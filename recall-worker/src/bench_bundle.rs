@@ -225,6 +225,50 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()
                 ],
             )?;
         }
+        StrategyType::Attribute => {
+            // Item `i` has tag `i % CATEGORIES`; postings list a tag's items, higher index first.
+            let t = CATEGORIES.min(n).max(1);
+            let postings: Vec<i64> = (0..t)
+                .flat_map(|c| (c..n).step_by(t).rev().map(|i| i as i64))
+                .collect();
+            let per_tag: Vec<usize> = (0..t).map(|c| (c..n).step_by(t).count()).collect();
+            let scores: Vec<f32> = per_tag
+                .iter()
+                .flat_map(|&m| (0..m).map(move |r| 1.0 / (1 + r) as f32))
+                .collect();
+            w.tensors(
+                files::ITEM_TAGS,
+                vec![
+                    ("offsets", TensorData::I64(vec![n + 1], offsets(vec![1; n]))),
+                    (
+                        "tags",
+                        TensorData::I64(vec![n], (0..n).map(|i| (i % t) as i64).collect()),
+                    ),
+                    ("weights", TensorData::F32(vec![n], vec![1.0; n])),
+                    ("prior", TensorData::F32(vec![n], vec![1.0; n])),
+                ],
+            )?;
+            w.tensors(
+                files::TAG_ITEMS,
+                vec![
+                    ("offsets", TensorData::I64(vec![t + 1], offsets(per_tag))),
+                    ("items", TensorData::I64(vec![n], postings)),
+                    ("scores", TensorData::F32(vec![n], scores)),
+                ],
+            )?;
+            w.tensors(
+                files::RELATED_TAGS,
+                vec![
+                    ("offsets", TensorData::I64(vec![t + 1], offsets(vec![0; t]))),
+                    ("related", TensorData::I64(vec![0], Vec::new())),
+                    ("weights", TensorData::F32(vec![0], Vec::new())),
+                ],
+            )?;
+            w.ids(
+                files::TAG_NAMES,
+                &(0..t).map(|c| format!("t{c}")).collect::<Vec<_>>(),
+            )?;
+        }
         StrategyType::Operational => {}
     }
     w.finish(
@@ -268,6 +312,7 @@ mod tests {
             StrategyType::Exploratory,
             StrategyType::Popular,
             StrategyType::Operational,
+            StrategyType::Attribute,
         ] {
             let dir = tempfile::tempdir().unwrap();
             let scale = Scale {

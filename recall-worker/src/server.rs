@@ -1,4 +1,5 @@
-//! The worker's HTTP API: `POST /v1/recall`, `/healthz`, `/readyz`, `/metrics`.
+//! The worker's HTTP API: `POST /v1/recall`, `POST /v1/items` (items added after training),
+//! `/healthz`, `/readyz`, `/metrics`.
 
 use std::time::Instant;
 
@@ -30,7 +31,8 @@ struct AppState {
 /// JSON error body.
 pub fn router(worker: Worker, metrics: Option<PrometheusHandle>, admission: Admission) -> Router {
     Router::new()
-        .route("/v1/recall", post(recall).layer(admission))
+        .route("/v1/recall", post(recall).layer(admission.clone()))
+        .route("/v1/items", post(add_items).layer(admission))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -130,6 +132,28 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
                 .increment(1);
             if !matches!(e, Error::InvalidRequest { .. }) {
                 tracing::warn!(parent: &span, error = %e, kind, "recall failed");
+            }
+            error_response(&e)
+        }
+    }
+}
+
+async fn add_items(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = kan_http::require_json(&headers) {
+        return refused;
+    }
+    let outcome = match kan_api::wire::parse_items_request(&body) {
+        Ok(request) => state.worker.add_items(&request).await,
+        Err(e) => Err(Error::InvalidRequest {
+            field: e.field,
+            message: e.message,
+        }),
+    };
+    match outcome {
+        Ok(response) => axum::Json(response).into_response(),
+        Err(e) => {
+            if !matches!(e, Error::InvalidRequest { .. }) {
+                tracing::warn!(error = %e, kind = e.metric_label(), "adding items failed");
             }
             error_response(&e)
         }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use kan_api::bundle::files;
 use kan_api::crd::{IndexType, RecallQueueSpec, Strategy as StrategySpec, StrategyType};
-use kan_api::wire::{Candidate, RecallRequest, WorkerResponse};
+use kan_api::wire::{
+    Candidate, ItemsRequest, ItemsResponse, NewItem, RecallRequest, WorkerResponse,
+};
 use kan_api::worker_config::WorkerConfig;
 use serde::Serialize;
 
@@ -44,6 +46,9 @@ pub struct WorkerOptions {
     /// The signal store every queue reads, whatever its spec says (`kan up` shares one with its
     /// gateway); when unset a queue reads the Redis of its `spec.signals`, if any.
     pub signals: Option<Arc<dyn kan_signals::SignalStore>>,
+    /// Where items added after training (`POST /v1/items`) are kept across restarts; without
+    /// one they live until the process ends.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -56,11 +61,13 @@ impl Default for WorkerOptions {
             exact_max_items: EXACT_SCAN_MAX_ITEMS,
             hnsw: HnswParams::default(),
             signals: None,
+            state_dir: None,
         }
     }
 }
 
 /// Everything one queue serves from.
+#[derive(Clone)]
 pub struct Loaded {
     pub name: String,
     pub spec: RecallQueueSpec,
@@ -95,6 +102,8 @@ struct Inner {
     current: ArcSwapOption<Loaded>,
     last_error: Mutex<Option<String>>,
     reloading: tokio::sync::Mutex<()>,
+    /// Every item accepted by `POST /v1/items` (as persisted), re-applied on each reload.
+    added: Mutex<Vec<NewItem>>,
 }
 
 /// One recall queue, served in-process (see the crate docs).
@@ -133,6 +142,10 @@ impl Worker {
         if strategy::uses_encoder(config.spec.strategy.type_()) {
             init_runtime(options.ort_dylib.as_deref())?;
         }
+        let added = match &options.state_dir {
+            Some(dir) => crate::added::read(dir)?,
+            None => Vec::new(),
+        };
         let worker = Worker {
             inner: Arc::new(Inner {
                 options,
@@ -140,6 +153,7 @@ impl Worker {
                 current: ArcSwapOption::empty(),
                 last_error: Mutex::new(None),
                 reloading: tokio::sync::Mutex::new(()),
+                added: Mutex::new(added),
             }),
         };
         if let Err(e) = worker.reload(config).await {
@@ -155,7 +169,9 @@ impl Worker {
         let started = Instant::now();
         let outcome = match kan_api::validate::queue_spec(&config.spec) {
             Err(e) => Err(Error::Config(format!("queue {}: {e}", config.name))),
-            Ok(()) => build(&config, &self.inner.options).await,
+            Ok(()) => build(&config, &self.inner.options)
+                .await
+                .map(|loaded| with_added(loaded, &lock(&self.inner.added))),
         };
         match outcome {
             Ok(loaded) => {
@@ -247,6 +263,64 @@ impl Worker {
         })
     }
 
+    /// `POST /v1/items`: adds (or replaces) items published after training so the queue recalls
+    /// them from the next request. All or nothing: any unusable item (an unknown tag, an id of
+    /// the bundle) is an `InvalidRequest` naming its field and nothing changes; the new
+    /// catalogue is persisted before it is served.
+    pub async fn add_items(&self, request: &ItemsRequest) -> Result<ItemsResponse> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let loaded = self.current().ok_or_else(|| {
+            Error::NotReady(
+                self.last_error()
+                    .unwrap_or_else(|| "no bundle loaded".into()),
+            )
+        })?;
+        // What the queue serves now: stored items the bundle has since trained on, or whose
+        // tags it lacks, were skipped at load and are dropped here rather than block the post.
+        let current = loaded.strategy.added().to_vec();
+        let merged = crate::added::merge(&current, &request.items);
+        if merged.len() > crate::added::MAX_ADDED_ITEMS {
+            return Err(Error::InvalidRequest {
+                field: "items".into(),
+                message: format!(
+                    "the queue holds at most {} added items ({} now): retrain to fold them into the bundle",
+                    crate::added::MAX_ADDED_ITEMS,
+                    current.len()
+                ),
+            });
+        }
+        // Validate the request's items alone first, so a fault names the request's index.
+        let strict = |items: &[NewItem]| match loaded.strategy.with_added(items, true) {
+            Some(result) => result,
+            None => Err(Error::InvalidRequest {
+                field: "items".into(),
+                message: format!(
+                    "queue {} runs {}, which recalls only trained items; post new items to an attribute queue",
+                    loaded.name,
+                    loaded.strategy.name()
+                ),
+            }),
+        };
+        strict(&request.items)?;
+        let strategy = strict(&merged)?;
+        if let Some(dir) = &self.inner.options.state_dir {
+            crate::added::write(dir, &merged)?;
+        }
+        let added_items = strategy.added().len();
+        self.inner.current.store(Some(Arc::new(Loaded {
+            strategy,
+            ..(*loaded).clone()
+        })));
+        *lock(&self.inner.added) = merged;
+        metrics::counter!("kan_worker_items_added_total", "queue" => loaded.name.clone())
+            .increment(request.items.len() as u64);
+        Ok(ItemsResponse {
+            queue: loaded.name.clone(),
+            accepted: request.items.len(),
+            added_items,
+        })
+    }
+
     /// Reloads when the served local bundle's manifest changes version (checked every
     /// `interval`), and on SIGHUP.
     pub fn spawn_watchers(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
@@ -297,6 +371,32 @@ impl Worker {
             .last_error()
             .is_some_and(|e| e.contains(&manifest.version));
         served.as_deref() != Some(manifest.version.as_str()) && !failed
+    }
+}
+
+/// A freshly loaded queue serving the items added so far, where its strategy can; items the new
+/// bundle now has, or whose tags it lacks, are skipped (and logged).
+fn with_added(loaded: Loaded, added: &[NewItem]) -> Loaded {
+    if added.is_empty() {
+        return loaded;
+    }
+    match loaded.strategy.with_added(added, false) {
+        Some(Ok(strategy)) => {
+            let served = strategy.added().len();
+            if served < added.len() {
+                tracing::warn!(
+                    queue = %loaded.name,
+                    skipped = added.len() - served,
+                    "some added items are in the new bundle or have none of its tags"
+                );
+            }
+            Loaded { strategy, ..loaded }
+        }
+        Some(Err(e)) => {
+            tracing::error!(queue = %loaded.name, error = %e, "added items not served");
+            loaded
+        }
+        None => loaded,
     }
 }
 

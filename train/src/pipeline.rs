@@ -80,6 +80,7 @@ pub fn spec_string(spec: SplitSpec) -> String {
         SplitSpec::Provided { valid_fraction } => format!("provided:{valid_fraction}"),
         SplitSpec::Temporal { n } => format!("temporal:{n}"),
         SplitSpec::Random { train, valid } => format!("random:{train}:{valid}"),
+        SplitSpec::ColdItems { fraction } => format!("cold:{fraction}"),
     }
 }
 
@@ -102,6 +103,7 @@ pub fn fit(
         S::Popular => strategies::popular::PARAMS,
         S::Itemcf => strategies::itemcf::PARAMS,
         S::Dssm | S::Gat => twotower::PARAMS,
+        S::Attribute => strategies::attribute::PARAMS,
         _ => &[],
     };
     opts.params.check(&strategy.to_string(), tunable)?;
@@ -111,6 +113,7 @@ pub fn fit(
         S::Item2vec => Box::new(strategies::item2vec::train(&ctx)?),
         S::Social => Box::new(strategies::social::train(&ctx)?),
         S::Exploratory => Box::new(strategies::exploratory::train(&ctx)?),
+        S::Attribute => Box::new(strategies::attribute::train(&ctx)?),
         S::Dssm => Box::new(twotower::train(&ctx, twotower::Kind::Dssm)?),
         S::Gat => Box::new(twotower::train(&ctx, twotower::Kind::Gat)?),
         S::Operational => {

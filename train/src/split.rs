@@ -18,14 +18,22 @@ pub enum SplitSpec {
     Temporal { n: usize },
     /// Per user, at random: train/valid/test in the given proportions (e.g. 0.8/0.1/0.1).
     Random { train: f64, valid: f64 },
+    /// Cold items: a random `fraction` of the items is held out entirely — every interaction
+    /// with one is test — and the rest split per user at random 9:1 into train and validation.
+    /// Recall on this test measures recalling items nobody engaged with in training.
+    ColdItems { fraction: f64 },
 }
 
+/// Validation share of the warm interactions in a [`SplitSpec::ColdItems`] split.
+pub const COLD_VALID_FRACTION: f64 = 0.1;
+
 impl SplitSpec {
-    /// Parses `provided`, `provided:0.1`, `temporal:1`, `random` (8:1:1) or `random:0.8:0.1`.
+    /// Parses `provided`, `provided:0.1`, `temporal:1`, `random` (8:1:1), `random:0.8:0.1`,
+    /// `cold` (10 % of items held out) or `cold:0.2`.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || {
             Error::InvalidInput(format!(
-                "unknown split `{s}`: use provided[:VALID_FRACTION], temporal[:N] or random[:TRAIN:VALID]"
+                "unknown split `{s}`: use provided[:VALID_FRACTION], temporal[:N], random[:TRAIN:VALID] or cold[:ITEM_FRACTION]"
             ))
         };
         let num = |v: &str| v.parse::<f64>().map_err(|_| bad());
@@ -49,6 +57,8 @@ impl SplitSpec {
                 train: num(t)?,
                 valid: num(v)?,
             },
+            ["cold"] => SplitSpec::ColdItems { fraction: 0.1 },
+            ["cold", f] => SplitSpec::ColdItems { fraction: num(f)? },
             _ => return Err(bad()),
         };
         let ok = match spec {
@@ -57,6 +67,7 @@ impl SplitSpec {
             SplitSpec::Random { train, valid } => {
                 train > 0.0 && valid >= 0.0 && train + valid <= 1.0
             }
+            SplitSpec::ColdItems { fraction } => fraction > 0.0 && fraction < 1.0,
         };
         if !ok {
             return Err(Error::InvalidInput(format!(
@@ -88,6 +99,9 @@ impl SplitSpec {
             SplitSpec::Temporal { n } => format!("temporal leave-last-{n}-out"),
             SplitSpec::Random { train, valid } => {
                 format!("random per user {train}:{valid}:{:.2}", 1.0 - train - valid)
+            }
+            SplitSpec::ColdItems { fraction } => {
+                format!("cold items: {fraction} of items held out as test, the rest 9:1 per user")
             }
         }
     }
@@ -152,6 +166,27 @@ pub fn split(ds: &Dataset, spec: SplitSpec, seed: u64) -> Result<Split> {
                 out.valid
                     .extend_from_slice(&rows[n_train..n_train + n_valid]);
                 out.test.extend_from_slice(&rows[n_train + n_valid..]);
+            }
+            Ok(out)
+        }
+        SplitSpec::ColdItems { fraction } => {
+            let mut items: Vec<u32> = (0..ds.n_items() as u32).collect();
+            items.shuffle(&mut rng);
+            let n_cold = ((items.len() as f64) * fraction).round() as usize;
+            let mut cold = vec![false; ds.n_items()];
+            for &i in &items[..n_cold.min(items.len())] {
+                cold[i as usize] = true;
+            }
+            let mut out = Split::default();
+            let (held, warm): (Vec<Interaction>, Vec<Interaction>) =
+                ds.interactions.iter().partition(|r| cold[r.item as usize]);
+            out.test = held;
+            for mut rows in per_user(&warm, ds.n_users()) {
+                rows.shuffle(&mut rng);
+                let n_valid = ((rows.len() as f64) * COLD_VALID_FRACTION).floor() as usize;
+                let n_valid = n_valid.min(rows.len().saturating_sub(1));
+                out.valid.extend_from_slice(&rows[..n_valid]);
+                out.train.extend_from_slice(&rows[n_valid..]);
             }
             Ok(out)
         }
@@ -224,6 +259,27 @@ mod tests {
         all.sort();
         want.sort();
         assert_eq!(all, want, "every interaction lands in exactly one part");
+    }
+
+    #[test]
+    fn a_cold_item_split_holds_out_every_interaction_of_a_tenth_of_the_items() {
+        let ds = toy(&[20, 20, 15, 12]);
+        let spec = SplitSpec::parse("cold").unwrap();
+        let s = split(&ds, spec, 3).unwrap();
+        assert_conserves(&ds, &s);
+        let test_items: std::collections::HashSet<u32> = s.test.iter().map(|r| r.item).collect();
+        assert_eq!(test_items.len(), 2, "10% of 20 items");
+        assert!(
+            s.train
+                .iter()
+                .chain(&s.valid)
+                .all(|r| !test_items.contains(&r.item)),
+            "a held-out item is never seen in training or validation"
+        );
+        assert!(!s.valid.is_empty());
+        let again = split(&ds, spec, 3).unwrap();
+        assert_eq!(again.test, s.test);
+        assert!(SplitSpec::parse("cold:1.5").is_err());
     }
 
     #[test]

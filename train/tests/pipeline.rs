@@ -10,8 +10,9 @@ use kan_train::data::Format;
 use kan_train::split::SplitSpec;
 use kan_train::{EvalRequest, MergePolicy, QueueInput, TrainOptions, TrainRequest};
 
-const STRATEGIES: [StrategyType; 7] = [
+const STRATEGIES: [StrategyType; 8] = [
     StrategyType::Popular,
+    StrategyType::Attribute,
     StrategyType::Itemcf,
     StrategyType::Item2vec,
     StrategyType::Social,
@@ -61,6 +62,12 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
             StrategyType::Item2vec => vec![files::ITEM_VECTORS],
             StrategyType::Social => vec![files::FRIENDS],
             StrategyType::Exploratory => vec![files::CATEGORIES, files::CATEGORY_NAMES],
+            StrategyType::Attribute => vec![
+                files::TAG_NAMES,
+                files::ITEM_TAGS,
+                files::TAG_ITEMS,
+                files::RELATED_TAGS,
+            ],
             _ => vec![files::ITEM_VECTORS, files::MODEL],
         };
         for f in expected {
@@ -108,6 +115,12 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
     assert!(recall("itemcf") > 0.5, "itemcf R@20 = {}", recall("itemcf"));
     assert!(recall("social") > 0.5, "social R@20 = {}", recall("social"));
     assert!(recall("itemcf") > recall("exploratory"));
+    // Tags alone find the community's items: the held-out item shares the user's genre.
+    assert!(
+        recall("attribute") > 0.2,
+        "attribute R@20 = {}",
+        recall("attribute")
+    );
     let merges: Vec<_> = report.rows.iter().filter(|r| r.kind == "merge").collect();
     assert_eq!(merges.len(), 3);
     let out = tmp.path().join("report");
@@ -169,5 +182,55 @@ fn hyper_parameters_reach_the_trainer_and_the_manifest_and_foreign_keys_are_refu
     assert!(
         !tmp.path().join("popular").exists(),
         "no bundle written on a refused parameter"
+    );
+}
+
+#[test]
+fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_by_tags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_communities(&data);
+    let mut queues = Vec::new();
+    for s in [
+        StrategyType::Popular,
+        StrategyType::Itemcf,
+        StrategyType::Social,
+        StrategyType::Attribute,
+    ] {
+        let out = tmp.path().join(s.to_string());
+        let mut req = request(&data, &out, s);
+        req.split = Some(SplitSpec::parse("cold:0.2").unwrap());
+        kan_train::train(&req).unwrap();
+        queues.push(QueueInput::new(s.to_string(), out));
+    }
+    let report = kan_train::eval(&EvalRequest {
+        data,
+        format: Format::Csv,
+        split: None,
+        seed: None,
+        queues,
+        merges: vec![MergePolicy::Rrf],
+        rrf_k: kan_train::eval::RRF_K,
+        on_validation: false,
+        max_users: None,
+        progress: false,
+    })
+    .unwrap();
+    assert!(
+        report.part.contains("held-out items only"),
+        "{}",
+        report.part
+    );
+    assert!(report.split.contains("cold items"), "{}", report.split);
+    let recall =
+        |name: &str| report.rows.iter().find(|r| r.name == name).unwrap().metrics["recall@20"];
+    for interaction_only in ["popular", "itemcf", "social"] {
+        assert_eq!(recall(interaction_only), 0.0, "{interaction_only}");
+    }
+    assert!(
+        recall("attribute") > 0.3,
+        "attribute R@20 = {}",
+        recall("attribute")
     );
 }

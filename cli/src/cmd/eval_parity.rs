@@ -10,7 +10,8 @@
 //!
 //! Both sides call the same kernels in `kan-core`, so what this test guards is everything
 //! around them: if either side alone changes how it reads the queue's settings (history
-//! length, decay, max friends, half-life — all set away from their defaults below), which
+//! length, decay, max friends, half-life, tag cap, KG hops — all set away from their defaults
+//! below), which
 //! history it sends, what it excludes, which clock social decays against, how many candidates
 //! it keeps, or how it orders, weighs or quotas queues in a merge, the lists differ and the
 //! test fails.
@@ -66,6 +67,16 @@ fn write_dataset(dir: &Path) {
     }
     std::fs::write(dir.join("interactions.csv"), inter).unwrap();
     std::fs::write(dir.join("social.csv"), social).unwrap();
+    // Tags: the item's community, a genre-like tag shared across communities, and an
+    // "author" two items share (for the attribute queue).
+    let mut items = String::from("item_id,categories\n");
+    let mut tags = String::from("item_id,tag\n");
+    for i in 0..ITEMS {
+        let _ = writeln!(items, "i{i},c{}|g{}", i / (ITEMS / 5), i % 7);
+        let _ = writeln!(tags, "i{i},author:{}", i / 2);
+    }
+    std::fs::write(dir.join("items.csv"), items).unwrap();
+    std::fs::write(dir.join(kan_train::data::ITEM_TAGS_FILE), tags).unwrap();
 }
 
 /// The platform: three queues with settings away from their defaults, and a gateway that
@@ -93,6 +104,15 @@ spec:
   bundle: {uri: bundles/social}
 ---
 apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: tags}
+spec:
+  strategy:
+    type: attribute
+    attribute: {historyLength: 9, recencyDecay: 0.8, maxTags: 6, perTagCap: 12, kgExpansion: true, kgHops: 2, kgHopDecay: 0.4}
+  bundle: {uri: bundles/attribute}
+---
+apiVersion: kan.dev/v1alpha1
 kind: RecallGateway
 metadata: {name: gw}
 spec:
@@ -100,6 +120,7 @@ spec:
   - {name: friends, weight: 0.5, quota: 5}
   - {name: cf, weight: 2, quota: 20}
   - {name: vec, weight: 1}
+  - {name: tags, weight: 1.5, quota: 15}
   merge: {policy: rrf, rrfK: 20}
 ";
 
@@ -136,6 +157,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_workers_and_the_gateway_mer
         (StrategyType::Itemcf, "itemcf"),
         (StrategyType::Item2vec, "item2vec"),
         (StrategyType::Social, "social"),
+        (StrategyType::Attribute, "attribute"),
     ] {
         train(&data, &dir.join("bundles").join(name), s);
     }

@@ -10,7 +10,7 @@ use kan_train::{TrainOptions, TrainRequest};
 /// Train a recall strategy from interaction data and write its bundle.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// popular | itemcf | item2vec | social | exploratory | dssm | gat
+    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat
     #[arg(long)]
     pub strategy: String,
     /// Dataset directory.
@@ -23,7 +23,7 @@ pub struct Args {
     /// Bundle directory to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// provided[:VALID_FRACTION] | temporal[:N] | random[:TRAIN:VALID]; default: the dataset's
+    /// provided[:VALID_FRACTION] | temporal[:N] | random[:TRAIN:VALID] | cold[:ITEM_FRACTION] (items held out entirely, their interactions are test); default: the dataset's
     /// own split, else random 8:1:1.
     #[arg(long)]
     pub split: Option<String>,

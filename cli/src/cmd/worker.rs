@@ -29,6 +29,10 @@ pub struct Args {
     /// ONNX Runtime shared library (libonnxruntime.so); defaults to $ORT_DYLIB_PATH.
     #[arg(long)]
     pub ort_dylib: Option<PathBuf>,
+    /// Directory where items added through `POST /v1/items` are kept across restarts
+    /// (`added-items.json`); without it they last until the process ends.
+    #[arg(long, env = "KAN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// ONNX sessions per model (concurrent inferences).
     #[arg(long, default_value_t = 2)]
     pub session_pool: usize,
@@ -70,6 +74,7 @@ async fn serve(
         bundle_cache: args.bundle_cache.clone(),
         ort_dylib: args.ort_dylib.clone(),
         session_pool: args.session_pool,
+        state_dir: args.state_dir.clone(),
         ..WorkerOptions::default()
     };
     let worker = Worker::start(config, options)

@@ -11,7 +11,12 @@
 //! | exploratory | no dominant interests, so every category is eligible; still Thompson-sampled per user and day |
 //! | popular | the same list as for known users (segment when the request context names one, else global) |
 //! | operational | the same pinned list for everyone |
+//! | attribute | no candidates (no history, no tag profile) |
+//!
+//! Items added after training (`POST /v1/items`) reach strategies that implement
+//! [`Strategy::with_added`]: attribute.
 
+mod attribute;
 mod encoder;
 mod exploratory;
 mod item2vec;
@@ -26,6 +31,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use kan_api::crd::{Strategy as StrategySpec, StrategyType};
+use kan_api::wire::NewItem;
 use tracing::Instrument;
 
 pub use exploratory::{exploration_seed, stable_hash};
@@ -78,6 +84,19 @@ pub trait Strategy: Send + Sync {
 
     /// Candidates for `query`, best first. Need not drop exclusions or truncate; `run` does.
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>>;
+
+    /// A copy that also recalls `items` (every item added after training so far), for
+    /// strategies that can; None for the others. `strict`: an unusable item (an id the bundle
+    /// has, an unknown tag) is an error naming its field; otherwise it is skipped.
+    fn with_added(&self, items: &[NewItem], strict: bool) -> Option<Result<Arc<dyn Strategy>>> {
+        let _ = (items, strict);
+        None
+    }
+
+    /// The items added after training this strategy serves.
+    fn added(&self) -> &[NewItem] {
+        &[]
+    }
 
     /// `recall` inside a span, timed, with the output contract enforced.
     fn run<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
@@ -157,6 +176,9 @@ pub fn build(
             Arc::new(popular::Popular::new(need_bundle()?, popular)?)
         }
         StrategySpec::Operational { operational } => Arc::new(Operational::new(operational)?),
+        StrategySpec::Attribute { attribute } => {
+            Arc::new(attribute::Attribute::new(need_bundle()?, attribute)?)
+        }
     };
     Ok(strategy)
 }

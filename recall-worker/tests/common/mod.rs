@@ -173,12 +173,66 @@ pub fn write_bundle_with(
             )
             .unwrap();
         }
+        StrategyType::Attribute => {
+            // Item j has tag j % 4 (news, sport, music, film); priors fall with the index, so
+            // each tag's postings list its items in index order; news and sport are related.
+            let prior: Vec<f32> = (0..ITEMS).map(|j| 1.0 - j as f32 / 100.0).collect();
+            let postings: Vec<i64> = (0..4)
+                .flat_map(|t| (t..ITEMS).step_by(4).map(|j| j as i64))
+                .collect();
+            let scores: Vec<f32> = postings.iter().map(|&j| prior[j as usize]).collect();
+            w.tensors(
+                files::ITEM_TAGS,
+                vec![
+                    (
+                        "offsets",
+                        TensorData::I64(vec![ITEMS + 1], offsets(vec![1; ITEMS])),
+                    ),
+                    (
+                        "tags",
+                        TensorData::I64(vec![ITEMS], (0..ITEMS).map(|j| (j % 4) as i64).collect()),
+                    ),
+                    ("weights", TensorData::F32(vec![ITEMS], vec![1.0; ITEMS])),
+                    ("prior", TensorData::F32(vec![ITEMS], prior)),
+                ],
+            )
+            .unwrap();
+            w.tensors(
+                files::TAG_ITEMS,
+                vec![
+                    (
+                        "offsets",
+                        TensorData::I64(vec![5], offsets(vec![ITEMS / 4; 4])),
+                    ),
+                    ("items", TensorData::I64(vec![ITEMS], postings)),
+                    ("scores", TensorData::F32(vec![ITEMS], scores)),
+                ],
+            )
+            .unwrap();
+            w.tensors(
+                files::RELATED_TAGS,
+                vec![
+                    (
+                        "offsets",
+                        TensorData::I64(vec![5], offsets(vec![1, 1, 0, 0])),
+                    ),
+                    ("related", TensorData::I64(vec![2], vec![1, 0])),
+                    ("weights", TensorData::F32(vec![2], vec![1.0, 1.0])),
+                ],
+            )
+            .unwrap();
+            w.ids(
+                files::TAG_NAMES,
+                &["news", "sport", "music", "film"].map(String::from),
+            )
+            .unwrap();
+        }
         StrategyType::Operational => unreachable!("operational queues have no bundle"),
     }
     w.finish(
         strategy,
         dim,
-        json!({"reference_time": REFERENCE_TIME, "history_length": HISTORY_LENGTH}),
+        json!({"reference_time": REFERENCE_TIME, "history_length": HISTORY_LENGTH, "new_item_prior": 0.5}),
     )
     .unwrap()
 }

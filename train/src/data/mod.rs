@@ -46,6 +46,14 @@ pub struct Dataset {
     /// Categories (genres, tags) per item index, as indices into `category_names`.
     pub item_categories: Vec<Vec<u32>>,
     pub category_names: Vec<String>,
+    /// Entities and other item attributes per item index (knowledge-graph tails such as
+    /// `actor:m.0x` and `director:m.0y`, `decade:1990s`, rows of `item_tags.csv`), as indices
+    /// into `entity_names`. Read by the attribute strategy beside the categories.
+    pub item_entities: Vec<Vec<u32>>,
+    pub entity_names: Vec<String>,
+    /// Entity sets of knowledge-graph subjects that are not items of the data (films without
+    /// interactions), for relating entities to each other; only entities some item has.
+    pub kg_docs: Vec<Vec<u32>>,
     /// Display titles per item index.
     pub item_titles: Vec<Option<String>>,
     /// Explicit social edges between user indices (directed; symmetric graphs list both ways).
@@ -102,7 +110,25 @@ pub fn load(dir: &Path, format: Format) -> Result<Dataset> {
         )));
     }
     ds.pad_side_info();
+    let tags = dir.join(ITEM_TAGS_FILE);
+    if tags.is_file() {
+        read_item_tags(&mut ds, &lines::TextFile::read(&tags)?)?;
+    }
     Ok(ds)
+}
+
+/// A generic item → tag table any format may sit beside: `item_id,tag` rows (header first),
+/// read as item entities (tags of unknown items are skipped).
+pub const ITEM_TAGS_FILE: &str = "item_tags.csv";
+
+fn read_item_tags(ds: &mut Dataset, file: &lines::TextFile) -> Result<()> {
+    let mut names = IdMap::from_ids(std::mem::take(&mut ds.entity_names));
+    for (n, row) in file.lines().skip(1) {
+        let f = lines::fields(file, n, row, ',', 2)?;
+        ds.add_item_entity(f[0].trim(), f[1].trim(), &mut names);
+    }
+    ds.entity_names = names.ids().to_vec();
+    Ok(())
 }
 
 impl Dataset {
@@ -118,6 +144,7 @@ impl Dataset {
     pub(crate) fn pad_side_info(&mut self) {
         let (nu, ni) = (self.n_users(), self.n_items());
         self.item_categories.resize(ni, Vec::new());
+        self.item_entities.resize(ni, Vec::new());
         self.item_titles.resize(ni, None);
         for col in self.user_attrs.values_mut() {
             col.resize(nu, None);
@@ -148,6 +175,22 @@ impl Dataset {
             if !self.item_categories[i].contains(&idx) {
                 self.item_categories[i].push(idx);
             }
+        }
+    }
+
+    /// Adds an entity (a tag) to an item by external id, interning its name; unknown items and
+    /// empty names are skipped.
+    pub(crate) fn add_item_entity(&mut self, item: &str, entity: &str, names: &mut IdMap) {
+        let (Some(i), false) = (self.items.get(item), entity.is_empty()) else {
+            return;
+        };
+        let i = i as usize;
+        if self.item_entities.len() <= i {
+            self.item_entities.resize(i + 1, Vec::new());
+        }
+        let e = names.intern(entity);
+        if !self.item_entities[i].contains(&e) {
+            self.item_entities[i].push(e);
         }
     }
 
@@ -217,6 +260,35 @@ mod tests {
     fn an_unknown_format_name_lists_the_accepted_ones() {
         let err = "arff".parse::<Format>().unwrap_err().to_string();
         assert!(err.contains("ml100k") && err.contains("csv"), "{err}");
+    }
+
+    #[test]
+    fn an_item_tags_file_beside_any_format_adds_entities_to_known_items() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("interactions.csv"),
+            "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(ITEM_TAGS_FILE),
+            "item_id,tag\na,author:x\nb,author:x\nb,topic:y\nzz,topic:z\n",
+        )
+        .unwrap();
+        let ds = load(dir.path(), Format::Csv).unwrap();
+        let names = |i: usize| -> Vec<&str> {
+            ds.item_entities[i]
+                .iter()
+                .map(|&e| ds.entity_names[e as usize].as_str())
+                .collect()
+        };
+        assert_eq!(names(0), ["author:x"]);
+        assert_eq!(names(1), ["author:x", "topic:y"]);
+        assert_eq!(
+            ds.entity_names.len(),
+            2,
+            "the unknown item's tag is skipped"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ const CATEGORY_COLUMNS: [&str; 3] = ["class", "genre", "categories"];
 const TITLE_COLUMNS: [&str; 2] = ["movie_title", "title"];
 /// KG relations whose tails become categories of the linked item.
 const KG_CATEGORY_RELATION: &str = "genre";
+/// Item columns read as a release year (an entity `decade:1990s`).
+const YEAR_COLUMNS: [&str; 2] = ["release_year", "year"];
 
 pub(super) fn load(dir: &Path) -> Result<Dataset> {
     let inter = find_inter(dir)?;
@@ -29,9 +31,15 @@ pub(super) fn load(dir: &Path) -> Result<Dataset> {
     read_inter(&mut ds, &TextFile::read(&inter)?)?;
     ds.pad_side_info();
     let mut names = IdMap::default();
+    let mut entities = IdMap::default();
     let side = |ext: &str| dir.join(format!("{stem}.{ext}"));
     if side("item").is_file() {
-        read_items(&mut ds, &TextFile::read(&side("item"))?, &mut names)?;
+        read_items(
+            &mut ds,
+            &TextFile::read(&side("item"))?,
+            &mut names,
+            &mut entities,
+        )?;
     }
     if side("user").is_file() {
         read_users(&mut ds, &TextFile::read(&side("user"))?)?;
@@ -39,9 +47,10 @@ pub(super) fn load(dir: &Path) -> Result<Dataset> {
     if side("kg").is_file() && side("link").is_file() {
         let link = TextFile::read(&side("link"))?;
         let kg = TextFile::read(&side("kg"))?;
-        read_kg(&mut ds, &link, &kg, &mut names)?;
+        read_kg(&mut ds, &link, &kg, &mut names, &mut entities)?;
     }
     ds.category_names = names.ids().to_vec();
+    ds.entity_names = entities.ids().to_vec();
     Ok(ds)
 }
 
@@ -100,7 +109,12 @@ fn read_inter(ds: &mut Dataset, file: &TextFile) -> Result<()> {
     Ok(())
 }
 
-fn read_items(ds: &mut Dataset, file: &TextFile, names: &mut IdMap) -> Result<()> {
+fn read_items(
+    ds: &mut Dataset,
+    file: &TextFile,
+    names: &mut IdMap,
+    entities: &mut IdMap,
+) -> Result<()> {
     let mut lines = file.lines();
     let (_, head) = lines
         .next()
@@ -109,6 +123,7 @@ fn read_items(ds: &mut Dataset, file: &TextFile, names: &mut IdMap) -> Result<()
     let id = column(file, &head, "item_id")?;
     let cat = head.iter().position(|h| CATEGORY_COLUMNS.contains(h));
     let title = head.iter().position(|h| TITLE_COLUMNS.contains(h));
+    let year = head.iter().position(|h| YEAR_COLUMNS.contains(h));
     for (n, row) in lines {
         let f = fields(file, n, row, '\t', id + 1)?;
         let item = f[id].trim();
@@ -117,6 +132,12 @@ fn read_items(ds: &mut Dataset, file: &TextFile, names: &mut IdMap) -> Result<()
         }
         if let (Some(t), Some(i)) = (title.and_then(|t| f.get(t)), ds.items.get(item)) {
             ds.item_titles[i as usize] = Some(t.trim().to_string());
+        }
+        if let Some(y) = year
+            .and_then(|y| f.get(y))
+            .and_then(|y| y.trim().parse::<u32>().ok())
+        {
+            ds.add_item_entity(item, &format!("decade:{}s", y / 10 * 10), entities);
         }
     }
     Ok(())
@@ -138,8 +159,17 @@ fn read_users(ds: &mut Dataset, file: &TextFile) -> Result<()> {
     Ok(())
 }
 
-/// Items linked to KG entities get the tails of their `...genre` relations as categories.
-fn read_kg(ds: &mut Dataset, link: &TextFile, kg: &TextFile, names: &mut IdMap) -> Result<()> {
+/// Items linked to KG entities get the tails of their `...genre` relations as categories and
+/// every tail of a `film.film.*`-style relation (`<head> <domain>.<type>.<relation> <tail>`) as
+/// an entity `<relation>:<tail>` (e.g. `actor:m.0x`). Subjects not linked to an item become
+/// [`Dataset::kg_docs`] (their entities that some item also has).
+fn read_kg(
+    ds: &mut Dataset,
+    link: &TextFile,
+    kg: &TextFile,
+    names: &mut IdMap,
+    entities: &mut IdMap,
+) -> Result<()> {
     let mut entity_items: HashMap<String, Vec<String>> = HashMap::new();
     for (n, row) in link.lines().skip(1) {
         let f = fields(link, n, row, '\t', 2)?;
@@ -148,16 +178,41 @@ fn read_kg(ds: &mut Dataset, link: &TextFile, kg: &TextFile, names: &mut IdMap) 
             .or_default()
             .push(f[0].trim().to_string());
     }
+    let mut unlinked: HashMap<String, Vec<String>> = HashMap::new();
     for (n, row) in kg.lines().skip(1) {
         let f = fields(kg, n, row, '\t', 3)?;
-        if !f[1].ends_with(KG_CATEGORY_RELATION) {
+        let (head, relation, tail) = (f[0].trim(), f[1].trim(), f[2].trim());
+        let Some(items) = entity_items.get(head) else {
+            if relation.split('.').nth(1) == Some("film") {
+                let name = relation.rsplit('.').next().unwrap_or(relation);
+                unlinked
+                    .entry(head.to_string())
+                    .or_default()
+                    .push(format!("{name}:{tail}"));
+            }
             continue;
-        }
-        if let Some(items) = entity_items.get(f[0].trim()) {
-            let cat = format!("kg:{}", f[2].trim());
+        };
+        if relation.ends_with(KG_CATEGORY_RELATION) {
+            let cat = format!("kg:{tail}");
             for item in items {
                 ds.add_item_categories(item, [cat.as_str()], names);
             }
+            continue;
+        }
+        let name = relation.rsplit('.').next().unwrap_or(relation);
+        let entity = format!("{name}:{tail}");
+        for item in items {
+            ds.add_item_entity(item, &entity, entities);
+        }
+    }
+    let mut heads: Vec<_> = unlinked.into_iter().collect();
+    heads.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, tails) in heads {
+        let mut doc: Vec<u32> = tails.iter().filter_map(|t| entities.get(t)).collect();
+        doc.sort_unstable();
+        doc.dedup();
+        if doc.len() > 1 {
+            ds.kg_docs.push(doc);
         }
     }
     Ok(())
@@ -183,7 +238,7 @@ mod tests {
         write(
             d,
             "toy.item",
-            "item_id:token\tmovie_title:token_seq\tclass:token_seq\n10\tAlpha\tAction Comedy\n11\tBeta\tDrama\n99\tUnused\tHorror\n",
+            "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n10\tAlpha\t1995\tAction Comedy\n11\tBeta\t1982\tDrama\n99\tUnused\t1990\tHorror\n",
         );
         write(
             d,
@@ -194,7 +249,7 @@ mod tests {
         write(
             d,
             "toy.kg",
-            "head_id:token\trelation_id:token\ttail_id:token\nm.b\tfilm.film.genre\tm.noir\nm.b\tfilm.film.actor\tm.x\n",
+            "head_id:token\trelation_id:token\ttail_id:token\nm.b\tfilm.film.genre\tm.noir\nm.b\tfilm.film.actor\tm.x\nm.c\tfilm.film.actor\tm.x\nm.c\tfilm.film.directed_by\tm.d\nm.c\tfilm.film.country\tm.b\n",
         );
         let ds = load(d).unwrap();
         assert_eq!(ds.name, "toy");
@@ -213,6 +268,16 @@ mod tests {
         assert_eq!(cats(0), ["Action", "Comedy"]);
         assert_eq!(cats(1), ["Drama", "kg:m.noir"]);
         assert_eq!(ds.item_titles[1].as_deref(), Some("Beta"));
+        let entities = |i: usize| -> Vec<&str> {
+            ds.item_entities[i]
+                .iter()
+                .map(|&e| ds.entity_names[e as usize].as_str())
+                .collect()
+        };
+        assert_eq!(entities(0), ["decade:1990s"]);
+        assert_eq!(entities(1), ["decade:1980s", "actor:m.x"]);
+        // The unlinked film m.c shares actor m.x; its director no item has.
+        assert!(ds.kg_docs.is_empty(), "one known entity is no relation");
         assert_eq!(
             ds.user_attrs["gender"],
             [Some("M".to_string()), Some("F".to_string())]

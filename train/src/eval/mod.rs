@@ -137,36 +137,52 @@ impl Mapping {
 }
 
 /// Runs one bundle over the evaluation queries; lists are in dataset item indices.
+/// `excluded`: items no list may hold besides each user's history (the warm items of a
+/// cold-item split, so queues rank only the held-out items).
 fn run_queue(
     q: &QueueInput,
     b: &BundleDir,
     p: &Prepared,
     users: &[u32],
     histories: &[Vec<u32>],
+    excluded: &[u32],
     k: usize,
 ) -> Result<Vec<Vec<u32>>> {
     let model = strategies::load(b, q.strategy.as_ref())?;
     let map = Mapping::new(b, p)?;
+    let with_excluded =
+        |h: &[u32], extra: &[u32]| -> Vec<u32> { h.iter().chain(extra).copied().collect() };
     if map.identity {
+        let excludes: Vec<Vec<u32>> = histories
+            .iter()
+            .map(|h| with_excluded(h, excluded))
+            .collect();
         let queries: Vec<Query> = users
             .iter()
             .zip(histories)
-            .map(|(&u, h)| Query {
+            .zip(&excludes)
+            .map(|((&u, h), e)| Query {
                 user: Some(u),
                 history: h,
-                exclude: h,
+                exclude: e,
             })
             .collect();
         return model.recall(&queries, k);
     }
     let translated: Vec<Vec<u32>> = histories.iter().map(|h| map.items_in(h)).collect();
+    let extra = map.items_in(excluded);
+    let excludes: Vec<Vec<u32>> = translated
+        .iter()
+        .map(|h| with_excluded(h, &extra))
+        .collect();
     let queries: Vec<Query> = users
         .iter()
         .zip(&translated)
-        .map(|(&u, h)| Query {
+        .zip(&excludes)
+        .map(|((&u, h), e)| Query {
             user: map.user_to_bundle[u as usize],
             history: h,
-            exclude: h,
+            exclude: e,
         })
         .collect();
     let lists = model.recall(&queries, k)?;
@@ -310,6 +326,20 @@ fn evaluate(
         truth_of[r.user as usize].insert(r.item);
     }
     let known_rows: Vec<_> = known.into_iter().flatten().copied().collect();
+    // A cold-item split scores recall of the held-out items among themselves: every item seen
+    // in training or validation is excluded from every list, so a queue that only knows items
+    // through interactions has nothing to return.
+    let warm: Vec<u32> = if matches!(spec, SplitSpec::ColdItems { .. }) && !req.on_validation {
+        let mut seen = vec![false; p.ds.n_items()];
+        for r in p.split.train.iter().chain(&p.split.valid) {
+            seen[r.item as usize] = true;
+        }
+        (0..p.ds.n_items() as u32)
+            .filter(|&i| seen[i as usize])
+            .collect()
+    } else {
+        Vec::new()
+    };
     let known_hist = crate::history::History::build(&known_rows, p.ds.n_users());
     let mut users: Vec<u32> = (0..p.ds.n_users() as u32)
         .filter(|&u| !truth_of[u as usize].is_empty())
@@ -351,7 +381,7 @@ fn evaluate(
     let mut rows = Vec::new();
     let mut lists = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
-        let l = run_queue(q, b, &p, &users, &histories, LIST_LENGTH)?;
+        let l = run_queue(q, b, &p, &users, &histories, &warm, LIST_LENGTH)?;
         rows.push(Row {
             name: q.name.clone(),
             kind: "queue".into(),
@@ -366,8 +396,14 @@ fn evaluate(
         pb.inc(1);
     }
     for input in predictions {
-        let l =
+        let mut l =
             predictions::load_lists(input, &p.ds, &users, &histories, LIST_LENGTH, &mut warnings)?;
+        if !warm.is_empty() {
+            let is_warm: HashSet<u32> = warm.iter().copied().collect();
+            for list in &mut l {
+                list.retain(|i| !is_warm.contains(i));
+            }
+        }
         rows.push(Row {
             name: input.name.clone(),
             kind: "predictions".into(),
@@ -431,10 +467,12 @@ fn evaluate(
     let report = EvalReport {
         dataset: p.ds.name.clone(),
         split: spec.describe(),
-        part: if req.on_validation {
-            "validation".into()
-        } else {
-            "test".into()
+        part: match (req.on_validation, warm.is_empty()) {
+            (true, _) => "validation".into(),
+            (false, true) => "test".into(),
+            (false, false) => {
+                "test (held-out items only: warm items excluded from every list)".into()
+            }
         },
         seed,
         users: users.len(),

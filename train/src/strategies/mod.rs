@@ -2,6 +2,7 @@
 //! bundle, reads them back, and recalls items for queries (used for validation metrics at
 //! training time and by `kan eval`).
 
+pub mod attribute;
 pub mod exploratory;
 pub mod hyper;
 pub mod item2vec;
@@ -87,7 +88,9 @@ pub trait Model: Recaller {
     }
 }
 
-/// Ranks every item by a per-query scoring function, in parallel over queries.
+/// Ranks every item by a per-query scoring function, in parallel over queries. Items the
+/// function leaves at −∞ are not recalled: a worker returns only what it scores, so a list is
+/// never padded with unscored items (which would "recall" items no model knows).
 pub(crate) fn rank_all<F>(n_items: usize, queries: &[Query], k: usize, score: F) -> Vec<Vec<u32>>
 where
     F: Fn(usize, &Query, &mut [f32]) + Sync,
@@ -100,7 +103,9 @@ where
             |buf, (n, q)| {
                 buf.fill(f32::NEG_INFINITY);
                 score(n, q, buf);
-                top_k(buf, k, q.exclude)
+                let mut list = top_k(buf, k, q.exclude);
+                list.retain(|&i| buf[i as usize] != f32::NEG_INFINITY);
+                list
             },
         )
         .collect()
@@ -155,6 +160,13 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             Box::new(m)
         }
         (S::Exploratory, _) => Box::new(exploratory::Exploratory::load(b)?),
+        (S::Attribute, spec) => {
+            let mut m = attribute::Attribute::load(b)?;
+            if let Some(StrategySpec::Attribute { attribute }) = spec {
+                m.settings = attribute.clone();
+            }
+            Box::new(m)
+        }
         (S::Dssm | S::Gat, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
         (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
