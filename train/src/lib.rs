@@ -15,6 +15,7 @@ pub mod eval;
 pub mod history;
 pub mod metrics;
 pub mod onnx;
+pub mod pack;
 pub mod pipeline;
 pub mod progress;
 pub mod runtime;

@@ -158,6 +158,48 @@ pub(super) fn read_interactions(ds: &mut Dataset, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads a column of equal-length float lists (one item vector per row) as a row-major matrix.
+pub(super) fn read_vector_column(path: &Path, column: &str) -> Result<(usize, usize, Vec<f32>)> {
+    let file = ParquetFile::open(path)?;
+    let mut dim = None;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    file.for_each_row(&[column], |n, f| {
+        let Field::ListInternal(list) = &f[0] else {
+            return Err(file.err(
+                n,
+                format!("{column} is {}, expected a list of floats", kind(&f[0])),
+            ));
+        };
+        let len = list.len();
+        if *dim.get_or_insert(len) != len {
+            return Err(file.err(
+                n,
+                format!(
+                    "{column} has {len} values, but earlier rows have {}",
+                    dim.unwrap_or(0)
+                ),
+            ));
+        }
+        for x in list.elements() {
+            values.push(match x {
+                Field::Float(x) => *x,
+                Field::Double(x) => *x as f32,
+                Field::Float16(x) => f32::from(*x),
+                other => {
+                    return Err(file.err(
+                        n,
+                        format!("{column} holds {}, expected floats", kind(other)),
+                    ));
+                }
+            });
+        }
+        rows += 1;
+        Ok(())
+    })?;
+    Ok((rows, dim.unwrap_or(0), values))
+}
+
 /// How an integer `timestamp` column counts time: plain integers are Unix seconds like the CSV
 /// column; a Parquet timestamp in nanoseconds arrives as a plain integer from the record API.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
