@@ -7,7 +7,7 @@ only (no PyTorch): what a team's own training code hands over.
 OUT_DIR receives:
   model.onnx        user encoder meeting Kan's contract: history_ids int64[B, L] and
                     history_mask float32[B, L] -> user_embedding float32[B, D] (L2-normalised);
-                    here the normalised masked mean of the history items' vectors, L dynamic
+                    here the normalised masked sum of the history items' vectors, L dynamic
   item_vectors.npy  float32[N, D], L2-normalised item tower output (row i = line i of items.txt)
   items.txt         external item ids, one per line
   interactions.csv  user_id,item_id,timestamp: stored histories for users

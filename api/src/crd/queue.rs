@@ -1,5 +1,5 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -265,6 +265,37 @@ pub struct RecallQueueStatus {
     /// Version (content hash) of the bundle being served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_version: Option<String>,
+    /// Which bundle the workers serve, the one before it, and when that changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleRolloutStatus>,
+}
+
+/// The bundle rollout of a queue, read from its worker Deployment: a worker pod is ready only
+/// once its bundle is downloaded, verified and loaded (its `/readyz`), so a rollout that
+/// completes with ready pods means every pod serves the spec's bundle. A bundle that never gets
+/// ready leaves `serving` (and the old pods) as they were.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleRolloutStatus {
+    /// The bundle every ready worker pod serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServedBundle>,
+    /// The bundle served before `serving`: set `spec.bundle` back to it to roll back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ServedBundle>,
+    /// When `serving` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<Time>,
+}
+
+/// A bundle as the spec named it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedBundle {
+    pub uri: String,
+    /// The pinned version (`spec.bundle.sha256`), when the spec pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -351,6 +351,8 @@ mod tests {
         F64(Vec<Option<f64>>),
         /// A three-level `LIST` of strings.
         Utf8List(Vec<Vec<&'a str>>),
+        /// A three-level `LIST` of doubles.
+        F64List(Vec<Vec<f64>>),
     }
 
     /// Values and definition levels of an optional flat column.
@@ -412,6 +414,19 @@ mod tests {
                         }
                     }
                     w.typed::<ByteArrayType>()
+                        .write_batch(&values, Some(&defs), Some(&reps))
+                        .unwrap();
+                }
+                Col::F64List(rows) => {
+                    let (mut values, mut defs, mut reps) = (vec![], vec![], vec![]);
+                    for row in rows {
+                        for (i, x) in row.iter().enumerate() {
+                            values.push(*x);
+                            defs.push(3);
+                            reps.push(i16::from(i > 0));
+                        }
+                    }
+                    w.typed::<DoubleType>()
                         .write_batch(&values, Some(&defs), Some(&reps))
                         .unwrap();
                 }
@@ -650,6 +665,44 @@ mod tests {
         assert!(
             err.contains("both interactions.csv and interactions.parquet"),
             "{err}"
+        );
+    }
+
+    const VECTORS: &str = "message schema {
+        optional group vectors (LIST) { repeated group list { optional double element; } }
+    }";
+
+    #[test]
+    fn a_column_of_float_lists_reads_as_a_matrix_and_a_ragged_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.parquet");
+        let rows = vec![vec![1.0, 0.0], vec![0.6, 0.8]];
+        write(
+            &path,
+            VECTORS,
+            &[Col::F64List(rows)],
+            Compression::UNCOMPRESSED,
+        );
+        let (n, dim, values) = crate::data::read_vector_column(&path, "vectors").unwrap();
+        assert_eq!((n, dim, values), (2, 2, vec![1.0, 0.0, 0.6, 0.8]));
+        let e = crate::data::read_vector_column(&path, "embedding")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing column `embedding`"), "{e}");
+
+        let ragged = vec![vec![1.0, 0.0], vec![0.6, 0.8, 0.0]];
+        write(
+            &path,
+            VECTORS,
+            &[Col::F64List(ragged)],
+            Compression::UNCOMPRESSED,
+        );
+        let e = crate::data::read_vector_column(&path, "vectors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("v.parquet:2: vectors has 3 values, but earlier rows have 2"),
+            "{e}"
         );
     }
 }
