@@ -550,7 +550,8 @@ async fn set_bundle(h: &Harness, name: &str, uri: &str) {
 async fn a_bundle_that_never_gets_ready_leaves_the_old_one_serving_and_the_queue_degraded() {
     let h = Harness::new().await;
     let ctx = h.ctx();
-    h.create::<RecallQueue>(DSSM).await;
+    h.create::<RecallQueue>(&popular("dssm")).await;
+    set_bundle(&h, "dssm", "s3://bundles/dssm/v1").await;
     h.reconcile_queue(&ctx, "dssm").await;
     h.deployment_becomes_ready("dssm").await;
     h.reconcile_queue(&ctx, "dssm").await;
