@@ -195,14 +195,16 @@ pub enum IndexType {
     Qdrant,
 }
 
-/// A Qdrant collection (through an alias, so new bundle versions swap in atomically).
+/// A Qdrant collection per bundle version behind an alias.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QdrantIndex {
     /// gRPC URL of the Qdrant server, e.g. `http://qdrant.qdrant.svc:6334`.
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
-    /// Collection alias the worker searches; `kan index load` points it at each new version.
+    /// Collection alias: `kan index load` loads each bundle version into
+    /// `<collection>-<version>` and points the alias at it. A worker searches the collection of
+    /// its own bundle version (never the alias, which may already point at a newer one).
     #[schemars(length(min = 1, max = 255))]
     pub collection: String,
     /// Secret key holding the Qdrant API key, passed to the worker as an environment variable.

@@ -1,9 +1,15 @@
-//! The Qdrant backend: searching a collection alias from the worker, and loading a bundle's item
-//! vectors into a fresh collection version then pointing the alias at it (`kan index load`).
+//! The Qdrant backend: loading a bundle's item vectors into the collection of its version then
+//! pointing the alias at it (`kan index load`), and searching from the worker.
+//!
+//! A worker searches `<alias>-<its bundle version>`, never the alias: the alias is for readers
+//! outside Kan and moves as soon as a newer bundle is loaded, while a worker still serving the
+//! older bundle encodes users with the older model and maps point ids through the older
+//! catalogue. Loading never deletes a collection (any version may be serving); an old version
+//! is removed only by hand once no worker serves it.
 //!
 //! Point ids are internal item indices; every point carries its external id in the `item_id`
-//! payload, which the worker maps back through its own catalogue, so a worker still serving the
-//! previous bundle never returns a wrong item after the alias moves.
+//! payload, which the worker maps back through its own catalogue (a hit the catalogue does not
+//! know is dropped).
 //!
 //! Request building is kept in pure functions (`*_request`) so it can be tested without a server.
 
@@ -135,7 +141,7 @@ pub fn hits_from_points(points: Vec<ScoredPoint>, items: &Catalogue) -> Vec<Hit>
         .collect()
 }
 
-/// Searches a Qdrant collection (normally an alias).
+/// Searches one Qdrant collection (a worker's: the collection of its bundle version).
 pub struct QdrantIndex {
     client: Qdrant,
     collection: String,
@@ -192,7 +198,12 @@ impl VectorIndex for QdrantIndex {
             tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), call)
                 .await
                 .map_err(|_| Error::Index("qdrant did not answer in time".to_string()))?
-                .map_err(|e| Error::Index(format!("qdrant collection {}: {e}", self.collection)))?;
+                .map_err(|e| {
+                    Error::Index(format!(
+                        "qdrant collection {} (this bundle version's; `kan index load` creates it): {e}",
+                        self.collection
+                    ))
+                })?;
             Ok(())
         })
     }
@@ -206,9 +217,12 @@ pub struct LoadReport {
     pub points: usize,
 }
 
-/// Loads item vectors into `<alias>-<version>` (recreated if it exists), builds the payload
-/// index, then moves `alias` to it in one alias operation (Qdrant reassigns an existing alias
-/// atomically), so searches switch from the old version to the complete new one at once.
+/// Loads item vectors into `<alias>-<version>`, builds the payload index, then moves `alias` to
+/// it in one alias operation (Qdrant reassigns an existing alias atomically), so outside
+/// readers switch from the old version to the complete new one at once. An existing collection
+/// of the version is completed in place, never deleted: the version is a content hash, so the
+/// upserts rewrite the same points, and workers of that version keep answering throughout
+/// (Qdrant drops a deleted collection's aliases with it).
 pub async fn load_bundle(
     client: &Qdrant,
     alias: &str,
@@ -221,20 +235,16 @@ pub async fn load_bundle(
     let err = |what: &str, e: qdrant_client::QdrantError| {
         Error::Index(format!("{what} {collection}: {e}"))
     };
-    if client
+    if !client
         .collection_exists(collection.as_str())
         .await
         .map_err(|e| err("checking", e))?
     {
         client
-            .delete_collection(collection.as_str())
+            .create_collection(create_collection_request(&collection, dim as u64))
             .await
-            .map_err(|e| err("deleting stale", e))?;
+            .map_err(|e| err("creating", e))?;
     }
-    client
-        .create_collection(create_collection_request(&collection, dim as u64))
-        .await
-        .map_err(|e| err("creating", e))?;
     client
         .create_field_index(payload_index_request(&collection))
         .await

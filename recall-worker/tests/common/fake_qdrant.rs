@@ -31,6 +31,8 @@ struct State {
     /// alias → collection
     aliases: BTreeMap<String, String>,
     queries: u64,
+    /// Collections deleted so far.
+    deletes: u64,
     /// Upserts still to fail with UNAVAILABLE.
     failing_upserts: u32,
 }
@@ -91,6 +93,11 @@ impl FakeQdrant {
     /// Query calls served so far.
     pub fn queries(&self) -> u64 {
         lock(&self.state).queries
+    }
+
+    /// Collection deletions served so far.
+    pub fn deletes(&self) -> u64 {
+        lock(&self.state).deletes
     }
 
     /// The next `n` upserts fail with UNAVAILABLE, as a restarting server's would.
@@ -364,6 +371,7 @@ impl Collections for Service {
         let name = request.into_inner().collection_name;
         let mut state = self.state();
         let existed = state.collections.remove(&name).is_some();
+        state.deletes += 1;
         state.aliases.retain(|_, target| *target != name);
         Ok(Response::new(pb::CollectionOperationResponse {
             result: existed,
@@ -461,7 +469,10 @@ impl Points for Service {
         let request = request.into_inner();
         let mut state = self.state();
         let collection = state.collection_mut(&request.collection_name)?;
-        collection.payload_indexes.push(request.field_name);
+        // Idempotent, as in Qdrant.
+        if !collection.payload_indexes.contains(&request.field_name) {
+            collection.payload_indexes.push(request.field_name);
+        }
         Ok(points_done())
     }
 
