@@ -232,3 +232,43 @@ async fn hits_whose_item_the_served_bundle_does_not_know_are_dropped() {
     assert!(!after.iter().any(|i| i == "from-another-bundle"));
     assert_eq!(after[..before.len() - 1], before[1..]);
 }
+
+#[tokio::test]
+async fn a_refused_api_key_gets_its_own_code_and_a_message_without_grpc_metadata() {
+    let fake = FakeQdrant::spawn().await.unwrap();
+    let dir = item2vec_bundle();
+    load(&fake, dir.path(), &version_of(dir.path()))
+        .await
+        .unwrap();
+    let served = worker(config(
+        StrategyType::Item2vec,
+        Some(dir.path()),
+        qdrant_index(&fake),
+    ))
+    .await;
+    fake.require_api_key("the-right-key");
+
+    let (status, body) = call(&served, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("Invalid api-key") && error.contains("apiKeySecret"),
+        "{error}"
+    );
+    assert!(!error.contains("MetadataMap"), "{error}");
+
+    let (status, body) = call(
+        &served,
+        "POST",
+        "/v1/recall",
+        Some(json!({"user_id": "u0", "k": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "misconfigured", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("refuses the worker's configuration") && !message.contains("MetadataMap"),
+        "{message}"
+    );
+}

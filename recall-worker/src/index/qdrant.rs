@@ -39,6 +39,32 @@ pub const UPSERT_BATCH: usize = 1000;
 /// Attempts per upsert batch before loading fails.
 pub const UPSERT_ATTEMPTS: u32 = 4;
 
+/// gRPC status codes (grpc/grpc doc/statuscodes.md) that mean the worker's own configuration
+/// is wrong: retrying does not help.
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const GRPC_UNAUTHENTICATED: i32 = 16;
+
+/// A Qdrant failure as the worker reports it: `context` plus the server's code and message
+/// (never the gRPC metadata). A refused API key or a request the collection cannot take (wrong
+/// dimension) is [`Error::IndexConfig`]; the rest is [`Error::Index`].
+pub fn index_error(context: &str, e: qdrant_client::QdrantError) -> Error {
+    use qdrant_client::QdrantError as Q;
+    let status = match &e {
+        Q::ResponseError { status } | Q::ResourceExhaustedError { status, .. } => status,
+        other => return Error::Index(format!("{context}: {other}")),
+    };
+    let code = status.code();
+    let message = format!("{context}: {code}: {}", status.message());
+    match code as i32 {
+        GRPC_UNAUTHENTICATED | GRPC_PERMISSION_DENIED => Error::IndexConfig(format!(
+            "{message} (check the API key: index.qdrant.apiKeySecret, {API_KEY_ENV})"
+        )),
+        GRPC_INVALID_ARGUMENT => Error::IndexConfig(message),
+        _ => Error::Index(message),
+    }
+}
+
 /// Connects to Qdrant at `url` (gRPC, e.g. `http://qdrant:6334`) with the API key from
 /// [`API_KEY_ENV`] when set.
 pub fn connect(url: &str, timeout: Duration) -> Result<Qdrant> {
@@ -183,7 +209,7 @@ impl VectorIndex for QdrantIndex {
                 .map_err(|_| {
                     Error::Index(format!("qdrant search timed out after {:?}", self.timeout))
                 })?
-                .map_err(|e| Error::Index(format!("qdrant search in {}: {e}", self.collection)))?;
+                .map_err(|e| index_error(&format!("qdrant search in {}", self.collection), e))?;
             let exclude: &HashSet<u32> = params.exclude;
             Ok(hits_from_points(response.result, &self.items)
                 .into_iter()
@@ -199,10 +225,13 @@ impl VectorIndex for QdrantIndex {
                 .await
                 .map_err(|_| Error::Index("qdrant did not answer in time".to_string()))?
                 .map_err(|e| {
-                    Error::Index(format!(
-                        "qdrant collection {} (this bundle version's; `kan index load` creates it): {e}",
-                        self.collection
-                    ))
+                    index_error(
+                        &format!(
+                            "qdrant collection {} (this bundle version's; `kan index load` creates it)",
+                            self.collection
+                        ),
+                        e,
+                    )
                 })?;
             Ok(())
         })
@@ -232,9 +261,8 @@ pub async fn load_bundle(
     vectors: &[f32],
 ) -> Result<LoadReport> {
     let collection = versioned_collection(alias, version);
-    let err = |what: &str, e: qdrant_client::QdrantError| {
-        Error::Index(format!("{what} {collection}: {e}"))
-    };
+    let err =
+        |what: &str, e: qdrant_client::QdrantError| index_error(&format!("{what} {collection}"), e);
     if !client
         .collection_exists(collection.as_str())
         .await
@@ -253,7 +281,7 @@ pub async fn load_bundle(
     for (i, request) in requests.into_iter().enumerate() {
         upsert_with_retries(client, request)
             .await
-            .map_err(|e| Error::Index(format!("upserting batch {i} into {collection}: {e}")))?;
+            .map_err(|e| index_error(&format!("upserting batch {i} into {collection}"), e))?;
     }
     client
         .create_alias(CreateAliasBuilder::new(&collection, alias))
@@ -423,6 +451,25 @@ mod tests {
                     score: 0.7
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn refused_keys_and_bad_requests_are_configuration_errors_and_the_rest_stay_transient() {
+        let error =
+            |status| index_error("qdrant search in c", QdrantError::ResponseError { status });
+        use qdrant_client::QdrantError;
+        use tonic::Status;
+        let e = error(Status::permission_denied("read-only key"));
+        assert_eq!(e.metric_label(), "index_config");
+        assert!(e.to_string().contains("read-only key") && e.to_string().contains(API_KEY_ENV));
+        let e = error(Status::invalid_argument("wrong vector dimension"));
+        assert_eq!(e.metric_label(), "index_config");
+        let e = error(Status::unavailable("restarting"));
+        assert_eq!(e.metric_label(), "index");
+        assert_eq!(
+            e.to_string(),
+            "vector index: qdrant search in c: The service is currently unavailable: restarting"
         );
     }
 

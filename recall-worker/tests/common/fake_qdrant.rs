@@ -35,6 +35,8 @@ struct State {
     deletes: u64,
     /// Upserts still to fail with UNAVAILABLE.
     failing_upserts: u32,
+    /// When set, every call must carry this `api-key`, else UNAUTHENTICATED (as Qdrant answers).
+    api_key: Option<String>,
 }
 
 struct Collection {
@@ -51,9 +53,26 @@ impl FakeQdrant {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let service = Service(state.clone());
+        let keys = state.clone();
+        let check_key = move |request: Request<()>| {
+            let want = lock(&keys).api_key.clone();
+            let got = request
+                .metadata()
+                .get("api-key")
+                .and_then(|v| v.to_str().ok());
+            match want {
+                Some(want) if got != Some(want.as_str()) => {
+                    Err(Status::unauthenticated("Invalid api-key"))
+                }
+                _ => Ok(request),
+            }
+        };
         let server = tonic::transport::Server::builder()
-            .add_service(PointsServer::new(service.clone()))
-            .add_service(CollectionsServer::new(service))
+            .add_service(PointsServer::with_interceptor(
+                service.clone(),
+                check_key.clone(),
+            ))
+            .add_service(CollectionsServer::with_interceptor(service, check_key))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         let task = tokio::spawn(async move {
             let _ = server.await;
@@ -93,6 +112,11 @@ impl FakeQdrant {
     /// Query calls served so far.
     pub fn queries(&self) -> u64 {
         lock(&self.state).queries
+    }
+
+    /// From now on, calls without this API key are refused with UNAUTHENTICATED.
+    pub fn require_api_key(&self, key: &str) {
+        lock(&self.state).api_key = Some(key.to_string());
     }
 
     /// Collection deletions served so far.
