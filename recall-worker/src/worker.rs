@@ -449,6 +449,7 @@ fn build_index(
             &q.url,
             &crate::index::qdrant::versioned_collection(&q.collection, bundle.version()),
             timeout,
+            q.search.clone(),
             Arc::new(bundle.items.clone()),
         )?));
     }

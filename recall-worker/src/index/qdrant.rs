@@ -23,8 +23,11 @@ use qdrant_client::qdrant::{
     Condition, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder,
     CreateFieldIndexCollection, CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter,
     PayloadIncludeSelector, PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint,
-    UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
+    SearchParamsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
+    point_id::PointIdOptions,
 };
+
+use kan_api::crd::QdrantSearch;
 
 use super::{Hit, SearchParams, VectorIndex};
 use crate::bundle::Catalogue;
@@ -73,6 +76,9 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Qdrant> {
         .api_key(api_key)
         .timeout(timeout)
         .connect_timeout(timeout.max(Duration::from_secs(1)))
+        // HTTP/2 pings while idle keep the connection open, so the first search after a quiet
+        // spell does not pay for a new one.
+        .keep_alive_while_idle()
         .skip_compatibility_check()
         .build()
         .map_err(|e| Error::Index(format!("connecting to qdrant at {url}: {e}")))
@@ -99,6 +105,18 @@ pub fn search_request(
         builder = builder.filter(Filter::must_not([Condition::has_id(ids)]));
     }
     builder.build()
+}
+
+/// Adds the queue's search parameters (`index.qdrant.search`) to a query; none: Qdrant's.
+pub fn with_search_params(mut request: QueryPoints, search: Option<&QdrantSearch>) -> QueryPoints {
+    if let Some(search) = search {
+        let mut params = SearchParamsBuilder::default().exact(search.exact);
+        if let Some(ef) = search.hnsw_ef {
+            params = params.hnsw_ef(ef.max(1) as u64);
+        }
+        request.params = Some(params.build());
+    }
+    request
 }
 
 /// The name of the physical collection holding one bundle version behind `alias`.
@@ -172,6 +190,7 @@ pub struct QdrantIndex {
     client: Qdrant,
     collection: String,
     timeout: Duration,
+    search: Option<QdrantSearch>,
     items: Arc<Catalogue>,
 }
 
@@ -180,12 +199,14 @@ impl QdrantIndex {
         url: &str,
         collection: &str,
         timeout: Duration,
+        search: Option<QdrantSearch>,
         items: Arc<Catalogue>,
     ) -> Result<Self> {
         Ok(Self {
             client: connect(url, timeout)?,
             collection: collection.to_string(),
             timeout,
+            search,
             items,
         })
     }
@@ -202,7 +223,10 @@ impl VectorIndex for QdrantIndex {
         params: SearchParams<'a>,
     ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let request = search_request(&self.collection, query, params, self.timeout);
+            let request = with_search_params(
+                search_request(&self.collection, query, params, self.timeout),
+                self.search.as_ref(),
+            );
             let call = self.client.query(request);
             let response = tokio::time::timeout(self.timeout, call)
                 .await
@@ -384,6 +408,40 @@ mod tests {
     }
 
     #[test]
+    fn the_queues_search_parameters_ride_on_every_query_and_none_leaves_qdrants() {
+        let none = HashSet::new();
+        let base = || {
+            search_request(
+                "c",
+                &[1.0],
+                SearchParams {
+                    limit: 1,
+                    score_threshold: None,
+                    exclude: &none,
+                },
+                Duration::from_secs(1),
+            )
+        };
+        assert!(with_search_params(base(), None).params.is_none());
+        let tuned = QdrantSearch {
+            hnsw_ef: Some(256),
+            exact: false,
+        };
+        let params = with_search_params(base(), Some(&tuned))
+            .params
+            .expect("params");
+        assert_eq!((params.hnsw_ef, params.exact), (Some(256), Some(false)));
+        let exact = QdrantSearch {
+            hnsw_ef: None,
+            exact: true,
+        };
+        let params = with_search_params(base(), Some(&exact))
+            .params
+            .expect("params");
+        assert_eq!((params.hnsw_ef, params.exact), (None, Some(true)));
+    }
+
+    #[test]
     fn collections_are_cosine_with_the_bundle_dimension() {
         use qdrant_client::qdrant::vectors_config::Config;
         let req = create_collection_request("movies-abc", 64);
@@ -487,6 +545,7 @@ mod tests {
             "http://127.0.0.1:9",
             "movies",
             Duration::from_millis(200),
+            None,
             Arc::new(catalogue(1)),
         )
         .unwrap();
