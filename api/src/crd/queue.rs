@@ -313,6 +313,7 @@ pub struct BundleRolloutStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServedBundle {
+    /// `spec.bundle.uri` as it was when this bundle rolled out.
     pub uri: String,
     /// The pinned version (`spec.bundle.sha256`), when the spec pins one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
