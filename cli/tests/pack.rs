@@ -154,7 +154,7 @@ fn inputs(dir: &Path, model: &[u8]) -> Vec<String> {
     std::fs::write(dir.join("items.txt"), "a\nb\nc\nd\ne\nf\n").unwrap();
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
     let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 2), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -288,7 +288,8 @@ pub struct RecallQueueStatus {
     pub bundle_version: Option<String>,
     /// Which bundle the workers serve, the one before it, and when that changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bundle: Option<BundleRolloutStatus>,
+    // Boxed: keeps RecallQueue small (clippy's large_enum_variant on `KanObject`).
+    pub bundle: Option<Box<BundleRolloutStatus>>,
 }
 
 /// The bundle rollout of a queue, read from its worker Deployment: a worker pod is ready only

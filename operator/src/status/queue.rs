@@ -99,7 +99,7 @@ pub fn queue_status(
         uri: b.uri.clone(),
         sha256: b.sha256.clone(),
     });
-    let rollout = bundle_rollout(existing.bundle.as_ref(), desired.as_ref(), workers, now);
+    let rollout = bundle_rollout(existing.bundle.as_deref(), desired.as_ref(), workers, now);
     let decided = match (invalid, &workers.stuck) {
         (None, Some(stuck)) => blame_the_bundle(decided, rollout.as_ref(), desired.as_ref(), stuck),
         _ => decided,
@@ -111,7 +111,7 @@ pub fn queue_status(
         replicas: workers.wanted,
         endpoint: Some(service_url(name, namespace)),
         bundle_version: queue.spec.bundle.as_ref().and_then(|b| b.sha256.clone()),
-        bundle: rollout,
+        bundle: rollout.map(Box::new),
     }
 }
 
