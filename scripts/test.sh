@@ -42,6 +42,8 @@ if [[ -d charts/kan ]]; then
 fi
 
 step "tests"
+# numpy + onnx for the bring-your-own-model test (examples/byo/make_toy_encoder.py).
+./scripts/install-byo-python.sh
 cargo test --locked --workspace
 
 step "done"

@@ -177,6 +177,10 @@ pub enum ErrorCode {
     /// Overloaded or a required dependency failed (503); retry after `Retry-After`.
     Unavailable,
     DeadlineExceeded,
+    /// A dependency refuses the server's own credentials or configuration (500), e.g. the
+    /// vector index rejects the API key: retrying does not help until the spec or Secret is
+    /// fixed.
+    Misconfigured,
     Internal,
 }
 

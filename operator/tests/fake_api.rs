@@ -512,6 +512,113 @@ async fn a_spec_change_rolls_the_workers_through_the_config_hash() {
     );
 }
 
+/// Plays the Deployment controller stuck on a new ReplicaSet: the latest template is observed,
+/// one new pod never gets ready, the old pods keep serving, the progress deadline has passed.
+async fn deployment_stuck_on_the_new_pods(h: &Harness, name: &str) {
+    let d = h.get::<Deployment>(name).await;
+    let replicas = d.spec.replicas.unwrap_or(1);
+    let status = serde_json::json!({
+        "observedGeneration": d.metadata.generation,
+        "replicas": replicas + 1,
+        "readyReplicas": replicas,
+        "updatedReplicas": 1,
+        "availableReplicas": replicas,
+        "conditions": [{
+            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": format!("ReplicaSet \"{name}-v2\" has timed out progressing."),
+        }],
+    });
+    h.api::<Deployment>()
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await
+        .expect("deployment status patched");
+}
+
+async fn set_bundle(h: &Harness, name: &str, uri: &str) {
+    let patch = serde_json::json!({"spec": {"bundle": {"uri": uri}}});
+    h.api::<RecallQueue>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("spec edited");
+}
+
+#[tokio::test]
+async fn a_bundle_that_never_gets_ready_leaves_the_old_one_serving_and_the_queue_degraded() {
+    let h = Harness::new().await;
+    let ctx = h.ctx();
+    h.create::<RecallQueue>(&popular("dssm")).await;
+    set_bundle(&h, "dssm", "s3://bundles/dssm/v1").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    h.deployment_becomes_ready("dssm").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    let status = h.get::<RecallQueue>("dssm").await.status.expect("status");
+    let v1 = status.bundle.expect("rollout recorded");
+    assert_eq!(
+        v1.serving.as_ref().map(|b| b.uri.as_str()),
+        Some("s3://bundles/dssm/v1")
+    );
+    assert_eq!(v1.previous, None);
+
+    set_bundle(&h, "dssm", "s3://bundles/dssm/v2").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    deployment_stuck_on_the_new_pods(&h, "dssm").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    let status = h.get::<RecallQueue>("dssm").await.status.expect("status");
+    assert_eq!(status.bundle.as_ref(), Some(&v1), "v1 still serves");
+    assert_eq!(
+        condition(&status.conditions, condition_type::READY),
+        ("True", "WorkersReady")
+    );
+    assert_eq!(
+        condition(&status.conditions, condition_type::DEGRADED),
+        ("True", "BundleNotReady")
+    );
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_type::DEGRADED)
+        .expect("degraded");
+    assert!(
+        degraded
+            .message
+            .contains("bundle s3://bundles/dssm/v2 did not get ready")
+            && degraded
+                .message
+                .contains("s3://bundles/dssm/v1 keeps serving"),
+        "{}",
+        degraded.message
+    );
+
+    // A fixed v3 rolls out: it serves, v1 is the previous bundle, Degraded clears.
+    set_bundle(&h, "dssm", "s3://bundles/dssm/v3").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    let progressing = serde_json::json!({"status": {"conditions": [{
+        "type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+    }]}});
+    h.api::<Deployment>()
+        .patch_status("dssm", &PatchParams::default(), &Patch::Merge(&progressing))
+        .await
+        .expect("deployment status patched");
+    h.deployment_becomes_ready("dssm").await;
+    h.reconcile_queue(&ctx, "dssm").await;
+    let status = h.get::<RecallQueue>("dssm").await.status.expect("status");
+    let rollout = status.bundle.expect("rollout");
+    assert_eq!(
+        rollout.serving.map(|b| b.uri),
+        Some("s3://bundles/dssm/v3".to_string())
+    );
+    assert_eq!(rollout.previous, v1.serving);
+    assert!(rollout.changed_at.is_some());
+    assert_eq!(
+        condition(&status.conditions, condition_type::DEGRADED),
+        ("False", "AsExpected")
+    );
+}
+
 #[tokio::test]
 async fn a_deleted_child_is_recreated() {
     let h = Harness::new().await;

@@ -39,6 +39,9 @@ pub enum Error {
     /// The vector index failed or is unreachable.
     #[error("vector index: {0}")]
     Index(String),
+    /// The vector index refuses the worker's credentials or configuration (not transient).
+    #[error("vector index refuses the worker's configuration: {0}")]
+    IndexConfig(String),
     /// The request is malformed; `field` names the offending field.
     #[error("{field}: {message}")]
     InvalidRequest { field: String, message: String },
@@ -62,6 +65,7 @@ impl Error {
             Error::Model(_) => "model",
             Error::Inference(_) => "inference",
             Error::Index(_) => "index",
+            Error::IndexConfig(_) => "index_config",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Timeout(_) => "timeout",
             Error::NotReady(_) => "not_ready",

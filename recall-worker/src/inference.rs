@@ -72,13 +72,26 @@ pub fn init_runtime(dylib: Option<&Path>) -> Result<&'static Environment> {
     outcome.as_ref().map_err(|e| Error::Model(e.clone()))
 }
 
+/// The sizes a model declares beyond the contract's names and types (`None`: dynamic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Declared {
+    /// `L` of `history_ids` / `history_mask` when the model fixes it.
+    pub history_length: Option<usize>,
+    /// `D` of `user_embedding` when the model fixes it.
+    pub dim: Option<usize>,
+}
+
+/// History length `pack` uses for a model with a dynamic `L` when none is asked for (the
+/// RecallQueue's `historyLength` default).
+pub const DEFAULT_HISTORY_LENGTH: usize = 50;
+
 /// Checks a session's declared inputs and outputs against the encoder contract; `dim` is the
-/// bundle's embedding dimension.
+/// bundle's embedding dimension. Returns the sizes the model fixes.
 pub fn check_contract(
     inputs: &[(String, ValueType)],
     outputs: &[(String, ValueType)],
     dim: usize,
-) -> Result<()> {
+) -> Result<Declared> {
     let find = |list: &[(String, ValueType)], name: &str| {
         list.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
     };
@@ -99,18 +112,26 @@ pub fn check_contract(
             ))),
         }
     };
-    expect(
+    let ids = expect(
         "input",
         INPUT_IDS,
         find(inputs, INPUT_IDS),
         TensorElementType::Int64,
     )?;
-    expect(
+    let mask = expect(
         "input",
         INPUT_MASK,
         find(inputs, INPUT_MASK),
         TensorElementType::Float32,
     )?;
+    let fixed = |d: i64| (d > 0).then_some(d as usize);
+    if let (Some(a), Some(b)) = (fixed(ids[1]), fixed(mask[1]))
+        && a != b
+    {
+        return Err(Error::Model(format!(
+            "model.onnx declares {INPUT_IDS} of length {a} but {INPUT_MASK} of length {b}: both are [B, L]"
+        )));
+    }
     if let Some((extra, _)) = inputs
         .iter()
         .find(|(n, _)| n != INPUT_IDS && n != INPUT_MASK)
@@ -131,7 +152,89 @@ pub fn check_contract(
             out[1]
         )));
     }
-    Ok(())
+    Ok(Declared {
+        history_length: fixed(ids[1]).or(fixed(mask[1])),
+        dim: fixed(out[1]),
+    })
+}
+
+/// One session of `model`, or an error saying the file is not a loadable model.
+fn open_session(env: &Environment, model: &Path, threads: usize) -> Result<Session> {
+    let bad = |e: ort::Error| Error::Model(format!("{}: {e}", model.display()));
+    Session::builder(env)
+        .map_err(bad)?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| bad(e.into()))?
+        .with_inter_threads(1)
+        .map_err(|e| bad(e.into()))?
+        .commit_from_file(model)
+        .map_err(|e| {
+            Error::Model(format!(
+                "{} is not a loadable ONNX model: {e}",
+                model.display()
+            ))
+        })
+}
+
+fn check_session(session: &Session, dim: usize) -> Result<Declared> {
+    let io = |list: &[ort::value::Outlet]| {
+        list.iter()
+            .map(|o| (o.name().to_string(), o.dtype().clone()))
+            .collect::<Vec<_>>()
+    };
+    check_contract(&io(session.inputs()), &io(session.outputs()), dim)
+}
+
+/// What [`check_model`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelCheck {
+    /// The `L` the model will be served with.
+    pub history_length: usize,
+    /// L2 norm of the trial user vector (the contract asks for 1).
+    pub output_norm: f32,
+}
+
+/// The checks `kan bundle pack` runs on a model before writing a bundle around it: the encoder
+/// contract (the same check as at load), the history length (`asked`, else the model's fixed
+/// `L`, else [`DEFAULT_HISTORY_LENGTH`]; a fixed `L` that differs from `asked` is refused), and
+/// a trial encoding of a history holding the last of `n_items` items, which fails when the
+/// model's item table is shorter than the item list.
+pub fn check_model(
+    env: &Environment,
+    model: &Path,
+    dim: usize,
+    n_items: usize,
+    asked: Option<usize>,
+) -> Result<ModelCheck> {
+    let declared = check_session(&open_session(env, model, 1)?, dim)?;
+    let history_length = match (declared.history_length, asked) {
+        (Some(fixed), Some(asked)) if fixed != asked => {
+            return Err(Error::Model(format!(
+                "model.onnx takes histories of length {fixed}, but --history-length is {asked}: drop the flag or re-export the model"
+            )));
+        }
+        (Some(l), _) | (None, Some(l)) => l,
+        (None, None) => DEFAULT_HISTORY_LENGTH,
+    };
+    if history_length == 0 {
+        return Err(Error::Model("the history length must be at least 1".into()));
+    }
+    let encoder = UserEncoder::load(env, model, history_length, dim, 1, 1)?;
+    let last = n_items.saturating_sub(1);
+    let user = encoder.encode(&[last as u32, 0]).map_err(|e| {
+        Error::Model(format!(
+            "model.onnx failed on a history holding the last listed item (index {last}): its item table must cover all {n_items} items of the item list: {e}"
+        ))
+    })?;
+    if let Some(bad) = user.iter().find(|x| !x.is_finite()) {
+        return Err(Error::Model(format!(
+            "model.onnx produced a non-finite {OUTPUT} value ({bad}) on a trial history"
+        )));
+    }
+    Ok(ModelCheck {
+        history_length,
+        output_norm: user.iter().map(|x| x * x).sum::<f32>().sqrt(),
+    })
 }
 
 /// A pool of sessions of one encoder model.
@@ -152,28 +255,18 @@ impl UserEncoder {
         threads: usize,
         pool: usize,
     ) -> Result<Self> {
-        let bad = |e: ort::Error| Error::Model(format!("{}: {e}", model.display()));
         let mut sessions = Vec::with_capacity(pool.max(1));
         for _ in 0..pool.max(1) {
-            let session = Session::builder(env)
-                .map_err(bad)?
-                .with_intra_threads(threads.max(1))
-                .map_err(|e| bad(e.into()))?
-                .with_inter_threads(1)
-                .map_err(|e| bad(e.into()))?
-                .commit_from_file(model)
-                .map_err(|e| {
-                    Error::Model(format!(
-                        "{} is not a loadable ONNX model: {e}",
-                        model.display()
-                    ))
-                })?;
-            let io = |list: &[ort::value::Outlet]| {
-                list.iter()
-                    .map(|o| (o.name().to_string(), o.dtype().clone()))
-                    .collect::<Vec<_>>()
-            };
-            check_contract(&io(session.inputs()), &io(session.outputs()), dim)?;
+            let session = open_session(env, model, threads)?;
+            let declared = check_session(&session, dim)?;
+            // A fixed L that differs would fail every request in ONNX Runtime; refuse at load.
+            if let Some(fixed) = declared.history_length
+                && fixed != history_length.max(1)
+            {
+                return Err(Error::Model(format!(
+                    "model.onnx takes histories of length {fixed}, but the queue serves {history_length}: set the bundle's params.history_length (or the strategy's historyLength) to {fixed}"
+                )));
+            }
             sessions.push(Mutex::new(session));
         }
         Ok(Self {

@@ -59,6 +59,7 @@ pub fn status_of(error: &Error) -> (StatusCode, ErrorCode) {
             (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
         }
         Error::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::DeadlineExceeded),
+        Error::IndexConfig(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Misconfigured),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
     }
 }

@@ -612,10 +612,13 @@ fn build_index(
             .and_then(|i| i.qdrant.as_ref())
             .ok_or_else(|| Error::Config("index.qdrant is required".into()))?;
         let timeout = Duration::from_millis(q.timeout_ms.max(1) as u64);
+        // The collection of this bundle version, never the alias, which moves to a newer
+        // version's vectors (and item numbering) while this worker still serves its own.
         return Ok(Arc::new(QdrantIndex::new(
             &q.url,
-            &q.collection,
+            &crate::index::qdrant::versioned_collection(&q.collection, bundle.version()),
             timeout,
+            q.search.clone(),
             Arc::new(bundle.items.clone()),
         )?));
     }

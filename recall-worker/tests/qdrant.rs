@@ -1,6 +1,6 @@
 //! The Qdrant backend through the real client and real gRPC, against an in-process stand-in
 //! server (`common/fake_qdrant.rs`): `kan index load`'s loading and alias swap, and a worker
-//! searching the alias.
+//! searching the collection of its own bundle version.
 
 mod common;
 #[path = "common/fake_qdrant.rs"]
@@ -54,10 +54,67 @@ async fn loading_fills_a_versioned_collection_and_moves_the_alias_to_it() {
     assert_eq!(fake.alias_target(ALIAS), Some(v2));
     assert_eq!(fake.collections(), ["items-v1", "items-v2"]);
 
-    // Reloading a version recreates its collection rather than failing on it.
+    // Reloading a version completes its collection in place and never deletes one.
     load(&fake, dir.path(), "v1").await.unwrap();
     assert_eq!(fake.alias_target(ALIAS).as_deref(), Some("items-v1"));
     assert_eq!(fake.point_count("items-v1"), Some(ITEMS));
+    assert_eq!(fake.payload_indexes("items-v1"), [ITEM_ID_FIELD]);
+    assert_eq!(fake.collections(), ["items-v1", "items-v2"]);
+    assert_eq!(fake.deletes(), 0);
+}
+
+/// The bundle version of `dir`.
+fn version_of(dir: &Path) -> String {
+    Bundle::load(dir, None).unwrap().version().to_string()
+}
+
+#[tokio::test]
+async fn reloading_the_version_a_worker_serves_never_interrupts_it() {
+    let fake = FakeQdrant::spawn().await.unwrap();
+    let dir = item2vec_bundle();
+    let version = version_of(dir.path());
+    load(&fake, dir.path(), &version).await.unwrap();
+    let served = worker(config(
+        StrategyType::Item2vec,
+        Some(dir.path()),
+        qdrant_index(&fake),
+    ))
+    .await;
+    let before = recall(&served, json!({"user_id": "u0", "k": 5})).await;
+    load(&fake, dir.path(), &version).await.unwrap();
+    assert_eq!(fake.deletes(), 0);
+    assert_eq!(fake.alias_target(ALIAS), Some(format!("items-{version}")));
+    let (status, body) = call(&served, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        recall(&served, json!({"user_id": "u0", "k": 5})).await,
+        before
+    );
+}
+
+#[tokio::test]
+async fn a_worker_keeps_searching_its_own_versions_collection_after_the_alias_moves_on() {
+    let fake = FakeQdrant::spawn().await.unwrap();
+    let dir = item2vec_bundle();
+    let version = version_of(dir.path());
+    load(&fake, dir.path(), &version).await.unwrap();
+    let served = worker(config(
+        StrategyType::Item2vec,
+        Some(dir.path()),
+        qdrant_index(&fake),
+    ))
+    .await;
+    let before = recall(&served, json!({"user_id": "u0", "k": 5})).await;
+    // A newer bundle is loaded: the alias moves to its collection, whose points number items
+    // differently (here: the best hit's point now carries another bundle's id).
+    let newer = load(&fake, dir.path(), "newer").await.unwrap();
+    assert_eq!(fake.alias_target(ALIAS), Some(newer.clone()));
+    let point: u64 = before[0].trim_start_matches('i').parse().unwrap();
+    fake.set_payload(&newer, point, ITEM_ID_FIELD, "from-the-newer-bundle");
+    assert_eq!(
+        recall(&served, json!({"user_id": "u0", "k": 5})).await,
+        before
+    );
 }
 
 #[tokio::test]
@@ -103,7 +160,7 @@ async fn a_worker_searching_qdrant_answers_like_the_exact_scan_of_its_bundle() {
 }
 
 #[tokio::test]
-async fn the_worker_is_not_ready_until_the_alias_exists_and_says_why() {
+async fn the_worker_is_not_ready_until_its_versions_collection_exists_and_says_why() {
     let fake = FakeQdrant::spawn().await.unwrap();
     let dir = item2vec_bundle();
     let served = worker(config(
@@ -115,12 +172,19 @@ async fn the_worker_is_not_ready_until_the_alias_exists_and_says_why() {
     let (status, body) = call(&served, "GET", "/readyz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let error = body["error"].as_str().unwrap();
+    let version = version_of(dir.path());
     assert!(
-        error.contains("items") && error.contains("doesn't exist"),
+        error.contains(&format!("items-{version}"))
+            && error.contains("kan index load")
+            && error.contains("doesn't exist"),
         "{error}"
     );
 
+    // Another version's collection behind the alias does not make this worker ready.
     load(&fake, dir.path(), "v1").await.unwrap();
+    let (status, body) = call(&served, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    load(&fake, dir.path(), &version).await.unwrap();
     let (status, body) = call(&served, "GET", "/readyz", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -149,7 +213,9 @@ async fn failed_upserts_are_retried_and_a_lasting_failure_names_the_batch() {
 async fn hits_whose_item_the_served_bundle_does_not_know_are_dropped() {
     let fake = FakeQdrant::spawn().await.unwrap();
     let dir = item2vec_bundle();
-    let collection = load(&fake, dir.path(), "v1").await.unwrap();
+    let collection = load(&fake, dir.path(), &version_of(dir.path()))
+        .await
+        .unwrap();
     let served = worker(config(
         StrategyType::Item2vec,
         Some(dir.path()),
@@ -157,12 +223,52 @@ async fn hits_whose_item_the_served_bundle_does_not_know_are_dropped() {
     ))
     .await;
     let before = recall(&served, json!({"user_id": "u0", "k": 5})).await;
-    // The best hit now carries an id from another bundle (the alias moved to a version this
-    // worker has not loaded yet): the worker must not answer it as some other item.
+    // The best hit now carries an id this bundle does not know (a collection written by
+    // something else): the worker must not answer it as some other item.
     let point: u64 = before[0].trim_start_matches('i').parse().unwrap();
     fake.set_payload(&collection, point, ITEM_ID_FIELD, "from-another-bundle");
     let after = recall(&served, json!({"user_id": "u0", "k": 5})).await;
     assert!(!after.contains(&before[0]), "{after:?}");
     assert!(!after.iter().any(|i| i == "from-another-bundle"));
     assert_eq!(after[..before.len() - 1], before[1..]);
+}
+
+#[tokio::test]
+async fn a_refused_api_key_gets_its_own_code_and_a_message_without_grpc_metadata() {
+    let fake = FakeQdrant::spawn().await.unwrap();
+    let dir = item2vec_bundle();
+    load(&fake, dir.path(), &version_of(dir.path()))
+        .await
+        .unwrap();
+    let served = worker(config(
+        StrategyType::Item2vec,
+        Some(dir.path()),
+        qdrant_index(&fake),
+    ))
+    .await;
+    fake.require_api_key("the-right-key");
+
+    let (status, body) = call(&served, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("Invalid api-key") && error.contains("apiKeySecret"),
+        "{error}"
+    );
+    assert!(!error.contains("MetadataMap"), "{error}");
+
+    let (status, body) = call(
+        &served,
+        "POST",
+        "/v1/recall",
+        Some(json!({"user_id": "u0", "k": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "misconfigured", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("refuses the worker's configuration") && !message.contains("MetadataMap"),
+        "{message}"
+    );
 }

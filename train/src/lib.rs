@@ -17,6 +17,7 @@ pub mod eval;
 pub mod history;
 pub mod metrics;
 pub mod onnx;
+pub mod pack;
 pub mod pipeline;
 pub mod progress;
 pub mod runtime;

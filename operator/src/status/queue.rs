@@ -2,7 +2,9 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kan_api::crd::{RecallQueue, RecallQueueStatus, condition_type::*};
+use kan_api::crd::{
+    BundleRolloutStatus, RecallQueue, RecallQueueStatus, ServedBundle, condition_type::*,
+};
 
 use super::conditions::{Decided, merge};
 use crate::children::pdb::min_replicas;
@@ -93,6 +95,15 @@ pub fn queue_status(
         ],
         None => decide(workers),
     };
+    let desired = queue.spec.bundle.as_ref().map(|b| ServedBundle {
+        uri: b.uri.clone(),
+        sha256: b.sha256.clone(),
+    });
+    let rollout = bundle_rollout(existing.bundle.as_deref(), desired.as_ref(), workers, now);
+    let decided = match (invalid, &workers.stuck) {
+        (None, Some(stuck)) => blame_the_bundle(decided, rollout.as_ref(), desired.as_ref(), stuck),
+        _ => decided,
+    };
     RecallQueueStatus {
         observed_generation: generation,
         conditions: merge(&existing.conditions, decided, generation, now),
@@ -100,7 +111,61 @@ pub fn queue_status(
         replicas: workers.wanted,
         endpoint: Some(service_url(name, namespace)),
         bundle_version: queue.spec.bundle.as_ref().and_then(|b| b.sha256.clone()),
+        bundle: rollout.map(Box::new),
     }
+}
+
+/// The spec's bundle becomes `serving` once a rollout of the latest spec completed with ready
+/// pods (a worker is ready only with its bundle verified and loaded); what served before moves
+/// to `previous`. Until then nothing changes, so a bundle that never gets ready leaves the
+/// record (and the old pods) as they were.
+pub fn bundle_rollout(
+    existing: Option<&BundleRolloutStatus>,
+    desired: Option<&ServedBundle>,
+    workers: &WorkerObservation,
+    now: &Time,
+) -> Option<BundleRolloutStatus> {
+    let mut out = existing.cloned().unwrap_or_default();
+    if let Some(desired) = desired
+        && workers.rollout_done()
+        && workers.ready > 0
+        && out.serving.as_ref() != Some(desired)
+    {
+        out.previous = out.serving.replace(desired.clone());
+        out.changed_at = Some(now.clone());
+    }
+    (out != BundleRolloutStatus::default()).then_some(out)
+}
+
+/// A rollout stuck on a new bundle while another still serves is the bundle's failure: Degraded
+/// says which bundle did not get ready and which one keeps serving (the rollback target).
+fn blame_the_bundle(
+    decided: Vec<Decided>,
+    rollout: Option<&BundleRolloutStatus>,
+    desired: Option<&ServedBundle>,
+    stuck: &str,
+) -> Vec<Decided> {
+    let serving = rollout.and_then(|r| r.serving.as_ref());
+    let (Some(serving), Some(desired)) = (serving, desired) else {
+        return decided;
+    };
+    if serving == desired {
+        return decided;
+    }
+    let message = format!(
+        "bundle {} did not get ready on the new worker pods ({stuck}); {} keeps serving on the old pods: see the new pods' /readyz, then fix the bundle or roll back by setting spec.bundle.uri to {}",
+        desired.uri, serving.uri, serving.uri
+    );
+    decided
+        .into_iter()
+        .map(|d| {
+            if d.type_ == DEGRADED {
+                Decided::new(DEGRADED, true, "BundleNotReady", message.clone())
+            } else {
+                d
+            }
+        })
+        .collect()
 }
 
 /// Pods wanted when no Deployment has been observed yet.
@@ -300,5 +365,81 @@ mod tests {
         q.spec.bundle.as_mut().expect("bundle").sha256 = Some("v-123".into());
         let s = queue_status(&q, &WorkerObservation::default(), None, &now());
         assert_eq!(s.bundle_version.as_deref(), Some("v-123"));
+    }
+
+    fn with_bundle(uri: &str, status: Option<RecallQueueStatus>) -> RecallQueue {
+        let mut q = queue();
+        q.spec.bundle.as_mut().expect("bundle").uri = uri.into();
+        q.status = status;
+        q
+    }
+
+    fn served(uri: &str) -> Option<ServedBundle> {
+        Some(ServedBundle {
+            uri: uri.into(),
+            sha256: None,
+        })
+    }
+
+    #[test]
+    fn a_completed_rollout_records_the_serving_bundle_the_previous_one_and_when() {
+        let done = WorkerObservation::of(Some(&deployment(3, 3, 3, 3)), 1);
+        let v1 = queue_status(&with_bundle("s3://b/v1", None), &done, None, &now());
+        let rollout = v1.bundle.clone().expect("rollout recorded");
+        assert_eq!(rollout.serving, served("s3://b/v1"));
+        assert_eq!(rollout.previous, None);
+        assert_eq!(rollout.changed_at, Some(now()));
+
+        // v2 while the Deployment controller has not caught up: v1 still serves.
+        let mut rolling = deployment(3, 3, 3, 3);
+        rolling.metadata.generation = Some(3);
+        let rolling = WorkerObservation::of(Some(&rolling), 1);
+        let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_600).expect("valid"));
+        let s = queue_status(
+            &with_bundle("s3://b/v2", Some(v1.clone())),
+            &rolling,
+            None,
+            &later,
+        );
+        assert_eq!(s.bundle, v1.bundle);
+
+        let s = queue_status(&with_bundle("s3://b/v2", Some(v1)), &done, None, &later);
+        let rollout = s.bundle.expect("rollout");
+        assert_eq!(rollout.serving, served("s3://b/v2"));
+        assert_eq!(rollout.previous, served("s3://b/v1"));
+        assert_eq!(rollout.changed_at, Some(later));
+    }
+
+    #[test]
+    fn a_bundle_stuck_on_new_pods_leaves_the_old_one_serving_and_degrades_naming_both() {
+        let done = WorkerObservation::of(Some(&deployment(3, 3, 3, 3)), 1);
+        let v1 = queue_status(&with_bundle("s3://b/v1", None), &done, None, &now());
+        // Two old pods still ready, the new one never passes /readyz.
+        let mut d = deployment(3, 2, 1, 4);
+        d.status.as_mut().expect("status").conditions = Some(vec![DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet pop-v2 has timed out progressing.".into()),
+            ..Default::default()
+        }]);
+        let q = with_bundle("s3://b/v2", Some(v1.clone()));
+        let s = queue_status(&q, &WorkerObservation::of(Some(&d), 1), None, &now());
+        assert_eq!(s.bundle, v1.bundle, "v1 still serves");
+        assert_eq!(conditions(&s), [Some("True"), Some("True"), Some("True")]);
+        let degraded = &s.conditions[2];
+        assert_eq!(degraded.reason, "BundleNotReady");
+        assert!(
+            degraded
+                .message
+                .contains("bundle s3://b/v2 did not get ready")
+                && degraded.message.contains("timed out progressing")
+                && degraded.message.contains("s3://b/v1 keeps serving")
+                && degraded
+                    .message
+                    .contains("setting spec.bundle.uri to s3://b/v1"),
+            "{}",
+            degraded.message
+        );
     }
 }

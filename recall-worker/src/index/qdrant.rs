@@ -1,9 +1,15 @@
-//! The Qdrant backend: searching a collection alias from the worker, and loading a bundle's item
-//! vectors into a fresh collection version then pointing the alias at it (`kan index load`).
+//! The Qdrant backend: loading a bundle's item vectors into the collection of its version then
+//! pointing the alias at it (`kan index load`), and searching from the worker.
+//!
+//! A worker searches `<alias>-<its bundle version>`, never the alias: the alias is for readers
+//! outside Kan and moves as soon as a newer bundle is loaded, while a worker still serving the
+//! older bundle encodes users with the older model and maps point ids through the older
+//! catalogue. Loading never deletes a collection (any version may be serving); an old version
+//! is removed only by hand once no worker serves it.
 //!
 //! Point ids are internal item indices; every point carries its external id in the `item_id`
-//! payload, which the worker maps back through its own catalogue, so a worker still serving the
-//! previous bundle never returns a wrong item after the alias moves.
+//! payload, which the worker maps back through its own catalogue (a hit the catalogue does not
+//! know is dropped).
 //!
 //! Request building is kept in pure functions (`*_request`) so it can be tested without a server.
 
@@ -17,8 +23,11 @@ use qdrant_client::qdrant::{
     Condition, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder,
     CreateFieldIndexCollection, CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter,
     PayloadIncludeSelector, PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint,
-    UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
+    SearchParamsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
+    point_id::PointIdOptions,
 };
+
+use kan_api::crd::QdrantSearch;
 
 use super::{Hit, SearchParams, VectorIndex};
 use crate::bundle::Catalogue;
@@ -33,6 +42,32 @@ pub const UPSERT_BATCH: usize = 1000;
 /// Attempts per upsert batch before loading fails.
 pub const UPSERT_ATTEMPTS: u32 = 4;
 
+/// gRPC status codes (grpc/grpc doc/statuscodes.md) that mean the worker's own configuration
+/// is wrong: retrying does not help.
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const GRPC_UNAUTHENTICATED: i32 = 16;
+
+/// A Qdrant failure as the worker reports it: `context` plus the server's code and message
+/// (never the gRPC metadata). A refused API key or a request the collection cannot take (wrong
+/// dimension) is [`Error::IndexConfig`]; the rest is [`Error::Index`].
+pub fn index_error(context: &str, e: qdrant_client::QdrantError) -> Error {
+    use qdrant_client::QdrantError as Q;
+    let status = match &e {
+        Q::ResponseError { status } | Q::ResourceExhaustedError { status, .. } => status,
+        other => return Error::Index(format!("{context}: {other}")),
+    };
+    let code = status.code();
+    let message = format!("{context}: {code}: {}", status.message());
+    match code as i32 {
+        GRPC_UNAUTHENTICATED | GRPC_PERMISSION_DENIED => Error::IndexConfig(format!(
+            "{message} (check the API key: index.qdrant.apiKeySecret, {API_KEY_ENV})"
+        )),
+        GRPC_INVALID_ARGUMENT => Error::IndexConfig(message),
+        _ => Error::Index(message),
+    }
+}
+
 /// Connects to Qdrant at `url` (gRPC, e.g. `http://qdrant:6334`) with the API key from
 /// [`API_KEY_ENV`] when set.
 pub fn connect(url: &str, timeout: Duration) -> Result<Qdrant> {
@@ -41,6 +76,9 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Qdrant> {
         .api_key(api_key)
         .timeout(timeout)
         .connect_timeout(timeout.max(Duration::from_secs(1)))
+        // HTTP/2 pings while idle keep the connection open, so the first search after a quiet
+        // spell does not pay for a new one.
+        .keep_alive_while_idle()
         .skip_compatibility_check()
         .build()
         .map_err(|e| Error::Index(format!("connecting to qdrant at {url}: {e}")))
@@ -67,6 +105,18 @@ pub fn search_request(
         builder = builder.filter(Filter::must_not([Condition::has_id(ids)]));
     }
     builder.build()
+}
+
+/// Adds the queue's search parameters (`index.qdrant.search`) to a query; none: Qdrant's.
+pub fn with_search_params(mut request: QueryPoints, search: Option<&QdrantSearch>) -> QueryPoints {
+    if let Some(search) = search {
+        let mut params = SearchParamsBuilder::default().exact(search.exact);
+        if let Some(ef) = search.hnsw_ef {
+            params = params.hnsw_ef(ef.max(1) as u64);
+        }
+        request.params = Some(params.build());
+    }
+    request
 }
 
 /// The name of the physical collection holding one bundle version behind `alias`.
@@ -135,11 +185,12 @@ pub fn hits_from_points(points: Vec<ScoredPoint>, items: &Catalogue) -> Vec<Hit>
         .collect()
 }
 
-/// Searches a Qdrant collection (normally an alias).
+/// Searches one Qdrant collection (a worker's: the collection of its bundle version).
 pub struct QdrantIndex {
     client: Qdrant,
     collection: String,
     timeout: Duration,
+    search: Option<QdrantSearch>,
     items: Arc<Catalogue>,
 }
 
@@ -148,12 +199,14 @@ impl QdrantIndex {
         url: &str,
         collection: &str,
         timeout: Duration,
+        search: Option<QdrantSearch>,
         items: Arc<Catalogue>,
     ) -> Result<Self> {
         Ok(Self {
             client: connect(url, timeout)?,
             collection: collection.to_string(),
             timeout,
+            search,
             items,
         })
     }
@@ -170,14 +223,17 @@ impl VectorIndex for QdrantIndex {
         params: SearchParams<'a>,
     ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
-            let request = search_request(&self.collection, query, params, self.timeout);
+            let request = with_search_params(
+                search_request(&self.collection, query, params, self.timeout),
+                self.search.as_ref(),
+            );
             let call = self.client.query(request);
             let response = tokio::time::timeout(self.timeout, call)
                 .await
                 .map_err(|_| {
                     Error::Index(format!("qdrant search timed out after {:?}", self.timeout))
                 })?
-                .map_err(|e| Error::Index(format!("qdrant search in {}: {e}", self.collection)))?;
+                .map_err(|e| index_error(&format!("qdrant search in {}", self.collection), e))?;
             let exclude: &HashSet<u32> = params.exclude;
             Ok(hits_from_points(response.result, &self.items)
                 .into_iter()
@@ -192,7 +248,15 @@ impl VectorIndex for QdrantIndex {
             tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), call)
                 .await
                 .map_err(|_| Error::Index("qdrant did not answer in time".to_string()))?
-                .map_err(|e| Error::Index(format!("qdrant collection {}: {e}", self.collection)))?;
+                .map_err(|e| {
+                    index_error(
+                        &format!(
+                            "qdrant collection {} (this bundle version's; `kan index load` creates it)",
+                            self.collection
+                        ),
+                        e,
+                    )
+                })?;
             Ok(())
         })
     }
@@ -206,9 +270,12 @@ pub struct LoadReport {
     pub points: usize,
 }
 
-/// Loads item vectors into `<alias>-<version>` (recreated if it exists), builds the payload
-/// index, then moves `alias` to it in one alias operation (Qdrant reassigns an existing alias
-/// atomically), so searches switch from the old version to the complete new one at once.
+/// Loads item vectors into `<alias>-<version>`, builds the payload index, then moves `alias` to
+/// it in one alias operation (Qdrant reassigns an existing alias atomically), so outside
+/// readers switch from the old version to the complete new one at once. An existing collection
+/// of the version is completed in place, never deleted: the version is a content hash, so the
+/// upserts rewrite the same points, and workers of that version keep answering throughout
+/// (Qdrant drops a deleted collection's aliases with it).
 pub async fn load_bundle(
     client: &Qdrant,
     alias: &str,
@@ -218,23 +285,18 @@ pub async fn load_bundle(
     vectors: &[f32],
 ) -> Result<LoadReport> {
     let collection = versioned_collection(alias, version);
-    let err = |what: &str, e: qdrant_client::QdrantError| {
-        Error::Index(format!("{what} {collection}: {e}"))
-    };
-    if client
+    let err =
+        |what: &str, e: qdrant_client::QdrantError| index_error(&format!("{what} {collection}"), e);
+    if !client
         .collection_exists(collection.as_str())
         .await
         .map_err(|e| err("checking", e))?
     {
         client
-            .delete_collection(collection.as_str())
+            .create_collection(create_collection_request(&collection, dim as u64))
             .await
-            .map_err(|e| err("deleting stale", e))?;
+            .map_err(|e| err("creating", e))?;
     }
-    client
-        .create_collection(create_collection_request(&collection, dim as u64))
-        .await
-        .map_err(|e| err("creating", e))?;
     client
         .create_field_index(payload_index_request(&collection))
         .await
@@ -243,7 +305,7 @@ pub async fn load_bundle(
     for (i, request) in requests.into_iter().enumerate() {
         upsert_with_retries(client, request)
             .await
-            .map_err(|e| Error::Index(format!("upserting batch {i} into {collection}: {e}")))?;
+            .map_err(|e| index_error(&format!("upserting batch {i} into {collection}"), e))?;
     }
     client
         .create_alias(CreateAliasBuilder::new(&collection, alias))
@@ -346,6 +408,40 @@ mod tests {
     }
 
     #[test]
+    fn the_queues_search_parameters_ride_on_every_query_and_none_leaves_qdrants() {
+        let none = HashSet::new();
+        let base = || {
+            search_request(
+                "c",
+                &[1.0],
+                SearchParams {
+                    limit: 1,
+                    score_threshold: None,
+                    exclude: &none,
+                },
+                Duration::from_secs(1),
+            )
+        };
+        assert!(with_search_params(base(), None).params.is_none());
+        let tuned = QdrantSearch {
+            hnsw_ef: Some(256),
+            exact: false,
+        };
+        let params = with_search_params(base(), Some(&tuned))
+            .params
+            .expect("params");
+        assert_eq!((params.hnsw_ef, params.exact), (Some(256), Some(false)));
+        let exact = QdrantSearch {
+            hnsw_ef: None,
+            exact: true,
+        };
+        let params = with_search_params(base(), Some(&exact))
+            .params
+            .expect("params");
+        assert_eq!((params.hnsw_ef, params.exact), (None, Some(true)));
+    }
+
+    #[test]
     fn collections_are_cosine_with_the_bundle_dimension() {
         use qdrant_client::qdrant::vectors_config::Config;
         let req = create_collection_request("movies-abc", 64);
@@ -417,6 +513,25 @@ mod tests {
     }
 
     #[test]
+    fn refused_keys_and_bad_requests_are_configuration_errors_and_the_rest_stay_transient() {
+        let error =
+            |status| index_error("qdrant search in c", QdrantError::ResponseError { status });
+        use qdrant_client::QdrantError;
+        use tonic::Status;
+        let e = error(Status::permission_denied("read-only key"));
+        assert_eq!(e.metric_label(), "index_config");
+        assert!(e.to_string().contains("read-only key") && e.to_string().contains(API_KEY_ENV));
+        let e = error(Status::invalid_argument("wrong vector dimension"));
+        assert_eq!(e.metric_label(), "index_config");
+        let e = error(Status::unavailable("restarting"));
+        assert_eq!(e.metric_label(), "index");
+        assert_eq!(
+            e.to_string(),
+            "vector index: qdrant search in c: The service is currently unavailable: restarting"
+        );
+    }
+
+    #[test]
     fn versioned_collections_are_named_after_alias_and_version() {
         assert_eq!(
             versioned_collection("movies", "0123abcd"),
@@ -430,6 +545,7 @@ mod tests {
             "http://127.0.0.1:9",
             "movies",
             Duration::from_millis(200),
+            None,
             Arc::new(catalogue(1)),
         )
         .unwrap();

@@ -31,8 +31,12 @@ struct State {
     /// alias → collection
     aliases: BTreeMap<String, String>,
     queries: u64,
+    /// Collections deleted so far.
+    deletes: u64,
     /// Upserts still to fail with UNAVAILABLE.
     failing_upserts: u32,
+    /// When set, every call must carry this `api-key`, else UNAUTHENTICATED (as Qdrant answers).
+    api_key: Option<String>,
 }
 
 struct Collection {
@@ -49,9 +53,26 @@ impl FakeQdrant {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let service = Service(state.clone());
+        let keys = state.clone();
+        let check_key = move |request: Request<()>| {
+            let want = lock(&keys).api_key.clone();
+            let got = request
+                .metadata()
+                .get("api-key")
+                .and_then(|v| v.to_str().ok());
+            match want {
+                Some(want) if got != Some(want.as_str()) => {
+                    Err(Status::unauthenticated("Invalid api-key"))
+                }
+                _ => Ok(request),
+            }
+        };
         let server = tonic::transport::Server::builder()
-            .add_service(PointsServer::new(service.clone()))
-            .add_service(CollectionsServer::new(service))
+            .add_service(PointsServer::with_interceptor(
+                service.clone(),
+                check_key.clone(),
+            ))
+            .add_service(CollectionsServer::with_interceptor(service, check_key))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         let task = tokio::spawn(async move {
             let _ = server.await;
@@ -91,6 +112,16 @@ impl FakeQdrant {
     /// Query calls served so far.
     pub fn queries(&self) -> u64 {
         lock(&self.state).queries
+    }
+
+    /// From now on, calls without this API key are refused with UNAUTHENTICATED.
+    pub fn require_api_key(&self, key: &str) {
+        lock(&self.state).api_key = Some(key.to_string());
+    }
+
+    /// Collection deletions served so far.
+    pub fn deletes(&self) -> u64 {
+        lock(&self.state).deletes
     }
 
     /// The next `n` upserts fail with UNAVAILABLE, as a restarting server's would.
@@ -364,6 +395,7 @@ impl Collections for Service {
         let name = request.into_inner().collection_name;
         let mut state = self.state();
         let existed = state.collections.remove(&name).is_some();
+        state.deletes += 1;
         state.aliases.retain(|_, target| *target != name);
         Ok(Response::new(pb::CollectionOperationResponse {
             result: existed,
@@ -461,7 +493,10 @@ impl Points for Service {
         let request = request.into_inner();
         let mut state = self.state();
         let collection = state.collection_mut(&request.collection_name)?;
-        collection.payload_indexes.push(request.field_name);
+        // Idempotent, as in Qdrant.
+        if !collection.payload_indexes.contains(&request.field_name) {
+            collection.payload_indexes.push(request.field_name);
+        }
         Ok(points_done())
     }
 

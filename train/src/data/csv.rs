@@ -161,7 +161,7 @@ fn table(file: &TextFile) -> Result<(Vec<&str>, Rows<'_>)> {
     Ok((head, rows))
 }
 
-fn read_interactions(ds: &mut Dataset, file: &TextFile) -> Result<()> {
+pub(super) fn read_interactions(ds: &mut Dataset, file: &TextFile) -> Result<()> {
     let (head, rows) = table(file)?;
     let (u, i) = (
         column(file, &head, "user_id")?,

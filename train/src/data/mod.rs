@@ -131,6 +131,37 @@ fn read_item_tags(ds: &mut Dataset, file: &lines::TextFile) -> Result<()> {
     Ok(())
 }
 
+/// Reads one interactions table, `.csv` or `.parquet` (columns
+/// `user_id,item_id[,timestamp][,weight]`, as in the csv format's `interactions` table).
+pub fn read_interactions(path: &Path) -> Result<Dataset> {
+    let mut ds = Dataset {
+        name: path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("interactions")
+            .to_string(),
+        ..Dataset::default()
+    };
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => csv::read_interactions(&mut ds, &lines::TextFile::read(path)?)?,
+        Some("parquet") => parquet::read_interactions(&mut ds, path)?,
+        _ => {
+            return Err(Error::InvalidInput(format!(
+                "{}: interactions must be a .csv or .parquet file",
+                path.display()
+            )));
+        }
+    }
+    ds.pad_side_info();
+    Ok(ds)
+}
+
+/// Reads a Parquet column of equal-length float lists as a row-major `(rows, dim, values)`
+/// matrix (item vectors for `kan bundle pack`).
+pub fn read_vector_column(path: &Path, column: &str) -> Result<(usize, usize, Vec<f32>)> {
+    parquet::read_vector_column(path, column)
+}
+
 impl Dataset {
     pub fn n_users(&self) -> usize {
         self.users.len()

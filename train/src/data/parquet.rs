@@ -158,6 +158,48 @@ pub(super) fn read_interactions(ds: &mut Dataset, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads a column of equal-length float lists (one item vector per row) as a row-major matrix.
+pub(super) fn read_vector_column(path: &Path, column: &str) -> Result<(usize, usize, Vec<f32>)> {
+    let file = ParquetFile::open(path)?;
+    let mut dim = None;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    file.for_each_row(&[column], |n, f| {
+        let Field::ListInternal(list) = &f[0] else {
+            return Err(file.err(
+                n,
+                format!("{column} is {}, expected a list of floats", kind(&f[0])),
+            ));
+        };
+        let len = list.len();
+        if *dim.get_or_insert(len) != len {
+            return Err(file.err(
+                n,
+                format!(
+                    "{column} has {len} values, but earlier rows have {}",
+                    dim.unwrap_or(0)
+                ),
+            ));
+        }
+        for x in list.elements() {
+            values.push(match x {
+                Field::Float(x) => *x,
+                Field::Double(x) => *x as f32,
+                Field::Float16(x) => f32::from(*x),
+                other => {
+                    return Err(file.err(
+                        n,
+                        format!("{column} holds {}, expected floats", kind(other)),
+                    ));
+                }
+            });
+        }
+        rows += 1;
+        Ok(())
+    })?;
+    Ok((rows, dim.unwrap_or(0), values))
+}
+
 /// How an integer `timestamp` column counts time: plain integers are Unix seconds like the CSV
 /// column; a Parquet timestamp in nanoseconds arrives as a plain integer from the record API.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -309,6 +351,8 @@ mod tests {
         F64(Vec<Option<f64>>),
         /// A three-level `LIST` of strings.
         Utf8List(Vec<Vec<&'a str>>),
+        /// A three-level `LIST` of doubles.
+        F64List(Vec<Vec<f64>>),
     }
 
     /// Values and definition levels of an optional flat column.
@@ -370,6 +414,19 @@ mod tests {
                         }
                     }
                     w.typed::<ByteArrayType>()
+                        .write_batch(&values, Some(&defs), Some(&reps))
+                        .unwrap();
+                }
+                Col::F64List(rows) => {
+                    let (mut values, mut defs, mut reps) = (vec![], vec![], vec![]);
+                    for row in rows {
+                        for (i, x) in row.iter().enumerate() {
+                            values.push(*x);
+                            defs.push(3);
+                            reps.push(i16::from(i > 0));
+                        }
+                    }
+                    w.typed::<DoubleType>()
                         .write_batch(&values, Some(&defs), Some(&reps))
                         .unwrap();
                 }
@@ -608,6 +665,44 @@ mod tests {
         assert!(
             err.contains("both interactions.csv and interactions.parquet"),
             "{err}"
+        );
+    }
+
+    const VECTORS: &str = "message schema {
+        optional group vectors (LIST) { repeated group list { optional double element; } }
+    }";
+
+    #[test]
+    fn a_column_of_float_lists_reads_as_a_matrix_and_a_ragged_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.parquet");
+        let rows = vec![vec![1.0, 0.0], vec![0.6, 0.8]];
+        write(
+            &path,
+            VECTORS,
+            &[Col::F64List(rows)],
+            Compression::UNCOMPRESSED,
+        );
+        let (n, dim, values) = crate::data::read_vector_column(&path, "vectors").unwrap();
+        assert_eq!((n, dim, values), (2, 2, vec![1.0, 0.0, 0.6, 0.8]));
+        let e = crate::data::read_vector_column(&path, "embedding")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing column `embedding`"), "{e}");
+
+        let ragged = vec![vec![1.0, 0.0], vec![0.6, 0.8, 0.0]];
+        write(
+            &path,
+            VECTORS,
+            &[Col::F64List(ragged)],
+            Compression::UNCOMPRESSED,
+        );
+        let e = crate::data::read_vector_column(&path, "vectors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("v.parquet:2: vectors has 3 values, but earlier rows have 2"),
+            "{e}"
         );
     }
 }
