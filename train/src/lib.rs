@@ -13,6 +13,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod history;
+pub mod linalg;
 pub mod metrics;
 pub mod onnx;
 pub mod pipeline;

@@ -128,6 +128,18 @@ pub fn validate(
     model: &dyn strategies::Recaller,
     seed: u64,
 ) -> Result<BTreeMap<String, f64>> {
+    validate_parts(&p.ds, &p.split, &p.history, model, seed)
+}
+
+/// [`validate`] over the parts a trainer's [`Context`] holds (for early stopping).
+pub fn validate_parts(
+    ds: &Dataset,
+    split: &Split,
+    history: &History,
+    model: &dyn strategies::Recaller,
+    seed: u64,
+) -> Result<BTreeMap<String, f64>> {
+    let p = Parts { ds, split, history };
     let mut truth: Vec<Vec<u32>> = vec![Vec::new(); p.ds.n_users()];
     for r in &p.split.valid {
         truth[r.user as usize].push(r.item);
@@ -155,6 +167,12 @@ pub fn validate(
         acc.add(list, &truth[*u as usize].iter().copied().collect());
     }
     Ok(acc.finish())
+}
+
+struct Parts<'a> {
+    ds: &'a Dataset,
+    split: &'a Split,
+    history: &'a History,
 }
 
 /// `kan train`: trains a strategy and writes its bundle.

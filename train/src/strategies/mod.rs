@@ -2,6 +2,8 @@
 //! bundle, reads them back, and recalls items for queries (used for validation metrics at
 //! training time and by `kan eval`).
 
+pub mod convergence;
+pub mod dssm_grad;
 pub mod exploratory;
 pub mod hyper;
 pub mod item2vec;
