@@ -1,6 +1,6 @@
-//! Dense f32 kernels for the hand-written trainers: a strided matrix product split over rayon
-//! threads by output rows (`matrixmultiply`'s packed SIMD kernel, the one ndarray uses), and an
-//! in-place Adam. Row-major everywhere.
+//! Dense f32 kernels for the hand-written trainers: a strided matrix product
+//! (`matrixmultiply`'s packed SIMD kernel, the one ndarray uses, threaded by its own pool), and
+//! an in-place Adam. Row-major everywhere.
 
 use rayon::prelude::*;
 
@@ -43,7 +43,7 @@ impl<'a> View<'a> {
 }
 
 /// `c = alpha · a · b + beta · c`, with `c` row-major `a.rows × b.cols` (with `beta == 0` the old
-/// contents of `c` are ignored). Output rows are split over the rayon pool.
+/// contents of `c` are ignored).
 ///
 /// Panics on mismatched shapes (a programming error, never input-dependent).
 pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
@@ -53,35 +53,26 @@ pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
     if m == 0 || n == 0 {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    let block = m.div_ceil(threads * 4).max(16);
-    c.par_chunks_mut(block * n)
-        .enumerate()
-        .for_each(|(bi, cb)| {
-            let r0 = bi * block;
-            let mb = cb.len() / n;
-            // SAFETY: View::new checked that each operand's slice holds its whole
-            // rows × cols extent under its strides, so rows r0..r0 + mb of `a` and all of `b` are
-            // in bounds; `cb` is an exclusive, contiguous mb × n block of `c`.
-            unsafe {
-                matrixmultiply::sgemm(
-                    mb,
-                    k,
-                    n,
-                    alpha,
-                    a.data.as_ptr().add(r0 * a.rs),
-                    a.rs as isize,
-                    a.cs as isize,
-                    b.data.as_ptr(),
-                    b.rs as isize,
-                    b.cs as isize,
-                    beta,
-                    cb.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
-        });
+    // SAFETY: View::new checked that each operand's slice holds its whole rows × cols extent
+    // under its strides; `c` is an exclusive, contiguous m × n buffer.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
 }
 
 /// Adam (Kingma & Ba) with bias correction and no weight decay: the update candle's `AdamW`

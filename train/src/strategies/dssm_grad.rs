@@ -26,12 +26,37 @@ pub struct DssmParams {
     pub b2: Vec<f32>,
 }
 
-/// One batch: histories, candidates (the first `hists.len()` are the rows' positives) and the
-/// additive logit bias [B, C] (logQ correction, accidental-hit mask).
+/// One batch: histories, candidates (the first `hists.len()` are the rows' positives) and each
+/// candidate's additive logit bias (logQ correction). A row's own positive appearing elsewhere
+/// among the candidates (an accidental hit) is masked out.
 pub struct Batch<'a> {
     pub hists: &'a [Vec<u32>],
     pub cands: &'a [u32],
-    pub bias: &'a [f32],
+    pub col_bias: &'a [f32],
+}
+
+/// Added to masked logits.
+pub const MASK_BIAS: f32 = -1e9;
+
+impl Batch<'_> {
+    /// The bias of logit (i, j) for every row i and candidate j, row-major [B, C].
+    pub fn dense_bias(&self) -> Vec<f32> {
+        let b = self.hists.len();
+        let mut out = Vec::with_capacity(b * self.cands.len());
+        for i in 0..b {
+            out.extend(self.row_bias(i));
+        }
+        out
+    }
+
+    fn row_bias(&self, i: usize) -> impl Iterator<Item = f32> + '_ {
+        let t = self.cands[i];
+        self.cands
+            .iter()
+            .zip(self.col_bias)
+            .enumerate()
+            .map(move |(j, (&c, &bias))| if c == t && j != i { MASK_BIAS } else { bias })
+    }
 }
 
 fn tensor_vec(e: &Encoder, name: &str) -> Result<Vec<f32>> {
@@ -222,28 +247,34 @@ fn forward_backward(
     // Logits u Vᵀ / T + bias, then softmax cross-entropy against the diagonal; the logits
     // buffer becomes dL/dlogits.
     let logits = sized(&mut w.logits, b * c);
-    logits.copy_from_slice(batch.bias);
     matmul(
         logits,
         View::new(&w.u, b, d),
         View::new(&w.v, c, d).t(),
         inv_t,
-        1.0,
+        0.0,
     );
     let inv_b = 1.0 / b as f32;
     let loss: f32 = logits
         .par_chunks_mut(c)
         .enumerate()
         .map(|(i, row)| {
+            row.iter_mut()
+                .zip(batch.row_bias(i))
+                .for_each(|(x, bias)| *x += bias);
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-            let lse = max + sum.ln();
-            let loss = lse - row[i];
-            for (j, x) in row.iter_mut().enumerate() {
-                let p = (*x - lse).exp();
-                *x = (p - if j == i { 1.0 } else { 0.0 }) * inv_b;
+            let positive = row[i];
+            let mut sum = 0f32;
+            for x in row.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
             }
-            loss
+            let scale = inv_b / sum;
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+            row[i] -= inv_b;
+            max + sum.ln() - positive
         })
         .sum::<f32>()
         * inv_b;
@@ -454,8 +485,7 @@ mod tests {
         // An empty history, a repeated item, candidates that repeat, an accidental-hit mask.
         let hists = vec![vec![1, 2, 3], vec![], vec![4, 4, 5], vec![6]];
         let cands = vec![7, 8, 9, 10, 1, 7, 11];
-        let mut bias: Vec<f32> = (0..4 * 7).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
-        bias[5] = -1e9;
+        let bias: Vec<f32> = (0..7).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
         (enc, hists, cands, bias)
     }
 
@@ -465,7 +495,7 @@ mod tests {
         let batch = Batch {
             hists: &hists,
             cands: &cands,
-            bias: &bias,
+            col_bias: &bias,
         };
         let p = DssmParams::from_encoder(&enc).unwrap();
         let mut g = p.zeros_like();
@@ -503,7 +533,7 @@ mod tests {
         let batch = Batch {
             hists: &hists,
             cands: &cands,
-            bias: &bias,
+            col_bias: &bias,
         };
         let mut t = Trainer::new(DssmParams::from_encoder(&enc).unwrap(), 0.01);
         for _ in 0..3 {

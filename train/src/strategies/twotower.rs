@@ -401,7 +401,7 @@ struct Sampler<'a> {
 struct Drawn {
     hists: Vec<Vec<u32>>,
     cands: Vec<u32>,
-    bias: Vec<f32>,
+    col_bias: Vec<f32>,
 }
 
 impl Drawn {
@@ -409,7 +409,7 @@ impl Drawn {
         Batch {
             hists: &self.hists,
             cands: &self.cands,
-            bias: &self.bias,
+            col_bias: &self.col_bias,
         }
     }
 }
@@ -458,20 +458,19 @@ impl<'a> Sampler<'a> {
             .map(|_| rng.random_range(0..self.n_items as u32))
             .collect();
         let cands: Vec<u32> = targets.iter().chain(&negs).copied().collect();
-        let mut bias = vec![0f32; b * cands.len()];
-        for (j, &c) in cands.iter().enumerate() {
-            let expected = b as f64 * self.counts[c as usize] as f64 / self.total
-                + UNIFORM_NEGATIVES as f64 / self.n_items as f64;
-            for (i, &t) in targets.iter().enumerate() {
-                // Accidental hits (the row's own positive elsewhere in the candidates) are masked.
-                bias[i * cands.len() + j] = if c == t && i != j {
-                    -MASK_BIAS as f32
-                } else {
-                    -(expected.ln() as f32)
-                };
-            }
+        let col_bias = cands
+            .iter()
+            .map(|&c| {
+                let expected = b as f64 * self.counts[c as usize] as f64 / self.total
+                    + UNIFORM_NEGATIVES as f64 / self.n_items as f64;
+                -(expected.ln() as f32)
+            })
+            .collect();
+        Drawn {
+            hists,
+            cands,
+            col_bias,
         }
-        Drawn { hists, cands, bias }
     }
 }
 
@@ -484,7 +483,7 @@ pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> 
     let u = enc.forward(&ids, &mask)?;
     let cand_idx = Tensor::from_slice(batch.cands, batch.cands.len(), &Device::Cpu)?;
     let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
-    let bias = Tensor::from_slice(batch.bias, (b, batch.cands.len()), &Device::Cpu)?;
+    let bias = Tensor::from_vec(batch.dense_bias(), (b, batch.cands.len()), &Device::Cpu)?;
     let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
     let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
     Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
