@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod data;
+pub mod eigen;
 pub mod error;
 pub mod eval;
 pub mod history;

@@ -102,6 +102,7 @@ pub fn fit(
         S::Popular => strategies::popular::PARAMS,
         S::Itemcf => strategies::itemcf::PARAMS,
         S::Dssm | S::Gat => twotower::PARAMS,
+        S::Spectral => strategies::spectral::PARAMS,
         _ => &[],
     };
     opts.params.check(&strategy.to_string(), tunable)?;
@@ -113,6 +114,7 @@ pub fn fit(
         S::Exploratory => Box::new(strategies::exploratory::train(&ctx)?),
         S::Dssm => Box::new(twotower::train(&ctx, twotower::Kind::Dssm)?),
         S::Gat => Box::new(twotower::train(&ctx, twotower::Kind::Gat)?),
+        S::Spectral => Box::new(strategies::spectral::train(&ctx)?),
         S::Operational => {
             return Err(Error::InvalidInput(
                 "operational queues are editor lists written in the RecallQueue spec; there is nothing to train".into(),

@@ -10,6 +10,7 @@ pub mod item2vec;
 pub mod itemcf;
 pub mod popular;
 pub mod social;
+pub mod spectral;
 pub mod twotower;
 
 use kan_api::crd::Strategy as StrategySpec;
@@ -157,7 +158,7 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             Box::new(m)
         }
         (S::Exploratory, _) => Box::new(exploratory::Exploratory::load(b)?),
-        (S::Dssm | S::Gat, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
+        (S::Dssm | S::Gat | S::Spectral, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
         (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
                 dir: b.dir.clone(),
