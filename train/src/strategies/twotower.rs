@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde_json::json;
 
-use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds};
+use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
 use super::dssm_grad::{self, Batch, DssmParams};
 use super::{Context, Model, Query, Recaller, rank_all};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
@@ -533,6 +533,9 @@ impl Stepper {
     }
 }
 
+/// The bundle file holding the learning curve's chart (the numbers are in the manifest).
+pub const CURVE_PNG: &str = "training_curve.png";
+
 /// Epochs without a better validation R@20 before training stops.
 pub const PATIENCE: usize = 2;
 
@@ -687,6 +690,10 @@ impl Recaller for TwoTower {
 impl Model for TwoTower {
     fn write(&self, w: &mut BundleWriter) -> Result<()> {
         write_vectors(w, &self.vectors, self.encoder.dim)?;
+        if !self.curve.is_empty() {
+            let title = format!("{} learning curve", self.encoder.kind.name());
+            w.bytes(CURVE_PNG, &curve_png(&self.curve, &title)?)?;
+        }
         w.bytes(files::MODEL, &self.encoder.to_onnx()?)
     }
 
