@@ -168,6 +168,12 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
     })
 }
 
+/// True for strategies whose bundles are scored through an ONNX user encoder.
+pub fn needs_onnx_runtime(s: kan_api::crd::StrategyType) -> bool {
+    use kan_api::crd::StrategyType as S;
+    matches!(s, S::Dssm | S::Gat | S::Spectral)
+}
+
 /// Writes training histories as `files::USER_HISTORY`.
 pub fn write_history(w: &mut BundleWriter, h: &History) -> Result<()> {
     use crate::bundle::Tensor;
@@ -200,4 +206,19 @@ pub fn read_history(b: &BundleDir) -> Result<History> {
         });
     }
     Ok(History { offsets, items, ts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_strategies_and_only_they_need_onnx_runtime() {
+        use kan_api::crd::StrategyType as S;
+        let needing: Vec<S> = S::ALL
+            .into_iter()
+            .filter(|&s| needs_onnx_runtime(s))
+            .collect();
+        assert_eq!(needing, vec![S::Dssm, S::Gat, S::Spectral]);
+    }
 }
