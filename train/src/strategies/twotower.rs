@@ -27,7 +27,7 @@ use serde_json::json;
 
 use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
 use super::dssm_grad::{self, Batch, DssmParams};
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::{Context, Model, Query, Recaller};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -749,11 +749,18 @@ impl Recaller for OnnxTwoTower {
             .lock()
             .map_err(|_| Error::Runtime("session lock poisoned".into()))?;
         let users = embed_queries(queries, l, |hs| crate::runtime::encode(&mut session, hs, l))?;
+        if let Some(u) = users.iter().find(|u| u.len() != self.dim) {
+            return Err(Error::Runtime(format!(
+                "the user encoder outputs {} values but the item vectors have {}",
+                u.len(),
+                self.dim
+            )));
+        }
         Ok(dot_recall(&self.vectors, self.dim, &users, queries, k))
     }
 }
 
-/// Scores every item by dot product with each query's user vector.
+/// Scores every item by dot product with each query's user vector (blocks of matrix products).
 pub fn dot_recall(
     vectors: &[f32],
     dim: usize,
@@ -761,13 +768,12 @@ pub fn dot_recall(
     queries: &[Query],
     k: usize,
 ) -> Vec<Vec<u32>> {
-    let n_items = vectors.len() / dim.max(1);
-    rank_all(n_items, queries, k, |n, _, s| {
-        let u = &users[n];
-        for (i, v) in vectors.chunks_exact(dim).enumerate() {
-            s[i] = u.iter().zip(v).map(|(a, b)| a * b).sum();
-        }
-    })
+    // Each row exactly `dim` wide (callers check that a model's output matches its vectors).
+    let flat: Vec<f32> = users
+        .iter()
+        .flat_map(|u| (0..dim).map(|i| u.get(i).copied().unwrap_or(0.0)))
+        .collect();
+    super::spectral::recall_vectors(&flat, vectors, dim, queries, k)
 }
 
 pub fn normalise_rows(v: &mut [f32], dim: usize) {
