@@ -655,12 +655,28 @@ impl Recaller for EncoderRecall<'_> {
 }
 
 /// User embeddings for queries through a batched encoder function.
-fn embed_queries<F>(queries: &[Query], l: usize, mut encode: F) -> Result<Vec<Vec<f32>>>
+fn embed_queries<F>(queries: &[Query], l: usize, encode: F) -> Result<Vec<Vec<f32>>>
+where
+    F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+{
+    embed_queries_in(queries, l, BATCH, encode)
+}
+
+/// Encoder input elements ([B, L, D]) one ONNX Runtime call may materialise: wide models with
+/// long histories (spectral: D ≈ 1,500, L = 1,000) take smaller batches.
+const ENCODE_ELEMENTS: usize = 1 << 25;
+
+fn embed_queries_in<F>(
+    queries: &[Query],
+    l: usize,
+    batch: usize,
+    mut encode: F,
+) -> Result<Vec<Vec<f32>>>
 where
     F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
 {
     let mut out = Vec::with_capacity(queries.len());
-    for chunk in queries.chunks(BATCH) {
+    for chunk in queries.chunks(batch.max(1)) {
         let hs: Vec<&[u32]> = chunk
             .iter()
             .map(|q| &q.history[..q.history.len().min(l)])
@@ -748,7 +764,13 @@ impl Recaller for OnnxTwoTower {
             .session
             .lock()
             .map_err(|_| Error::Runtime("session lock poisoned".into()))?;
-        let users = embed_queries(queries, l, |hs| crate::runtime::encode(&mut session, hs, l))?;
+        let batch = (ENCODE_ELEMENTS / (l * self.dim.max(1))).clamp(1, BATCH);
+        // Padding to the batch's longest history rather than L gives the same vectors (masked
+        // positions add nothing) for much less work.
+        let users = embed_queries_in(queries, l, batch, |hs| {
+            let longest = hs.iter().map(|h| h.len()).max().unwrap_or(0).max(1);
+            crate::runtime::encode(&mut session, hs, longest)
+        })?;
         if let Some(u) = users.iter().find(|u| u.len() != self.dim) {
             return Err(Error::Runtime(format!(
                 "the user encoder outputs {} values but the item vectors have {}",
