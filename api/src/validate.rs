@@ -183,7 +183,9 @@ fn index_spec(c: &mut Collector, index: &IndexSpec) {
 
 fn strategy(c: &mut Collector, strategy: &Strategy) {
     match strategy {
-        Strategy::Dssm { dssm: s } | Strategy::Gat { gat: s } => {
+        Strategy::Dssm { dssm: s }
+        | Strategy::Gat { gat: s }
+        | Strategy::Spectral { spectral: s } => {
             let prefix = format!("strategy.{}", strategy.type_());
             in_range(
                 c,

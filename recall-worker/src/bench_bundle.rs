@@ -76,7 +76,7 @@ pub struct Scale<'a> {
 pub fn uses_vectors(strategy: StrategyType) -> bool {
     matches!(
         strategy,
-        StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec
+        StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral | StrategyType::Item2vec
     )
 }
 
@@ -128,7 +128,10 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()
     )?;
     let mut dim = None;
     match strategy {
-        StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec => {
+        StrategyType::Dssm
+        | StrategyType::Gat
+        | StrategyType::Spectral
+        | StrategyType::Item2vec => {
             let vectors = scale.vectors.unwrap_or_default();
             dim = Some(scale.dim as u32);
             w.tensors(

@@ -685,6 +685,7 @@ fn load_encoder(
     let settings = match &spec.strategy {
         StrategySpec::Dssm { dssm } => dssm,
         StrategySpec::Gat { gat } => gat,
+        StrategySpec::Spectral { spectral } => spectral,
         other => {
             return Err(Error::Config(format!(
                 "strategy {} has no encoder",

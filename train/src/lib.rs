@@ -12,9 +12,11 @@
 
 pub mod bundle;
 pub mod data;
+pub mod eigen;
 pub mod error;
 pub mod eval;
 pub mod history;
+pub mod linalg;
 pub mod metrics;
 pub mod onnx;
 pub mod pack;

@@ -104,6 +104,7 @@ pub fn fit(
         S::Itemcf => strategies::itemcf::PARAMS,
         S::Dssm | S::Gat => twotower::PARAMS,
         S::Attribute => strategies::attribute::PARAMS,
+        S::Spectral => strategies::spectral::PARAMS,
         _ => &[],
     };
     opts.params.check(&strategy.to_string(), tunable)?;
@@ -116,6 +117,7 @@ pub fn fit(
         S::Attribute => Box::new(strategies::attribute::train(&ctx)?),
         S::Dssm => Box::new(twotower::train(&ctx, twotower::Kind::Dssm)?),
         S::Gat => Box::new(twotower::train(&ctx, twotower::Kind::Gat)?),
+        S::Spectral => Box::new(strategies::spectral::train(&ctx)?),
         S::Operational => {
             return Err(Error::InvalidInput(
                 "operational queues are editor lists written in the RecallQueue spec; there is nothing to train".into(),
@@ -131,6 +133,18 @@ pub fn validate(
     model: &dyn strategies::Recaller,
     seed: u64,
 ) -> Result<BTreeMap<String, f64>> {
+    validate_parts(&p.ds, &p.split, &p.history, model, seed)
+}
+
+/// [`validate`] over the parts a trainer's [`Context`] holds (for early stopping).
+pub fn validate_parts(
+    ds: &Dataset,
+    split: &Split,
+    history: &History,
+    model: &dyn strategies::Recaller,
+    seed: u64,
+) -> Result<BTreeMap<String, f64>> {
+    let p = Parts { ds, split, history };
     let mut truth: Vec<Vec<u32>> = vec![Vec::new(); p.ds.n_users()];
     for r in &p.split.valid {
         truth[r.user as usize].push(r.item);
@@ -158,6 +172,12 @@ pub fn validate(
         acc.add(list, &truth[*u as usize].iter().copied().collect());
     }
     Ok(acc.finish())
+}
+
+struct Parts<'a> {
+    ds: &'a Dataset,
+    split: &'a Split,
+    history: &'a History,
 }
 
 /// `kan train`: trains a strategy and writes its bundle.

@@ -11,7 +11,7 @@ use kan_train::strategies::twotower::{self, Kind, batch_inputs};
 use kan_train::strategies::{Context, TrainOptions};
 
 #[test]
-fn exported_dssm_and_gat_encoders_match_the_candle_forward_pass() {
+fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
     if kan_train::runtime::dylib_path().is_none() {
         eprintln!(
             "skipping ONNX parity: ORT_DYLIB_PATH is not set or missing (source scripts/env.sh after ./scripts/install-tools.sh)"
@@ -80,4 +80,16 @@ fn exported_dssm_and_gat_encoders_match_the_candle_forward_pass() {
         assert!(max_diff <= 1e-4, "{kind:?}: max abs diff {max_diff}");
         eprintln!("{kind:?}: ONNX vs candle max abs diff {max_diff:e}");
     }
+    // spectral: the exported encoder sums the history rows the trainer scores with.
+    let model = kan_train::strategies::spectral::train(&ctx).unwrap();
+    let want = model.encode(&refs);
+    let mut session = kan_train::runtime::session(&model.to_onnx().unwrap()).unwrap();
+    let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+    let max_diff = got
+        .iter()
+        .zip(&want)
+        .flat_map(|(g, w)| g.iter().zip(w).map(|(a, b)| (a - b).abs()))
+        .fold(0f32, f32::max);
+    assert_eq!(got[2].len(), model.dim);
+    assert!(max_diff <= 1e-4, "spectral: max abs diff {max_diff}");
 }

@@ -10,7 +10,7 @@ use kan_train::data::Format;
 use kan_train::split::SplitSpec;
 use kan_train::{EvalRequest, MergePolicy, QueueInput, TrainOptions, TrainRequest};
 
-const STRATEGIES: [StrategyType; 8] = [
+const STRATEGIES: [StrategyType; 9] = [
     StrategyType::Popular,
     StrategyType::Attribute,
     StrategyType::Itemcf,
@@ -19,6 +19,7 @@ const STRATEGIES: [StrategyType; 8] = [
     StrategyType::Exploratory,
     StrategyType::Dssm,
     StrategyType::Gat,
+    StrategyType::Spectral,
 ];
 
 fn request(data: &std::path::Path, out: &std::path::Path, strategy: StrategyType) -> TrainRequest {
@@ -80,7 +81,10 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         assert_eq!(m.params["split"], "temporal:1");
         BundleDir::open(&out).unwrap();
         // dssm/gat evaluate through ONNX Runtime; without it they are trained but not evaluated.
-        let needs_ort = matches!(s, StrategyType::Dssm | StrategyType::Gat);
+        let needs_ort = matches!(
+            s,
+            StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral
+        );
         if !needs_ort || kan_train::runtime::dylib_path().is_some() {
             queues.push(QueueInput::new(s.to_string(), out));
         }
@@ -126,6 +130,48 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
     let out = tmp.path().join("report");
     let written = report.write(&out).unwrap();
     assert!(written.iter().all(|p| p.is_file()));
+}
+
+#[test]
+fn neural_trainers_stop_on_validation_and_record_their_learning_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_communities(&data);
+    for s in [StrategyType::Dssm, StrategyType::Gat] {
+        let mut req = request(&data, &tmp.path().join(s.to_string()), s);
+        req.opts.epochs = Some(6);
+        req.opts.params = kan_train::HyperParams::parse(&["patience=1"]).unwrap();
+        let m = kan_train::train(&req).unwrap().manifest;
+        let curve = m.params["curve"].as_array().unwrap();
+        let epochs = m.params["epochs"].as_u64().unwrap() as usize;
+        assert_eq!(curve.len(), epochs, "{s}: one point per epoch run");
+        assert!((1..=6).contains(&epochs));
+        for (n, p) in curve.iter().enumerate() {
+            assert_eq!(p["epoch"], n + 1);
+            assert!(p["valid_recall_20"].as_f64().is_some(), "{s}: {p}");
+            assert!(p["train_loss"].as_f64().unwrap().is_finite());
+        }
+        let best = m.params["best_epoch"].as_u64().unwrap() as usize;
+        assert!(best >= 1 && best <= epochs);
+        let best_r = curve[best - 1]["valid_recall_20"].as_f64().unwrap();
+        assert!(
+            curve
+                .iter()
+                .all(|p| p["valid_recall_20"].as_f64().unwrap() <= best_r)
+        );
+        if epochs < 6 {
+            assert_eq!(
+                epochs,
+                best + 1,
+                "{s}: stopped one epoch after the best (patience 1)"
+            );
+        }
+        assert!(
+            m.files
+                .contains_key(kan_train::strategies::twotower::CURVE_PNG)
+        );
+    }
 }
 
 #[test]

@@ -366,6 +366,9 @@ pub enum StrategyType {
     Dssm,
     /// Graph attention user encoder (ONNX) over history items, graph item vectors in the index.
     Gat,
+    /// Graph filter (GF-CF): an ONNX encoder summing spectral history rows, item vectors in the
+    /// index.
+    Spectral,
     /// Skip-gram item vectors; the user vector is a recency-weighted mean of history vectors.
     Item2vec,
     /// Item-item neighbours (RP3beta/Swing) aggregated over the user's history.
@@ -383,9 +386,10 @@ pub enum StrategyType {
 }
 
 impl StrategyType {
-    pub const ALL: [StrategyType; 9] = [
+    pub const ALL: [StrategyType; 10] = [
         StrategyType::Dssm,
         StrategyType::Gat,
+        StrategyType::Spectral,
         StrategyType::Item2vec,
         StrategyType::Itemcf,
         StrategyType::Social,
@@ -400,6 +404,7 @@ impl StrategyType {
         match self {
             StrategyType::Dssm => "dssm",
             StrategyType::Gat => "gat",
+            StrategyType::Spectral => "spectral",
             StrategyType::Item2vec => "item2vec",
             StrategyType::Itemcf => "itemcf",
             StrategyType::Social => "social",
@@ -414,7 +419,10 @@ impl StrategyType {
     pub fn uses_vector_index(self) -> bool {
         matches!(
             self,
-            StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec
+            StrategyType::Dssm
+                | StrategyType::Gat
+                | StrategyType::Spectral
+                | StrategyType::Item2vec
         )
     }
 }
@@ -454,6 +462,10 @@ pub enum Strategy {
         #[serde(default)]
         gat: EncoderSettings,
     },
+    Spectral {
+        #[serde(default)]
+        spectral: EncoderSettings,
+    },
     Item2vec {
         #[serde(default)]
         item2vec: Item2vecSettings,
@@ -488,6 +500,7 @@ impl Strategy {
         match self {
             Strategy::Dssm { .. } => StrategyType::Dssm,
             Strategy::Gat { .. } => StrategyType::Gat,
+            Strategy::Spectral { .. } => StrategyType::Spectral,
             Strategy::Item2vec { .. } => StrategyType::Item2vec,
             Strategy::Itemcf { .. } => StrategyType::Itemcf,
             Strategy::Social { .. } => StrategyType::Social,
@@ -505,6 +518,7 @@ impl Strategy {
 #[derive(Serialize, Deserialize, KubeSchema)]
 #[x_kube(validation = Rule::new("self.type == 'dssm' || !has(self.dssm)").message("strategy.dssm is only allowed when strategy.type is dssm"))]
 #[x_kube(validation = Rule::new("self.type == 'gat' || !has(self.gat)").message("strategy.gat is only allowed when strategy.type is gat"))]
+#[x_kube(validation = Rule::new("self.type == 'spectral' || !has(self.spectral)").message("strategy.spectral is only allowed when strategy.type is spectral"))]
 #[x_kube(validation = Rule::new("self.type == 'item2vec' || !has(self.item2vec)").message("strategy.item2vec is only allowed when strategy.type is item2vec"))]
 #[x_kube(validation = Rule::new("self.type == 'itemcf' || !has(self.itemcf)").message("strategy.itemcf is only allowed when strategy.type is itemcf"))]
 #[x_kube(validation = Rule::new("self.type == 'social' || !has(self.social)").message("strategy.social is only allowed when strategy.type is social"))]
@@ -515,14 +529,16 @@ impl Strategy {
 #[x_kube(validation = Rule::new("self.type != 'operational' || has(self.operational)").message("strategy type operational needs strategy.operational.items"))]
 #[serde(rename_all = "camelCase")]
 pub struct StrategySchema {
-    /// Which recall strategy: dssm, gat, item2vec, itemcf, social, exploratory, popular,
-    /// operational or attribute.
+    /// Which recall strategy: dssm, gat, spectral, item2vec, itemcf, social, exploratory,
+    /// popular, operational or attribute.
     #[serde(rename = "type")]
     pub type_: StrategyType,
     /// Settings of the dssm (two-tower) strategy.
     pub dssm: Option<EncoderSettings>,
     /// Settings of the gat (graph attention) strategy.
     pub gat: Option<EncoderSettings>,
+    /// Settings of the spectral (graph filter) strategy.
+    pub spectral: Option<EncoderSettings>,
     /// Settings of the item2vec strategy.
     pub item2vec: Option<Item2vecSettings>,
     /// Settings of the itemcf strategy.
@@ -539,7 +555,7 @@ pub struct StrategySchema {
     pub attribute: Option<AttributeSettings>,
 }
 
-/// Settings of model strategies with an ONNX user encoder (dssm, gat).
+/// Settings of model strategies with an ONNX user encoder (dssm, gat, spectral).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EncoderSettings {

@@ -10,7 +10,7 @@ use kan_train::{TrainOptions, TrainRequest};
 /// Train a recall strategy from interaction data and write its bundle.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat
+    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat | spectral
     #[arg(long)]
     pub strategy: String,
     /// Dataset directory.
@@ -45,7 +45,8 @@ pub struct Args {
     #[arg(long)]
     pub quiet: bool,
     /// Strategy hyper-parameter KEY=VALUE (repeatable): itemcf alpha, beta, top_n; popular
-    /// half_life_days; dssm/gat learning_rate, temperature.
+    /// half_life_days; dssm/gat learning_rate, temperature, patience; spectral rank, ideal_rank,
+    /// alpha, power_iterations.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 }

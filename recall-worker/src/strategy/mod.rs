@@ -149,19 +149,15 @@ pub fn build(
             .ok_or_else(|| Error::Config("vector strategies need an index".to_string()))
     };
     let strategy: Arc<dyn Strategy> = match spec {
-        StrategySpec::Dssm { dssm: settings } | StrategySpec::Gat { gat: settings } => {
-            Arc::new(encoder::EncoderRecall::new(
-                if matches!(spec, StrategySpec::Dssm { .. }) {
-                    "dssm"
-                } else {
-                    "gat"
-                },
-                need_bundle()?,
-                need_encoder(parts.encoder)?,
-                need_index()?,
-                settings,
-            ))
-        }
+        StrategySpec::Dssm { dssm: settings }
+        | StrategySpec::Gat { gat: settings }
+        | StrategySpec::Spectral { spectral: settings } => Arc::new(encoder::EncoderRecall::new(
+            spec.type_().as_str(),
+            need_bundle()?,
+            need_encoder(parts.encoder)?,
+            need_index()?,
+            settings,
+        )),
         StrategySpec::Item2vec { item2vec } => Arc::new(item2vec::Item2vec::new(
             need_bundle()?,
             need_index()?,
@@ -189,7 +185,10 @@ fn need_encoder(encoder: Option<UserEncoder>) -> Result<UserEncoder> {
 
 /// True for strategies whose bundle carries an ONNX user encoder.
 pub fn uses_encoder(t: StrategyType) -> bool {
-    matches!(t, StrategyType::Dssm | StrategyType::Gat)
+    matches!(
+        t,
+        StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral
+    )
 }
 
 #[cfg(test)]

@@ -73,7 +73,10 @@ pub fn write_bundle_with(
     let vectors = vectors();
     let mut dim = None;
     match strategy {
-        StrategyType::Dssm | StrategyType::Gat | StrategyType::Item2vec => {
+        StrategyType::Dssm
+        | StrategyType::Gat
+        | StrategyType::Spectral
+        | StrategyType::Item2vec => {
             dim = Some(DIM as u32);
             w.tensors(
                 files::ITEM_VECTORS,

@@ -298,6 +298,13 @@ fn evaluate(
         ));
     }
     let bundles = open_bundles(req)?;
+    // Bundles that need ONNX Runtime fail now, not after minutes of scoring the others.
+    if bundles
+        .iter()
+        .any(|b| strategies::needs_onnx_runtime(b.manifest.strategy))
+    {
+        crate::runtime::environment()?;
+    }
     let (spec, seed) = split_and_seed(req, &bundles)?;
     let p = prepare(&req.data, req.format, Some(spec), seed)?;
     let mut warnings = Vec::new();

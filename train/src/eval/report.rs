@@ -199,11 +199,11 @@ impl EvalReport {
 pub const CHART_SIZE: (u32, u32) = (900, 560);
 
 /// The family name chart text is drawn in; it maps to the font compiled into the binary.
-const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 
 /// Registers the Ubuntu font that `epaint_default_fonts` embeds as the chart's only font, so
 /// drawing text needs no system fonts (plotters' `ab_glyph` text never looks for any).
-fn register_chart_font() -> Result<(), String> {
+pub(crate) fn register_chart_font() -> Result<(), String> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(

@@ -3,12 +3,15 @@
 //! training time and by `kan eval`).
 
 pub mod attribute;
+pub mod convergence;
+pub mod dssm_grad;
 pub mod exploratory;
 pub mod hyper;
 pub mod item2vec;
 pub mod itemcf;
 pub mod popular;
 pub mod social;
+pub mod spectral;
 pub mod twotower;
 
 use kan_api::crd::Strategy as StrategySpec;
@@ -167,7 +170,7 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             }
             Box::new(m)
         }
-        (S::Dssm | S::Gat, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
+        (S::Dssm | S::Gat | S::Spectral, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
         (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
                 dir: b.dir.clone(),
@@ -175,6 +178,12 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             });
         }
     })
+}
+
+/// True for strategies whose bundles are scored through an ONNX user encoder.
+pub fn needs_onnx_runtime(s: kan_api::crd::StrategyType) -> bool {
+    use kan_api::crd::StrategyType as S;
+    matches!(s, S::Dssm | S::Gat | S::Spectral)
 }
 
 /// Writes training histories as `files::USER_HISTORY`.
@@ -209,4 +218,19 @@ pub fn read_history(b: &BundleDir) -> Result<History> {
         });
     }
     Ok(History { offsets, items, ts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_strategies_and_only_they_need_onnx_runtime() {
+        use kan_api::crd::StrategyType as S;
+        let needing: Vec<S> = S::ALL
+            .into_iter()
+            .filter(|&s| needs_onnx_runtime(s))
+            .collect();
+        assert_eq!(needing, vec![S::Dssm, S::Gat, S::Spectral]);
+    }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -24,9 +25,12 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
+use super::dssm_grad::{self, Batch, DssmParams};
+use super::{Context, Model, Query, Recaller};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
+use crate::history::History;
 use crate::onnx::{Dim, Graph, attr_float, attr_int};
 
 pub const DEFAULT_EPOCHS: usize = 10;
@@ -35,7 +39,7 @@ pub const UNIFORM_NEGATIVES: usize = 1024;
 pub const TEMPERATURE: f64 = 0.1;
 pub const LEARNING_RATE: f64 = 0.005;
 /// `--param` keys read by the dssm and gat trainers.
-pub const PARAMS: &[&str] = &["learning_rate", "temperature"];
+pub const PARAMS: &[&str] = &["learning_rate", "temperature", "patience"];
 pub const GAT_HEADS: usize = 4;
 pub const LEAKY_SLOPE: f64 = 0.2;
 /// Masked positions get this added before the attention softmax.
@@ -187,6 +191,22 @@ impl Encoder {
         Ok(l2_normalise(self.item.as_tensor())?
             .flatten_all()?
             .to_vec1()?)
+    }
+
+    /// Deep copies of every weight, for [`Encoder::restore`].
+    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.all_vars()
+            .iter()
+            .map(|v| Ok(v.as_tensor().copy()?))
+            .collect()
+    }
+
+    /// Sets every weight back to a [`Encoder::snapshot`].
+    pub fn restore(&self, weights: &[Tensor]) -> Result<()> {
+        for (v, w) in self.all_vars().iter().zip(weights) {
+            v.set(w)?;
+        }
+        Ok(())
     }
 
     fn all_vars(&self) -> Vec<Var> {
@@ -356,116 +376,307 @@ pub struct TwoTower {
     pub encoder: Encoder,
     pub vectors: Vec<f32>,
     pub history_length: usize,
+    /// Epochs run (early stopping may end before the maximum).
     pub epochs: usize,
+    /// The epoch whose weights were kept (the best on validation, else the last).
+    pub best_epoch: usize,
     pub learning_rate: f64,
     pub temperature: f64,
     pub final_loss: f32,
+    pub curve: Vec<EpochPoint>,
 }
+
+/// Draws training batches: (user, positive) rows with a sampled history of the user's other
+/// items, shared uniform negatives, and the logQ bias of every candidate.
+struct Sampler<'a> {
+    h: &'a History,
+    rows: Vec<(u32, u32)>,
+    counts: Vec<u32>,
+    total: f64,
+    n_items: usize,
+    l: usize,
+}
+
+/// A drawn batch; see [`Batch`].
+struct Drawn {
+    hists: Vec<Vec<u32>>,
+    cands: Vec<u32>,
+    col_bias: Vec<f32>,
+}
+
+impl Drawn {
+    fn batch(&self) -> Batch<'_> {
+        Batch {
+            hists: &self.hists,
+            cands: &self.cands,
+            col_bias: &self.col_bias,
+        }
+    }
+}
+
+impl<'a> Sampler<'a> {
+    fn new(h: &'a History, n_items: usize, l: usize) -> Self {
+        // logQ: expected count of each item among a step's candidates.
+        let counts = h.item_counts(n_items);
+        let total: f64 = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
+        let rows: Vec<(u32, u32)> = (0..h.n_users())
+            .flat_map(|u| h.items(u).iter().map(move |&i| (u as u32, i)))
+            .collect();
+        Sampler {
+            h,
+            rows,
+            counts,
+            total,
+            n_items,
+            l,
+        }
+    }
+
+    fn draw(&self, chunk: &[usize], rng: &mut StdRng) -> Drawn {
+        let b = chunk.len();
+        let mut hists: Vec<Vec<u32>> = Vec::with_capacity(b);
+        let mut targets = Vec::with_capacity(b);
+        for &r in chunk {
+            let (u, target) = self.rows[r];
+            let others: Vec<u32> = self
+                .h
+                .items(u as usize)
+                .iter()
+                .copied()
+                .filter(|&i| i != target)
+                .collect();
+            // Neighbour sampling: long histories contribute a random L of their items.
+            let sample = if others.len() > self.l {
+                others.choose_multiple(rng, self.l).copied().collect()
+            } else {
+                others
+            };
+            hists.push(sample);
+            targets.push(target);
+        }
+        let negs: Vec<u32> = (0..UNIFORM_NEGATIVES)
+            .map(|_| rng.random_range(0..self.n_items as u32))
+            .collect();
+        let cands: Vec<u32> = targets.iter().chain(&negs).copied().collect();
+        let col_bias = cands
+            .iter()
+            .map(|&c| {
+                let expected = b as f64 * self.counts[c as usize] as f64 / self.total
+                    + UNIFORM_NEGATIVES as f64 / self.n_items as f64;
+                -(expected.ln() as f32)
+            })
+            .collect();
+        Drawn {
+            hists,
+            cands,
+            col_bias,
+        }
+    }
+}
+
+/// The training loss of a batch through candle's autograd (gat trains with it; dssm's
+/// hand-written gradients are checked against it).
+pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> Result<Tensor> {
+    let b = batch.hists.len();
+    let refs: Vec<&[u32]> = batch.hists.iter().map(|v| v.as_slice()).collect();
+    let (ids, mask) = batch_inputs(&refs, l.max(1))?;
+    let u = enc.forward(&ids, &mask)?;
+    let cand_idx = Tensor::from_slice(batch.cands, batch.cands.len(), &Device::Cpu)?;
+    let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
+    let bias = Tensor::from_vec(batch.dense_bias(), (b, batch.cands.len()), &Device::Cpu)?;
+    let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
+    let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
+    Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
+}
+
+/// How a model's weights are updated: dssm by hand-written gradients, gat by candle.
+enum Stepper {
+    Dssm(Box<dssm_grad::Trainer>),
+    Gat(AdamW),
+}
+
+impl Stepper {
+    fn new(enc: &Encoder, learning_rate: f64) -> Result<Self> {
+        Ok(match enc.kind {
+            Kind::Dssm => Stepper::Dssm(Box::new(dssm_grad::Trainer::new(
+                DssmParams::from_encoder(enc)?,
+                learning_rate,
+            ))),
+            Kind::Gat => Stepper::Gat(AdamW::new(
+                enc.all_vars(),
+                ParamsAdamW {
+                    lr: learning_rate,
+                    weight_decay: 0.0,
+                    ..Default::default()
+                },
+            )?),
+        })
+    }
+
+    fn step(&mut self, enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> Result<f32> {
+        match self {
+            Stepper::Dssm(t) => Ok(t.step(batch, temperature)),
+            Stepper::Gat(opt) => {
+                let loss = candle_loss(enc, batch, l, temperature)?;
+                opt.backward_step(&loss)?;
+                Ok(loss.to_scalar::<f32>()?)
+            }
+        }
+    }
+
+    /// Makes the encoder's weights the trained ones (gat trains them in place).
+    fn sync(&self, enc: &Encoder) -> Result<()> {
+        match self {
+            Stepper::Dssm(t) => t.params.store(enc),
+            Stepper::Gat(_) => Ok(()),
+        }
+    }
+}
+
+/// The bundle file holding the learning curve's chart (the numbers are in the manifest).
+pub const CURVE_PNG: &str = "training_curve.png";
+
+/// Epochs without a better validation R@20 before training stops.
+pub const PATIENCE: usize = 2;
 
 pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     let n_items = ctx.ds.n_items();
     let dim = ctx.opts.dim;
     let l = ctx.opts.history_length;
-    let epochs = ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS);
+    let max_epochs = ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS);
     let learning_rate = ctx.opts.params.positive("learning_rate", LEARNING_RATE)?;
     let temperature = ctx.opts.params.positive("temperature", TEMPERATURE)?;
+    let patience = ctx.opts.params.count("patience", PATIENCE)?;
     let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
-    let mut opt = AdamW::new(
-        enc.all_vars(),
-        ParamsAdamW {
-            lr: learning_rate,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
+    let mut stepper = Stepper::new(&enc, learning_rate)?;
     let mut rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
-    let h = ctx.history;
-    // logQ: expected count of each item among a step's candidates.
-    let counts = h.item_counts(n_items);
-    let total: f64 = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
-    let rows: Vec<(u32, u32)> = (0..h.n_users())
-        .flat_map(|u| h.items(u).iter().map(move |&i| (u as u32, i)))
-        .collect();
-    let steps = rows.len().div_ceil(BATCH);
-    let pb = ctx
-        .progress
-        .bar((epochs * steps) as u64, &format!("{} steps", kind.name()));
-    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let sampler = Sampler::new(ctx.history, n_items, l);
+    let steps = sampler.rows.len().div_ceil(BATCH);
+    let pb = ctx.progress.bar(
+        (max_epochs * steps) as u64,
+        &format!("{} steps", kind.name()),
+    );
+    let has_valid = !ctx.split.valid.is_empty();
+    let mut stop = EarlyStop::new(patience);
+    let mut best: Option<Vec<Tensor>> = None;
+    let mut curve = Vec::new();
+    let started = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut order: Vec<usize> = (0..sampler.rows.len()).collect();
     let mut final_loss = f32::NAN;
-    for _ in 0..epochs {
+    for epoch in 1..=max_epochs {
         order.shuffle(&mut rng);
+        let mut loss_sum = 0f64;
         for chunk in order.chunks(BATCH) {
-            let b = chunk.len();
-            let mut hists: Vec<Vec<u32>> = Vec::with_capacity(b);
-            let mut targets = Vec::with_capacity(b);
-            for &r in chunk {
-                let (u, target) = rows[r];
-                let others: Vec<u32> = h
-                    .items(u as usize)
-                    .iter()
-                    .copied()
-                    .filter(|&i| i != target)
-                    .collect();
-                // Neighbour sampling: long histories contribute a random L of their items.
-                let sample = if others.len() > l {
-                    others.choose_multiple(&mut rng, l).copied().collect()
-                } else {
-                    others
-                };
-                hists.push(sample);
-                targets.push(target);
-            }
-            let negs: Vec<u32> = (0..UNIFORM_NEGATIVES)
-                .map(|_| rng.random_range(0..n_items as u32))
-                .collect();
-            let cands: Vec<u32> = targets.iter().chain(&negs).copied().collect();
-            let mut bias = vec![0f32; b * cands.len()];
-            for (j, &c) in cands.iter().enumerate() {
-                let expected = b as f64 * counts[c as usize] as f64 / total
-                    + UNIFORM_NEGATIVES as f64 / n_items as f64;
-                for (i, &t) in targets.iter().enumerate() {
-                    // Accidental hits (the row's own positive elsewhere in the candidates) are masked.
-                    bias[i * cands.len() + j] = if c == t && i != j {
-                        -MASK_BIAS as f32
-                    } else {
-                        -(expected.ln() as f32)
-                    };
-                }
-            }
-            let refs: Vec<&[u32]> = hists.iter().map(|v| v.as_slice()).collect();
-            let (ids, mask) = batch_inputs(&refs, l.max(1))?;
-            let u = enc.forward(&ids, &mask)?;
-            let cand_idx = Tensor::from_vec(cands.clone(), cands.len(), &Device::Cpu)?;
-            let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
-            let bias = Tensor::from_vec(bias, (b, cands.len()), &Device::Cpu)?;
-            let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
-            let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-            opt.backward_step(&loss)?;
-            final_loss = loss.to_scalar::<f32>()?;
+            let drawn = sampler.draw(chunk, &mut rng);
+            final_loss = stepper.step(&enc, &drawn.batch(), l, temperature)?;
+            loss_sum += final_loss as f64;
             pb.inc(1);
+        }
+        stepper.sync(&enc)?;
+        let valid_recall_20 = if has_valid {
+            let view = EncoderRecall::new(&enc, l)?;
+            let m = crate::pipeline::validate_parts(
+                ctx.ds,
+                ctx.split,
+                ctx.history,
+                &view,
+                ctx.opts.seed,
+            )?;
+            m.get("recall@20").copied()
+        } else {
+            None
+        };
+        curve.push(EpochPoint {
+            epoch,
+            train_loss: loss_sum / steps.max(1) as f64,
+            valid_recall_20,
+            wall_s: started.elapsed().as_secs_f64(),
+            cpu_s: cpu_seconds().zip(cpu0).map(|(now, then)| now - then),
+        });
+        if let Some(r) = valid_recall_20 {
+            pb.set_message(format!("{} R@20 {r:.4}", kind.name()));
+            match stop.observe(epoch, r) {
+                Verdict::Best => best = Some(enc.snapshot()?),
+                Verdict::Continue => {}
+                Verdict::Stop => break,
+            }
         }
     }
     pb.finish();
+    let epochs = curve.len();
+    let best_epoch = match (stop.best(), best) {
+        (Some((e, _)), Some(weights)) => {
+            enc.restore(&weights)?;
+            e
+        }
+        _ => epochs,
+    };
     let vectors = enc.item_vectors()?;
     Ok(TwoTower {
         encoder: enc,
         vectors,
         history_length: l,
         epochs,
+        best_epoch,
         learning_rate,
         temperature,
         final_loss,
+        curve,
     })
 }
 
+/// Recall through an encoder's candle forward pass (training-time validation).
+struct EncoderRecall<'a> {
+    enc: &'a Encoder,
+    vectors: Vec<f32>,
+    l: usize,
+}
+
+impl<'a> EncoderRecall<'a> {
+    fn new(enc: &'a Encoder, l: usize) -> Result<Self> {
+        Ok(EncoderRecall {
+            enc,
+            vectors: enc.item_vectors()?,
+            l: l.max(1),
+        })
+    }
+}
+
+impl Recaller for EncoderRecall<'_> {
+    fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
+        let l = self.l;
+        let users = embed_queries(queries, l, |hs| {
+            let (ids, mask) = batch_inputs(hs, l)?;
+            Ok(self.enc.forward(&ids, &mask)?.to_vec2::<f32>()?)
+        })?;
+        Ok(dot_recall(&self.vectors, self.enc.dim, &users, queries, k))
+    }
+}
+
 /// User embeddings for queries through a batched encoder function.
-fn embed_queries<F>(queries: &[Query], l: usize, mut encode: F) -> Result<Vec<Vec<f32>>>
+fn embed_queries<F>(queries: &[Query], l: usize, encode: F) -> Result<Vec<Vec<f32>>>
+where
+    F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
+{
+    embed_queries_in(queries, l, BATCH, encode)
+}
+
+/// Encoder input elements ([B, L, D]) one ONNX Runtime call may materialise: wide models with
+/// long histories (spectral: D ≈ 1,500, L = 1,000) take smaller batches.
+const ENCODE_ELEMENTS: usize = 1 << 25;
+
+fn embed_queries_in<F>(
+    queries: &[Query],
+    l: usize,
+    batch: usize,
+    mut encode: F,
+) -> Result<Vec<Vec<f32>>>
 where
     F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
 {
     let mut out = Vec::with_capacity(queries.len());
-    for chunk in queries.chunks(BATCH) {
+    for chunk in queries.chunks(batch.max(1)) {
         let hs: Vec<&[u32]> = chunk
             .iter()
             .map(|q| &q.history[..q.history.len().min(l)])
@@ -495,6 +706,10 @@ impl Recaller for TwoTower {
 impl Model for TwoTower {
     fn write(&self, w: &mut BundleWriter) -> Result<()> {
         write_vectors(w, &self.vectors, self.encoder.dim)?;
+        if !self.curve.is_empty() {
+            let title = format!("{} learning curve", self.encoder.kind.name());
+            w.bytes(CURVE_PNG, &curve_png(&self.curve, &title)?)?;
+        }
         w.bytes(files::MODEL, &self.encoder.to_onnx()?)
     }
 
@@ -503,7 +718,8 @@ impl Model for TwoTower {
             kan_api::bundle::params::HISTORY_LENGTH: self.history_length,
             "epochs": self.epochs, "batch": BATCH, "uniform_negatives": UNIFORM_NEGATIVES,
             "temperature": self.temperature, "learning_rate": self.learning_rate, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
-            "final_loss": self.final_loss,
+            "final_loss": self.final_loss, "best_epoch": self.best_epoch,
+            "curve": self.curve,
         });
         if self.encoder.kind == Kind::Gat {
             p["heads"] = json!(self.encoder.heads);
@@ -548,12 +764,25 @@ impl Recaller for OnnxTwoTower {
             .session
             .lock()
             .map_err(|_| Error::Runtime("session lock poisoned".into()))?;
-        let users = embed_queries(queries, l, |hs| crate::runtime::encode(&mut session, hs, l))?;
+        let batch = (ENCODE_ELEMENTS / (l * self.dim.max(1))).clamp(1, BATCH);
+        // Padding to the batch's longest history rather than L gives the same vectors (masked
+        // positions add nothing) for much less work.
+        let users = embed_queries_in(queries, l, batch, |hs| {
+            let longest = hs.iter().map(|h| h.len()).max().unwrap_or(0).max(1);
+            crate::runtime::encode(&mut session, hs, longest)
+        })?;
+        if let Some(u) = users.iter().find(|u| u.len() != self.dim) {
+            return Err(Error::Runtime(format!(
+                "the user encoder outputs {} values but the item vectors have {}",
+                u.len(),
+                self.dim
+            )));
+        }
         Ok(dot_recall(&self.vectors, self.dim, &users, queries, k))
     }
 }
 
-/// Scores every item by dot product with each query's user vector.
+/// Scores every item by dot product with each query's user vector (blocks of matrix products).
 pub fn dot_recall(
     vectors: &[f32],
     dim: usize,
@@ -561,13 +790,12 @@ pub fn dot_recall(
     queries: &[Query],
     k: usize,
 ) -> Vec<Vec<u32>> {
-    let n_items = vectors.len() / dim.max(1);
-    rank_all(n_items, queries, k, |n, _, s| {
-        let u = &users[n];
-        for (i, v) in vectors.chunks_exact(dim).enumerate() {
-            s[i] = u.iter().zip(v).map(|(a, b)| a * b).sum();
-        }
-    })
+    // Each row exactly `dim` wide (callers check that a model's output matches its vectors).
+    let flat: Vec<f32> = users
+        .iter()
+        .flat_map(|u| (0..dim).map(|i| u.get(i).copied().unwrap_or(0.0)))
+        .collect();
+    super::spectral::recall_vectors(&flat, vectors, dim, queries, k)
 }
 
 pub fn normalise_rows(v: &mut [f32], dim: usize) {
