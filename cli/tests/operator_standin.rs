@@ -747,6 +747,21 @@ async fn the_operator_binary_walks_apply_ready_route_edit_delete_restart_and_han
         takeover < Duration::from_secs(LEASE_RETRY_S + 5),
         "a standby takes over a released Lease within its retry period (+ margin), took {takeover:?}"
     );
+    // Edit only once the new leader has listed and reconciled the gateway and had a moment to
+    // open its watch: the stand-in does not replay changes made between a list and the watch
+    // that follows it (a real API server resumes the watch from the list's resourceVersion),
+    // so an edit landing in that gap would never reach the new leader here.
+    eventually("op-c to reconcile the gateway", &[&third], || async {
+        let metrics = third.metrics().await;
+        (counter(
+            &metrics,
+            "kan_operator_reconciliations_total",
+            "RecallGateway",
+        ) >= 1.0)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     cluster
         .gateways()
         .patch(
