@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use kan_api::events::{EventsAck, Readout};
@@ -90,16 +90,9 @@ async fn ingest(State(state): State<Ingest>, headers: HeaderMap, body: Bytes) ->
             metrics::counter!(crate::metrics::EVENTS, "outcome" => "unavailable")
                 .increment(events.len() as u64);
             tracing::warn!(error = %e, kind = e.metric_label(), "event batch not stored");
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                format!("the batch was not stored ({e}); retry it: events apply once by id"),
-                None,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            kan_http::unavailable(format!(
+                "the batch was not stored ({e}); retry it: events apply once by id"
+            ))
         }
     }
 }
@@ -177,18 +170,7 @@ async fn experiment_readout(
         };
     match engagements_of(state.store.as_ref(), &exposures).await {
         Ok(engagements) => Json(readout(&exposures, &engagements, window_ms)).into_response(),
-        Err(e) => {
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                e.to_string(),
-                None,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        Err(e) => kan_http::unavailable(e.to_string()),
     }
 }
 

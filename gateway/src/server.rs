@@ -4,7 +4,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kan_api::wire::{ErrorCode, RecallRequest};
@@ -102,17 +102,7 @@ async fn recall(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e @ (Error::RequiredQueueFailed { .. } | Error::NotConfigured { .. })) => {
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                e.to_string(),
-                None,
-            );
-            // The queue may be back in a moment (a restart, a blip): tell callers when to retry.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            kan_http::unavailable(e.to_string())
         }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

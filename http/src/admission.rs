@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use kan_api::wire::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::errors::error_response;
+use crate::errors::unavailable;
 use crate::metrics::{REQUESTS_IN_FLIGHT, REQUESTS_SHED};
 
 /// Requests in flight per core by default. A recall request costs ~1 ms of CPU in a worker and
@@ -95,18 +93,9 @@ impl Drop for InFlight {
 
 /// The answer to a shed request.
 fn shed(max_in_flight: usize) -> Response {
-    let mut response = error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Unavailable,
-        format!(
-            "overloaded: {max_in_flight} requests are already in flight here; retry shortly or elsewhere"
-        ),
-        None,
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    unavailable(format!(
+        "overloaded: {max_in_flight} requests are already in flight here; retry shortly or elsewhere"
+    ))
 }
 
 impl<S> Service<Request> for Admitted<S>
@@ -147,8 +136,10 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::body::Body;
+    use axum::http::{HeaderValue, StatusCode, header};
     use axum::routing::post;
     use kan_api::wire::ErrorBody;
+    use kan_api::wire::ErrorCode;
     use tokio::sync::Notify;
 
     fn recall() -> Request {

@@ -19,6 +19,21 @@ pub fn error_response(
     (status, Json(ErrorBody::new(code, message, field))).into_response()
 }
 
+/// `503` with `Retry-After: 1` and the JSON error body: the caller should retry shortly (the
+/// server is overloaded, or something it depends on is briefly away).
+pub fn unavailable(message: impl Into<String>) -> Response {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable,
+        message,
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Middleware (`axum::middleware::map_response`) that rewrites every 4xx/5xx answer not already
 /// in JSON — axum's 404/405 fallbacks, 413 from the body limit, extractor rejections — into the
 /// JSON error body, keeping the status and headers and the original text as the message.

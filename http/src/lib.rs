@@ -22,6 +22,6 @@ mod serve;
 pub use admission::{Admission, default_max_in_flight};
 pub use auth::{BearerAuth, TokenError};
 pub use body::{BodyTimeout, DeadlineBody};
-pub use errors::{error_response, json_errors, not_found, require_json};
+pub use errors::{error_response, json_errors, not_found, require_json, unavailable};
 pub use limits::ListenerLimits;
 pub use serve::serve;
