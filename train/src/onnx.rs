@@ -70,6 +70,29 @@ fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
 }
 
 impl Graph {
+    /// A graph with the user-encoder contract's inputs and output declared:
+    /// `history_ids` i64 [B, L], `history_mask` f32 [B, L] → `user_embedding` f32 [B, dim], B and
+    /// L symbolic. Returns the graph and the names of the two inputs.
+    pub fn user_encoder(dim: usize) -> (Self, String, String) {
+        let mut g = Graph::default();
+        let ids = g.input(
+            "history_ids",
+            DataType::INT64,
+            &[Dim::Named("batch"), Dim::Named("history")],
+        );
+        let mask = g.input(
+            "history_mask",
+            DataType::FLOAT,
+            &[Dim::Named("batch"), Dim::Named("history")],
+        );
+        g.output(
+            "user_embedding",
+            DataType::FLOAT,
+            &[Dim::Named("batch"), Dim::Fixed(dim as i64)],
+        );
+        (g, ids, mask)
+    }
+
     pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> String {
         self.inputs.push(value_info(name, elem, dims));
         name.to_string()

@@ -16,7 +16,6 @@
 //! The linear filter is truncated at `rank`; rank, ideal rank and α are chosen on validation.
 
 use kan_api::bundle::files;
-use onnx_protobuf::tensor_proto::DataType;
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -29,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::history::History;
 use crate::linalg::{View, matmul};
 use crate::metrics::top_k;
-use crate::onnx::{Dim, Graph, attr_int};
+use crate::onnx::{Graph, attr_int};
 
 /// `--param` keys: the linear filter's rank, the ideal filter's rank, the ideal filter's weight,
 /// and the eigen solver's power iterations.
@@ -357,22 +356,7 @@ fn m_len(f: &Filter) -> usize {
 impl Spectral {
     /// The user encoder: gather history rows, masked sum, L2-normalise (the encoder contract).
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
-        let mut g = Graph::default();
-        let ids = g.input(
-            "history_ids",
-            DataType::INT64,
-            &[Dim::Named("batch"), Dim::Named("history")],
-        );
-        let mask = g.input(
-            "history_mask",
-            DataType::FLOAT,
-            &[Dim::Named("batch"), Dim::Named("history")],
-        );
-        g.output(
-            "user_embedding",
-            DataType::FLOAT,
-            &[Dim::Named("batch"), Dim::Fixed(self.dim as i64)],
-        );
+        let (mut g, ids, mask) = Graph::user_encoder(self.dim);
         let n = self.table.len() / self.dim;
         let table = g.f32_init("history", &[n, self.dim], &self.table);
         let ax1 = g.i64_init("axis_1", &[1]);

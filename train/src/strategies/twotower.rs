@@ -18,7 +18,6 @@ use std::time::Instant;
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use kan_api::bundle::files;
-use onnx_protobuf::tensor_proto::DataType;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -31,7 +30,7 @@ use super::{Context, Model, Query, Recaller};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
 use crate::history::History;
-use crate::onnx::{Dim, Graph, attr_float, attr_int};
+use crate::onnx::{Graph, attr_float, attr_int};
 
 pub const DEFAULT_EPOCHS: usize = 10;
 pub const BATCH: usize = 1024;
@@ -224,22 +223,7 @@ impl Encoder {
     /// → `user_embedding` f32 [B, D]; B and L are symbolic.
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
         let d = self.dim as i64;
-        let mut g = Graph::default();
-        let ids = g.input(
-            "history_ids",
-            DataType::INT64,
-            &[Dim::Named("batch"), Dim::Named("history")],
-        );
-        let mask = g.input(
-            "history_mask",
-            DataType::FLOAT,
-            &[Dim::Named("batch"), Dim::Named("history")],
-        );
-        g.output(
-            "user_embedding",
-            DataType::FLOAT,
-            &[Dim::Named("batch"), Dim::Fixed(d)],
-        );
+        let (mut g, ids, mask) = Graph::user_encoder(self.dim);
         let table_name = if self.kind == Kind::Dssm {
             "history"
         } else {
