@@ -5,7 +5,7 @@
 //! * [`clock`] — the reference time that time-decayed strategies age interactions from;
 //! * [`rank`] — the hit type, top-k selection and the score accumulator the kernels share;
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
-//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`] — the strategy kernels, taking the queue's settings
+//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`], [`popular`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies;
 //! * [`fresh`] — trending windows and stored histories from the online store;
@@ -19,6 +19,7 @@ pub mod fresh;
 pub mod item2vec;
 pub mod itemcf;
 pub mod merge;
+pub mod popular;
 pub mod rank;
 pub mod readout;
 pub mod social;

@@ -5,6 +5,7 @@
 //! Trending mode (`popular.trending` with `spec.signals`): the online store's decayed counts of
 //! the window — the segment's, then the global — come first, the bundle's lists fill the rest.
 //! Items the bundle does not know are skipped. Store down: the bundle's lists, degraded.
+//! Items in the user's history are not recalled again (as every other strategy does).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,17 +133,13 @@ impl Strategy for Popular {
                 .segment(query.context)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            // Over-take by the exclusions so `run` can drop them and still fill `k`.
-            let take = query.k + query.exclude.len();
-            let trending = self.trending(query, take).await;
-            Ok(trending
-                .iter()
-                .chain(segment)
-                .chain(&self.global)
-                .filter(|h| !query.exclude.contains(&h.item))
-                .take(take)
-                .copied()
-                .collect())
+            let exclude = query.exclude_with_history();
+            let trending = self.trending(query, query.k + exclude.len()).await;
+            Ok(kan_core::popular::recall(
+                [trending.as_slice(), segment, &self.global],
+                |item| exclude.contains(&item),
+                query.k,
+            ))
         })
     }
 }

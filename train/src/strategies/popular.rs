@@ -1,12 +1,12 @@
 //! `popular`: time-decayed popularity, globally and per user segment (age band, gender,
 //! occupation, region, ... — whatever user attributes the data has).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use kan_api::bundle::files;
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::{Context, Model, Query, Recaller, recall_each};
 use crate::bundle::{BundleDir, BundleWriter, Tensor};
 use crate::error::Result;
 
@@ -121,12 +121,19 @@ pub fn train(ctx: &Context) -> Result<Popular> {
 }
 
 impl Recaller for Popular {
-    /// Offline evaluation has no request context, so every user gets the global list.
+    /// Offline evaluation has no request context, so every user gets the global list, through
+    /// the worker's kernel.
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        Ok(rank_all(self.n_items, queries, k, |_, _, s| {
-            for (&i, &v) in self.global.0.iter().zip(&self.global.1) {
-                s[i as usize] = v;
-            }
+        let global: Vec<kan_core::Hit> = self
+            .global
+            .0
+            .iter()
+            .zip(&self.global.1)
+            .map(|(&item, &score)| kan_core::Hit { item, score })
+            .collect();
+        Ok(recall_each(queries, |q| {
+            let exclude: HashSet<u32> = q.exclude.iter().chain(q.history).copied().collect();
+            kan_core::popular::recall([global.as_slice()], |i| exclude.contains(&i), k)
         }))
     }
 }
