@@ -243,8 +243,12 @@ fn the_console_page_shows_queues_arms_and_a_users_candidates_in_a_browser() {
             .status()
             .is_ok_and(|s| s.success())
     }) else {
+        assert!(
+            std::env::var_os("KAN_REQUIRE_TOOLS").is_none(),
+            "chromium is required (KAN_REQUIRE_TOOLS is set): scripts/install-tools.sh installs it with apt"
+        );
         eprintln!(
-            "skipping: chromium is not installed (scripts/install-tools.sh installs it with apt)"
+            "SKIPPED: chromium is not installed (scripts/install-tools.sh installs it with apt)"
         );
         return;
     };
