@@ -14,7 +14,7 @@ skip_reason() {
   case "$1" in
     kubectl|helm|kind) echo "needs a Kubernetes cluster" ;;
     docker) echo "needs a container runtime" ;;
-    curl) echo "needs a running gateway or worker" ;;
+    curl) echo "run against kan up by scripts/run-doc-commands.sh" ;;
     *) echo "" ;;
   esac
 }

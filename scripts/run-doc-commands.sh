@@ -93,6 +93,8 @@ commands_of() {
 }
 
 source scripts/env.sh
+# Errors as a newcomer's shell shows them: the message, not a backtrace that hides it.
+export RUST_BACKTRACE=0
 if ! command -v kan >/dev/null; then
   echo "error: kan is not on PATH after 'source scripts/env.sh' (CARGO_TARGET_DIR=$CARGO_TARGET_DIR): build it first (make build)" >&2
   exit 1

@@ -6,7 +6,8 @@
 #      experiment's arms; a user's merged list with the titles the bundles carry;
 #   2. a refused edit (a bad YAML file written into the watched directory) shows a banner with
 #      the file and the reason, which goes away once the file is removed;
-#   3. a queue whose bundle cannot load shows a banner naming it, gone once it is removed.
+#   3. a queue whose bundle cannot load shows a banner naming it, gone once it is removed;
+# and `kan up`'s start line names the console's address.
 # Screenshots land in out/console-test/ (console.png, console-refused.png).
 # Without Chromium it skips loudly, or fails when KAN_REQUIRE_TOOLS is set (scripts/test.sh).
 # Usage: scripts/test-console.sh
@@ -192,6 +193,7 @@ for u in 1 2 3 42 196 7 13 22; do
 done
 
 echo "-- 1. queues, latency, versions, arms and titles"
+grep -q "console http://127.0.0.1:$port/ui" "$tmp/up.log" || fail "kan up's start line does not name the console (/ui)"
 dom "/ui?user=196" >"$tmp/dom1.html"
 check "$tmp/dom1.html" serving "$queues" "$root/$bundles" || fail "the console while serving"
 shot "/ui?user=196" "$shots/console.png"
