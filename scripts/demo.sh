@@ -55,4 +55,4 @@ step "recall for a few users"
 python3 scripts/demo_requests.py "http://127.0.0.1:$port" data/ml-100k/ml-100k.item 1 2 3 42 196
 
 step "done"
-printf '\nTotal %ss. Run it yourself: source scripts/env.sh && kan up examples/quickstart  (then POST /v1/recall and open /ui on :8080)\n' "$((SECONDS - started))"
+printf '\nTotal %ss. The demo (on :%s) has stopped. Run it yourself: source scripts/env.sh && kan up examples/quickstart\n(gateway on http://127.0.0.1:8080: POST /v1/recall, console at http://127.0.0.1:8080/ui)\n' "$((SECONDS - started))" "$port"

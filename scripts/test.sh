@@ -46,4 +46,10 @@ step "tests"
 ./scripts/install-byo-python.sh
 cargo test --locked --workspace
 
+step "documented commands run on the demo data (README.md, docs/)"
+./scripts/run-doc-commands.sh
+
+step "the console in headless Chromium (on make demo's bundles)"
+./scripts/test-console.sh
+
 step "done"

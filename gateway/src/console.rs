@@ -1,28 +1,34 @@
 //! The console page (`/ui`): queues with status and latency, experiments with their split and
 //! live request counts, and a "try a user" view. One static HTML file with inline script — no
-//! build step, nothing fetched from the network; it reads `/stats`, `/ui/config` and
-//! `/v1/recall`.
+//! build step, nothing fetched from the network; it reads `/stats`, `/ui/config`,
+//! `/ui/titles` and `/v1/recall`.
 
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use base64::Engine;
+use kan_api::wire::ErrorCode;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::GatewayHandle;
 
 const PAGE: &str = include_str!("console/index.html");
+/// Most ids one `/ui/titles` request may ask for (a page shows at most a few hundred).
+const MAX_TITLE_IDS: usize = 1000;
 
-/// Routes `/ui` (the page) and `/ui/config` (the routing config now serving, as JSON), both
-/// with the security headers of [`secure`].
+/// Routes `/ui` (the page), `/ui/config` (the routing config now serving, as JSON) and
+/// `/ui/titles?ids=a,b` (the titles the bundles give those items), all with the security
+/// headers of [`secure`].
 pub fn router(handle: GatewayHandle) -> Router {
     Router::new()
         .route("/ui", get(|| async { Html(PAGE) }))
         .route("/ui/config", get(config))
+        .route("/ui/titles", get(titles))
         .with_state(handle)
         .layer(axum::middleware::map_response(secure))
 }
@@ -80,6 +86,27 @@ async fn secure(mut response: Response) -> Response {
 
 async fn config(State(handle): State<GatewayHandle>) -> impl IntoResponse {
     Json(handle.config())
+}
+
+#[derive(Deserialize)]
+struct TitlesQuery {
+    /// Comma-separated item ids.
+    ids: String,
+}
+
+/// `{"<item id>": "<title>"}` for the asked ids that have a title (none without bundles that
+/// carry titles, e.g. a gateway in a cluster).
+async fn titles(State(handle): State<GatewayHandle>, Query(query): Query<TitlesQuery>) -> Response {
+    let ids: Vec<&str> = query.ids.split(',').filter(|id| !id.is_empty()).collect();
+    if ids.len() > MAX_TITLE_IDS {
+        return kan_http::error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidArgument,
+            format!("at most {MAX_TITLE_IDS} ids, got {}", ids.len()),
+            Some("ids"),
+        );
+    }
+    Json(handle.titles(ids)).into_response()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The gateway: the live routing config and the recall pipeline, a fixed template —
 //! assign arms → fan out under deadlines → merge → filters (and fallback fill) → truncate.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,6 +36,11 @@ struct Inner {
     /// False while the gateway waits for its first valid config
     /// ([`Gateway::awaiting_config`]): it then refuses recalls and is not ready.
     configured: AtomicBool,
+    /// Why each queue that has a problem (bundle not loaded, reload failed) has it, as told by
+    /// whoever runs the queues (`kan up`); shown by the console until cleared.
+    queue_problems: Mutex<BTreeMap<String, String>>,
+    /// Item id → display title from the bundles, for the console (`kan up` fills it).
+    titles: ArcSwap<HashMap<String, String>>,
 }
 
 /// A running gateway; cheap to clone (all clones share one config, pool and stats).
@@ -78,6 +84,8 @@ impl Gateway {
                 last_error: Mutex::new(None),
                 source_error: Mutex::new(None),
                 configured: AtomicBool::new(configured),
+                queue_problems: Mutex::new(BTreeMap::new()),
+                titles: ArcSwap::from_pointee(HashMap::new()),
             }),
         }
     }
@@ -363,6 +371,25 @@ impl GatewayHandle {
         *lock(&self.inner.source_error) = error;
     }
 
+    /// Replaces the queues' problems (queue → reason); an empty map clears them. Like
+    /// [`set_source_error`](Self::set_source_error), logging is the caller's.
+    pub fn set_queue_problems(&self, problems: BTreeMap<String, String>) {
+        *lock(&self.inner.queue_problems) = problems;
+    }
+
+    /// Replaces the item titles the console shows beside item ids.
+    pub fn set_titles(&self, titles: HashMap<String, String>) {
+        self.inner.titles.store(Arc::new(titles));
+    }
+
+    /// The titles of those of `ids` that have one.
+    pub fn titles<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+        let titles = self.inner.titles.load();
+        ids.into_iter()
+            .filter_map(|id| titles.get(id).map(|t| (id.to_string(), t.clone())))
+            .collect()
+    }
+
     /// Live counters for console pages.
     pub fn stats(&self) -> StatsSnapshot {
         let state = self.inner.state.load();
@@ -381,6 +408,7 @@ impl GatewayHandle {
         snapshot.gateway = state.config.gateway.clone();
         snapshot.config_hash = state.hash.clone();
         snapshot.last_reload_error = self.last_error();
+        snapshot.queue_problems = lock(&self.inner.queue_problems).clone();
         snapshot
     }
 

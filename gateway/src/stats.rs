@@ -51,6 +51,8 @@ pub struct StatsSnapshot {
     pub config_hash: String,
     /// The last rejected config, while the previous one keeps serving.
     pub last_reload_error: Option<String>,
+    /// Queues that cannot serve as configured (bundle not loaded, reload failed), with why.
+    pub queue_problems: BTreeMap<String, String>,
     pub requests: u64,
     pub degraded: u64,
     pub queues: BTreeMap<String, QueueStats>,

@@ -121,6 +121,45 @@ async fn stats_show_each_routed_queue_with_its_bundle_version_and_latency_percen
 }
 
 #[tokio::test]
+async fn the_console_gets_the_titles_it_asks_for_and_each_queue_problem_until_it_is_cleared() {
+    let a = FakeQueue::spawn("a", cands(&["x"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let gw = serve(config(&[("a", &a)])).await;
+    let handle = gw.gateway.handle();
+    handle.set_titles(
+        [("x", "Toy Story (1995)"), ("y", "GoldenEye (1995)")]
+            .into_iter()
+            .map(|(id, t)| (id.to_string(), t.to_string()))
+            .collect(),
+    );
+    let (status, body) = gw.get("/ui/titles?ids=x,unknown").await;
+    assert_eq!(status, 200, "{body}");
+    let titles: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(titles, json!({"x": "Toy Story (1995)"}));
+    let too_many = vec!["i"; 1001].join(",");
+    let (status, body) = gw.get(&format!("/ui/titles?ids={too_many}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"field\":\"ids\""), "{body}");
+
+    handle.set_queue_problems(
+        [(
+            "a".to_string(),
+            "loading queue a: no manifest.json".to_string(),
+        )]
+        .into(),
+    );
+    let (_, stats) = gw.get("/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
+    assert_eq!(
+        stats["queue_problems"]["a"],
+        "loading queue a: no manifest.json"
+    );
+    handle.set_queue_problems(Default::default());
+    assert!(gw.gateway.stats().queue_problems.is_empty());
+}
+
+#[tokio::test]
 async fn a_failing_or_timed_out_queue_degrades_the_response_but_never_fails_it() {
     let good = FakeQueue::spawn("good", cands(&["g1", "g2"]), Behaviour::instant())
         .await

@@ -23,6 +23,15 @@ pub use verify::{check_digest, parse_manifest, read_manifest, sha256_file, verif
 
 use crate::error::{Error, Result};
 
+/// `item_id<TAB>title` lines; a line without a tab or with an empty title is skipped.
+fn parse_titles(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(id, title)| !id.is_empty() && !title.trim().is_empty())
+        .map(|(id, title)| (id.to_string(), title.trim().to_string()))
+        .collect()
+}
+
 /// External ids and their internal indices (line `i` of the id file is index `i`).
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
@@ -161,6 +170,17 @@ impl Bundle {
         &self.dir
     }
 
+    /// Item id → display title from `titles.tsv` (`item_id<TAB>title` per line), empty when the
+    /// bundle has none.
+    pub fn titles(&self) -> Result<HashMap<String, String>> {
+        if !self.has_file(files::TITLES) {
+            return Ok(HashMap::new());
+        }
+        let path = self.dir.join(files::TITLES);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(parse_titles(&text))
+    }
+
     /// True when the manifest lists `name`.
     pub fn has_file(&self, name: &str) -> bool {
         self.manifest.files.contains_key(name)
@@ -219,5 +239,18 @@ impl Bundle {
             .get(params::HISTORY_LENGTH)
             .and_then(serde_json::Value::as_u64)
             .map(|l| l as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_read_per_line_and_lines_without_a_title_are_skipped() {
+        let titles = parse_titles("1\tToy Story (1995)\n2\t\nno tab\n\tNo id\n3\tGoldenEye \n");
+        assert_eq!(titles.len(), 2, "{titles:?}");
+        assert_eq!(titles["1"], "Toy Story (1995)");
+        assert_eq!(titles["3"], "GoldenEye");
     }
 }

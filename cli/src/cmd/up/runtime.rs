@@ -1,13 +1,15 @@
 //! The running side of `kan up`: workers on loopback ports, the gateway, and the poll loop that
 //! applies directory edits and readiness changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use kan_api::routing::RoutingConfig;
 use kan_api::worker_config::WorkerConfig;
 use kan_gateway::Gateway;
+use kan_worker::bundle::Bundle;
 use kan_worker::{Worker, WorkerOptions};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
@@ -42,6 +44,10 @@ struct Platform {
     plan: Plan,
     /// Queues routed by the last accepted routing; `None` forces a re-render.
     ready: Option<Vec<String>>,
+    /// Queues of the plan that could not be started, with why (retried on the next change).
+    not_started: BTreeMap<String, String>,
+    /// The (queue, bundle version) pairs the console's titles were read from.
+    titles_from: Vec<(String, String)>,
 }
 
 pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
@@ -74,6 +80,8 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         gateway: gateway.clone(),
         plan: first.clone(),
         ready: None,
+        not_started: BTreeMap::new(),
+        titles_from: Vec::new(),
     };
     platform.apply(first).await;
 
@@ -93,9 +101,10 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         },
     ));
     println!(
-        "Kan is up: gateway http://{} (POST /v1/recall, POST /v1/events into the {} signal store, /readyz, /metrics, /stats); {} queue(s); Ctrl-C stops",
+        "Kan is up: gateway http://{} (POST /v1/recall, POST /v1/events into the {} signal store, /readyz, /metrics, /stats), console http://{}/ui; {} queue(s); Ctrl-C stops",
         args.listen,
         store.name(),
+        args.listen,
         platform.workers.len()
     );
 
@@ -163,6 +172,7 @@ impl Platform {
     async fn apply(&mut self, next: Plan) {
         self.workers
             .retain(|name, _| next.workers.contains_key(name));
+        self.not_started.clear();
         for (name, config) in &next.workers {
             match self.workers.get(name) {
                 Some(running) if running.config == *config => {}
@@ -179,7 +189,9 @@ impl Platform {
                         self.workers.insert(name.clone(), running);
                     }
                     Err(e) => {
-                        tracing::error!(queue = %name, error = %format!("{e:#}"), "queue not started")
+                        let reason = format!("{e:#}");
+                        tracing::error!(queue = %name, error = %reason, "queue not started");
+                        self.not_started.insert(name.clone(), reason);
                     }
                 },
             }
@@ -224,13 +236,23 @@ impl Platform {
     }
 
     /// Re-renders the routing when the set of Ready queues changed: only Ready queues are routed.
+    /// Also tells the gateway each queue's problem and the titles of the bundles now served, for
+    /// the console.
     async fn refresh_routing(&mut self) {
         let mut ready = BTreeMap::new();
+        let mut problems = self.not_started.clone();
         for (name, running) in &self.workers {
-            if running.worker.readiness().await.ready {
+            let readiness = running.worker.readiness().await;
+            if readiness.ready {
                 ready.insert(name.clone(), running.url.clone());
             }
+            if let Some(error) = readiness.error {
+                problems.insert(name.clone(), error);
+            }
         }
+        let handle = self.gateway.handle();
+        handle.set_queue_problems(problems);
+        self.refresh_titles();
         let names: Vec<String> = ready.keys().cloned().collect();
         if self.ready.as_ref() == Some(&names) {
             return;
@@ -254,5 +276,34 @@ impl Platform {
                 tracing::error!(error = %e, "routing rejected; the previous routing keeps serving")
             }
         }
+    }
+
+    /// Rereads the titles of the served bundles when a queue's bundle version changed.
+    fn refresh_titles(&mut self) {
+        let served: Vec<(String, String, Option<Arc<Bundle>>)> = self
+            .workers
+            .iter()
+            .filter_map(|(name, running)| {
+                let loaded = running.worker.current()?;
+                Some((name.clone(), loaded.version.clone(), loaded.bundle.clone()))
+            })
+            .collect();
+        let from: Vec<(String, String)> = served
+            .iter()
+            .map(|(name, version, _)| (name.clone(), version.clone()))
+            .collect();
+        if from == self.titles_from {
+            return;
+        }
+        let mut titles = HashMap::new();
+        for (name, _, bundle) in &served {
+            let Some(bundle) = bundle else { continue };
+            match bundle.titles() {
+                Ok(more) => titles.extend(more),
+                Err(e) => tracing::warn!(queue = %name, error = %e, "item titles not read"),
+            }
+        }
+        self.gateway.handle().set_titles(titles);
+        self.titles_from = from;
     }
 }
