@@ -2,6 +2,7 @@
 //! gateway accepts it, serves it (ready pods) and can route every queue of its arms.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
 use kube::api::{Api, DynamicObject};
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::names::Parent;
 use crate::routing::experiment_refusal;
 use crate::status::experiment::{ServingPath, experiment_status, unserved_arm_queues};
+use crate::status::readout::with_readout;
 
 pub const KIND: &str = "RecallExperiment";
 
@@ -62,7 +64,17 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     }
     let allocation = allocate(&refs).remove(&parent.name).unwrap_or_default();
 
-    let status = experiment_status(experiment, &serving, &allocation, &now());
+    let now = now();
+    let status = experiment_status(experiment, &serving, &allocation, &now);
+    // The readout never fails the reconcile: a gateway that does not answer becomes a
+    // condition, and the last figures stay.
+    let uid = experiment.metadata.uid.as_deref().unwrap_or_default();
+    let gateway_spec = gateway_object.as_ref().map(|g| &g.spec);
+    let observation = ctx
+        .readout
+        .observe(&ctx.client, uid, ns, gateway, gateway_spec)
+        .await;
+    let status = with_readout(status, experiment, &observation, &now);
     let before = experiment
         .status
         .as_ref()
@@ -75,5 +87,12 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
         ctx.publish_ready_transition(experiment, before, &status.conditions)
             .await;
     }
-    Ok(Action::requeue(RESYNC))
+    // A gateway that serves a readout is polled every period even when nothing else changes.
+    let period = ctx
+        .readout
+        .period()
+        .filter(|_| crate::readout::not_served(gateway, gateway_spec).is_none());
+    Ok(Action::requeue(period.map_or(RESYNC, |p| {
+        p.clamp(Duration::from_secs(1), RESYNC)
+    })))
 }
