@@ -1559,8 +1559,15 @@ mod readout {
             )
             .await
             .expect("experiment patched");
-        // The reconcile succeeds (reconcile_experiment expects Ok).
+        // The reconcile succeeds (reconcile_experiment expects Ok) and says so in one event.
+        h.clear();
         h.reconcile_experiment(&ctx, "exp").await;
+        let events: Vec<_> = h
+            .writes()
+            .into_iter()
+            .filter(|c| c.uri.contains("/events"))
+            .collect();
+        assert_eq!(events.len(), 1, "{events:?}");
         let s = status(&h).await;
         assert_eq!(s.readout.as_ref(), Some(&before));
         let c = s
