@@ -53,7 +53,7 @@ pub fn readout(
     window_ms: i64,
 ) -> Readout {
     // (experiment, arm) → (engaged, exposures)
-    let mut counts: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    let mut counts = ArmCounts::new();
     for exposure in exposures {
         if exposure.assignments.is_empty() {
             continue;
@@ -74,6 +74,17 @@ pub fn readout(
             c.1 += 1;
         }
     }
+    from_counts(window_ms, &counts)
+}
+
+/// Engaged exposures and exposures per `(experiment, arm)`.
+pub type ArmCounts = BTreeMap<(String, String), (u64, u64)>;
+
+/// The readout of counts already joined: each arm's rate with its Wilson interval, and each
+/// arm against its experiment's baseline (the arm named `control`, else the first by name).
+/// [`readout`] joins one exposure log; the operator sums the counts of every gateway pod and
+/// calls this, so both report the same statistics.
+pub fn from_counts(window_ms: i64, counts: &ArmCounts) -> Readout {
     let arms: Vec<ArmReadout> = counts
         .iter()
         .map(|((experiment, arm), &(engaged, n))| {

@@ -7,6 +7,7 @@
 //! * [`reconcile`] — the thin I/O around them (server-side apply, status, events);
 //! * [`controller`] — which watches trigger which reconcile;
 //! * [`decode`] — objects this version cannot decode are skipped and reported, one by one;
+//! * [`readout`] — polls the gateways' online A/B readout for experiment status;
 //! * [`leader`], [`server`] — leader election and the probe/metrics endpoints;
 //! * [`run`] — all of it in one process, as `kan operator` starts it.
 // No unwrap() outside tests: a panic is never an error path.
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod error;
 pub mod leader;
 pub mod names;
+pub mod readout;
 pub mod reconcile;
 pub mod routing;
 pub mod server;
@@ -50,6 +52,8 @@ pub struct OperatorConfig {
     pub listener: kan_http::ListenerLimits,
     /// Name of this instance in events (the pod name).
     pub instance: Option<String>,
+    /// How experiments' online readouts are polled from their gateways.
+    pub readout: readout::ReadoutConfig,
 }
 
 type Signal = Shared<BoxFuture<'static, ()>>;
@@ -71,11 +75,10 @@ pub async fn run(
     ));
     tracing::info!(listen = %cfg.listen, namespaces = ?cfg.namespaces, "kan operator starting");
 
-    let ctx = Arc::new(reconcile::Context::new(
-        client.clone(),
-        cfg.build.clone(),
-        cfg.instance.clone(),
-    ));
+    let ctx = Arc::new(
+        reconcile::Context::new(client.clone(), cfg.build.clone(), cfg.instance.clone())
+            .with_readout(cfg.readout.clone()),
+    );
     let result = match &cfg.leader_election {
         None => {
             health.ready.store(true, Ordering::Release);

@@ -1362,3 +1362,282 @@ async fn a_reconcile_from_a_stale_cache_does_not_write_the_status_a_second_time(
     h.reconcile_queue(&ctx, "popular").await;
     assert_eq!(h.object_writes(), Vec::<String>::new());
 }
+
+// ---- The online A/B readout in RecallExperiment status ----
+
+mod readout {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kan_api::crd::{RecallExperiment, RecallGateway, condition_type};
+    use kan_operator::BuildConfig;
+    use kan_operator::readout::ReadoutConfig;
+    use kan_operator::reconcile::Context;
+    use kube::api::{Patch, PatchParams};
+    use serde_json::{Value, json};
+
+    use super::{Harness, condition, experiment, serving_feed};
+
+    /// A gateway pod standing in for `kan gateway`: serves `GET /v1/experiments/readout` with
+    /// whatever `body` holds, on a loopback port, until it is stopped.
+    struct FakeGatewayPod {
+        port: u16,
+        body: Arc<Mutex<Value>>,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl FakeGatewayPod {
+        async fn start(body: Value) -> Self {
+            let body = Arc::new(Mutex::new(body));
+            let served = body.clone();
+            let app = axum::Router::new().route(
+                "/v1/experiments/readout",
+                axum::routing::get(move || {
+                    let served = served.clone();
+                    async move { axum::Json(served.lock().expect("body").clone()) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Self { port, body, server }
+        }
+
+        fn serve(&self, body: Value) {
+            *self.body.lock().expect("body") = body;
+        }
+
+        /// The pod goes away: its port refuses connections.
+        async fn stop(self) {
+            self.server.abort();
+            let _ = self.server.await;
+        }
+    }
+
+    fn arm(arm: &str, engaged: u64, exposures: u64) -> Value {
+        json!({"experiment": "exp", "arm": arm, "exposures": exposures, "engaged": engaged,
+               "rate": 0.0, "low": 0.0, "high": 1.0})
+    }
+
+    fn readout(arms: Vec<Value>) -> Value {
+        json!({"window_ms": 1_800_000, "arms": arms, "differences": []})
+    }
+
+    fn ctx(h: &Harness, url: Option<String>) -> Arc<Context> {
+        Arc::new(
+            Context::new(
+                h.client.clone(),
+                BuildConfig::default(),
+                Some("test".into()),
+            )
+            .with_readout(ReadoutConfig {
+                // Every reconcile polls: the tests drive the schedule.
+                period: Some(Duration::ZERO),
+                timeout: Duration::from_secs(2),
+                url,
+            }),
+        )
+    }
+
+    /// Gateway `feed` (serving, ready) with an exposure log and a signal store, so it serves
+    /// a readout, and experiment `exp` on it.
+    async fn feed_with_readout(h: &Harness, ctx: &Arc<Context>) {
+        serving_feed(h, ctx).await;
+        h.api::<RecallGateway>()
+            .patch(
+                "feed",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {
+                    "exposureLog": "/var/log/kan/exposures.jsonl",
+                    "signals": {"redis": {"url": "redis://redis:6379"}}
+                }})),
+            )
+            .await
+            .expect("gateway patched");
+        h.create::<RecallExperiment>(&experiment("exp", 0, 20))
+            .await;
+    }
+
+    /// An EndpointSlice of the gateway's Service with one loopback endpoint on `port`.
+    async fn endpoint(h: &Harness, name: &str, port: u16, ready: bool) {
+        h.create::<EndpointSlice>(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/service-name: feed-gateway}}\naddressType: IPv4\nendpoints: [{{addresses: [127.0.0.1], conditions: {{ready: {ready}}}}}]\nports: [{{name: http, port: {port}, protocol: TCP}}]\n"
+        ))
+        .await;
+    }
+
+    async fn status(h: &Harness) -> kan_api::crd::RecallExperimentStatus {
+        h.get::<RecallExperiment>("exp")
+            .await
+            .status
+            .expect("status")
+    }
+
+    #[tokio::test]
+    async fn the_readout_of_every_ready_gateway_pod_is_summed_into_the_experiment_status() {
+        let h = Harness::new().await;
+        let ctx = ctx(&h, None);
+        feed_with_readout(&h, &ctx).await;
+        // Newcombe 1998's worked example split over two pods: 48/80 vs 56/70.
+        let a = FakeGatewayPod::start(readout(vec![
+            arm("control", 20, 40),
+            arm("treatment", 30, 35),
+            json!({"experiment": "other", "arm": "control", "exposures": 9, "engaged": 9,
+                   "rate": 1.0, "low": 0.7, "high": 1.0}),
+        ]))
+        .await;
+        let b = FakeGatewayPod::start(readout(vec![
+            arm("control", 28, 40),
+            arm("treatment", 26, 35),
+        ]))
+        .await;
+        endpoint(&h, "feed-gateway-a", a.port, true).await;
+        endpoint(&h, "feed-gateway-b", b.port, true).await;
+        // A pod that is not ready is not asked (nothing listens on port 9).
+        endpoint(&h, "feed-gateway-c", 9, false).await;
+
+        h.reconcile_experiment(&ctx, "exp").await;
+        let s = status(&h).await;
+        assert_eq!(
+            condition(&s.conditions, condition_type::READOUT_CURRENT),
+            ("True", "Read")
+        );
+        assert_eq!(
+            condition(&s.conditions, condition_type::READY),
+            ("True", "Live")
+        );
+        let r = s.readout.expect("readout in status");
+        assert_eq!(r.window_ms, 1_800_000);
+        assert!(!r.readout_at.is_empty());
+        let arms: Vec<(&str, i64, i64)> = r
+            .arms
+            .iter()
+            .map(|a| (a.name.as_str(), a.engaged, a.exposures))
+            .collect();
+        assert_eq!(arms, [("control", 48, 80), ("treatment", 56, 70)]);
+        let d = &r.differences[0];
+        assert_eq!(
+            (d.arm.as_str(), d.baseline.as_str(), d.difference),
+            ("treatment", "control", 0.2)
+        );
+        assert!(
+            (d.low - 0.0524).abs() < 2e-4 && (d.high - 0.3339).abs() < 2e-4,
+            "{d:?}"
+        );
+        assert_eq!(r.summary, "treatment +20.0pp [+5.2, +33.4] vs control");
+        a.stop().await;
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_stops_answering_keeps_the_last_readout_says_why_and_blocks_no_other_status()
+     {
+        let h = Harness::new().await;
+        let pod = FakeGatewayPod::start(readout(vec![
+            arm("control", 10, 100),
+            arm("treatment", 30, 100),
+        ]))
+        .await;
+        // Through --readout-url, as an operator outside the cluster polls.
+        let ctx = ctx(&h, Some(format!("http://127.0.0.1:{}/", pod.port)));
+        feed_with_readout(&h, &ctx).await;
+        h.reconcile_experiment(&ctx, "exp").await;
+        let before = status(&h).await.readout.expect("readout");
+        assert_eq!(before.arms.len(), 2);
+
+        pod.stop().await;
+        h.api::<RecallExperiment>()
+            .patch(
+                "exp",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"traffic": 30}})),
+            )
+            .await
+            .expect("experiment patched");
+        // The reconcile succeeds (reconcile_experiment expects Ok) and says so in one event.
+        h.clear();
+        h.reconcile_experiment(&ctx, "exp").await;
+        let events: Vec<_> = h
+            .writes()
+            .into_iter()
+            .filter(|c| c.uri.contains("/events"))
+            .collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let s = status(&h).await;
+        assert_eq!(s.readout.as_ref(), Some(&before));
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition_type::READOUT_CURRENT)
+            .expect("ReadoutCurrent");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "GatewayUnreachable")
+        );
+        assert!(
+            c.message.contains("1 of 1 gateway pod(s) did not answer")
+                && c.message.contains("connection failed")
+                && c.message.ends_with("the last readout is kept"),
+            "{}",
+            c.message
+        );
+        // The rest of the status still follows the spec.
+        assert_eq!(s.buckets.map(|b| (b.start, b.end)), Some((0, 3000)));
+        assert_eq!(
+            condition(&s.conditions, condition_type::READY),
+            ("True", "Live")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_readout_holds_only_the_arms_of_the_spec_however_many_the_gateway_reports() {
+        let h = Harness::new().await;
+        let mut arms: Vec<Value> = (0..40).map(|i| arm(&format!("old-{i}"), 1, 10)).collect();
+        arms.push(arm("control", 5, 50));
+        arms.push(arm("treatment", 6, 50));
+        let pod = FakeGatewayPod::start(readout(arms)).await;
+        let ctx = ctx(&h, Some(format!("http://127.0.0.1:{}", pod.port)));
+        feed_with_readout(&h, &ctx).await;
+        h.reconcile_experiment(&ctx, "exp").await;
+        let r = status(&h).await.readout.expect("readout");
+        let names: Vec<&str> = r.arms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["control", "treatment"]);
+        assert_eq!(r.differences.len(), 1);
+        pod.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_readout_is_not_rewritten_by_the_next_poll_or_a_restarted_operator() {
+        let h = Harness::new().await;
+        let pod = FakeGatewayPod::start(readout(vec![
+            arm("control", 10, 100),
+            arm("treatment", 12, 100),
+        ]))
+        .await;
+        let url = Some(format!("http://127.0.0.1:{}", pod.port));
+        let first = ctx(&h, url.clone());
+        feed_with_readout(&h, &first).await;
+        h.reconcile_experiment(&first, "exp").await;
+        h.clear();
+        h.reconcile_experiment(&first, "exp").await;
+        let restarted = ctx(&h, url);
+        h.reconcile_experiment(&restarted, "exp").await;
+        assert_eq!(h.object_writes(), Vec::<String>::new());
+
+        // New engagements: one status write with the new figures.
+        pod.serve(readout(vec![
+            arm("control", 10, 100),
+            arm("treatment", 40, 100),
+        ]));
+        h.reconcile_experiment(&restarted, "exp").await;
+        assert_eq!(h.object_writes().len(), 1, "{:?}", h.object_writes());
+        let r = status(&h).await.readout.expect("readout");
+        assert_eq!(r.arms[1].engaged, 40);
+        pod.stop().await;
+    }
+}

@@ -10,6 +10,8 @@ pub mod condition_type {
     pub const PROGRESSING: &str = "Progressing";
     /// The object works with reduced capacity or with a conflict the user should fix.
     pub const DEGRADED: &str = "Degraded";
+    /// An experiment's `status.readout` is what its gateway answered at the last poll.
+    pub const READOUT_CURRENT: &str = "ReadoutCurrent";
 }
 
 /// A reference to one key of a Secret in the object's namespace. Kan only references secrets;

@@ -22,6 +22,7 @@ use crate::assignment::BUCKETS;
     printcolumn = r#"{"name":"Layer","type":"string","jsonPath":".spec.layer"}"#,
     printcolumn = r#"{"name":"Traffic","type":"integer","jsonPath":".spec.traffic"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Readout","type":"string","jsonPath":".status.readout.summary"}"#,
     printcolumn = r#"{"name":"Paused","type":"boolean","jsonPath":".spec.paused","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -159,4 +160,8 @@ pub struct RecallExperimentStatus {
     /// When the experiment first went live (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// The online A/B readout, polled from the gateway pods (see the `ReadoutCurrent`
+    /// condition for whether it is current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readout: Option<super::ExperimentReadout>,
 }

@@ -8,11 +8,13 @@ mod common;
 mod experiment;
 mod gateway;
 mod queue;
+mod readout;
 
 pub use common::*;
 pub use experiment::*;
 pub use gateway::*;
 pub use queue::*;
+pub use readout::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -52,6 +52,19 @@ pub struct Args {
     /// OTEL_EXPORTER_OTLP_ENDPOINT when set).
     #[arg(long, value_enum, default_value = "json")]
     pub log_format: crate::telemetry::LogFormat,
+    /// Seconds between two polls of an experiment's online readout from its gateway (into
+    /// RecallExperiment status.readout); 0 turns polling off.
+    #[arg(long, env = "KAN_READOUT_PERIOD_S", default_value_t = kan_operator::readout::DEFAULT_PERIOD.as_secs())]
+    pub readout_period_s: u64,
+    /// Milliseconds a gateway pod gets to answer a readout poll.
+    #[arg(long, env = "KAN_READOUT_TIMEOUT_MS", default_value_t = kan_operator::readout::DEFAULT_TIMEOUT.as_millis() as u64)]
+    pub readout_timeout_ms: u64,
+    /// Base URL to poll readouts from instead of every ready pod of the gateway's Service (an
+    /// operator outside the cluster, tests); `{namespace}`, `{gateway}` and `{service}` are
+    /// replaced, e.g. `http://127.0.0.1:8001/api/v1/namespaces/{namespace}/services/{service}:http/proxy`
+    /// behind `kubectl proxy`. It then reads one pod of the gateway, not their sum.
+    #[arg(long, env = "KAN_READOUT_URL")]
+    pub readout_url: Option<String>,
     /// Identity in the Lease and in events (the pod name); the host name when unset.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -97,6 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         listen: args.listen,
         listener: args.listener.limits("operator"),
         instance: Some(identity),
+        readout: kan_operator::readout::ReadoutConfig {
+            period: (args.readout_period_s > 0)
+                .then(|| std::time::Duration::from_secs(args.readout_period_s)),
+            timeout: std::time::Duration::from_millis(args.readout_timeout_ms.max(1)),
+            url: args.readout_url.filter(|u| !u.trim().is_empty()),
+        },
     };
 
     let log_format = args.log_format;

@@ -2,10 +2,14 @@
 //! gateway accepts it, serves it (ready pods) and can route every queue of its arms.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kan_api::crd::condition_type::READOUT_CURRENT;
 use kan_api::crd::{RecallExperiment, RecallGateway, RecallQueue};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 
 use super::apply::write_status;
 use super::{Context, RESYNC, instrumented, now};
@@ -15,6 +19,7 @@ use crate::error::Result;
 use crate::names::Parent;
 use crate::routing::experiment_refusal;
 use crate::status::experiment::{ServingPath, experiment_status, unserved_arm_queues};
+use crate::status::readout::{Observation, with_readout};
 
 pub const KIND: &str = "RecallExperiment";
 
@@ -62,7 +67,21 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
     }
     let allocation = allocate(&refs).remove(&parent.name).unwrap_or_default();
 
-    let status = experiment_status(experiment, &serving, &allocation, &now());
+    let now = now();
+    let status = experiment_status(experiment, &serving, &allocation, &now);
+    // The readout never fails the reconcile: a gateway that does not answer becomes a
+    // condition, and the last figures stay.
+    let uid = experiment.metadata.uid.as_deref().unwrap_or_default();
+    let gateway_spec = gateway_object.as_ref().map(|g| &g.spec);
+    let observation = if ctx.status_already_written_from(experiment) {
+        // This status will not be written (see below): keep the poll for a fresh version.
+        Observation::NotDue
+    } else {
+        ctx.readout
+            .observe(&ctx.client, uid, ns, gateway, gateway_spec)
+            .await
+    };
+    let status = with_readout(status, experiment, &observation, &now);
     let before = experiment
         .status
         .as_ref()
@@ -74,6 +93,52 @@ async fn run(experiment: &RecallExperiment, ctx: &Context) -> Result<Action> {
         ctx.status_written_from(experiment);
         ctx.publish_ready_transition(experiment, before, &status.conditions)
             .await;
+        publish_readout_transition(ctx, experiment, before, &status.conditions).await;
     }
-    Ok(Action::requeue(RESYNC))
+    // A gateway that serves a readout is polled every period even when nothing else changes.
+    let period = ctx
+        .readout
+        .period()
+        .filter(|_| crate::readout::not_served(gateway, gateway_spec).is_none());
+    Ok(Action::requeue(period.map_or(RESYNC, |p| {
+        p.clamp(Duration::from_secs(1), RESYNC)
+    })))
+}
+
+/// A Warning event when the readout stops being current (with the reason), a Normal one when it
+/// is current again; nothing while it stays as it was.
+async fn publish_readout_transition(
+    ctx: &Context,
+    experiment: &RecallExperiment,
+    before: &[Condition],
+    after: &[Condition],
+) {
+    let find = |conditions: &[Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == READOUT_CURRENT)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let Some((status, reason, message)) = find(after) else {
+        return;
+    };
+    let was = find(before);
+    if was
+        .as_ref()
+        .is_some_and(|(s, r, _)| *s == status && *r == reason)
+        || (was.is_none() && status == "True")
+    {
+        return;
+    }
+    let type_ = if status == "True" {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    let reason = match (status.as_str(), reason.starts_with("Readout")) {
+        ("True", _) => "ReadoutCurrent".to_string(),
+        (_, true) => reason,
+        (_, false) => format!("Readout{reason}"),
+    };
+    ctx.publish(experiment, type_, &reason, message).await;
 }

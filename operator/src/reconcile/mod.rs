@@ -38,6 +38,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// By object uid: the resourceVersion the last status write was computed from.
     status_bases: Mutex<HashMap<String, String>>,
+    /// Polls experiments' online readouts from their gateways.
+    pub readout: crate::readout::Poller,
 }
 
 impl Context {
@@ -52,7 +54,14 @@ impl Context {
             build,
             failures: Mutex::new(HashMap::new()),
             status_bases: Mutex::new(HashMap::new()),
+            readout: crate::readout::Poller::new(crate::readout::ReadoutConfig::default()),
         }
+    }
+
+    /// This context, polling readouts as `cfg` says.
+    pub fn with_readout(mut self, cfg: crate::readout::ReadoutConfig) -> Self {
+        self.readout = crate::readout::Poller::new(cfg);
+        self
     }
 
     /// True when this process already wrote the status of `obj` computed from this very

@@ -143,6 +143,8 @@ pub fn experiment_status(
         started_at: existing
             .started_at
             .or_else(|| live.then(|| now.0.to_string())),
+        // Decided by [`super::readout::with_readout`], from what the gateway answers.
+        readout: existing.readout,
     }
 }
 

@@ -5,3 +5,4 @@ pub mod conditions;
 pub mod experiment;
 pub mod gateway;
 pub mod queue;
+pub mod readout;
