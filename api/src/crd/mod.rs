@@ -7,11 +7,13 @@
 mod common;
 mod experiment;
 mod gateway;
+mod propensity;
 mod queue;
 
 pub use common::*;
 pub use experiment::*;
 pub use gateway::*;
+pub use propensity::*;
 pub use queue::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -182,6 +182,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_workers_and_the_gateway_mer
         on_validation: false,
         max_users: None,
         progress: false,
+        propensity: None,
     };
     let (_, offline) = kan_train::eval::eval_keeping_lists(&request).unwrap();
     assert!(offline.users.len() >= 100, "{} users", offline.users.len());

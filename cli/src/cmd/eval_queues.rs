@@ -44,9 +44,13 @@ fn add(specs: &mut Specs, object: KanObject, dir: &Path) -> anyhow::Result<()> {
             }
             specs.queues.push((name, q.spec, dir.to_path_buf()));
         }
-        KanObject::Gateway(g) => {
+        KanObject::Gateway(mut g) => {
             if specs.gateway.is_some() {
                 bail!("give one RecallGateway to evaluate merges with, found a second ('{name}')");
+            }
+            // The lift table path is relative to the file, like local bundle paths.
+            if let Some(p) = g.spec.filters.propensity.as_mut() {
+                p.table = relative_to(dir, &p.table);
             }
             specs.gateway = Some(g.spec);
         }
@@ -104,6 +108,15 @@ fn local_bundle(name: &str, spec: &RecallQueueSpec, dir: &Path) -> anyhow::Resul
         );
     }
     Ok(dir.join(uri))
+}
+
+/// `path` resolved against `dir` unless absolute.
+pub fn relative_to(dir: &Path, path: &str) -> String {
+    if Path::new(path).is_absolute() {
+        path.to_string()
+    } else {
+        dir.join(path).display().to_string()
+    }
 }
 
 #[cfg(test)]
