@@ -37,7 +37,7 @@ pub struct Compiled {
     pub hash: String,
     pub exposure: Option<Arc<ExposureLog>>,
     /// The lift table of `filters.propensity`, read when the config loads.
-    pub propensity: Option<Arc<kan_core::propensity::Table>>,
+    pub propensity: Option<Arc<crate::propensity::LoadedTable>>,
 }
 
 impl Compiled {
@@ -93,9 +93,10 @@ impl Compiled {
         };
         let propensity = match &config.filters.propensity {
             None => None,
-            Some(spec) => Some(Arc::new(crate::propensity::load_table(Path::new(
-                &spec.table,
-            ))?)),
+            Some(spec) => Some(crate::propensity::load_table(
+                Path::new(&spec.table),
+                previous.and_then(|p| p.propensity.as_ref()),
+            )?),
         };
         Ok(Self {
             blocklist: config.filters.blocklist.iter().cloned().collect(),

@@ -220,7 +220,7 @@ impl Gateway {
             .filters
             .propensity
             .as_ref()
-            .zip(state.propensity.as_deref())
+            .zip(state.propensity.as_deref().map(|l| &l.table))
             .and_then(|(spec, table)| Stage::new(spec, table, &request.context));
         if let Some(stage) = &propensity {
             stage.boost(&mut merged);

@@ -9,7 +9,8 @@
 //! per-candidate payload on the hot path) and makes `kan eval` and the gateway read the same
 //! file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kan_api::bundle::{BundleManifest, MANIFEST_FILE, files, sha256_hex};
 use kan_core::propensity::{Stage, Table};
@@ -18,9 +19,20 @@ use crate::error::{Error, Result};
 use crate::filter::{Filter, FilterResult};
 use crate::merge::Merged;
 
+/// A lift table and the bundle it was read from.
+#[derive(Debug)]
+pub struct LoadedTable {
+    pub dir: PathBuf,
+    /// The bundle's content version (`manifest.json`).
+    pub version: String,
+    pub table: Table,
+}
+
 /// Reads the lift table of the bundle directory `dir`: `items.txt`, `propensity_segments.txt`
-/// and `propensity.safetensors`, each matching its digest in `manifest.json`.
-pub fn load_table(dir: &Path) -> Result<Table> {
+/// and `propensity.safetensors`, each matching its digest in `manifest.json`. `previous` is
+/// kept when it was read from the same directory and the bundle's version has not changed, so
+/// a config edit (a weight, a queue) does not re-read and re-hash a large table.
+pub fn load_table(dir: &Path, previous: Option<&Arc<LoadedTable>>) -> Result<Arc<LoadedTable>> {
     let fail = |message: String| Error::PropensityTable {
         path: dir.display().to_string(),
         message,
@@ -30,6 +42,9 @@ pub fn load_table(dir: &Path) -> Result<Table> {
     };
     let manifest: BundleManifest = serde_json::from_slice(&read(MANIFEST_FILE)?)
         .map_err(|e| fail(format!("{MANIFEST_FILE} is not a bundle manifest: {e}")))?;
+    if let Some(previous) = previous.filter(|p| p.dir == dir && p.version == manifest.version) {
+        return Ok(previous.clone());
+    }
     let verified = |name: &str| -> Result<Vec<u8>> {
         let expected = manifest.files.get(name).ok_or_else(|| {
             fail(format!(
@@ -54,7 +69,12 @@ pub fn load_table(dir: &Path) -> Result<Table> {
         files::PROPENSITY_SEGMENTS,
     )?;
     let items = lines(verified(files::ITEMS)?, files::ITEMS)?;
-    Table::decode(items, segments, &table).map_err(|e| fail(e.to_string()))
+    let table = Table::decode(items, segments, &table).map_err(|e| fail(e.to_string()))?;
+    Ok(Arc::new(LoadedTable {
+        dir: dir.to_path_buf(),
+        version: manifest.version,
+        table,
+    }))
 }
 
 /// Drops candidates whose lift for the request's audience is below `minLift` (enabled only when

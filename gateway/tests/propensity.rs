@@ -19,9 +19,13 @@ use serde_json::json;
 /// Items x, y, z; segments age_band=18-24 and region=9. The young under-engage with x and
 /// over-engage with z; the west over-engages with y.
 fn write_table(dir: &Path) {
+    write_lifts(dir, &[0.5, 1.0, 1.0, 4.0, 8.0, 1.0]);
+}
+
+/// A table over x, y, z and age_band=18-24, region=9 with these lifts (row-major).
+fn write_lifts(dir: &Path, lift: &[f32]) {
     let items = ["x", "y", "z"];
     let segments = ["age_band=18-24", "region=9"];
-    let lift = [0.5, 1.0, 1.0, 4.0, 8.0, 1.0];
     let mut digests = BTreeMap::new();
     let mut put = |name: &str, bytes: Vec<u8>| {
         std::fs::write(dir.join(name), &bytes).expect("write");
@@ -34,7 +38,7 @@ fn write_table(dir: &Path) {
     );
     put(
         files::PROPENSITY,
-        Table::encode(3, 2, &lift).expect("encode"),
+        Table::encode(3, 2, lift).expect("encode"),
     );
     let manifest = BundleManifest {
         format_version: 1,
@@ -176,4 +180,32 @@ async fn a_config_whose_lift_table_is_missing_or_altered_is_refused_naming_the_f
         "{err}"
     );
     assert!(gw.handle().config().filters.propensity.is_some());
+}
+
+#[tokio::test]
+async fn a_retrained_table_is_read_on_the_next_config_and_an_unchanged_one_is_not_read_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_table(dir.path());
+    let a = FakeQueue::spawn("a", cands(&["x", "y", "z"]), Behaviour::instant())
+        .await
+        .expect("a");
+    let gw = serve(with_stage(config(&[("a", &a)]), dir.path(), None)).await;
+    let young = json!({"user_id": "u1", "k": 3, "context": {"age_band": "20"}});
+    assert_eq!(ids(&gw.recall(young.clone()).await.1), ["z", "y", "x"]);
+
+    // A new bundle version: the next config reads it (x is now the young's favourite).
+    write_lifts(dir.path(), &[9.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    let handle = gw.gateway.handle();
+    handle
+        .update(with_stage(config(&[("a", &a)]), dir.path(), None))
+        .expect("valid");
+    assert_eq!(ids(&gw.recall(young.clone()).await.1), ["x", "y", "z"]);
+
+    // Same version: a config edit keeps the table it has (the files are not read again, so
+    // even a damaged file beside an unchanged manifest goes unnoticed until the next version).
+    std::fs::write(dir.path().join(files::PROPENSITY), b"damaged").expect("damage");
+    let mut edit = with_stage(config(&[("a", &a)]), dir.path(), None);
+    edit.deadline_ms = 1500;
+    handle.update(edit).expect("table kept");
+    assert_eq!(ids(&gw.recall(young).await.1), ["x", "y", "z"]);
 }

@@ -162,6 +162,19 @@ mod tests {
     }
 
     #[test]
+    fn the_gateways_propensity_table_is_relative_to_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = YAML.replace(
+            "  merge: {policy: rrf, rrfK: 10}\n",
+            "  merge: {policy: rrf, rrfK: 10}\n  filters:\n    propensity: {table: bundles/popular, keys: [age_band]}\n",
+        );
+        std::fs::write(dir.path().join("platform.yaml"), yaml).unwrap();
+        let specs = read(&[dir.path().to_path_buf()]).unwrap();
+        let p = specs.gateway.unwrap().filters.propensity.unwrap();
+        assert_eq!(PathBuf::from(p.table), dir.path().join("bundles/popular"));
+    }
+
+    #[test]
     fn a_remote_bundle_without_a_local_copy_is_a_clear_error() {
         let err = queues(&specs(), &[]).unwrap_err().to_string();
         assert!(err.contains("pass --bundle far=DIR"), "{err}");
