@@ -99,6 +99,13 @@ pub mod files {
     /// attribute: CSR over tags: `offsets`, `related` i64 (tag index), `weights` f32 (each row
     /// sums to 1, strongest first): knowledge-graph / co-occurrence neighbours for expansion.
     pub const RELATED_TAGS: &str = "related_tags.safetensors";
+    /// Every strategy, when the training data has user attributes: `lift` f32[N, S], item `i`'s
+    /// lift for segment `s` (engagement share from the segment over its population share,
+    /// shrunk towards 1; 1 below the minimum support). Read by a gateway's propensity stage.
+    pub const PROPENSITY: &str = "propensity.safetensors";
+    /// The propensity table's segments, one `key=value` per line (`age_band=18-24`,
+    /// `gender=F`, `occupation=writer`, `region=9`); line `s` is column `s`.
+    pub const PROPENSITY_SEGMENTS: &str = "propensity_segments.txt";
 }
 
 /// Keys of [`BundleManifest::params`] the worker reads.

@@ -10,8 +10,9 @@ pub use references::{DanglingReference, Scope, references};
 use crate::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest};
 use crate::bundle_uri::{self, BundleLocation, ObjectScheme};
 use crate::crd::{
-    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MergePolicy, MergeSpec, OperationalSettings,
-    QueueRoute, RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
+    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MAX_PROPENSITY_BOOST, MergePolicy, MergeSpec,
+    OperationalSettings, PROPENSITY_KEYS, PropensitySpec, QueueRoute, RecallExperimentSpec,
+    RecallGatewaySpec, RecallQueueSpec, Strategy,
 };
 use crate::error::{Collector, ValidationError, ValidationErrors};
 use crate::routing::RoutingConfig;
@@ -449,6 +450,66 @@ fn filter_spec(c: &mut Collector, filters: &FilterSpec) {
     if let Some(m) = filters.max_per_source {
         in_range(c, m, 1, 10000, "filters.maxPerSource");
     }
+    if let Some(p) = &filters.propensity {
+        propensity_spec(c, "filters.propensity", p);
+    }
+}
+
+/// A propensity stage on its own (as `kan eval --propensity-*` builds it); fields relative to it.
+pub fn propensity(spec: &PropensitySpec) -> Result<(), ValidationErrors> {
+    let mut c = Collector::default();
+    propensity_spec(&mut c, "propensity", spec);
+    c.finish()
+}
+
+fn propensity_spec(c: &mut Collector, field: &str, p: &PropensitySpec) {
+    c.check(
+        !p.table.trim().is_empty() && p.table.len() <= 1024,
+        format!("{field}.table"),
+        "must name a bundle directory holding propensity.safetensors (at most 1024 characters)",
+    );
+    c.check(
+        !p.keys.is_empty() && p.keys.len() <= PROPENSITY_KEYS.len(),
+        format!("{field}.keys"),
+        format!(
+            "must list 1 to {} context keys of {}",
+            PROPENSITY_KEYS.len(),
+            PROPENSITY_KEYS.join(", ")
+        ),
+    );
+    let mut seen = BTreeSet::new();
+    for (i, key) in p.keys.iter().enumerate() {
+        c.check(
+            PROPENSITY_KEYS.contains(&key.as_str()),
+            format!("{field}.keys[{i}]"),
+            format!(
+                "unknown context key `{key}`: use {}",
+                PROPENSITY_KEYS.join(", ")
+            ),
+        );
+        c.check(
+            seen.insert(key.as_str()),
+            format!("{field}.keys[{i}]"),
+            format!("`{key}` is listed twice"),
+        );
+    }
+    c.check(
+        p.boost.is_finite() && (0.0..=MAX_PROPENSITY_BOOST).contains(&p.boost),
+        format!("{field}.boost"),
+        format!("must be between 0 and {MAX_PROPENSITY_BOOST}"),
+    );
+    if let Some(min) = p.min_lift {
+        c.check(
+            min.is_finite() && min > 0.0 && min <= 100.0,
+            format!("{field}.minLift"),
+            "must be above 0 and at most 100",
+        );
+    }
+    c.check(
+        p.boost > 0.0 || p.min_lift.is_some(),
+        format!("{field}.boost"),
+        "boost 0 without minLift does nothing: set boost above 0, or minLift",
+    );
 }
 
 /// A RecallGateway spec.

@@ -531,3 +531,55 @@ fn a_gateways_signal_store_follows_the_same_rules_as_a_queues() {
         "without credentials",
     );
 }
+
+#[test]
+fn a_propensity_stage_is_declared_under_filters_with_defaults() {
+    let object = gateway(
+        "  queues: [{name: a}]\n  filters:\n    propensity: {table: bundles/popular, keys: [age_band, region]}\n",
+    );
+    accepted(&object);
+    let KanObject::Gateway(g) = object else {
+        unreachable!()
+    };
+    let p = g.spec.filters.propensity.expect("declared");
+    assert_eq!(p.keys, ["age_band", "region"]);
+    assert_eq!(p.boost, 1.0);
+    assert_eq!(p.min_lift, None);
+}
+
+#[test]
+fn a_bad_propensity_stage_is_rejected_naming_the_field() {
+    let with = |p: &str| {
+        gateway(&format!(
+            "  queues: [{{name: a}}]\n  filters:\n    propensity: {p}\n"
+        ))
+    };
+    let errors = |p: &str| match validate::object(&with(p)) {
+        Ok(()) => panic!("{p} should be rejected"),
+        Err(e) => e,
+    };
+    let e = errors("{table: t, keys: [age_band, zodiac]}");
+    assert!(e.has_field("spec.filters.propensity.keys[1]"), "{e}");
+    assert!(e.to_string().contains("zodiac"), "{e}");
+    assert!(
+        errors("{table: t, keys: [region, region]}").has_field("spec.filters.propensity.keys[1]")
+    );
+    assert!(errors("{table: t, keys: []}").has_field("spec.filters.propensity.keys"));
+    assert!(
+        errors("{table: t, keys: [region], boost: 11}").has_field("spec.filters.propensity.boost")
+    );
+    assert!(
+        errors("{table: t, keys: [region], boost: 0}").has_field("spec.filters.propensity.boost")
+    );
+    assert!(
+        errors("{table: t, keys: [region], minLift: 0}")
+            .has_field("spec.filters.propensity.minLift")
+    );
+    assert!(errors("{table: ' ', keys: [region]}").has_field("spec.filters.propensity.table"));
+    let unknown = parse_manifests(
+        "apiVersion: kan.dev/v1alpha1\nkind: RecallGateway\nmetadata: {name: g}\nspec:\n  queues: [{name: a}]\n  filters:\n    propensity: {table: t, keys: [region], strength: 2}\n",
+    )
+    .expect_err("unknown field");
+    assert!(unknown.to_string().contains("strength"), "{unknown}");
+    accepted(&with("{table: t, keys: [gender], boost: 0, minLift: 0.5}"));
+}

@@ -8,6 +8,8 @@
 //! * [`itemcf`], [`item2vec`], [`social`], [`attribute`], [`popular`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies;
+//! * [`propensity`] — item lifts per audience segment (trainer) and the gateway's propensity
+//!   boost/filter over merged candidates;
 //! * [`fresh`] — trending windows and stored histories from the online store;
 //! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 // No unwrap() outside tests: a panic is never an error path.
@@ -20,6 +22,7 @@ pub mod item2vec;
 pub mod itemcf;
 pub mod merge;
 pub mod popular;
+pub mod propensity;
 pub mod rank;
 pub mod readout;
 pub mod social;

@@ -36,6 +36,8 @@ pub struct Compiled {
     pub blocklist: HashSet<String>,
     pub hash: String,
     pub exposure: Option<Arc<ExposureLog>>,
+    /// The lift table of `filters.propensity`, read when the config loads.
+    pub propensity: Option<Arc<crate::propensity::LoadedTable>>,
 }
 
 impl Compiled {
@@ -59,6 +61,7 @@ impl Compiled {
             blocklist: HashSet::new(),
             hash: String::new(),
             exposure: None,
+            propensity: None,
             config,
         }
     }
@@ -88,8 +91,16 @@ impl Compiled {
                 None => Some(Arc::new(ExposureLog::open(Path::new(path))?)),
             },
         };
+        let propensity = match &config.filters.propensity {
+            None => None,
+            Some(spec) => Some(crate::propensity::load_table(
+                Path::new(&spec.table),
+                previous.and_then(|p| p.propensity.as_ref()),
+            )?),
+        };
         Ok(Self {
             blocklist: config.filters.blocklist.iter().cloned().collect(),
+            propensity,
             hash: config.content_hash(),
             urls,
             exposure,

@@ -22,6 +22,9 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    /// The lift table named by `filters.propensity.table` cannot be used.
+    #[error("filters.propensity.table {path}: {message}")]
+    PropensityTable { path: String, message: String },
     #[error("required queue '{queue}' failed ({status}): {detail}")]
     RequiredQueueFailed {
         queue: String,
@@ -44,6 +47,7 @@ impl Error {
             Error::InvalidConfig(_) => "invalid_config",
             Error::Watch { .. } => "watch",
             Error::ExposureLog { .. } => "exposure_log",
+            Error::PropensityTable { .. } => "propensity_table",
             Error::RequiredQueueFailed { .. } => "required_queue_failed",
             Error::EncodeResponse(_) => "encode_response",
             Error::NotConfigured { .. } => "not_configured",

@@ -1,5 +1,6 @@
 //! The gateway: the live routing config and the recall pipeline, a fixed template —
-//! assign arms → fan out under deadlines → merge → filters (and fallback fill) → truncate.
+//! assign arms → fan out under deadlines → merge → propensity boost → filters (and fallback
+//! fill) → truncate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use arc_swap::ArcSwap;
 use kan_api::crd::QueueRoute;
 use kan_api::routing::RoutingConfig;
 use kan_api::wire::{ExposureRecord, GatewayResponse, QueueReport, QueueStatus, RecallRequest};
+use kan_core::propensity::Stage;
 use tokio::time::Instant;
 
 use crate::assign;
@@ -20,6 +22,7 @@ use crate::fanout::{CallLimits, FanOut, QueueCall, QueueOutcome};
 use crate::filter::{BlocklistFilter, ExcludeFilter, Filter, MaxPerSourceFilter, run_all};
 use crate::merge::{self, CandidateRef, QueueList};
 use crate::metrics as m;
+use crate::propensity::PropensityFilter;
 use crate::response::ResponseView;
 use crate::stats::{Stats, StatsSnapshot};
 
@@ -217,15 +220,27 @@ impl Gateway {
                 candidates,
             })
             .collect();
-        let merged = merge::merge(route.merge, &lists);
+        let mut merged = merge::merge(route.merge, &lists);
         metrics::histogram!(m::MERGE_SIZE).record(merged.len() as f64);
 
-        // 4. Filters, each keeping or removing; then the fallback fills what is missing.
+        // 4. Propensity boost for the audience the request's context names.
+        let propensity = config
+            .filters
+            .propensity
+            .as_ref()
+            .zip(state.propensity.as_deref().map(|l| &l.table))
+            .and_then(|(spec, table)| Stage::new(spec, table, &request.context));
+        if let Some(stage) = &propensity {
+            stage.boost(&mut merged);
+        }
+
+        // 5. Filters, each keeping or removing; then the fallback fills what is missing.
         let exclude = ExcludeFilter::new(&request.exclude);
         let blocklist = BlocklistFilter::new(&state.blocklist);
+        let min_lift = PropensityFilter::new(propensity.as_ref());
         let per_source =
             MaxPerSourceFilter::new(config.filters.max_per_source.map(|n| n.max(1) as usize));
-        let filters = [&exclude as &dyn Filter, &blocklist, &per_source];
+        let filters = [&exclude as &dyn Filter, &blocklist, &min_lift, &per_source];
         let mut kept = run_all(&filters, merged);
         if let Some(name) = route.fallback
             && let Some(i) = outcomes.iter().position(|o| o.name == name)
@@ -239,7 +254,7 @@ impl Gateway {
             metrics::counter!(m::FALLBACK_FILLED).increment(added as u64);
         }
 
-        // 5. Truncate.
+        // 6. Truncate.
         kept.truncate(k);
 
         let queues = reports(&outcomes, request.debug);

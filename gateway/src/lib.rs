@@ -8,9 +8,12 @@
 //!    its status;
 //! 3. **merge** — [`merge::merge`] (rrf, weighted-interleave, quota, score) de-duplicates and
 //!    records every source;
-//! 4. **filters** — [`filter`] stages (exclude, blocklist, max per source) each return what they
-//!    kept and removed; the fallback queue fills what is missing;
-//! 5. **truncate** to `k`.
+//! 4. **propensity boost** — when the config declares `filters.propensity` and the request's
+//!    `context` names an audience, merge scores are multiplied by the items' lift
+//!    ([`propensity`], `kan_core::propensity`);
+//! 5. **filters** — [`filter`] stages (exclude, blocklist, propensity `minLift`, max per source)
+//!    each return what they kept and removed; the fallback queue fills what is missing;
+//! 6. **truncate** to `k`.
 //!
 //! The config is swapped atomically ([`GatewayHandle::update`], [`reload::watch`]); in-flight
 //! requests finish on the config they started with.
@@ -31,6 +34,7 @@ pub mod filter;
 mod gateway;
 pub mod merge;
 pub mod metrics;
+pub mod propensity;
 pub mod reload;
 pub mod response;
 pub mod server;

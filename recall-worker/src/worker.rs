@@ -295,7 +295,7 @@ impl Worker {
             None => Err(Error::InvalidRequest {
                 field: "items".into(),
                 message: format!(
-                    "queue {} runs {}, which recalls only trained items; post new items to an attribute queue",
+                    "queue {} runs {}, which recalls only trained items; post new items to an attribute or exploratory queue",
                     loaded.name,
                     loaded.strategy.name()
                 ),

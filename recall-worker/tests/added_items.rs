@@ -188,3 +188,73 @@ async fn a_stored_catalogue_skips_items_the_new_bundle_has_or_cannot_tag() {
         "fresh and more; i3 and aria are not served"
     );
 }
+
+#[tokio::test]
+async fn an_exploratory_queue_samples_a_posted_item_outside_the_users_dominant_categories() {
+    let (bundle, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_bundle(bundle.path(), StrategyType::Exploratory);
+    let options = WorkerOptions {
+        state_dir: Some(state.path().to_path_buf()),
+        ..options()
+    };
+    let config = config(StrategyType::Exploratory, Some(bundle.path()), json!({}));
+    let worker = Worker::load(config.clone(), options.clone())
+        .await
+        .expect("worker loads");
+    // History in news, sport and music: those are dominant, only film items (j % 4 == 3) are
+    // explored — ten of them, all returned at k = 20.
+    let explorer = json!({"user_id": "explorer", "history": ["i0", "i1", "i2"], "k": 20});
+    let before = recall(&worker, explorer.clone()).await;
+    assert_eq!(before.len(), 10, "{before:?}");
+
+    let (status, body) = post(
+        &worker,
+        json!({"items": [{"id": "new-film", "tags": ["film", "unknown-tag"]}, {"id": "new-news", "tags": ["news"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = recall(&worker, explorer.clone()).await;
+    assert_eq!(after.len(), 11, "{after:?}");
+    assert!(after.contains(&"new-film".to_string()), "{after:?}");
+    assert!(
+        !after.contains(&"new-news".to_string()),
+        "news is a dominant interest"
+    );
+
+    // Persisted: a restarted worker samples it too.
+    drop(worker);
+    let restarted = Worker::load(config, options).await.expect("restarts");
+    assert_eq!(recall(&restarted, explorer).await, after);
+}
+
+#[tokio::test]
+async fn an_exploratory_queue_refuses_an_item_without_a_known_category_naming_the_field() {
+    let bundle = tempfile::tempdir().unwrap();
+    write_bundle(bundle.path(), StrategyType::Exploratory);
+    let worker = worker(config(
+        StrategyType::Exploratory,
+        Some(bundle.path()),
+        json!({}),
+    ))
+    .await;
+    for (body, field) in [
+        (
+            json!({"items": [{"id": "ok", "tags": ["film"]}, {"id": "x", "tags": ["opera"]}]}),
+            "items[1].tags",
+        ),
+        (
+            json!({"items": [{"id": "i3", "tags": ["film"]}]}),
+            "items[0].id",
+        ),
+        (
+            json!({"items": [{"id": "v", "tags": ["film"], "vector": [0.5]}]}),
+            "items[0].vector",
+        ),
+    ] {
+        let (status, answer) = post(&worker, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let all = recall(&worker, json!({"user_id": "u", "k": 20})).await;
+    assert!(!all.contains(&"ok".to_string()), "nothing was applied");
+}

@@ -22,6 +22,7 @@ pub mod onnx;
 pub mod pack;
 pub mod pipeline;
 pub mod progress;
+pub mod propensity;
 pub mod runtime;
 pub mod split;
 pub mod strategies;

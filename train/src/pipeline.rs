@@ -210,6 +210,10 @@ pub fn train(req: &TrainRequest) -> Result<TrainOutcome> {
                 .collect();
         w.lines(files::TITLES, &titles)?;
     }
+    let propensity = crate::propensity::compute(&p.ds, &p.split.train);
+    if let Some(lifts) = &propensity {
+        crate::propensity::write(&mut w, p.ds.n_items(), lifts)?;
+    }
     model.write(&mut w)?;
     let mut params = model.params();
     if let Some(obj) = params.as_object_mut() {
@@ -217,6 +221,16 @@ pub fn train(req: &TrainRequest) -> Result<TrainOutcome> {
         obj.insert("seed".into(), req.opts.seed.into());
         obj.insert("dim".into(), req.opts.dim.into());
         obj.insert("train_seconds".into(), train_seconds.into());
+        if propensity.is_some() {
+            obj.insert(
+                "propensity".into(),
+                serde_json::json!({
+                    "min_support": kan_core::propensity::DEFAULT_MIN_SUPPORT,
+                    "shrinkage": kan_core::propensity::DEFAULT_SHRINKAGE,
+                    "min_segment_users": crate::propensity::MIN_SEGMENT_USERS,
+                }),
+            );
+        }
     }
     let dataset = DatasetInfo {
         name: p.ds.name.clone(),

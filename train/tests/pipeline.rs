@@ -105,6 +105,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         on_validation: false,
         max_users: None,
         progress: false,
+        propensity: None,
     })
     .unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -261,6 +262,7 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
         on_validation: false,
         max_users: None,
         progress: false,
+        propensity: None,
     })
     .unwrap();
     assert!(

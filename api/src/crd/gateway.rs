@@ -201,6 +201,9 @@ pub struct FilterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_per_source: Option<i32>,
+    /// Boost or filter candidates by the request context's audience (age band, region, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<super::PropensitySpec>,
 }
 
 /// Circuit breaker settings, per queue.

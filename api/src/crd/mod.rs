@@ -7,12 +7,14 @@
 mod common;
 mod experiment;
 mod gateway;
+mod propensity;
 mod queue;
 mod readout;
 
 pub use common::*;
 pub use experiment::*;
 pub use gateway::*;
+pub use propensity::*;
 pub use queue::*;
 pub use readout::*;
 

@@ -75,6 +75,19 @@ pub struct Args {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Score every queue and merge also through a propensity stage whose lift table is this
+    /// bundle directory (instead of, or overriding, the RecallGateway's `filters.propensity`).
+    #[arg(long)]
+    pub propensity_table: Option<PathBuf>,
+    /// Context keys of the propensity stage (default: the gateway's, else age_band,region).
+    #[arg(long, value_delimiter = ',')]
+    pub propensity_keys: Vec<String>,
+    /// Boost exponent of the propensity stage (default: the gateway's, else 1).
+    #[arg(long)]
+    pub propensity_boost: Option<f64>,
+    /// minLift of the propensity stage (default: the gateway's, else none).
+    #[arg(long)]
+    pub propensity_min_lift: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -94,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (Some(data), Some(format)) = (args.data, args.format) else {
+    let (Some(data), Some(format)) = (args.data.clone(), args.format.clone()) else {
         bail!(
             "give --data DIR --format FORMAT and --bundle NAME=DIR / --predictions NAME=FILE ... (or --exposures FILE --truth FILE)"
         );
@@ -166,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         on_validation: args.validation,
         max_users: args.max_users,
         progress: !args.quiet,
+        propensity: propensity_stage(&args, specs.gateway.as_ref())?,
     };
     if let Some(dir) = &args.dump_split {
         for p in kan_train::eval::dump_split(&req, dir)? {
@@ -181,4 +195,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The propensity stage to score with: the gateway's `filters.propensity`, each `--propensity-*`
+/// flag overriding its field; `None` when neither declares a table.
+fn propensity_stage(
+    args: &Args,
+    gateway: Option<&kan_api::crd::RecallGatewaySpec>,
+) -> anyhow::Result<Option<kan_api::crd::PropensitySpec>> {
+    let declared = gateway.and_then(|g| g.filters.propensity.clone());
+    let table = match (&args.propensity_table, &declared) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(p)) => p.table.clone(),
+        (None, None) => {
+            if !args.propensity_keys.is_empty()
+                || args.propensity_boost.is_some()
+                || args.propensity_min_lift.is_some()
+            {
+                bail!(
+                    "--propensity-keys/-boost/-min-lift need a lift table: --propensity-table DIR or a RecallGateway with filters.propensity"
+                );
+            }
+            return Ok(None);
+        }
+    };
+    let keys = if !args.propensity_keys.is_empty() {
+        args.propensity_keys.clone()
+    } else if let Some(p) = &declared {
+        p.keys.clone()
+    } else {
+        vec!["age_band".into(), "region".into()]
+    };
+    let spec = kan_api::crd::PropensitySpec {
+        table,
+        keys,
+        boost: args
+            .propensity_boost
+            .or(declared.as_ref().map(|p| p.boost))
+            .unwrap_or(1.0),
+        min_lift: args
+            .propensity_min_lift
+            .or(declared.as_ref().and_then(|p| p.min_lift)),
+    };
+    kan_api::validate::propensity(&spec).context("the propensity stage")?;
+    Ok(Some(spec))
 }

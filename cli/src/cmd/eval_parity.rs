@@ -192,6 +192,7 @@ async fn assert_parity(
         on_validation: false,
         max_users: None,
         progress: false,
+        propensity: None,
     };
     let (_, offline) = kan_train::eval::eval_keeping_lists(&request).unwrap();
     assert!(offline.users.len() >= 100, "{} users", offline.users.len());

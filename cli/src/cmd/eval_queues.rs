@@ -44,9 +44,13 @@ fn add(specs: &mut Specs, object: KanObject, dir: &Path) -> anyhow::Result<()> {
             }
             specs.queues.push((name, q.spec, dir.to_path_buf()));
         }
-        KanObject::Gateway(g) => {
+        KanObject::Gateway(mut g) => {
             if specs.gateway.is_some() {
                 bail!("give one RecallGateway to evaluate merges with, found a second ('{name}')");
+            }
+            // The lift table path is relative to the file, like local bundle paths.
+            if let Some(p) = g.spec.filters.propensity.as_mut() {
+                p.table = relative_to(dir, &p.table);
             }
             specs.gateway = Some(g.spec);
         }
@@ -106,6 +110,15 @@ fn local_bundle(name: &str, spec: &RecallQueueSpec, dir: &Path) -> anyhow::Resul
     Ok(dir.join(uri))
 }
 
+/// `path` resolved against `dir` unless absolute.
+pub fn relative_to(dir: &Path, path: &str) -> String {
+    if Path::new(path).is_absolute() {
+        path.to_string()
+    } else {
+        dir.join(path).display().to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +159,19 @@ mod tests {
             PathBuf::from("/b/social"),
             "--bundle wins over the uri"
         );
+    }
+
+    #[test]
+    fn the_gateways_propensity_table_is_relative_to_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = YAML.replace(
+            "  merge: {policy: rrf, rrfK: 10}\n",
+            "  merge: {policy: rrf, rrfK: 10}\n  filters:\n    propensity: {table: bundles/popular, keys: [age_band]}\n",
+        );
+        std::fs::write(dir.path().join("platform.yaml"), yaml).unwrap();
+        let specs = read(&[dir.path().to_path_buf()]).unwrap();
+        let p = specs.gateway.unwrap().filters.propensity.unwrap();
+        assert_eq!(PathBuf::from(p.table), dir.path().join("bundles/popular"));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! The draws are seeded by (user, UTC day, spec seed), so a user sees the same list all day and a
 //! new one the next day. Cold start: with no history every category is eligible.
 //!
+//! Items added after training (`POST /v1/items`) are sampled too: their categories are the tags
+//! that name one of the bundle's, their prior that of an item nobody engaged with yet.
+//!
 //! Only a pool is sampled: the first `max(50·k, 10 000)` eligible items in a fixed order, best
 //! optimistic bound (prior mean + 2 sd) first. Drawing for every item cost 671 ms p50 per request
 //! at 1M items (BENCHMARKS.md, Worker); an item outside the pool would need a draw beyond the bound
@@ -16,13 +19,14 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kan_api::bundle::files;
 use kan_api::crd::ExploratorySettings;
+use kan_api::wire::NewItem;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Beta, Distribution};
 
 use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue, Csr};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::{Hit, top_k};
 
 /// Smallest pool of sampled items, and pool items per candidate wanted.
@@ -31,6 +35,14 @@ const POOL_PER_CANDIDATE: usize = 50;
 
 pub struct Exploratory {
     bundle: Arc<Bundle>,
+    /// The bundle's items, then the items added after training (`POST /v1/items`); `None`
+    /// while none were added (the bundle's catalogue serves).
+    catalogue: Option<Catalogue>,
+    /// Category names (`categories.txt`): an added item's tags that name one are its categories.
+    category_index: Arc<HashMap<String, u32>>,
+    /// The bundle's item → categories, and the bundle's Beta prior parameters.
+    trained: Arc<Trained>,
+    added: Vec<NewItem>,
     categories: Csr,
     priors: Vec<Beta<f32>>,
     /// Items by optimistic bound, best first: the order pools are taken and draws are made in.
@@ -65,8 +77,24 @@ impl Exploratory {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let names_path = bundle.require(files::CATEGORY_NAMES)?;
+        let names = std::fs::read_to_string(&names_path).map_err(|e| Error::io(&names_path, e))?;
+        let category_index = names
+            .lines()
+            .enumerate()
+            .map(|(c, name)| (name.to_string(), c as u32))
+            .collect();
         Ok(Self {
+            catalogue: None,
             bundle,
+            category_index: Arc::new(category_index),
+            trained: Arc::new(Trained {
+                categories: categories.clone(),
+                new_item_beta: new_item_beta(&alpha, &beta),
+                alpha: alpha.clone(),
+                beta: beta.clone(),
+            }),
+            added: Vec::new(),
             categories,
             priors,
             order: optimistic_order(&alpha, &beta),
@@ -74,6 +102,121 @@ impl Exploratory {
             seed: settings.seed,
         })
     }
+
+    /// A copy that also samples `items` (every item added so far). Their categories are the
+    /// tags that name one of the bundle's categories; their prior is that of a trained item
+    /// nobody engaged with, Beta(1, median reach + 1). Strict: an id the bundle has, a vector, or
+    /// an item without a known category is an error naming its field; lenient (reloading a
+    /// stored catalogue against a new bundle): such items are skipped.
+    pub fn with_added(&self, items: &[NewItem], strict: bool) -> Result<Self> {
+        let trained = &self.trained;
+        let n = trained.alpha.len();
+        let mut kept = Vec::with_capacity(items.len());
+        let mut offsets: Vec<i64> = Vec::with_capacity(n + items.len() + 1);
+        let mut columns: Vec<i64> = Vec::with_capacity(trained.categories.nnz());
+        offsets.push(0);
+        for row in 0..n {
+            columns.extend(trained.categories.row(row).iter().map(|&c| i64::from(c)));
+            offsets.push(columns.len() as i64);
+        }
+        for (i, item) in items.iter().enumerate() {
+            let fault = if self.bundle.items.get(&item.id).is_some() {
+                Some((
+                    format!("items[{i}].id"),
+                    format!("'{}' is an item of the bundle already", item.id),
+                ))
+            } else if item.vector.is_some() {
+                Some((
+                    format!("items[{i}].vector"),
+                    "an exploratory queue samples by category and has no item vectors: leave vector out".to_string(),
+                ))
+            } else {
+                None
+            };
+            let mut cats: Vec<u32> = item
+                .tags
+                .iter()
+                .filter_map(|t| self.category_index.get(t).copied())
+                .collect();
+            cats.sort_unstable();
+            cats.dedup();
+            let fault = fault.or_else(|| {
+                cats.is_empty().then(|| {
+                    (
+                        format!("items[{i}].tags"),
+                        format!(
+                            "no tag names a category of the bundle ({}); an exploratory queue samples items by category",
+                            files::CATEGORY_NAMES
+                        ),
+                    )
+                })
+            });
+            match fault {
+                Some((field, message)) if strict => {
+                    return Err(Error::InvalidRequest { field, message });
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            columns.extend(cats.iter().map(|&c| i64::from(c)));
+            offsets.push(columns.len() as i64);
+            kept.push(item.clone());
+        }
+        let rows = n + kept.len();
+        let categories = Csr::new(offsets, columns, rows, u32::MAX as usize)
+            .map_err(|m| Error::Bundle(format!("added items' categories: {m}")))?;
+        let mut alpha = trained.alpha.clone();
+        let mut beta = trained.beta.clone();
+        alpha.resize(rows, 1.0);
+        beta.resize(rows, trained.new_item_beta);
+        let priors = alpha
+            .iter()
+            .zip(&beta)
+            .map(|(&a, &b)| Beta::new(a, b).map_err(|_| Error::Bundle(format!("Beta({a}, {b})"))))
+            .collect::<Result<Vec<_>>>()?;
+        let mut ids: Vec<String> = (0..n as u32)
+            .filter_map(|i| self.bundle.items.id(i).map(str::to_string))
+            .collect();
+        ids.extend(kept.iter().map(|it| it.id.clone()));
+        Ok(Self {
+            bundle: self.bundle.clone(),
+            catalogue: Some(Catalogue::new(ids)?),
+            category_index: self.category_index.clone(),
+            trained: self.trained.clone(),
+            added: kept,
+            categories,
+            priors,
+            order: optimistic_order(&alpha, &beta),
+            dominant: self.dominant,
+            seed: self.seed,
+        })
+    }
+}
+
+/// What [`Exploratory::with_added`] rebuilds from.
+struct Trained {
+    categories: Csr,
+    alpha: Vec<f32>,
+    beta: Vec<f32>,
+    /// β of a new item's prior: 1 + the median reach (α + β − 2) of the trained items.
+    new_item_beta: f32,
+}
+
+/// 1 + the median reach of the trained items (their prior is Beta(1 + engagements,
+/// 1 + reach − engagements)): a new item is one nobody engaged with yet, among a typical
+/// audience.
+fn new_item_beta(alpha: &[f32], beta: &[f32]) -> f32 {
+    let mut reach: Vec<f32> = alpha
+        .iter()
+        .zip(beta)
+        .map(|(a, b)| (a + b - 2.0).max(0.0))
+        .collect();
+    if reach.is_empty() {
+        return 1.0;
+    }
+    let mid = reach.len() / 2;
+    let (_, median, _) = reach.select_nth_unstable_by(mid, f32::total_cmp);
+    1.0 + *median
 }
 
 /// FNV-1a, 64 bits: stable across processes and Rust versions (unlike `DefaultHasher`).
@@ -133,7 +276,15 @@ impl Strategy for Exploratory {
     }
 
     fn catalogue(&self) -> &Catalogue {
-        &self.bundle.items
+        self.catalogue.as_ref().unwrap_or(&self.bundle.items)
+    }
+
+    fn with_added(&self, items: &[NewItem], strict: bool) -> Option<Result<Arc<dyn Strategy>>> {
+        Some(Exploratory::with_added(self, items, strict).map(|e| Arc::new(e) as Arc<dyn Strategy>))
+    }
+
+    fn added(&self) -> &[NewItem] {
+        &self.added
     }
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
@@ -189,6 +340,13 @@ mod tests {
             exploration_seed("u1", day, 7),
             exploration_seed("u1", day, 8)
         );
+    }
+
+    #[test]
+    fn a_new_item_gets_the_median_reach_of_the_trained_items_as_its_beta() {
+        // Reaches (α + β − 2): 0, 4, 10.
+        assert_eq!(new_item_beta(&[1.0, 3.0, 6.0], &[1.0, 3.0, 6.0]), 5.0);
+        assert_eq!(new_item_beta(&[], &[]), 1.0);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! | attribute | no candidates (no history, no tag profile) |
 //!
 //! Items added after training (`POST /v1/items`) reach strategies that implement
-//! [`Strategy::with_added`]: attribute.
+//! [`Strategy::with_added`]: attribute, exploratory.
 
 mod attribute;
 mod encoder;

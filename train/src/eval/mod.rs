@@ -20,7 +20,7 @@ use crate::progress::Progress;
 use crate::split::SplitSpec;
 use crate::strategies::{self, Query};
 pub use predictions::PredictionInput;
-pub use report::{EvalReport, Row};
+pub use report::{EvalReport, Row, SegmentRow};
 
 /// Length of every queue's list and of merged lists (the largest cut-off).
 pub const LIST_LENGTH: usize = 300;
@@ -86,6 +86,10 @@ pub struct EvalRequest {
     /// Evaluate at most this many users (seeded sample); None = all.
     pub max_users: Option<usize>,
     pub progress: bool,
+    /// A gateway's propensity stage (a RecallGateway's `filters.propensity`, its `table`
+    /// resolved): every queue and merge is also scored with it, each user's context taken from
+    /// the dataset's user attributes, and R@20 is reported per audience segment.
+    pub propensity: Option<kan_api::crd::PropensitySpec>,
 }
 
 /// Maps indices between a bundle's id lists and the evaluation dataset's.
@@ -387,6 +391,24 @@ fn evaluate(
     });
     let mut rows = Vec::new();
     let mut lists = Vec::new();
+    let table = req
+        .propensity
+        .as_ref()
+        .map(|spec| load_propensity_table(std::path::Path::new(&spec.table)))
+        .transpose()?;
+    let contexts = crate::propensity::user_contexts(&p.ds);
+    let user_contexts: Vec<&BTreeMap<String, String>> =
+        users.iter().map(|&u| &contexts[u as usize]).collect();
+    let stages = req
+        .propensity
+        .as_ref()
+        .zip(table.as_ref())
+        .map(|(spec, table)| Stages {
+            spec,
+            table,
+            contexts: &user_contexts,
+        });
+    let mut boosted_pairs: Vec<BoostedPair> = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
         let l = run_queue(q, b, &p, &users, &histories, &warm, LIST_LENGTH)?;
         rows.push(Row {
@@ -398,6 +420,39 @@ fn evaluate(
         if let Some(k) = kept.as_mut() {
             k.queues
                 .push((q.name.clone(), l.iter().map(|l| ids(l)).collect()));
+        }
+        if let Some(stage) = &stages {
+            // A gateway routing this one queue: rrf over one list, then the stage.
+            let spec = kan_api::crd::MergeSpec {
+                policy: MergePolicy::Rrf,
+                total: LIST_LENGTH as i32,
+                rrf_k: req.rrf_k,
+            };
+            let route = [Route {
+                name: &q.name,
+                weight: 1.0,
+                quota: LIST_LENGTH,
+            }];
+            let boosted: Vec<Vec<u32>> = (0..users.len())
+                .into_par_iter()
+                .map(|n| {
+                    merge_lists(
+                        &spec,
+                        &route,
+                        &[l[n].as_slice()],
+                        p.ds.items.ids(),
+                        LIST_LENGTH,
+                        stage.for_user(n).as_ref(),
+                    )
+                })
+                .collect();
+            rows.push(Row {
+                name: format!("{}+propensity", q.name),
+                kind: "queue+propensity".into(),
+                strategy: b.manifest.strategy.to_string(),
+                metrics: score(&boosted, &truth, p.ds.n_items()),
+            });
+            boosted_pairs.push((q.name.clone(), l.clone(), boosted));
         }
         lists.push(l);
         pb.inc(1);
@@ -454,12 +509,20 @@ fn evaluate(
             .into_par_iter()
             .map(|n| {
                 let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
-                merge_lists(&spec, &routes, &per_queue, p.ds.items.ids(), LIST_LENGTH)
+                merge_lists(
+                    &spec,
+                    &routes,
+                    &per_queue,
+                    p.ds.items.ids(),
+                    LIST_LENGTH,
+                    None,
+                )
             })
             .collect();
         let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
+        let name = format!("merge:{}({})", policy.as_str(), names.join("+"));
         rows.push(Row {
-            name: format!("merge:{}({})", policy.as_str(), names.join("+")),
+            name: name.clone(),
             kind: "merge".into(),
             strategy: policy.as_str().into(),
             metrics: score(&merged, &truth, p.ds.n_items()),
@@ -468,8 +531,35 @@ fn evaluate(
             k.merges
                 .push((policy, merged.iter().map(|l| ids(l)).collect()));
         }
+        if let Some(stage) = &stages {
+            let boosted: Vec<Vec<u32>> = (0..users.len())
+                .into_par_iter()
+                .map(|n| {
+                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
+                    merge_lists(
+                        &spec,
+                        &routes,
+                        &per_queue,
+                        p.ds.items.ids(),
+                        LIST_LENGTH,
+                        stage.for_user(n).as_ref(),
+                    )
+                })
+                .collect();
+            rows.push(Row {
+                name: format!("{name}+propensity"),
+                kind: "merge+propensity".into(),
+                strategy: policy.as_str().into(),
+                metrics: score(&boosted, &truth, p.ds.n_items()),
+            });
+            boosted_pairs.push((name, merged, boosted));
+        }
         pb.inc(1);
     }
+    let segments = match &req.propensity {
+        Some(spec) => segment_rows(&spec.keys, &user_contexts, &truth, &boosted_pairs),
+        None => Vec::new(),
+    };
     pb.finish();
     let report = EvalReport {
         dataset: p.ds.name.clone(),
@@ -486,9 +576,86 @@ fn evaluate(
         items: p.ds.n_items(),
         ks: KS.to_vec(),
         rows,
+        segments,
         warnings,
     };
     Ok((report, kept))
+}
+
+/// The propensity stage of every evaluated user (by position in the evaluated users).
+struct Stages<'a> {
+    spec: &'a kan_api::crd::PropensitySpec,
+    table: &'a kan_core::propensity::Table,
+    contexts: &'a [&'a BTreeMap<String, String>],
+}
+
+impl Stages<'_> {
+    fn for_user(&self, n: usize) -> Option<kan_core::propensity::Stage<'_>> {
+        kan_core::propensity::Stage::new(self.spec, self.table, self.contexts.get(n)?)
+    }
+}
+
+/// Reads the lift table of a bundle directory (what a gateway's `filters.propensity.table`
+/// names) through the bundle reader, which checks every file's digest.
+pub fn load_propensity_table(dir: &std::path::Path) -> Result<kan_core::propensity::Table> {
+    use kan_api::bundle::files;
+    let b = BundleDir::open(dir)?;
+    if !b.has(files::PROPENSITY) {
+        return Err(Error::InvalidInput(format!(
+            "{}: the bundle has no {} (train it on data with user attributes)",
+            dir.display(),
+            files::PROPENSITY
+        )));
+    }
+    kan_core::propensity::Table::decode(
+        b.lines(files::ITEMS)?,
+        b.lines(files::PROPENSITY_SEGMENTS)?,
+        &b.read(files::PROPENSITY)?,
+    )
+    .map_err(|e| Error::InvalidInput(format!("{}: {e}", dir.display())))
+}
+
+/// A row's name, its lists without the propensity stage and with it (per evaluated user).
+type BoostedPair = (String, Vec<Vec<u32>>, Vec<Vec<u32>>);
+
+/// Cut-off of the per-segment table.
+const SEGMENT_K: usize = 20;
+
+/// R@20 per audience segment (every value of every declared key among the evaluated users),
+/// without and with the propensity stage, for every row that has both.
+fn segment_rows(
+    keys: &[String],
+    contexts: &[&BTreeMap<String, String>],
+    truth: &[HashSet<u32>],
+    pairs: &[BoostedPair],
+) -> Vec<SegmentRow> {
+    let mut out = Vec::new();
+    for key in keys {
+        let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (n, ctx) in contexts.iter().enumerate() {
+            if let Some(v) = ctx.get(key) {
+                members.entry(v).or_default().push(n);
+            }
+        }
+        for (value, users) in members {
+            let recall = |lists: &[Vec<u32>]| {
+                users
+                    .iter()
+                    .map(|&n| crate::metrics::recall_at(&lists[n], &truth[n], SEGMENT_K))
+                    .sum::<f64>()
+                    / users.len() as f64
+            };
+            out.push(SegmentRow {
+                segment: kan_core::propensity::segment_name(key, value),
+                users: users.len(),
+                recall: pairs
+                    .iter()
+                    .map(|(name, base, boosted)| (name.clone(), (recall(base), recall(boosted))))
+                    .collect(),
+            });
+        }
+    }
+    out
 }
 
 /// A queue's merge settings, as a RecallGateway's `queues` entry gives them.
@@ -500,7 +667,8 @@ pub struct Route<'a> {
 }
 
 /// Merges one user's queue lists (dataset item indices, best first) with the gateway's merge
-/// code, and keeps the first `total` items. Lists carry no scores here, so each candidate
+/// code, applies the gateway's propensity stage for the user when given, and keeps the first
+/// `total` items. Lists carry no scores here, so each candidate
 /// scores by position (which only the `score` policy would read).
 pub fn merge_lists(
     spec: &kan_api::crd::MergeSpec,
@@ -508,6 +676,7 @@ pub fn merge_lists(
     lists: &[&[u32]],
     item_ids: &[String],
     total: usize,
+    propensity: Option<&kan_core::propensity::Stage>,
 ) -> Vec<u32> {
     use kan_core::merge::{CandidateRef, QueueList, merge};
     let candidates: Vec<Vec<CandidateRef>> = lists
@@ -540,7 +709,13 @@ pub fn merge_lists(
         .flat_map(|l| l.iter())
         .filter_map(|&i| item_ids.get(i as usize).map(|id| (id.as_str(), i)))
         .collect();
-    merge(spec, &queues)
+    let mut merged = merge(spec, &queues);
+    // The gateway's order: boost, then the filters (here the only one that applies: minLift).
+    if let Some(stage) = propensity {
+        stage.boost(&mut merged);
+        merged.retain(|m| stage.keeps(m.item_id));
+    }
+    merged
         .into_iter()
         .filter_map(|m| index.get(m.item_id).copied())
         .take(total)

@@ -340,6 +340,7 @@ mod tests {
             on_validation,
             max_users: None,
             progress: false,
+            propensity: None,
         }
     }
 

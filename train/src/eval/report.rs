@@ -34,8 +34,21 @@ pub struct EvalReport {
     pub items: usize,
     pub ks: Vec<usize>,
     pub rows: Vec<Row>,
+    /// With a propensity stage: R@20 per audience segment, without and with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentRow>,
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// R@20 of the users of one audience segment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SegmentRow {
+    /// `key=value`, e.g. `age_band=18-24`.
+    pub segment: String,
+    pub users: usize,
+    /// Row name → (R@20 without the propensity stage, with it).
+    pub recall: BTreeMap<String, (f64, f64)>,
 }
 
 impl EvalReport {
@@ -71,10 +84,42 @@ impl EvalReport {
             }
             let _ = writeln!(s, " {:.4} |", get(&format!("coverage@{last}")));
         }
+        self.segments_markdown(&mut s);
         for w in &self.warnings {
             let _ = writeln!(s, "\n> warning: {w}");
         }
         s
+    }
+
+    /// The per-segment table: R@20 without → with the propensity stage.
+    fn segments_markdown(&self, s: &mut String) {
+        let Some(first) = self.segments.first() else {
+            return;
+        };
+        let names: Vec<&String> = first.recall.keys().collect();
+        let _ = writeln!(
+            s,
+            "\nR@20 per audience segment, without → with the propensity stage:\n"
+        );
+        let mut head = "| segment | users |".to_string();
+        let mut rule = "| --- | ---: |".to_string();
+        for n in &names {
+            let _ = write!(head, " {n} |");
+            rule.push_str(" ---: |");
+        }
+        let _ = writeln!(s, "{head}\n{rule}");
+        for row in &self.segments {
+            let _ = write!(s, "| {} | {} |", row.segment, row.users);
+            for n in &names {
+                match row.recall.get(*n) {
+                    Some((without, with)) => {
+                        let _ = write!(s, " {without:.4} → {with:.4} |");
+                    }
+                    None => s.push_str(" |"),
+                }
+            }
+            s.push('\n');
+        }
     }
 
     /// Writes `report.json`, `report.md`, `recall.png` and `recall.svg` into `dir`; returns their
@@ -249,8 +294,28 @@ mod tests {
                 strategy: "popular".into(),
                 metrics,
             }],
+            segments: vec![],
             warnings: vec![],
         }
+    }
+
+    #[test]
+    fn the_segment_table_shows_recall_without_and_with_the_propensity_stage() {
+        let r = EvalReport {
+            segments: vec![SegmentRow {
+                segment: "age_band=18-24".into(),
+                users: 12,
+                recall: [("pop".to_string(), (0.1, 0.125))].into(),
+            }],
+            ..report()
+        };
+        let md = r.to_markdown();
+        assert!(md.contains("| segment | users | pop |"), "{md}");
+        assert!(
+            md.contains("| age_band=18-24 | 12 | 0.1000 → 0.1250 |"),
+            "{md}"
+        );
+        assert!(!report().to_markdown().contains("segment"));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use kan_api::worker_config::WorkerConfig;
 /// The local platform for one snapshot of the directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Workers by queue name, bundle URIs resolved against the directory.
+    /// Workers by queue name, bundle URIs (and the gateway's propensity table) resolved against
+    /// the directory.
     pub workers: BTreeMap<String, WorkerConfig>,
     pub gateway_name: String,
     pub gateway: RecallGatewaySpec,
@@ -54,7 +55,14 @@ pub fn plan(objects: &[KanObject], dir: &Path) -> Result<Plan, PlanError> {
                     });
                 }
             }
-            KanObject::Gateway(g) => gateways.push((name, g.spec.clone())),
+            KanObject::Gateway(g) => {
+                let mut spec = g.spec.clone();
+                // The propensity lift table is a local bundle directory, relative like bundles.
+                if let Some(p) = spec.filters.propensity.as_mut() {
+                    p.table = resolve_uri(&p.table, dir);
+                }
+                gateways.push((name, spec));
+            }
             KanObject::Experiment(e) => {
                 if experiments.iter().any(|(n, _)| *n == name) {
                     return Err(PlanError::Duplicate {
@@ -113,6 +121,16 @@ mod tests {
         assert_eq!(uri, "/srv/demo/bundles/popular");
         assert_eq!(resolve_uri("s3://b/x", Path::new("/d")), "s3://b/x");
         assert_eq!(resolve_uri("/abs", Path::new("/d")), "/abs");
+    }
+
+    #[test]
+    fn the_gateways_propensity_table_resolves_against_the_directory() {
+        let gateway = format!(
+            "{GATEWAY}  filters:\n    propensity: {{table: bundles/popular, keys: [region]}}\n"
+        );
+        let plan = plan(&objects(&[&gateway, QUEUE]), Path::new("/srv/demo")).expect("plan");
+        let p = plan.gateway.filters.propensity.expect("declared");
+        assert_eq!(p.table, "/srv/demo/bundles/popular");
     }
 
     #[test]
