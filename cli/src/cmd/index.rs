@@ -79,6 +79,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         lease: Duration::from_secs(args.lease_s.max(1)),
         keep_versions: args.keep_versions.max(1),
         batch: qdrant::UPSERT_BATCH,
+        served_grace: qdrant::collections::SERVED_GRACE,
     };
     let report = qdrant::load_bundle(
         &client,

@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
-    Condition, CreateCollection, CreateCollectionBuilder,
-    CreateFieldIndexCollection, CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter,
-    PayloadIncludeSelector, PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint,
-    SearchParamsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
-    point_id::PointIdOptions,
+    Condition, CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollection,
+    CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter, PayloadIncludeSelector,
+    PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint, SearchParamsBuilder, UpsertPoints,
+    UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
 };
 
 use kan_api::crd::QdrantSearch;
@@ -224,6 +223,8 @@ pub struct QdrantIndex {
     /// Set when this worker loads its collection itself ([`QdrantIndex::loading`]).
     progress: Option<tokio::sync::watch::Receiver<Progress>>,
     loader: Option<tokio::task::AbortHandle>,
+    /// When this worker last stamped its collection as served (garbage collection keeps it).
+    stamped: std::sync::Mutex<Option<Instant>>,
 }
 
 impl QdrantIndex {
@@ -242,6 +243,7 @@ impl QdrantIndex {
             items,
             progress: None,
             loader: None,
+            stamped: std::sync::Mutex::new(None),
         })
     }
 
@@ -306,6 +308,25 @@ impl QdrantIndex {
         self.progress
             .as_ref()
             .and_then(|p| p.borrow().reason(&self.collection))
+    }
+
+    /// Stamps the collection as served, at most every [`collections::SERVED_STAMP_INTERVAL`],
+    /// off the readiness path (a failed stamp is tried again an interval later).
+    fn stamp_served(&self) {
+        {
+            let mut stamped = self.stamped.lock().unwrap_or_else(|p| p.into_inner());
+            if stamped.is_some_and(|t| t.elapsed() < collections::SERVED_STAMP_INTERVAL) {
+                return;
+            }
+            *stamped = Some(Instant::now());
+        }
+        let client = self.client.clone();
+        let collection = self.collection.clone();
+        tokio::spawn(async move {
+            if let Err(e) = collections::stamp_served(&client, &collection).await {
+                tracing::debug!(error = %e, "could not stamp the qdrant collection as served");
+            }
+        });
     }
 
     async fn query_once(
@@ -394,7 +415,10 @@ impl VectorIndex for QdrantIndex {
                 .map(collections::metadata)
                 .unwrap_or_default();
             match collections::observe(&meta) {
-                Observed::Complete { .. } => Ok(()),
+                Observed::Complete { .. } => {
+                    self.stamp_served();
+                    Ok(())
+                }
                 _ => Err(Error::Index(format!(
                     "qdrant collection {} is not complete yet (a load is running or was cut off; `kan index load` or the first worker of the version completes it)",
                     self.collection
@@ -670,6 +694,36 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "vector index: qdrant search in c: The service is currently unavailable: restarting"
+        );
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried_and_only_with_a_quarter_of_the_deadline_left() {
+        use qdrant_client::QdrantError;
+        use tonic::Status;
+        let failure = |status| QdrantError::ResponseError { status };
+        assert!(is_transient(&failure(Status::unavailable("restarting"))));
+        assert!(is_transient(&failure(Status::resource_exhausted("busy"))));
+        assert!(is_transient(&failure(Status::deadline_exceeded("slow"))));
+        assert!(!is_transient(&failure(Status::invalid_argument("dim"))));
+        assert!(!is_transient(&failure(Status::unauthenticated("key"))));
+        assert!(!is_transient(&failure(Status::not_found("collection"))));
+
+        let deadline = Duration::from_millis(100);
+        assert_eq!(
+            retry_budget(deadline, Duration::from_millis(10)),
+            Some(Duration::from_millis(90))
+        );
+        assert_eq!(
+            retry_budget(deadline, Duration::from_millis(75)),
+            Some(Duration::from_millis(25))
+        );
+        assert_eq!(retry_budget(deadline, Duration::from_millis(76)), None);
+        assert_eq!(retry_budget(deadline, Duration::from_millis(300)), None);
+        // A tiny deadline still needs 5 ms for a retry to be worth sending.
+        assert_eq!(
+            retry_budget(Duration::from_millis(8), Duration::from_millis(4)),
+            None
         );
     }
 

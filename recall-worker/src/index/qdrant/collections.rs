@@ -21,8 +21,10 @@
 //!
 //! **Garbage collection**, after each completed load: among the collections Kan made for this
 //! alias, delete the complete ones that are neither the alias target, nor the loader's own
-//! version, nor among the newest `keep` by completion time. Incomplete collections and
-//! collections without Kan's metadata are never deleted.
+//! version, nor among the newest `keep` by completion time, nor served recently: a serving
+//! worker stamps `kan_served_at` on its collection at most every [`SERVED_STAMP_INTERVAL`]
+//! (from its readiness checks), and a stamp younger than [`SERVED_GRACE`] keeps the version.
+//! Incomplete collections and collections without Kan's metadata are never deleted.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,6 +51,13 @@ pub const META_HEARTBEAT: &str = "kan_heartbeat";
 pub const META_COMPLETE: &str = "kan_complete";
 pub const META_COMPLETED_AT: &str = "kan_completed_at";
 pub const META_POINTS: &str = "kan_points";
+pub const META_SERVED_AT: &str = "kan_served_at";
+
+/// A serving worker stamps its collection at most this often.
+pub const SERVED_STAMP_INTERVAL: Duration = Duration::from_secs(60);
+/// A version stamped as served within this window is never collected (five stamps, so clocks
+/// that disagree by minutes and a few failed stamps do not matter).
+pub const SERVED_GRACE: Duration = Duration::from_secs(300);
 
 /// How loading and collecting behave (`index.qdrant.collections`).
 #[derive(Debug, Clone)]
@@ -61,6 +70,8 @@ pub struct Lifecycle {
     pub keep_versions: usize,
     /// Points per upsert request.
     pub batch: usize,
+    /// Versions stamped as served within this window are kept ([`SERVED_GRACE`]).
+    pub served_grace: Duration,
 }
 
 impl Lifecycle {
@@ -73,6 +84,7 @@ impl Lifecycle {
             lease: Duration::from_secs(spec.lease_seconds.max(1) as u64),
             keep_versions: spec.keep_versions.max(1) as usize,
             batch: super::UPSERT_BATCH,
+            served_grace: SERVED_GRACE,
         }
     }
 
@@ -97,7 +109,7 @@ pub fn loader_id() -> String {
     )
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -109,7 +121,10 @@ fn now_ms() -> i64 {
 pub enum Observed {
     Missing,
     /// Every point is in (Kan's completion mark).
-    Complete { points: u64, completed_at: i64 },
+    Complete {
+        points: u64,
+        completed_at: i64,
+    },
     /// Created but not marked complete; `loader`/`heartbeat` are `None` on a collection without
     /// Kan's metadata.
     Loading {
@@ -208,15 +223,19 @@ pub struct Candidate {
     pub version: String,
     /// Completion time (loader's clock, ms); `None` while incomplete.
     pub completed_at: Option<i64>,
+    /// Last stamp of a serving worker (its clock, ms).
+    pub served_at: Option<i64>,
 }
 
 /// The collections to delete: complete ones that are neither the alias target nor `own`'s,
-/// beyond the newest `keep` by completion time. Pure.
+/// nor stamped as served at or after `served_since` (ms), beyond the newest `keep` by
+/// completion time. Pure.
 pub fn to_collect(
     candidates: &[Candidate],
     alias_target: Option<&str>,
     own: &str,
     keep: usize,
+    served_since: i64,
 ) -> Vec<String> {
     let mut complete: Vec<&Candidate> = candidates
         .iter()
@@ -231,6 +250,7 @@ pub fn to_collect(
         .into_iter()
         .skip(keep)
         .filter(|c| Some(c.collection.as_str()) != alias_target && c.collection != own)
+        .filter(|c| c.served_at.is_none_or(|t| t < served_since))
         .map(|c| c.collection.clone())
         .collect()
 }
@@ -239,8 +259,13 @@ pub fn to_collect(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     Checking,
-    Loading { done: usize, total: usize },
-    Waiting { loader: String },
+    Loading {
+        done: usize,
+        total: usize,
+    },
+    Waiting {
+        loader: String,
+    },
     Complete,
     /// The last attempt failed; the worker tries again.
     Failed(String),
@@ -288,16 +313,24 @@ pub fn claim_request(
     dim: u64,
     loader: &str,
 ) -> Result<CreateCollection, Error> {
-    let mut request = create_collection_request(
-        &versioned_collection(target.alias, target.version),
-        dim,
-    );
+    let mut request =
+        create_collection_request(&versioned_collection(target.alias, target.version), dim);
     request.metadata = to_values(lock_metadata(target, loader));
     Ok(request)
 }
 
 fn to_values(meta: HashMap<String, serde_json::Value>) -> HashMap<String, Value> {
     meta.into_iter().map(|(k, v)| (k, Value::from(v))).collect()
+}
+
+/// Stamps the collection as served now (a serving worker, every [`SERVED_STAMP_INTERVAL`]).
+pub async fn stamp_served(client: &Qdrant, collection: &str) -> Result<()> {
+    update_metadata(
+        client,
+        collection,
+        HashMap::from([(META_SERVED_AT.to_string(), now_ms().into())]),
+    )
+    .await
 }
 
 async fn update_metadata(
@@ -491,7 +524,13 @@ pub async fn move_alias(client: &Qdrant, alias: &str, version: &str) -> Result<(
 }
 
 /// Deletes old versions of `alias` by [`to_collect`]'s rule; returns the deleted collections.
-pub async fn collect(client: &Qdrant, alias: &str, own: &str, keep: usize) -> Result<Vec<String>> {
+pub async fn collect(
+    client: &Qdrant,
+    alias: &str,
+    own: &str,
+    keep: usize,
+    served_grace: Duration,
+) -> Result<Vec<String>> {
     let err = |what: &str, e| index_error(&format!("{what} (garbage collection of {alias})"), e);
     let names = client
         .list_collections()
@@ -523,6 +562,7 @@ pub async fn collect(client: &Qdrant, alias: &str, own: &str, keep: usize) -> Re
             collection: name,
             version,
             completed_at,
+            served_at: meta_i64(&meta, META_SERVED_AT),
         });
     }
     let target = client
@@ -538,6 +578,7 @@ pub async fn collect(client: &Qdrant, alias: &str, own: &str, keep: usize) -> Re
         target.as_deref(),
         &versioned_collection(alias, own),
         keep,
+        now_ms() - served_grace.as_millis() as i64,
     );
     for collection in &doomed {
         client
@@ -573,6 +614,7 @@ where
             target.alias,
             target.version,
             lifecycle.keep_versions,
+            lifecycle.served_grace,
         )
         .await?;
     }
@@ -693,6 +735,7 @@ mod tests {
             collection: format!("items-{version}"),
             version: version.into(),
             completed_at,
+            served_at: None,
         }
     }
 
@@ -707,17 +750,32 @@ mod tests {
             candidate("loading", None),
         ];
         assert_eq!(
-            to_collect(&all, Some("items-e"), "items-e", 2),
+            to_collect(&all, Some("items-e"), "items-e", 2, 0),
             ["items-c", "items-b", "items-a"]
         );
         // A rollback pointed the alias at `a`: it stays; the loader's own (`b`) too.
         assert_eq!(
-            to_collect(&all, Some("items-a"), "items-b", 2),
+            to_collect(&all, Some("items-a"), "items-b", 2, 0),
             ["items-c"]
         );
         // Nothing beyond keep: nothing deleted; incomplete never.
-        assert!(to_collect(&all, None, "x", 5).is_empty());
-        assert!(to_collect(&all[5..], None, "x", 0).is_empty());
+        assert!(to_collect(&all, None, "x", 5, 0).is_empty());
+        assert!(to_collect(&all[5..], None, "x", 0, 0).is_empty());
+    }
+
+    #[test]
+    fn a_version_stamped_as_served_within_the_grace_window_is_never_collected() {
+        let mut all = vec![
+            candidate("a", Some(1)),
+            candidate("b", Some(2)),
+            candidate("c", Some(3)),
+        ];
+        all[0].served_at = Some(1_000);
+        assert_eq!(to_collect(&all, None, "x", 1, 1_000), ["items-b"]);
+        assert_eq!(
+            to_collect(&all, None, "x", 1, 1_001),
+            ["items-b", "items-a"]
+        );
     }
 
     #[test]
@@ -729,9 +787,12 @@ mod tests {
         .reason("items-v1")
         .unwrap();
         assert!(waiting.contains("pod-a/1-0") && waiting.contains("items-v1"));
-        let loading = Progress::Loading { done: 10, total: 40 }
-            .reason("items-v1")
-            .unwrap();
+        let loading = Progress::Loading {
+            done: 10,
+            total: 40,
+        }
+        .reason("items-v1")
+        .unwrap();
         assert!(loading.contains("10 of 40"));
     }
 }
