@@ -234,9 +234,10 @@ pub struct QdrantIndex {
     /// gRPC URL of the Qdrant server, e.g. `http://qdrant.qdrant.svc:6334`.
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
-    /// Collection alias: `kan index load` loads each bundle version into
-    /// `<collection>-<version>` and points the alias at it. A worker searches the collection of
-    /// its own bundle version (never the alias, which may already point at a newer one).
+    /// Collection alias: each bundle version is loaded into `<collection>-<version>` (by the
+    /// first worker of the version, or `kan index load`) and the alias then points at it. A
+    /// worker searches the collection of its own bundle version (never the alias, which may
+    /// already point at a newer one).
     #[schemars(length(min = 1, max = 255))]
     pub collection: String,
     /// Secret key holding the Qdrant API key, passed to the worker as an environment variable.
