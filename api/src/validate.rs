@@ -165,6 +165,22 @@ fn index_spec(c: &mut Collector, index: &IndexSpec) {
                 "must not be empty",
             );
             in_range(c, q.timeout_ms, 1, 60000, "index.qdrant.timeoutMs");
+            if let Some(collections) = &q.collections {
+                in_range(
+                    c,
+                    collections.keep_versions,
+                    1,
+                    100,
+                    "index.qdrant.collections.keepVersions",
+                );
+                in_range(
+                    c,
+                    collections.lease_seconds,
+                    1,
+                    3600,
+                    "index.qdrant.collections.leaseSeconds",
+                );
+            }
         }
         (IndexType::Embedded, None) => {}
     }

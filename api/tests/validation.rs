@@ -239,6 +239,25 @@ fn qdrant_index_needs_its_connection() {
 }
 
 #[test]
+fn the_qdrant_collection_lifecycle_settings_are_range_checked() {
+    let with = |collections: &str| {
+        queue(&format!(
+            "{DSSM}  index: {{type: qdrant, qdrant: {{url: 'http://q:6334', collection: c, collections: {collections}}}}}\n"
+        ))
+    };
+    accepted(&with("{load: false}"));
+    accepted(&with("{keepVersions: 5, leaseSeconds: 30}"));
+    rejected(
+        &with("{keepVersions: 0}"),
+        "index.qdrant.collections.keepVersions",
+    );
+    rejected(
+        &with("{leaseSeconds: 0}"),
+        "index.qdrant.collections.leaseSeconds",
+    );
+}
+
+#[test]
 fn hnsw_parameters_are_range_checked_and_only_for_the_embedded_index() {
     accepted(&queue(&format!(
         "{DSSM}  index: {{type: embedded, hnsw: {{m: 32, efConstruction: 200, efSearch: 512}}}}\n"

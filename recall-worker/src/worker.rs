@@ -169,9 +169,20 @@ impl Worker {
         let started = Instant::now();
         let outcome = match kan_api::validate::queue_spec(&config.spec) {
             Err(e) => Err(Error::Config(format!("queue {}: {e}", config.name))),
-            Ok(()) => build(&config, &self.inner.options)
-                .await
-                .map(|loaded| with_added(loaded, &lock(&self.inner.added))),
+            Ok(()) => match build(&config, &self.inner.options).await {
+                Ok(loaded) => {
+                    // A queue that serves keeps serving until the new one's index is loaded
+                    // (a Qdrant collection this worker loads); a first load swaps in at once,
+                    // so `/readyz` can say how the load goes.
+                    let serving = self.current().is_some();
+                    match &loaded.index {
+                        Some(index) if serving => index.loaded().await.map(|()| loaded),
+                        _ => Ok(loaded),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+            .map(|loaded| with_added(loaded, &lock(&self.inner.added))),
         };
         match outcome {
             Ok(loaded) => {
@@ -597,7 +608,7 @@ async fn build(config: &WorkerConfig, options: &WorkerOptions) -> Result<Loaded>
 
 fn build_index(
     spec: &RecallQueueSpec,
-    bundle: &Bundle,
+    bundle: &Arc<Bundle>,
     options: &WorkerOptions,
 ) -> Result<Arc<dyn VectorIndex>> {
     let index_type = spec
@@ -614,13 +625,24 @@ fn build_index(
         let timeout = Duration::from_millis(q.timeout_ms.max(1) as u64);
         // The collection of this bundle version, never the alias, which moves to a newer
         // version's vectors (and item numbering) while this worker still serves its own.
-        return Ok(Arc::new(QdrantIndex::new(
+        let index = QdrantIndex::new(
             &q.url,
             &crate::index::qdrant::versioned_collection(&q.collection, bundle.version()),
             timeout,
             q.search.clone(),
             Arc::new(bundle.items.clone()),
-        )?));
+        )?;
+        let lifecycle = q.collections.as_ref();
+        if lifecycle.is_none_or(|l| l.load) {
+            let lifecycle = crate::index::qdrant::collections::Lifecycle::from_spec(lifecycle);
+            return Ok(Arc::new(index.loading(
+                &q.url,
+                &q.collection,
+                bundle.clone(),
+                lifecycle,
+            )?));
+        }
+        return Ok(Arc::new(index));
     }
     if bundle.items.len() <= options.exact_max_items {
         let (dim, vectors) = bundle.item_vectors()?;

@@ -234,9 +234,10 @@ pub struct QdrantIndex {
     /// gRPC URL of the Qdrant server, e.g. `http://qdrant.qdrant.svc:6334`.
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
-    /// Collection alias: `kan index load` loads each bundle version into
-    /// `<collection>-<version>` and points the alias at it. A worker searches the collection of
-    /// its own bundle version (never the alias, which may already point at a newer one).
+    /// Collection alias: each bundle version is loaded into `<collection>-<version>` (by the
+    /// first worker of the version, or `kan index load`) and the alias then points at it. A
+    /// worker searches the collection of its own bundle version (never the alias, which may
+    /// already point at a newer one).
     #[schemars(length(min = 1, max = 255))]
     pub collection: String,
     /// Secret key holding the Qdrant API key, passed to the worker as an environment variable.
@@ -251,10 +252,58 @@ pub struct QdrantIndex {
     /// Search parameters sent with every query (Qdrant's defaults when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<QdrantSearch>,
+    /// Who loads each bundle version's collection and how many old ones are kept (defaults
+    /// when unset: the workers load it, three complete versions kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<QdrantCollections>,
 }
 
 fn default_qdrant_timeout_ms() -> i32 {
     100
+}
+
+/// The collection lifecycle: the first worker of a new bundle version loads its collection
+/// under a lock held in Qdrant (the others wait, not ready), marks it complete, moves the alias
+/// and deletes old versions beyond `keepVersions`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QdrantCollections {
+    /// Workers load their version's collection when it is missing or incomplete. `false`: a
+    /// person or pipeline runs `kan index load`, and workers wait for a complete collection.
+    #[serde(default = "yes")]
+    pub load: bool,
+    /// Complete versions kept, newest first; the alias target and the loader's own version are
+    /// never deleted on top of these.
+    #[serde(default = "default_keep_versions")]
+    #[schemars(range(min = 1, max = 100))]
+    pub keep_versions: i32,
+    /// A loader whose heartbeat has not changed for this long (on the waiting worker's clock)
+    /// is presumed dead, and a waiting worker takes the load over.
+    #[serde(default = "default_lease_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub lease_seconds: i32,
+}
+
+impl Default for QdrantCollections {
+    fn default() -> Self {
+        Self {
+            load: true,
+            keep_versions: default_keep_versions(),
+            lease_seconds: default_lease_seconds(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_keep_versions() -> i32 {
+    3
+}
+
+fn default_lease_seconds() -> i32 {
+    60
 }
 
 /// Qdrant search parameters: recall against latency on large catalogues.

@@ -16,8 +16,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Load BUNDLE's item vectors into `<collection>-<version>` and move alias COLLECTION to it
-    /// atomically. The API key comes from $QDRANT_API_KEY.
+    /// Load BUNDLE's item vectors into `<collection>-<version>` (unless already complete, or
+    /// another loader holds the lock: then wait), move alias COLLECTION to it atomically and
+    /// delete old versions beyond --keep-versions. The API key comes from $QDRANT_API_KEY.
     Load(LoadArgs),
 }
 
@@ -37,6 +38,14 @@ pub struct LoadArgs {
     /// Timeout of each Qdrant call, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout_s: u64,
+    /// Complete versions kept afterwards, newest first (index.qdrant.collections.keepVersions);
+    /// the alias target and this version are never deleted.
+    #[arg(long, default_value_t = 3)]
+    pub keep_versions: usize,
+    /// Seconds another loader's unchanged heartbeat is trusted before this load takes over
+    /// (index.qdrant.collections.leaseSeconds).
+    #[arg(long, default_value_t = 60)]
+    pub lease_s: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -65,6 +74,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     }
     let (dim, vectors) = bundle.item_vectors()?;
     let client = qdrant::connect(&args.qdrant, Duration::from_secs(args.timeout_s.max(1)))?;
+    let lifecycle = qdrant::collections::Lifecycle {
+        loader: qdrant::collections::loader_id(),
+        lease: Duration::from_secs(args.lease_s.max(1)),
+        keep_versions: args.keep_versions.max(1),
+        batch: qdrant::UPSERT_BATCH,
+        served_grace: qdrant::collections::SERVED_GRACE,
+    };
     let report = qdrant::load_bundle(
         &client,
         &args.collection,
@@ -72,11 +88,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         &bundle.items,
         dim,
         &vectors,
+        &lifecycle,
     )
     .await?;
+    let how = if report.loaded {
+        "loaded"
+    } else {
+        "already complete:"
+    };
     println!(
-        "loaded {} points into {}; alias {} now points to it",
+        "{how} {} points in {}; alias {} now points to it",
         report.points, report.collection, report.alias
     );
+    for collection in &report.collected {
+        println!("deleted old version {collection}");
+    }
     Ok(())
 }

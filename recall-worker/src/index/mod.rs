@@ -40,6 +40,13 @@ pub trait VectorIndex: Send + Sync {
 
     /// Ok when the index can serve (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Resolves once a load this index runs in the background (a Qdrant collection the worker
+    /// loads itself) is complete, or fails with why it is not; at once for every other index.
+    /// A reload waits on it before replacing a queue that serves.
+    fn loaded(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Catalogues up to this size are searched exactly: a scan is as fast as HNSW there and exact.

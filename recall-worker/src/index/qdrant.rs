@@ -4,8 +4,9 @@
 //! A worker searches `<alias>-<its bundle version>`, never the alias: the alias is for readers
 //! outside Kan and moves as soon as a newer bundle is loaded, while a worker still serving the
 //! older bundle encodes users with the older model and maps point ids through the older
-//! catalogue. Loading never deletes a collection (any version may be serving); an old version
-//! is removed only by hand once no worker serves it.
+//! catalogue. Loading never deletes what serves; [`collections`] holds the lifecycle: the lock
+//! under which the first worker of a version loads its collection, the completion mark workers
+//! wait for, and the garbage collection of old versions.
 //!
 //! Point ids are internal item indices; every point carries its external id in the `item_id`
 //! payload, which the worker maps back through its own catalogue (a hit the catalogue does not
@@ -13,24 +14,26 @@
 //!
 //! Request building is kept in pure functions (`*_request`) so it can be tested without a server.
 
+pub mod collections;
+
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
-    Condition, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder,
-    CreateFieldIndexCollection, CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter,
-    PayloadIncludeSelector, PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint,
-    SearchParamsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
-    point_id::PointIdOptions,
+    Condition, CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollection,
+    CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter, PayloadIncludeSelector,
+    PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint, SearchParamsBuilder, UpsertPoints,
+    UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
 };
 
 use kan_api::crd::QdrantSearch;
 
+use self::collections::{Lifecycle, Observed, Progress, Target};
 use super::{Hit, SearchParams, VectorIndex};
-use crate::bundle::Catalogue;
+use crate::bundle::{Bundle, Catalogue};
 use crate::error::{Error, Result};
 
 /// Payload field holding the external item id.
@@ -47,6 +50,7 @@ pub const UPSERT_ATTEMPTS: u32 = 4;
 const GRPC_INVALID_ARGUMENT: i32 = 3;
 const GRPC_PERMISSION_DENIED: i32 = 7;
 const GRPC_UNAUTHENTICATED: i32 = 16;
+const GRPC_NOT_FOUND: i32 = 5;
 
 /// A Qdrant failure as the worker reports it: `context` plus the server's code and message
 /// (never the gRPC metadata). A refused API key or a request the collection cannot take (wrong
@@ -66,6 +70,30 @@ pub fn index_error(context: &str, e: qdrant_client::QdrantError) -> Error {
         GRPC_INVALID_ARGUMENT => Error::IndexConfig(message),
         _ => Error::Index(message),
     }
+}
+
+/// Timeout of each call a worker makes while loading its collection (upserts of a batch).
+pub const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// gRPC codes worth one more search attempt: the server or the connection hiccuped. The client
+/// already re-dials once on UNAVAILABLE/INTERNAL/UNKNOWN/CANCELLED; a second failure, an
+/// overloaded server or a server-side deadline still gets one retry from the worker.
+pub fn is_transient(e: &qdrant_client::QdrantError) -> bool {
+    use qdrant_client::QdrantError as Q;
+    // CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE.
+    const TRANSIENT: [i32; 7] = [1, 2, 4, 8, 10, 13, 14];
+    match e {
+        Q::ResourceExhaustedError { .. } => true,
+        Q::ResponseError { status } => TRANSIENT.contains(&(status.code() as i32)),
+        _ => false,
+    }
+}
+
+/// The budget of the one retry after a transient failure: what is left of the search's
+/// deadline, when that is at least a quarter of it (5 ms at least); `None`: no retry.
+pub fn retry_budget(deadline: Duration, elapsed: Duration) -> Option<Duration> {
+    let left = deadline.saturating_sub(elapsed);
+    (left >= (deadline / 4).max(Duration::from_millis(5))).then_some(left)
 }
 
 /// Connects to Qdrant at `url` (gRPC, e.g. `http://qdrant:6334`) with the API key from
@@ -192,6 +220,11 @@ pub struct QdrantIndex {
     timeout: Duration,
     search: Option<QdrantSearch>,
     items: Arc<Catalogue>,
+    /// Set when this worker loads its collection itself ([`QdrantIndex::loading`]).
+    progress: Option<tokio::sync::watch::Receiver<Progress>>,
+    loader: Option<tokio::task::AbortHandle>,
+    /// When this worker last stamped its collection as served (garbage collection keeps it).
+    stamped: std::sync::Mutex<Option<Instant>>,
 }
 
 impl QdrantIndex {
@@ -208,7 +241,112 @@ impl QdrantIndex {
             timeout,
             search,
             items,
+            progress: None,
+            loader: None,
+            stamped: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Makes sure the collection of `bundle`'s version behind `alias` is complete, in the
+    /// background (see [`collections`]): loads it when missing or abandoned, else waits for its
+    /// loader. Until then [`VectorIndex::check`] says why the index is not ready and searches
+    /// fail. Must run inside a tokio runtime; the load stops when the index is dropped.
+    pub fn loading(
+        mut self,
+        url: &str,
+        alias: &str,
+        bundle: Arc<Bundle>,
+        lifecycle: Lifecycle,
+    ) -> Result<Self> {
+        let client = connect(url, LOAD_CALL_TIMEOUT)?;
+        let (progress, receiver) = tokio::sync::watch::channel(Progress::Checking);
+        let alias = alias.to_string();
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let target = Target {
+                    alias: &alias,
+                    version: bundle.version(),
+                    items: &bundle.items,
+                };
+                let source = bundle.clone();
+                let vectors = || async move {
+                    tokio::task::spawn_blocking(move || source.item_vectors())
+                        .await
+                        .map_err(|e| Error::Index(format!("reading item vectors: {e}")))?
+                };
+                let outcome = collections::load_and_publish(
+                    &client, &target, &lifecycle, vectors, false, &progress,
+                )
+                .await;
+                match outcome {
+                    Ok(report) => {
+                        tracing::info!(collection = %report.collection, loaded = report.loaded, collected = ?report.collected, "qdrant collection complete");
+                        return;
+                    }
+                    // Complete, but moving the alias or collecting failed: serve anyway.
+                    Err(e) if *progress.borrow() == Progress::Complete => {
+                        tracing::warn!(error = %e, "qdrant collection complete; moving the alias or collecting old versions failed");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "loading the qdrant collection failed");
+                        progress.send_replace(Progress::Failed(e.to_string()));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+        });
+        self.progress = Some(receiver);
+        self.loader = Some(task.abort_handle());
+        Ok(self)
+    }
+
+    /// Why this worker's own load is not done yet, if it loads.
+    fn loading_reason(&self) -> Option<String> {
+        self.progress
+            .as_ref()
+            .and_then(|p| p.borrow().reason(&self.collection))
+    }
+
+    /// Stamps the collection as served, at most every [`collections::SERVED_STAMP_INTERVAL`],
+    /// off the readiness path (a failed stamp is tried again an interval later).
+    fn stamp_served(&self) {
+        {
+            let mut stamped = self.stamped.lock().unwrap_or_else(|p| p.into_inner());
+            if stamped.is_some_and(|t| t.elapsed() < collections::SERVED_STAMP_INTERVAL) {
+                return;
+            }
+            *stamped = Some(Instant::now());
+        }
+        let client = self.client.clone();
+        let collection = self.collection.clone();
+        tokio::spawn(async move {
+            if let Err(e) = collections::stamp_served(&client, &collection).await {
+                tracing::debug!(error = %e, "could not stamp the qdrant collection as served");
+            }
+        });
+    }
+
+    async fn query_once(
+        &self,
+        request: QueryPoints,
+        timeout: Duration,
+    ) -> std::result::Result<qdrant_client::qdrant::QueryResponse, Option<qdrant_client::QdrantError>>
+    {
+        match tokio::time::timeout(timeout, self.client.query(request)).await {
+            Err(_) => Err(None),
+            Ok(result) => result.map_err(Some),
+        }
+    }
+}
+
+impl Drop for QdrantIndex {
+    fn drop(&mut self) {
+        if let Some(loader) = &self.loader {
+            loader.abort();
+        }
     }
 }
 
@@ -223,17 +361,28 @@ impl VectorIndex for QdrantIndex {
         params: SearchParams<'a>,
     ) -> BoxFuture<'a, Result<Vec<Hit>>> {
         Box::pin(async move {
+            if let Some(reason) = self.loading_reason() {
+                return Err(Error::Index(reason));
+            }
             let request = with_search_params(
                 search_request(&self.collection, query, params, self.timeout),
                 self.search.as_ref(),
             );
-            let call = self.client.query(request);
-            let response = tokio::time::timeout(self.timeout, call)
-                .await
-                .map_err(|_| {
-                    Error::Index(format!("qdrant search timed out after {:?}", self.timeout))
-                })?
-                .map_err(|e| index_error(&format!("qdrant search in {}", self.collection), e))?;
+            let started = Instant::now();
+            let mut outcome = self.query_once(request.clone(), self.timeout).await;
+            // One retry within the deadline after a transient failure.
+            if let Err(Some(e)) = &outcome
+                && is_transient(e)
+                && let Some(left) = retry_budget(self.timeout, started.elapsed())
+            {
+                tracing::debug!(error = %e, ?left, "qdrant search failed; retrying once");
+                metrics::counter!("kan_worker_qdrant_retries_total").increment(1);
+                outcome = self.query_once(request, left).await;
+            }
+            let response = outcome.map_err(|e| match e {
+                None => Error::Index(format!("qdrant search timed out after {:?}", self.timeout)),
+                Some(e) => index_error(&format!("qdrant search in {}", self.collection), e),
+            })?;
             let exclude: &HashSet<u32> = params.exclude;
             Ok(hits_from_points(response.result, &self.items)
                 .into_iter()
@@ -244,8 +393,11 @@ impl VectorIndex for QdrantIndex {
 
     fn check(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            if let Some(reason) = self.loading_reason() {
+                return Err(Error::Index(reason));
+            }
             let call = self.client.collection_info(self.collection.as_str());
-            tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), call)
+            let info = tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), call)
                 .await
                 .map_err(|_| Error::Index("qdrant did not answer in time".to_string()))?
                 .map_err(|e| {
@@ -257,7 +409,42 @@ impl VectorIndex for QdrantIndex {
                         e,
                     )
                 })?;
-            Ok(())
+            let meta = info
+                .result
+                .as_ref()
+                .map(collections::metadata)
+                .unwrap_or_default();
+            match collections::observe(&meta) {
+                Observed::Complete { .. } => {
+                    self.stamp_served();
+                    Ok(())
+                }
+                _ => Err(Error::Index(format!(
+                    "qdrant collection {} is not complete yet (a load is running or was cut off; `kan index load` or the first worker of the version completes it)",
+                    self.collection
+                ))),
+            }
+        })
+    }
+
+    fn loaded(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let Some(mut progress) = self.progress.clone() else {
+                return Ok(());
+            };
+            loop {
+                match &*progress.borrow_and_update() {
+                    Progress::Complete => return Ok(()),
+                    Progress::Failed(e) => return Err(Error::Index(e.clone())),
+                    _ => {}
+                }
+                if progress.changed().await.is_err() {
+                    return Err(Error::Index(format!(
+                        "the load of qdrant collection {} stopped",
+                        self.collection
+                    )));
+                }
+            }
         })
     }
 }
@@ -268,14 +455,16 @@ pub struct LoadReport {
     pub collection: String,
     pub alias: String,
     pub points: usize,
+    /// This call uploaded the points (false: the collection was already complete).
+    pub loaded: bool,
+    /// Old versions' collections deleted afterwards.
+    pub collected: Vec<String>,
 }
 
-/// Loads item vectors into `<alias>-<version>`, builds the payload index, then moves `alias` to
-/// it in one alias operation (Qdrant reassigns an existing alias atomically), so outside
-/// readers switch from the old version to the complete new one at once. An existing collection
-/// of the version is completed in place, never deleted: the version is a content hash, so the
-/// upserts rewrite the same points, and workers of that version keep answering throughout
-/// (Qdrant drops a deleted collection's aliases with it).
+/// `kan index load`: makes the collection `<alias>-<version>` complete under the lifecycle's
+/// lock (uploading only when it is missing or its loader is gone; see [`collections`]), moves
+/// `alias` to it in one alias operation (Qdrant reassigns an existing alias atomically) and
+/// collects old versions. Never deletes the collection of the version being loaded.
 pub async fn load_bundle(
     client: &Qdrant,
     alias: &str,
@@ -283,39 +472,16 @@ pub async fn load_bundle(
     items: &Catalogue,
     dim: usize,
     vectors: &[f32],
+    lifecycle: &Lifecycle,
 ) -> Result<LoadReport> {
-    let collection = versioned_collection(alias, version);
-    let err =
-        |what: &str, e: qdrant_client::QdrantError| index_error(&format!("{what} {collection}"), e);
-    if !client
-        .collection_exists(collection.as_str())
-        .await
-        .map_err(|e| err("checking", e))?
-    {
-        client
-            .create_collection(create_collection_request(&collection, dim as u64))
-            .await
-            .map_err(|e| err("creating", e))?;
-    }
-    client
-        .create_field_index(payload_index_request(&collection))
-        .await
-        .map_err(|e| err("indexing payload of", e))?;
-    let requests = upsert_requests(&collection, items, dim, vectors, UPSERT_BATCH);
-    for (i, request) in requests.into_iter().enumerate() {
-        upsert_with_retries(client, request)
-            .await
-            .map_err(|e| index_error(&format!("upserting batch {i} into {collection}"), e))?;
-    }
-    client
-        .create_alias(CreateAliasBuilder::new(&collection, alias))
-        .await
-        .map_err(|e| err("pointing the alias at", e))?;
-    Ok(LoadReport {
-        collection,
-        alias: alias.to_string(),
-        points: items.len(),
-    })
+    let (progress, _) = tokio::sync::watch::channel(Progress::Checking);
+    let target = Target {
+        alias,
+        version,
+        items,
+    };
+    let vectors = || async move { Ok((dim, vectors.to_vec())) };
+    collections::load_and_publish(client, &target, lifecycle, vectors, true, &progress).await
 }
 
 async fn upsert_with_retries(
@@ -528,6 +694,36 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "vector index: qdrant search in c: The service is currently unavailable: restarting"
+        );
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried_and_only_with_a_quarter_of_the_deadline_left() {
+        use qdrant_client::QdrantError;
+        use tonic::Status;
+        let failure = |status| QdrantError::ResponseError { status };
+        assert!(is_transient(&failure(Status::unavailable("restarting"))));
+        assert!(is_transient(&failure(Status::resource_exhausted("busy"))));
+        assert!(is_transient(&failure(Status::deadline_exceeded("slow"))));
+        assert!(!is_transient(&failure(Status::invalid_argument("dim"))));
+        assert!(!is_transient(&failure(Status::unauthenticated("key"))));
+        assert!(!is_transient(&failure(Status::not_found("collection"))));
+
+        let deadline = Duration::from_millis(100);
+        assert_eq!(
+            retry_budget(deadline, Duration::from_millis(10)),
+            Some(Duration::from_millis(90))
+        );
+        assert_eq!(
+            retry_budget(deadline, Duration::from_millis(75)),
+            Some(Duration::from_millis(25))
+        );
+        assert_eq!(retry_budget(deadline, Duration::from_millis(76)), None);
+        assert_eq!(retry_budget(deadline, Duration::from_millis(300)), None);
+        // A tiny deadline still needs 5 ms for a retry to be worth sending.
+        assert_eq!(
+            retry_budget(Duration::from_millis(8), Duration::from_millis(4)),
+            None
         );
     }
 

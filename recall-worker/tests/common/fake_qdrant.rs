@@ -1,17 +1,22 @@
 //! An in-process stand-in for a Qdrant server — a test harness, not a product mode.
 //!
 //! It serves the gRPC services the worker and `kan index load` use (collection info, exists,
-//! create, delete, aliases; upsert, payload index, query) with the service definitions generated
-//! in `qdrant-client` itself, so requests go through the real client, real gRPC and the real
-//! protobuf messages. Semantics follow Qdrant where the worker depends on them: aliases resolve in
-//! collection and point calls, an alias is reassigned atomically, cosine vectors are normalised
-//! on upsert, queries honour `limit`, `score_threshold`, `must_not has_id` and the payload
-//! selector. The search is an exact scan. Every other RPC answers UNIMPLEMENTED.
+//! create, update of metadata, list, delete, aliases and their list; upsert, payload index,
+//! query) with the service definitions generated in `qdrant-client` itself, so requests go
+//! through the real client, real gRPC and the real protobuf messages. Semantics follow Qdrant
+//! where the worker depends on them: a collection is created once (a second create of the name
+//! fails, which is the loaders' lock), its metadata is stored at creation, merged key by key on
+//! update and returned in the info's config; aliases resolve in collection and point calls, an
+//! alias is reassigned atomically and dropped with its collection; cosine vectors are normalised
+//! on upsert; queries honour `limit`, `score_threshold`, `must_not has_id` and the payload
+//! selector. The search is an exact scan. Every other RPC, and an update of anything but
+//! metadata, answers UNIMPLEMENTED.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use qdrant_client::qdrant::collections_server::{Collections, CollectionsServer};
 use qdrant_client::qdrant::points_server::{Points, PointsServer};
@@ -35,6 +40,17 @@ struct State {
     deletes: u64,
     /// Upserts still to fail with UNAVAILABLE.
     failing_upserts: u32,
+    /// Queries still to fail, and with which code.
+    failing_queries: Vec<tonic::Code>,
+    /// Upserts answered before upserts hang (until resumed); `None`: none hang.
+    upserts_before_pause: Option<u64>,
+    /// Each upsert waits this long first (a slow load another worker can watch).
+    upsert_delay: Duration,
+    /// Upsert calls served so far (failed ones included) and points they wrote.
+    upserts: u64,
+    upserted_points: u64,
+    /// Collections created so far.
+    creates: u64,
     /// When set, every call must carry this `api-key`, else UNAUTHENTICATED (as Qdrant answers).
     api_key: Option<String>,
 }
@@ -44,6 +60,7 @@ struct Collection {
     /// id → (unit vector, payload)
     points: BTreeMap<u64, (Vec<f32>, HashMap<String, pb::Value>)>,
     payload_indexes: Vec<String>,
+    metadata: HashMap<String, pb::Value>,
 }
 
 impl FakeQdrant {
@@ -127,6 +144,69 @@ impl FakeQdrant {
     /// The next `n` upserts fail with UNAVAILABLE, as a restarting server's would.
     pub fn fail_next_upserts(&self, n: u32) {
         lock(&self.state).failing_upserts = n;
+    }
+
+    /// The next queries fail, one per code, in order.
+    pub fn fail_next_queries(&self, codes: &[tonic::Code]) {
+        lock(&self.state).failing_queries = codes.to_vec();
+    }
+
+    /// After `n` more upserts, every upsert hangs until [`FakeQdrant::resume_upserts`] (a loader
+    /// cut off mid-upload; its last request never returns).
+    pub fn pause_upserts_after(&self, n: u64) {
+        let mut state = lock(&self.state);
+        state.upserts_before_pause = Some(state.upserts + n);
+    }
+
+    pub fn resume_upserts(&self) {
+        lock(&self.state).upserts_before_pause = None;
+    }
+
+    /// Every upsert waits `delay` before it is applied.
+    pub fn slow_upserts(&self, delay: Duration) {
+        lock(&self.state).upsert_delay = delay;
+    }
+
+    /// Points written by upserts so far (a point written twice counts twice).
+    pub fn upserted_points(&self) -> u64 {
+        lock(&self.state).upserted_points
+    }
+
+    /// Collections created so far.
+    pub fn creates(&self) -> u64 {
+        lock(&self.state).creates
+    }
+
+    /// A collection's metadata, as JSON.
+    pub fn metadata(&self, collection: &str) -> serde_json::Value {
+        lock(&self.state)
+            .collections
+            .get(collection)
+            .map(|c| {
+                c.metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into_json()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A collection made outside Kan (no metadata), with `points` points of dimension `dim`.
+    pub fn add_foreign_collection(&self, name: &str, dim: usize, points: u64) {
+        let mut vector = vec![0.0; dim];
+        vector[0] = 1.0;
+        lock(&self.state).collections.insert(
+            name.to_string(),
+            Collection {
+                dim,
+                points: (0..points)
+                    .map(|id| (id, (vector.clone(), HashMap::new())))
+                    .collect(),
+                payload_indexes: Vec::new(),
+                metadata: HashMap::new(),
+            },
+        );
     }
 
     /// Payload `field` of point `id` in `collection` replaced (to simulate another bundle's ids).
@@ -334,6 +414,10 @@ impl Collections for Service {
             result: Some(pb::CollectionInfo {
                 status: pb::CollectionStatus::Green as i32,
                 points_count: Some(collection.points.len() as u64),
+                config: Some(pb::CollectionConfig {
+                    metadata: collection.metadata.clone(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             time: 0.0,
@@ -377,15 +461,75 @@ impl Collections for Service {
                 request.collection_name
             )));
         }
+        state.creates += 1;
         state.collections.insert(
             request.collection_name,
             Collection {
                 dim: params.size as usize,
                 points: BTreeMap::new(),
                 payload_indexes: Vec::new(),
+                metadata: request.metadata,
             },
         );
         Ok(collection_done())
+    }
+
+    async fn update(
+        &self,
+        request: Request<pb::UpdateCollection>,
+    ) -> Result<Response<pb::CollectionOperationResponse>, Status> {
+        let request = request.into_inner();
+        let metadata_only = pb::UpdateCollection {
+            collection_name: request.collection_name.clone(),
+            metadata: request.metadata.clone(),
+            timeout: request.timeout,
+            ..Default::default()
+        };
+        if request != metadata_only {
+            return Err(Status::unimplemented(
+                "the stand-in updates collection metadata only",
+            ));
+        }
+        let mut state = self.state();
+        let collection = state.collection_mut(&request.collection_name)?;
+        // Merged key by key with what is stored, as Qdrant documents.
+        collection.metadata.extend(request.metadata);
+        Ok(collection_done())
+    }
+
+    async fn list(
+        &self,
+        _request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let collections = self
+            .state()
+            .collections
+            .keys()
+            .map(|name| pb::CollectionDescription { name: name.clone() })
+            .collect();
+        Ok(Response::new(pb::ListCollectionsResponse {
+            collections,
+            time: 0.0,
+        }))
+    }
+
+    async fn list_aliases(
+        &self,
+        _request: Request<pb::ListAliasesRequest>,
+    ) -> Result<Response<pb::ListAliasesResponse>, Status> {
+        let aliases = self
+            .state()
+            .aliases
+            .iter()
+            .map(|(alias, collection)| pb::AliasDescription {
+                alias_name: alias.clone(),
+                collection_name: collection.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAliasesResponse {
+            aliases,
+            time: 0.0,
+        }))
     }
 
     async fn delete(
@@ -438,10 +582,7 @@ impl Collections for Service {
     }
 
     unimplemented_rpcs! {
-        list(ListCollectionsRequest) -> ListCollectionsResponse;
-        update(UpdateCollection) -> CollectionOperationResponse;
         list_collection_aliases(ListCollectionAliasesRequest) -> ListAliasesResponse;
-        list_aliases(ListAliasesRequest) -> ListAliasesResponse;
         collection_cluster_info(CollectionClusterInfoRequest) -> CollectionClusterInfoResponse;
         update_collection_cluster_setup(UpdateCollectionClusterSetupRequest) -> UpdateCollectionClusterSetupResponse;
         create_shard_key(CreateShardKeyRequest) -> CreateShardKeyResponse;
@@ -458,6 +599,19 @@ impl Points for Service {
     ) -> Result<Response<pb::PointsOperationResponse>, Status> {
         use pb::vectors::VectorsOptions;
         let request = request.into_inner();
+        let (delay, call) = {
+            let mut state = self.state();
+            state.upserts += 1;
+            (state.upsert_delay, state.upserts)
+        };
+        tokio::time::sleep(delay).await;
+        while self
+            .state()
+            .upserts_before_pause
+            .is_some_and(|allowed| call > allowed)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut state = self.state();
         if state.failing_upserts > 0 {
             state.failing_upserts -= 1;
@@ -480,9 +634,11 @@ impl Points for Service {
             check_dim(collection, &vector)?;
             points.push((id, unit(&vector), point.payload));
         }
+        let written = points.len() as u64;
         for (id, vector, payload) in points {
             collection.points.insert(id, (vector, payload));
         }
+        state.upserted_points += written;
         Ok(points_done())
     }
 
@@ -509,6 +665,13 @@ impl Points for Service {
         let request = request.into_inner();
         let mut state = self.state();
         state.queries += 1;
+        if !state.failing_queries.is_empty() {
+            let code = state.failing_queries.remove(0);
+            return Err(Status::new(
+                code,
+                "the stand-in fails this query on purpose",
+            ));
+        }
         let collection = state.collection(&request.collection_name)?;
         let query = match request.query.and_then(|q| q.variant) {
             Some(Variant::Nearest(pb::VectorInput {

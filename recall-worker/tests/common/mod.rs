@@ -44,6 +44,24 @@ pub fn write_bundle_with(
     strategy: StrategyType,
     onnx_output: &str,
 ) -> kan_api::bundle::BundleManifest {
+    write_bundle_of(dir, strategy, onnx_output, vectors())
+}
+
+/// [`write_bundle`] with other item vectors: another bundle version over the same items.
+pub fn write_bundle_with_vectors(
+    dir: &Path,
+    strategy: StrategyType,
+    vectors: Vec<f32>,
+) -> kan_api::bundle::BundleManifest {
+    write_bundle_of(dir, strategy, "user_embedding", vectors)
+}
+
+fn write_bundle_of(
+    dir: &Path,
+    strategy: StrategyType,
+    onnx_output: &str,
+    vectors: Vec<f32>,
+) -> kan_api::bundle::BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
     w.ids(files::ITEMS, &(0..ITEMS).map(item).collect::<Vec<_>>())
         .unwrap();
@@ -70,7 +88,6 @@ pub fn write_bundle_with(
         ],
     )
     .unwrap();
-    let vectors = vectors();
     let mut dim = None;
     match strategy {
         StrategyType::Dssm
