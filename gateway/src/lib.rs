@@ -31,6 +31,7 @@ pub mod filter;
 mod gateway;
 pub mod merge;
 pub mod metrics;
+pub mod platform;
 pub mod reload;
 pub mod response;
 pub mod server;
