@@ -79,6 +79,9 @@ where
     let metrics = prometheus_builder()?
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
+    // Without it, histogram samples stay in memory until someone scrapes /metrics.
+    kan_http::spawn_upkeep(metrics.clone(), kan_http::UPKEEP_INTERVAL)
+        .context("starting the metrics upkeep thread")?;
     Ok(Telemetry {
         metrics,
         tracer_provider,

@@ -1,6 +1,7 @@
-//! `kan bench gateway` and `kan bench soak` through the binary: a short run prints its report as
-//! JSON on stdout (the gateway benchmark with and without the production telemetry installed;
-//! the soak against `kan gateway` started as a child process).
+//! `kan bench gateway`, `kan bench soak` and `kan bench platform` through the binary: a short
+//! run prints its report as JSON on stdout (the gateway benchmark with and without the
+//! production telemetry installed; the soak against `kan gateway` started as a child process);
+//! the platform benchmark fails clearly when its directory or its queues are not there.
 
 use std::process::Command;
 
@@ -101,4 +102,34 @@ fn a_short_soak_reports_admitted_shed_goodput_and_recovery_as_json() {
     for key in ["admitted_p99_ms", "capacity_rps", "recovery_ms"] {
         assert!(report[key].as_f64().is_some(), "{key}: {report}");
     }
+}
+
+#[test]
+fn a_platform_benchmark_on_a_missing_directory_says_so_and_fails() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kan"))
+        .args(["bench", "platform", "/nonexistent/kan-quickstart"])
+        .output()
+        .expect("run kan");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not a directory of Kan YAML files"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_platform_benchmark_whose_queues_never_get_ready_stops_at_the_ready_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_kan"))
+        .args(["bench", "platform", "--ready-timeout-s", "2"])
+        .arg(dir.path())
+        .output()
+        .expect("run kan");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("did not have every queue ready") && stderr.contains("kan-up.log"),
+        "{stderr}"
+    );
 }

@@ -34,6 +34,7 @@ pub mod filter;
 mod gateway;
 pub mod merge;
 pub mod metrics;
+pub mod platform;
 pub mod propensity;
 pub mod reload;
 pub mod response;

@@ -321,9 +321,9 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
     while let Ok(sample) = rx.try_recv() {
         samples.push(sample);
     }
-    // Back to light load for `settle` (one request at a time, 50 a second): idle client
-    // connections close after CLIENT_IDLE, and the gateway's allocator, which returns freed
-    // memory to the system as it keeps working rather than on a timer, gets to do so.
+    // Back to light load for `settle` (one request at a time, 50 a second), as a service
+    // returns to normal traffic rather than to silence: idle client connections close after
+    // CLIENT_IDLE, and the gateway's periodic work (metrics upkeep, pool expiry) runs.
     let settle_until = Instant::now() + config.settle;
     while Instant::now() < settle_until {
         let _ = send(&client, &url, &body).await;
