@@ -8,6 +8,8 @@
 //! * [`itemcf`], [`item2vec`], [`social`], [`attribute`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies;
+//! * [`interests`] — multi-interest users: K user vectors pooled from one history, and the
+//!   merge of their K searches;
 //! * [`fresh`] — trending windows and stored histories from the online store;
 //! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 // No unwrap() outside tests: a panic is never an error path.
@@ -16,6 +18,7 @@
 pub mod attribute;
 pub mod clock;
 pub mod fresh;
+pub mod interests;
 pub mod item2vec;
 pub mod itemcf;
 pub mod merge;

@@ -44,6 +44,18 @@ pub fn write_bundle_with(
     strategy: StrategyType,
     onnx_output: &str,
 ) -> kan_api::bundle::BundleManifest {
+    write_bundle_with_model(dir, strategy, &|vectors| {
+        encoder_onnx(vectors, DIM, HISTORY_LENGTH, onnx_output)
+    })
+}
+
+/// As [`write_bundle`], with the encoder strategies' `model.onnx` made by `model` from the item
+/// vectors.
+pub fn write_bundle_with_model(
+    dir: &Path,
+    strategy: StrategyType,
+    model: &dyn Fn(&[f32]) -> Vec<u8>,
+) -> kan_api::bundle::BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
     w.ids(files::ITEMS, &(0..ITEMS).map(item).collect::<Vec<_>>())
         .unwrap();
@@ -87,11 +99,7 @@ pub fn write_bundle_with(
             )
             .unwrap();
             if strategy != StrategyType::Item2vec {
-                w.bytes(
-                    files::MODEL,
-                    &encoder_onnx(&vectors, DIM, HISTORY_LENGTH, onnx_output),
-                )
-                .unwrap();
+                w.bytes(files::MODEL, &model(&vectors)).unwrap();
             }
         }
         StrategyType::Itemcf => {
