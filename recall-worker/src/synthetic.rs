@@ -325,8 +325,8 @@ fn model_bytes(graph: GraphProto) -> Vec<u8> {
 }
 
 /// A multi-interest test encoder over an `[n, dim]` item table: `user_embedding` `[B, K, D]`
-/// whose interest `j` is the L2-normalised vector of the history's item at position `j` (the
-/// `j`-th most recent; padding gives item 0's). A fixture for the worker's K-search path, not a
+/// whose interest `j` is the L2-normalised vector of the history's item at position `j mod L`
+/// (the `j`-th most recent; padding gives item 0's). A fixture for the worker's K-search path, not a
 /// model: `kan train`'s multi-interest encoder pools the history instead.
 pub fn interests_encoder_onnx(
     table: &[f32],
@@ -336,6 +336,7 @@ pub fn interests_encoder_onnx(
 ) -> Vec<u8> {
     let l = Some(history_length as i64);
     let k = interests.max(1) as i64;
+    let positions: Vec<i64> = (0..k).map(|j| j % history_length.max(1) as i64).collect();
     let graph = GraphProto {
         name: "kan_synthetic_interests_encoder".into(),
         node: vec![
@@ -346,10 +347,10 @@ pub fn interests_encoder_onnx(
                 vec![int_attr("axis", 0)],
             ),
             node(
-                "Slice",
-                &["embedded", "starts", "ends", "axis1"],
+                "Gather",
+                &["embedded", "positions"],
                 "recent",
-                vec![],
+                vec![int_attr("axis", 1)],
             ),
             node(
                 "LpNormalization",
@@ -360,9 +361,7 @@ pub fn interests_encoder_onnx(
         ],
         initializer: vec![
             table_initializer(table, dim),
-            i64_initializer("starts", &[0]),
-            i64_initializer("ends", &[k]),
-            i64_initializer("axis1", &[1]),
+            i64_initializer("positions", &positions),
         ],
         input: vec![
             value_info("history_ids", DataType::INT64, &[None, l]),

@@ -5,6 +5,7 @@
 
 mod common;
 #[path = "common/fake_qdrant.rs"]
+#[allow(dead_code)]
 mod fake_qdrant;
 
 use std::collections::HashSet;
