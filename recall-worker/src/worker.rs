@@ -634,7 +634,7 @@ fn build_index(
     let saved = options
         .bundle_cache
         .as_ref()
-        .map(|cache| cache.join(saved_graph_name(&graph_key(&bundle), params)));
+        .map(|cache| cache.join(saved_graph_name(&graph_key(bundle), params)));
     if let Some(path) = saved.as_ref().filter(|p| p.exists()) {
         // The graph holds the vectors, checked when it was built from this (checksummed)
         // version: a restart need not read and copy them again.

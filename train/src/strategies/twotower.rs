@@ -831,7 +831,11 @@ pub fn dot_recall(
 ) -> Result<Vec<Vec<u32>>> {
     let width = users.first().map_or(dim, Vec::len);
     let n_interests = width / dim.max(1);
-    if dim == 0 || width % dim != 0 || n_interests == 0 || users.iter().any(|u| u.len() != width) {
+    if dim == 0
+        || !width.is_multiple_of(dim)
+        || n_interests == 0
+        || users.iter().any(|u| u.len() != width)
+    {
         return Err(Error::Runtime(format!(
             "the user encoder outputs {width} values per user, not a whole number of the item vectors' {dim}"
         )));
