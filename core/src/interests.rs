@@ -129,7 +129,10 @@ mod tests {
             merge(&[a.clone(), b], 3),
             [hit(1, 0.9), hit(4, 0.8), hit(2, 0.7)]
         );
-        assert_eq!(merge(&[a.clone()], 2), [hit(1, 0.9), hit(2, 0.5)]);
+        assert_eq!(
+            merge(std::slice::from_ref(&a), 2),
+            [hit(1, 0.9), hit(2, 0.5)]
+        );
         assert_eq!(merge(&[], 5), []);
         assert_eq!(merge(&[a.clone(), a], 0), []);
     }

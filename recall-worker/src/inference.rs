@@ -396,7 +396,9 @@ mod tests {
         }
     }
 
-    fn io(output: &[i64]) -> (Vec<(String, ValueType)>, Vec<(String, ValueType)>) {
+    type Io = Vec<(String, ValueType)>;
+
+    fn io(output: &[i64]) -> (Io, Io) {
         let inputs = vec![
             (
                 INPUT_IDS.to_string(),

@@ -116,7 +116,8 @@ impl FakeQdrant {
         lock(&self.state).queries
     }
 
-    /// Batch query calls served so far.
+    /// Batch query calls served so far (tests/interests.rs; unused by tests/qdrant.rs).
+    #[allow(dead_code)]
     pub fn query_batches(&self) -> u64 {
         lock(&self.state).query_batches
     }
