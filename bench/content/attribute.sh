@@ -36,9 +36,9 @@ P
   --queues "$(queue ml-attribute-kg2 "$out/ml100k/attribute" '{kgExpansion: true, kgHops: 2}')" >/dev/null
 table "$out/ml100k/eval/report.json"
 
-"$kan" train --strategy attribute --data "$lastfm" --format lastfm --split provided:0 --param prior_power=1 \
+"$kan" train --strategy attribute --data "$lastfm" --format sociallgn --split provided:0 --param prior_power=1 \
   --threads 2 --quiet --out "$out/lastfm/attribute"
-"$kan" eval --data "$lastfm" --format lastfm --threads 2 --quiet --merge rrf --out "$out/lastfm/eval" \
+"$kan" eval --data "$lastfm" --format sociallgn --threads 2 --quiet --merge rrf --out "$out/lastfm/eval" \
   --queues "$(queue lf-attribute "$out/lastfm/attribute" '{}')" \
   --queues "$(queue lf-attribute-kg1 "$out/lastfm/attribute" '{kgExpansion: true, kgHopDecay: 0.1}')" \
   --queues "$(queue lf-attribute-kg2 "$out/lastfm/attribute" '{kgExpansion: true, kgHops: 2}')" >/dev/null

@@ -10,6 +10,8 @@
 //! * [`merge`] — the gateway's merge policies;
 //! * [`propensity`] — item lifts per audience segment (trainer) and the gateway's propensity
 //!   boost/filter over merged candidates;
+//! * [`interests`] — multi-interest users: K user vectors pooled from one history, and the
+//!   merge of their K searches;
 //! * [`fresh`] — trending windows and stored histories from the online store;
 //! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 // No unwrap() outside tests: a panic is never an error path.
@@ -18,6 +20,7 @@
 pub mod attribute;
 pub mod clock;
 pub mod fresh;
+pub mod interests;
 pub mod item2vec;
 pub mod itemcf;
 pub mod merge;

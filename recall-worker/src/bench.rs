@@ -25,6 +25,9 @@ use crate::inference::{UserEncoder, init_runtime};
 use crate::synthetic::clustered_vectors_with_noise;
 use crate::worker::{Worker, WorkerOptions};
 
+/// Writes a K-interest ONNX user encoder over the item vectors: (vectors, dim, K) → model.
+pub type InterestEncoder = fn(&[f32], usize, usize) -> std::result::Result<Vec<u8>, String>;
+
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     pub items: usize,
@@ -34,6 +37,12 @@ pub struct BenchConfig {
     pub history: usize,
     /// Interest clusters each request's history is drawn from.
     pub interests: usize,
+    /// User vectors the encoder strategies' model outputs (1: the synthetic mean encoder; K > 1:
+    /// a multi-interest encoder made by `interest_encoder`).
+    pub user_vectors: usize,
+    /// Makes a K-interest `model.onnx` from (item vectors, dim, K); `kan bench worker` passes
+    /// `kan train`'s multi-interest pooling encoder.
+    pub interest_encoder: Option<InterestEncoder>,
     /// Any strategy; vector strategies (dssm, gat, item2vec) also run the exact baseline.
     pub strategy: StrategyType,
     /// Requests used for recall@k.
@@ -78,6 +87,9 @@ pub struct BenchReport {
     pub dim: usize,
     pub k: u32,
     pub strategy: String,
+    /// Interest clusters per request history, and user vectors per request.
+    pub interests: usize,
+    pub user_vectors: usize,
     /// hnsw for vector strategies, none otherwise.
     pub index: String,
     /// Bundle load (and index build) time of the served worker.
@@ -286,6 +298,17 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
     let vectors = vector.then(|| {
         clustered_vectors_with_noise(config.items, config.dim, clusters, bench_bundle::NOISE, 42)
     });
+    let model = match (config.user_vectors, config.interest_encoder, &vectors) {
+        (0 | 1, _, _) => None,
+        (k, Some(make), Some(vectors)) if crate::strategy::uses_encoder(config.strategy) => {
+            Some(make(vectors, config.dim, k).map_err(Error::Model)?)
+        }
+        (k, _, _) => {
+            return Err(Error::Config(format!(
+                "{k} user vectors need an encoder strategy (dssm, gat) and a multi-interest encoder"
+            )));
+        }
+    };
     bench_bundle::write(
         &config.dir,
         config.strategy,
@@ -295,8 +318,10 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
             history_length: config.history,
             clusters,
             vectors: vectors.as_deref(),
+            model: model.as_deref(),
         },
     )?;
+    drop(model);
     drop(vectors);
     // exact_max_items 0: HNSW at every size, so small catalogues are measured too.
     let (served, load_s) = timed_load(&config, 0).await?;
@@ -347,6 +372,8 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
         dim: config.dim,
         k: config.k,
         strategy: config.strategy.to_string(),
+        interests: config.interests,
+        user_vectors: config.user_vectors.max(1),
         index: if vector { "hnsw" } else { "none" }.to_string(),
         load_s,
         mean_candidates: returned as f64 / probe.len() as f64,
@@ -382,6 +409,8 @@ mod tests {
             k: 10,
             history: 5,
             interests: 2,
+            user_vectors: 1,
+            interest_encoder: None,
             strategy: StrategyType::Popular,
             recall_queries: 5,
             duration: Duration::from_millis(300),

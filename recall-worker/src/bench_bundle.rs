@@ -70,6 +70,9 @@ pub struct Scale<'a> {
     pub history_length: usize,
     pub clusters: usize,
     pub vectors: Option<&'a [f32]>,
+    /// The encoder strategies' `model.onnx`; none: the synthetic single-vector encoder (the
+    /// normalised mean of the history's vectors).
+    pub model: Option<&'a [u8]>,
 }
 
 /// True for strategies that search item vectors (and so are benchmarked HNSW vs exact).
@@ -142,10 +145,13 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()
                 )],
             )?;
             if strategy != StrategyType::Item2vec {
-                w.bytes(
-                    files::MODEL,
-                    &encoder_onnx(vectors, scale.dim, scale.history_length, "user_embedding"),
-                )?;
+                match scale.model {
+                    Some(model) => w.bytes(files::MODEL, model)?,
+                    None => w.bytes(
+                        files::MODEL,
+                        &encoder_onnx(vectors, scale.dim, scale.history_length, "user_embedding"),
+                    )?,
+                };
             }
         }
         StrategyType::Itemcf => {
@@ -324,6 +330,7 @@ mod tests {
                 history_length: 5,
                 clusters: 20,
                 vectors: Some(&vectors),
+                model: None,
             };
             write(dir.path(), strategy, &scale).unwrap();
             let mut spec = json!({

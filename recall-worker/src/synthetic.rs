@@ -1,7 +1,8 @@
 //! Synthetic bundles for tests, examples and `kan bench worker`: clustered unit vectors, a bundle
 //! writer that follows [`kan_api::bundle::files`] exactly (ids, safetensors, manifest with
-//! checksums and content version), and a tiny ONNX user encoder that meets the encoder contract
-//! (Gather → masked sum → L2 normalise, i.e. the normalised mean of the history's item vectors).
+//! checksums and content version), and tiny ONNX user encoders that meet the encoder contract
+//! (Gather → masked sum → L2 normalise, i.e. the normalised mean of the history's item vectors;
+//! and a multi-interest one whose K vectors are the K most recent items').
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,14 +252,7 @@ pub fn encoder_onnx(
     history_length: usize,
     output_name: &str,
 ) -> Vec<u8> {
-    let n = table.len() / dim.max(1);
-    let table = TensorProto {
-        name: "item_table".into(),
-        data_type: DataType::FLOAT as i32,
-        dims: vec![n as i64, dim as i64],
-        raw_data: table.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ..Default::default()
-    };
+    let table = table_initializer(table, dim);
     let l = Some(history_length as i64);
     let graph = GraphProto {
         name: "kan_synthetic_encoder".into(),
@@ -300,6 +294,21 @@ pub fn encoder_onnx(
         )],
         ..Default::default()
     };
+    model_bytes(graph)
+}
+
+fn table_initializer(table: &[f32], dim: usize) -> TensorProto {
+    let n = table.len() / dim.max(1);
+    TensorProto {
+        name: "item_table".into(),
+        data_type: DataType::FLOAT as i32,
+        dims: vec![n as i64, dim as i64],
+        raw_data: table.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn model_bytes(graph: GraphProto) -> Vec<u8> {
     let model = ModelProto {
         ir_version: 8,
         producer_name: "kan-worker synthetic".into(),
@@ -313,4 +322,57 @@ pub fn encoder_onnx(
     };
     // Writing a message built from plain fields cannot fail except on >2 GiB models.
     model.write_to_bytes().unwrap_or_default()
+}
+
+/// A multi-interest test encoder over an `[n, dim]` item table: `user_embedding` `[B, K, D]`
+/// whose interest `j` is the L2-normalised vector of the history's item at position `j mod L`
+/// (the `j`-th most recent; padding gives item 0's). A fixture for the worker's K-search path, not a
+/// model: `kan train`'s multi-interest encoder pools the history instead.
+pub fn interests_encoder_onnx(
+    table: &[f32],
+    dim: usize,
+    history_length: usize,
+    interests: usize,
+) -> Vec<u8> {
+    let l = Some(history_length as i64);
+    let k = interests.max(1) as i64;
+    let positions: Vec<i64> = (0..k).map(|j| j % history_length.max(1) as i64).collect();
+    let graph = GraphProto {
+        name: "kan_synthetic_interests_encoder".into(),
+        node: vec![
+            node(
+                "Gather",
+                &["item_table", "history_ids"],
+                "embedded",
+                vec![int_attr("axis", 0)],
+            ),
+            node(
+                "Gather",
+                &["embedded", "positions"],
+                "recent",
+                vec![int_attr("axis", 1)],
+            ),
+            node(
+                "LpNormalization",
+                &["recent"],
+                "user_embedding",
+                vec![int_attr("axis", 2), int_attr("p", 2)],
+            ),
+        ],
+        initializer: vec![
+            table_initializer(table, dim),
+            i64_initializer("positions", &positions),
+        ],
+        input: vec![
+            value_info("history_ids", DataType::INT64, &[None, l]),
+            value_info("history_mask", DataType::FLOAT, &[None, l]),
+        ],
+        output: vec![value_info(
+            "user_embedding",
+            DataType::FLOAT,
+            &[None, Some(k), Some(dim as i64)],
+        )],
+        ..Default::default()
+    };
+    model_bytes(graph)
 }

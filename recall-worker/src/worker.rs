@@ -656,7 +656,7 @@ fn build_index(
     let saved = options
         .bundle_cache
         .as_ref()
-        .map(|cache| cache.join(saved_graph_name(bundle.version(), params)));
+        .map(|cache| cache.join(saved_graph_name(&graph_key(bundle), params)));
     if let Some(path) = saved.as_ref().filter(|p| p.exists()) {
         // The graph holds the vectors, checked when it was built from this (checksummed)
         // version: a restart need not read and copy them again.
@@ -682,6 +682,16 @@ fn build_index(
 
 /// File name of the graph saved for a bundle version and graph parameters: a new version or
 /// other parameters never load an old graph.
+/// What a saved graph depends on: the item vectors file (its sha256, checked at load), so a
+/// bundle that changes only the user encoder reuses the graph; the bundle version when the
+/// manifest does not list the file.
+fn graph_key(bundle: &Bundle) -> String {
+    match bundle.manifest.files.get(files::ITEM_VECTORS) {
+        Some(sha) => format!("vectors-{}", &sha[..sha.len().min(16)]),
+        None => bundle.version().to_string(),
+    }
+}
+
 fn saved_graph_name(version: &str, params: HnswParams) -> String {
     let version: String = version
         .chars()

@@ -32,7 +32,8 @@ train() { # dataset strategy data format split [extra flags...]
 
 # tune dataset strategy data format valid-split "KEY=V KEY=V" ... → prints the best candidate
 # (recall@20 on validation; ties keep the earlier candidate). Every score is appended to
-# $OUT/<dataset>/tune-<strategy>.tsv.
+# $OUT/<dataset>/tune-<strategy>.tsv; a candidate already scored in this run of the script (the
+# same params in any order) is not trained again.
 tune() {
   local ds=$1 s=$2 data=$3 fmt=$4 split=$5; shift 5
   local log="$OUT/$ds/tune-$s.tsv" best="" best_score=-1
@@ -40,27 +41,99 @@ tune() {
   [[ -f $log ]] || printf 'params\tvalid_recall@20\tvalid_ndcg@20\n' > "$log"
   for cand in "$@"; do
     local dir="$OUT/$ds/tune/$s" r n
-    # shellcheck disable=SC2046,SC2086
-    "$KAN" train --quiet --strategy "$s" --data "$data" --format "$fmt" --split "$split" \
-      --threads "$THREADS" --out "$dir" $(flags $cand) > /dev/null
-    r=$(jq '.metrics["recall@20"]' "$dir/manifest.json"); n=$(jq '.metrics["ndcg@20"]' "$dir/manifest.json")
-    printf '%s\t%s\t%s\n' "$cand" "$r" "$n" >> "$log"
+    r=$(scored "$ds" "$s" "$split" "$cand")
+    if [[ $r == -1 ]]; then
+      # shellcheck disable=SC2046,SC2086
+      "$KAN" train --quiet --strategy "$s" --data "$data" --format "$fmt" --split "$split" \
+        --threads "$THREADS" --out "$dir" $(flags $cand) > /dev/null
+      r=$(jq '.metrics["recall@20"]' "$dir/manifest.json"); n=$(jq '.metrics["ndcg@20"]' "$dir/manifest.json")
+      printf '%s\t%s\t%s\n' "$cand" "$r" "$n" >> "$log"
+      printf '%s\t%s\n' "$(cache_key "$split" "$cand")" "$r" >> "$(cache_file "$ds" "$s")"
+    fi
     if awk -v a="$r" -v b="$best_score" 'BEGIN{exit !(a>b)}'; then best=$cand; best_score=$r; fi
   done
   echo "tuned $s on $ds: $best (valid recall@20 $best_score)" >&2
   echo "$best"
 }
 
+# This run's scores (the main shell's PID names the file: command substitutions share it).
+cache_file() { mkdir -p "$OUT/$1/tune"; echo "$OUT/$1/tune/$2.$$.scores"; }
+cache_key() { echo "$1 $(tr ' ' '\n' <<< "$2" | sort | tr '\n' ' ')"; }
+# scored dataset strategy split CAND → its validation recall@20 in this run, or -1.
+scored() {
+  local file key
+  file=$(cache_file "$1" "$2"); key=$(cache_key "$3" "$4")
+  [[ -f $file ]] || { echo -1; return; }
+  awk -F'\t' -v k="$key" '$1 == k {r = $2} END {print (r == "" ? -1 : r)}' "$file"
+}
+
 flags() { for kv in "$@"; do printf -- '--param %s ' "$kv"; done; }
 
-# RP3β in two passes: α (walk-probability exponent) × β (popularity penalty; 0 is plain P3α)
-# around the values the RP3β paper reports as good on sparse data, then the neighbour-list
-# length at the best pair. Prints the winner's --param flags.
+# edge_next VALUE STEP MIN V... → the next value to try when VALUE is the lowest or highest of
+# the values V tried: one STEP past that edge (`+0.2` adds and subtracts, `x2` multiplies and
+# divides), never below MIN; prints nothing and fails when VALUE is inside the grid.
+edge_next() {
+  local v=$1 step=$2 min=$3; shift 3
+  awk -v v="$v" -v step="$step" -v min="$min" 'BEGIN {
+    lo = v; hi = v
+    for (i = 1; i < ARGC; i++) { if (ARGV[i] + 0 < lo) lo = ARGV[i] + 0; if (ARGV[i] + 0 > hi) hi = ARGV[i] + 0 }
+    mult = substr(step, 1, 1) == "x"; s = mult ? substr(step, 2) + 0 : step + 0
+    if (v + 0 == hi) next_v = mult ? v * s : v + s
+    else if (v + 0 == lo) next_v = mult ? v / s : v - s
+    else exit 1
+    if (next_v < min - 1e-9) exit 1
+    printf "%g\n", next_v; exit 0
+  }' "$@"
+}
+
+# widen dataset strategy data format valid-split KEY STEP MIN "FIXED" V... → tunes KEY over the
+# values V (with the FIXED params), then, while the winner sits on an edge of what was tried,
+# tries one value past it (edge_next), at most WIDEN_ROUNDS (4) times. Prints the winning
+# candidate ("KEY=V FIXED"); every score lands in $OUT/<dataset>/tune-<strategy>.tsv.
+widen() {
+  local ds=$1 s=$2 data=$3 fmt=$4 split=$5 key=$6 step=$7 min=$8 fixed=$9; shift 9
+  local -a vals=("$@") cands=()
+  local v best next
+  for v in "${vals[@]}"; do cands+=("$key=$v${fixed:+ $fixed}"); done
+  best=$(tune "$ds" "$s" "$data" "$fmt" "$split" "${cands[@]}")
+  for _ in $(seq "${WIDEN_ROUNDS:-4}"); do
+    v=${best%% *}; v=${v#*=}
+    next=$(edge_next "$v" "$step" "$min" "${vals[@]}") || break
+    vals+=("$next")
+    echo "widening $key on $ds past $v: trying $next" >&2
+    best=$(best_of "$ds" "$s" "$split" "$best" "$(tune "$ds" "$s" "$data" "$fmt" "$split" "$key=$next${fixed:+ $fixed}")")
+  done
+  echo "$best"
+}
+
+# best_of dataset strategy split CAND... → the candidate with the best validation recall@20
+# scored in this run (ties keep the earlier argument).
+best_of() {
+  local ds=$1 s=$2 split=$3; shift 3
+  local best="" best_score=-1 c r
+  for c in "$@"; do
+    r=$(scored "$ds" "$s" "$split" "$c")
+    if awk -v a="$r" -v b="$best_score" 'BEGIN{exit !(a>b)}'; then best=$c; best_score=$r; fi
+  done
+  echo "$best"
+}
+
+# RP3β in passes: α (walk-probability exponent) × β (popularity penalty; 0 is plain P3α)
+# around the values the RP3β paper reports as good on sparse data; then α and β each widened
+# past the grid's edge while the winner sits on it (a winner at the lowest α gained on
+# validation and test when widened by hand); then the neighbour-list length at the best pair,
+# widened ×2 the same way. Prints the winner's --param flags.
 tune_itemcf() { # dataset data format valid-split
-  local grid=() best
+  local grid=() best a b
   for a in 0.6 0.8 1.0; do for b in 0.0 0.1 0.2 0.35 0.5; do grid+=("alpha=$a beta=$b"); done; done
   best=$(tune "$1" itemcf "$2" "$3" "$4" "${grid[@]}")
-  best=$(tune "$1" itemcf "$2" "$3" "$4" "$best top_n=100" "$best top_n=200" "$best top_n=400")
+  b=${best#* }
+  best=$(widen "$1" itemcf "$2" "$3" "$4" alpha +0.2 0.1 "$b" 0.6 0.8 1.0)
+  a=${best%% *}
+  best=$(widen "$1" itemcf "$2" "$3" "$4" beta +0.15 0 "$a" 0.0 0.1 0.2 0.35 0.5)
+  # Reorder as "alpha=… beta=…" for the top-N pass.
+  b=${best%% *}
+  best=$(widen "$1" itemcf "$2" "$3" "$4" top_n x2 10 "$a $b" 100 200 400)
   # shellcheck disable=SC2086
   flags $best
 }
@@ -135,20 +208,20 @@ run_gowalla() {
 run_lastfm() {
   mkdir -p "$OUT/lastfm"; : > "$OUT/lastfm/costs.tsv"
   local itemcf
-  itemcf=$(tune_itemcf lastfm "$SHARED/lastfm" lastfm provided:0.1)
+  itemcf=$(tune_itemcf lastfm "$SHARED/lastfm" sociallgn provided:0.1)
   # shellcheck disable=SC2086
-  train lastfm itemcf "$SHARED/lastfm" lastfm provided:0 $itemcf
+  train lastfm itemcf "$SHARED/lastfm" sociallgn provided:0 $itemcf
   for s in popular item2vec social exploratory; do
-    train lastfm "$s" "$SHARED/lastfm" lastfm provided:0
+    train lastfm "$s" "$SHARED/lastfm" sociallgn provided:0
   done
   # ML-100K-sized: the towers get the epochs the ML-100K runs showed converge on 2 cores.
-  train lastfm dssm "$SHARED/lastfm" lastfm provided:0 --epochs "${LASTFM_DSSM_EPOCHS:-5}"
-  train lastfm gat "$SHARED/lastfm" lastfm provided:0 --epochs "${LASTFM_GAT_EPOCHS:-3}"
-  evaluate lastfm "$SHARED/lastfm" lastfm popular itemcf item2vec exploratory dssm gat
+  train lastfm dssm "$SHARED/lastfm" sociallgn provided:0 --epochs "${LASTFM_DSSM_EPOCHS:-5}"
+  train lastfm gat "$SHARED/lastfm" sociallgn provided:0 --epochs "${LASTFM_GAT_EPOCHS:-3}"
+  evaluate lastfm "$SHARED/lastfm" sociallgn popular itemcf item2vec exploratory dssm gat
   mv "$OUT/lastfm/eval" "$OUT/lastfm/eval-without-social"; mv "$OUT/lastfm/eval.md" "$OUT/lastfm/eval-without-social.md"
-  evaluate lastfm "$SHARED/lastfm" lastfm popular itemcf item2vec social exploratory dssm gat
+  evaluate lastfm "$SHARED/lastfm" sociallgn popular itemcf item2vec social exploratory dssm gat
   # shellcheck disable=SC2086
-  best_merge lastfm "$SHARED/lastfm" lastfm $itemcf
+  best_merge lastfm "$SHARED/lastfm" sociallgn $itemcf
 }
 
 # best_merge dataset data format itemcf-flags → RRF of itemcf with the queues and weights chosen

@@ -40,6 +40,14 @@ pub fn attr_int(name: &str, v: i64) -> AttributeProto {
     a
 }
 
+pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.to_string();
+    a.type_ = AttributeType::INTS.into();
+    a.ints = v.to_vec();
+    a
+}
+
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
     let mut a = AttributeProto::new();
     a.name = name.to_string();
@@ -74,6 +82,12 @@ impl Graph {
     /// `history_ids` i64 [B, L], `history_mask` f32 [B, L] → `user_embedding` f32 [B, dim], B and
     /// L symbolic. Returns the graph and the names of the two inputs.
     pub fn user_encoder(dim: usize) -> (Self, String, String) {
+        Self::user_encoder_with(dim, 1)
+    }
+
+    /// As [`Graph::user_encoder`] for a model with `interests` user vectors: `user_embedding`
+    /// f32 [B, K, dim] when `interests` > 1 (the multi-interest form of the contract).
+    pub fn user_encoder_with(dim: usize, interests: usize) -> (Self, String, String) {
         let mut g = Graph::default();
         let ids = g.input(
             "history_ids",
@@ -85,11 +99,16 @@ impl Graph {
             DataType::FLOAT,
             &[Dim::Named("batch"), Dim::Named("history")],
         );
-        g.output(
-            "user_embedding",
-            DataType::FLOAT,
-            &[Dim::Named("batch"), Dim::Fixed(dim as i64)],
-        );
+        let out = if interests > 1 {
+            vec![
+                Dim::Named("batch"),
+                Dim::Fixed(interests as i64),
+                Dim::Fixed(dim as i64),
+            ]
+        } else {
+            vec![Dim::Named("batch"), Dim::Fixed(dim as i64)]
+        };
+        g.output("user_embedding", DataType::FLOAT, &out);
         (g, ids, mask)
     }
 

@@ -102,6 +102,7 @@ pub fn fit(
     let tunable: &[&str] = match strategy {
         S::Popular => strategies::popular::PARAMS,
         S::Itemcf => strategies::itemcf::PARAMS,
+        S::Social => strategies::social::PARAMS,
         S::Dssm | S::Gat => twotower::PARAMS,
         S::Attribute => strategies::attribute::PARAMS,
         S::Spectral => strategies::spectral::PARAMS,

@@ -43,7 +43,8 @@ pub fn session(model: &[u8]) -> Result<Session> {
         .map_err(|e| Error::Runtime(format!("cannot load the model: {e}")))
 }
 
-/// Runs a user encoder over padded histories; returns one embedding per history.
+/// Runs a user encoder over padded histories; returns one row per history: D values for a
+/// `[B, D]` output, K·D (K interest vectors, in order) for a `[B, K, D]` one.
 pub fn encode(session: &mut Session, histories: &[&[u32]], l: usize) -> Result<Vec<Vec<f32>>> {
     let b = histories.len();
     let mut ids = Array2::<i64>::zeros((b, l));
@@ -64,14 +65,15 @@ pub fn encode(session: &mut Session, histories: &[&[u32]], l: usize) -> Result<V
         .try_extract_array::<f32>()
         .map_err(rt)?;
     let shape = out.shape().to_vec();
-    if shape.len() != 2 || shape[0] != b {
+    if !(shape.len() == 2 || shape.len() == 3) || shape[0] != b {
         return Err(Error::Runtime(format!(
-            "user_embedding has shape {shape:?}, expected [{b}, D]"
+            "user_embedding has shape {shape:?}, expected [{b}, D] or [{b}, K, D]"
         )));
     }
+    let width: usize = shape[1..].iter().product();
     let flat: Vec<f32> = out.iter().copied().collect();
     Ok(flat
-        .chunks_exact(shape[1].max(1))
+        .chunks_exact(width.max(1))
         .map(<[f32]>::to_vec)
         .collect())
 }

@@ -63,7 +63,8 @@ fn lastfm_matches_the_published_counts_and_has_a_symmetric_trust_graph() {
     if !present(&dir, "LastFM") {
         return;
     }
-    let ds = load(&dir, Format::Lastfm).unwrap();
+    let ds = load(&dir, Format::Sociallgn).unwrap();
+    assert_eq!(ds.name, "lastfm", "named after its directory");
     assert_eq!(ds.interactions.len(), 74_267);
     assert_eq!(ds.provided_test.as_ref().unwrap().len(), 18_567);
     assert_eq!(ds.social_edges.len(), 25_434);

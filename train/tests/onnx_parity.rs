@@ -93,3 +93,119 @@ fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
     assert_eq!(got[2].len(), model.dim);
     assert!(max_diff <= 1e-4, "spectral: max abs diff {max_diff}");
 }
+
+#[test]
+fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vectors() {
+    if kan_train::runtime::dylib_path().is_none() {
+        eprintln!("skipping ONNX parity: ORT_DYLIB_PATH is not set or missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_communities(tmp.path());
+    let p = prepare(
+        tmp.path(),
+        Format::Csv,
+        Some(SplitSpec::Temporal { n: 1 }),
+        3,
+    )
+    .unwrap();
+    let opts = TrainOptions {
+        epochs: Some(2),
+        dim: 16,
+        seed: 3,
+        history_length: 8,
+        progress: false,
+        params: kan_train::strategies::HyperParams::parse(&["interests=3"]).unwrap(),
+    };
+    let progress = Progress::new(false);
+    let ctx = Context {
+        ds: &p.ds,
+        split: &p.split,
+        history: &p.history,
+        opts: &opts,
+        progress: &progress,
+    };
+    let n = p.ds.n_items() as u32;
+    // Rows: empty, one item (K repeated seeds), two items, full, longer than L, repeats.
+    let histories: Vec<Vec<u32>> = vec![
+        vec![],
+        vec![3],
+        vec![3, 9],
+        (0..8).collect(),
+        (0..12).map(|i| (i * 5) % n).collect(),
+        vec![7, 7, 7, 1],
+    ];
+    let refs: Vec<&[u32]> = histories.iter().map(|h| h.as_slice()).collect();
+    let model = twotower::train(&ctx, Kind::Dssm).unwrap();
+    assert_eq!(model.interests, 3);
+    let want = model.encoder.forward_interests(&refs, 8, 3).unwrap();
+    let mut session = kan_train::runtime::session(&model.encoder.to_onnx_with(3).unwrap()).unwrap();
+    let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+    assert_eq!(got.len(), want.len());
+    let mut max_diff = 0f32;
+    for (row, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.len(), 3 * 16, "row {row}: [K, D] per history");
+        for (a, b) in g.iter().zip(w) {
+            max_diff = max_diff.max((a - b).abs());
+        }
+        if row > 0 {
+            for v in g.chunks(16) {
+                let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-4, "row {row}: norm {norm}");
+            }
+        }
+    }
+    assert!(
+        max_diff <= 1e-4,
+        "dssm interests=3: max abs diff {max_diff}"
+    );
+    eprintln!("dssm interests=3: ONNX vs Rust max abs diff {max_diff:e}");
+
+    // The tower-less encoder `kan bench worker --user-vectors` serves.
+    let table: Vec<f32> = (0..n as usize * 16)
+        .map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.5)
+        .collect();
+    let bytes = kan_train::strategies::interests::mean_encoder_onnx(&table, 16, 2).unwrap();
+    let mut session = kan_train::runtime::session(&bytes).unwrap();
+    let got = kan_train::runtime::encode(&mut session, &refs[1..], 8).unwrap();
+    let pooled = kan_train::strategies::interests::pooled(&table, 16, &refs[1..], 8, 2);
+    for (g, w) in got.iter().zip(pooled.chunks(2 * 16)) {
+        for (gv, wv) in g.chunks(16).zip(w.chunks(16)) {
+            let norm: f32 = wv.iter().map(|x| x * x).sum::<f32>().sqrt();
+            for (a, b) in gv.iter().zip(wv) {
+                assert!((a - b / norm).abs() <= 1e-4, "{a} vs {}", b / norm);
+            }
+        }
+    }
+}
+
+#[test]
+fn only_dssm_takes_the_interests_parameter() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_communities(tmp.path());
+    let p = prepare(
+        tmp.path(),
+        Format::Csv,
+        Some(SplitSpec::Temporal { n: 1 }),
+        3,
+    )
+    .unwrap();
+    let opts = TrainOptions {
+        epochs: Some(1),
+        dim: 16,
+        seed: 3,
+        history_length: 8,
+        progress: false,
+        params: kan_train::strategies::HyperParams::parse(&["interests=2"]).unwrap(),
+    };
+    let progress = Progress::new(false);
+    let ctx = Context {
+        ds: &p.ds,
+        split: &p.split,
+        history: &p.history,
+        opts: &opts,
+        progress: &progress,
+    };
+    let e = twotower::train(&ctx, Kind::Gat).err().unwrap().to_string();
+    assert!(e.contains("only dssm"), "{e}");
+}

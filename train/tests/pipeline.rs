@@ -282,3 +282,52 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
         recall("attribute")
     );
 }
+
+#[test]
+fn the_declared_friend_weight_is_chosen_on_validation_unless_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_communities(&data);
+
+    let searched = kan_train::train(&request(&data, &tmp.path().join("s"), StrategyType::Social))
+        .unwrap()
+        .manifest;
+    let search = searched.params["explicit_weight_search"]
+        .as_array()
+        .unwrap();
+    // 0 and the grid 0.1, 0.3, 1 at least; widened past an edge winner.
+    let weights: Vec<f64> = search.iter().map(|p| p[0].as_f64().unwrap()).collect();
+    for w in [0.0, 0.1, 0.3, 1.0] {
+        assert!(weights.contains(&w), "{weights:?}");
+    }
+    let best = search
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)))
+        .unwrap();
+    let chosen = searched.params["explicit_weight"].as_f64().unwrap();
+    let chosen_r20 = search
+        .iter()
+        .find(|p| (p[0].as_f64().unwrap() - chosen).abs() < 1e-6)
+        .map(|p| p[1].as_f64().unwrap())
+        .unwrap();
+    assert_eq!(
+        chosen_r20, best.1,
+        "the chosen weight scores the best: {search:?}"
+    );
+
+    let mut req = request(&data, &tmp.path().join("g"), StrategyType::Social);
+    req.opts.params = kan_train::strategies::HyperParams::parse(&["explicit_weight=2.5"]).unwrap();
+    let given = kan_train::train(&req).unwrap().manifest;
+    assert_eq!(given.params["explicit_weight"], 2.5);
+    assert!(given.params.get("explicit_weight_search").is_none());
+
+    req.opts.params = kan_train::strategies::HyperParams::parse(&["explicit_weight=-1"]).unwrap();
+    req.out = tmp.path().join("bad");
+    let e = kan_train::train(&req).unwrap_err().to_string();
+    assert!(
+        e.contains("explicit_weight=-1") && e.contains("0 or more"),
+        "{e}"
+    );
+}

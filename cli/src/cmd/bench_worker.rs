@@ -28,6 +28,11 @@ pub struct Args {
     /// Clusters each request's history comes from (1: single-interest users).
     #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
     pub interests: usize,
+    /// User vectors of the encoder strategies' model, one run each, e.g. `--user-vectors 1
+    /// --user-vectors 2`: 1 is the synthetic mean encoder (`user_embedding` [B, D]); K > 1 is
+    /// `kan train`'s multi-interest pooling encoder ([B, K, D]: K searches merged by best score).
+    #[arg(long, default_values_t = [1usize])]
+    pub user_vectors: Vec<usize>,
     #[arg(long, default_value_t = 200)]
     pub recall_queries: usize,
     #[arg(long, default_value_t = 10)]
@@ -61,38 +66,60 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     for &items in &args.items {
-        let dir =
-            std::env::temp_dir().join(format!("kan-bench-worker-{}-{items}", std::process::id()));
-        let config = BenchConfig {
-            items,
-            dim: args.dim,
-            k: args.k,
-            history: args.history,
-            interests: args.interests,
-            strategy: args.strategy,
-            recall_queries: args.recall_queries,
-            duration: Duration::from_secs(args.duration_s.max(1)),
-            concurrency: args.concurrency,
-            rate: args.rate,
-            skip_exact: args.skip_exact,
-            hnsw: args.hnsw.params(),
-            bundle_cache: args.bundle_cache.clone(),
-            ort_dylib: args.ort_dylib.clone(),
-            dir: dir.clone(),
-        };
-        let load_before = load_average();
-        let report = runtime.block_on(run_bench(config));
-        let _ = std::fs::remove_dir_all(&dir);
-        let report = report.with_context(|| format!("benchmark at {items} items"))?;
-        let load = format!("{} -> {}", load_before, load_average());
-        if args.json {
-            let mut value = serde_json::to_value(&report)?;
-            value["load_average"] = load.into();
-            println!("{value}");
-        } else {
-            print(&report);
-            println!("  load average (1/5/15 min) before -> after: {load}");
+        for &user_vectors in &args.user_vectors {
+            run_one(&args, &runtime, items, user_vectors)?;
         }
+    }
+    Ok(())
+}
+
+/// A K-interest encoder over the benchmark's item vectors (`kan train`'s pooling, no tower).
+fn interest_encoder(vectors: &[f32], dim: usize, k: usize) -> Result<Vec<u8>, String> {
+    kan_train::strategies::interests::mean_encoder_onnx(vectors, dim, k).map_err(|e| e.to_string())
+}
+
+fn run_one(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    items: usize,
+    user_vectors: usize,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "kan-bench-worker-{}-{items}-{user_vectors}",
+        std::process::id()
+    ));
+    let config = BenchConfig {
+        items,
+        dim: args.dim,
+        k: args.k,
+        history: args.history,
+        interests: args.interests,
+        user_vectors,
+        interest_encoder: Some(interest_encoder),
+        strategy: args.strategy,
+        recall_queries: args.recall_queries,
+        duration: Duration::from_secs(args.duration_s.max(1)),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        skip_exact: args.skip_exact,
+        hnsw: args.hnsw.params(),
+        bundle_cache: args.bundle_cache.clone(),
+        ort_dylib: args.ort_dylib.clone(),
+        dir: dir.clone(),
+    };
+    let load_before = load_average();
+    let report = runtime.block_on(run_bench(config));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = report
+        .with_context(|| format!("benchmark at {items} items, {user_vectors} user vectors"))?;
+    let load = format!("{} -> {}", load_before, load_average());
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["load_average"] = load.into();
+        println!("{value}");
+    } else {
+        print(&report);
+        println!("  load average (1/5/15 min) before -> after: {load}");
     }
     Ok(())
 }
@@ -113,8 +140,8 @@ fn row(name: &str, l: &Latency) {
 
 fn print(r: &BenchReport) {
     println!(
-        "{} items x {}-d, strategy {}, k {}, index {}",
-        r.items, r.dim, r.strategy, r.k, r.index
+        "{} items x {}-d, strategy {}, k {}, index {}, {} interests per history, {} user vector(s)",
+        r.items, r.dim, r.strategy, r.k, r.index, r.interests, r.user_vectors
     );
     println!(
         "  load {:.1} s; {:.1} candidates per response",

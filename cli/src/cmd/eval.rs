@@ -15,7 +15,7 @@ pub struct Args {
     /// Dataset directory (the one the bundles were trained on).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// ml100k | lightgcn | lastfm | csv
+    /// ml100k | lightgcn | sociallgn (alias lastfm) | csv
     #[arg(long)]
     pub format: Option<String>,
     /// A queue to evaluate, NAME=BUNDLE_DIR (repeatable).

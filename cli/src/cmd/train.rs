@@ -16,7 +16,7 @@ pub struct Args {
     /// Dataset directory.
     #[arg(long)]
     pub data: PathBuf,
-    /// ml100k (RecBole atomic files) | lightgcn | lastfm | csv (interactions + side tables, each
+    /// ml100k (RecBole atomic files) | lightgcn | sociallgn (alias lastfm) | csv (interactions + side tables, each
     /// .csv or .parquet; alias parquet)
     #[arg(long)]
     pub format: String,

@@ -38,6 +38,24 @@ pub trait VectorIndex: Send + Sync {
         params: SearchParams<'a>,
     ) -> BoxFuture<'a, Result<Vec<Hit>>>;
 
+    /// The hits of several queries with the same parameters (a multi-interest user's K
+    /// vectors), one list per query in order. The default runs [`VectorIndex::search`] for each
+    /// in turn (the embedded indexes search on the calling thread anyway); a remote backend
+    /// sends them in one request.
+    fn search_many<'a>(
+        &'a self,
+        queries: &'a [Vec<f32>],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Vec<Hit>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(queries.len());
+            for query in queries {
+                out.push(self.search(query, params).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Ok when the index can serve (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<()>>;
 

@@ -25,8 +25,9 @@ use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
     Condition, CreateCollection, CreateCollectionBuilder, CreateFieldIndexCollection,
     CreateFieldIndexCollectionBuilder, Distance, FieldType, Filter, PayloadIncludeSelector,
-    PointStruct, QueryPoints, QueryPointsBuilder, ScoredPoint, SearchParamsBuilder, UpsertPoints,
-    UpsertPointsBuilder, VectorParamsBuilder, point_id::PointIdOptions,
+    PointStruct, QueryBatchPoints, QueryPoints, QueryPointsBuilder, ScoredPoint,
+    SearchParamsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
+    point_id::PointIdOptions,
 };
 
 use kan_api::crd::QdrantSearch;
@@ -133,6 +134,26 @@ pub fn search_request(
         builder = builder.filter(Filter::must_not([Condition::has_id(ids)]));
     }
     builder.build()
+}
+
+/// One request holding the search of each of a multi-interest user's vectors (one round trip
+/// instead of K), each with the queue's search parameters.
+pub fn search_batch_request(
+    collection: &str,
+    queries: &[Vec<f32>],
+    params: SearchParams<'_>,
+    search: Option<&QdrantSearch>,
+    timeout: Duration,
+) -> QueryBatchPoints {
+    QueryBatchPoints {
+        collection_name: collection.to_string(),
+        query_points: queries
+            .iter()
+            .map(|q| with_search_params(search_request(collection, q, params, timeout), search))
+            .collect(),
+        read_consistency: None,
+        timeout: Some(timeout.as_secs().max(1)),
+    }
 }
 
 /// Adds the queue's search parameters (`index.qdrant.search`) to a query; none: Qdrant's.
@@ -387,6 +408,48 @@ impl VectorIndex for QdrantIndex {
             Ok(hits_from_points(response.result, &self.items)
                 .into_iter()
                 .filter(|h| !exclude.contains(&h.item))
+                .collect())
+        })
+    }
+
+    fn search_many<'a>(
+        &'a self,
+        queries: &'a [Vec<f32>],
+        params: SearchParams<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Vec<Hit>>>> {
+        Box::pin(async move {
+            let request = search_batch_request(
+                &self.collection,
+                queries,
+                params,
+                self.search.as_ref(),
+                self.timeout,
+            );
+            let call = self.client.query_batch(request);
+            let response = tokio::time::timeout(self.timeout, call)
+                .await
+                .map_err(|_| {
+                    Error::Index(format!("qdrant search timed out after {:?}", self.timeout))
+                })?
+                .map_err(|e| index_error(&format!("qdrant search in {}", self.collection), e))?;
+            if response.result.len() != queries.len() {
+                return Err(Error::Index(format!(
+                    "qdrant answered {} lists for {} queries in {}",
+                    response.result.len(),
+                    queries.len(),
+                    self.collection
+                )));
+            }
+            let exclude: &HashSet<u32> = params.exclude;
+            Ok(response
+                .result
+                .into_iter()
+                .map(|list| {
+                    hits_from_points(list.result, &self.items)
+                        .into_iter()
+                        .filter(|h| !exclude.contains(&h.item))
+                        .collect()
+                })
                 .collect())
         })
     }

@@ -1,7 +1,9 @@
 //! The model strategies (dssm, gat): one encoder strategy. The user's history goes through the
 //! bundle's ONNX user encoder (a two-tower user tower, or a graph-attention encoder over the
-//! history items' graph embeddings), and the user vector is searched in the item index.
-//! Cold start: no history, no candidates.
+//! history items' graph embeddings), and the user vector is searched in the item index. A
+//! multi-interest model (`user_embedding` `[B, K, D]`) gives K vectors: each is searched and
+//! the lists merged by [`kan_core::interests::merge`] (best score per item, then top k), as
+//! `kan eval` merges its exact scans. Cold start: no history, no candidates.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,10 +50,12 @@ impl EncoderRecall {
             return Ok(Vec::new());
         }
         let start = Instant::now();
-        let mut user = self.encoder.encode(&query.history)?;
+        let mut users = self.encoder.encode(&query.history)?;
         metrics::histogram!("kan_worker_inference_duration_seconds", "strategy" => strategy)
             .record(start.elapsed().as_secs_f64());
-        if !normalise(&mut user) {
+        // A vector without direction finds nothing; a user with none left gets no candidates.
+        users.retain_mut(|u| normalise(u));
+        if users.is_empty() {
             return Ok(Vec::new());
         }
         let exclude = query.exclude_with_history();
@@ -61,7 +65,13 @@ impl EncoderRecall {
             score_threshold: self.score_threshold,
             exclude: &exclude,
         };
-        let hits = self.index.search(&user, params).await;
+        let hits = if let [user] = users.as_slice() {
+            self.index.search(user, params).await
+        } else {
+            // K interest vectors: K searches, each item once at its best score, top k.
+            let lists = self.index.search_many(&users, params).await?;
+            Ok(kan_core::interests::merge(&lists, query.k))
+        };
         metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
             .record(start.elapsed().as_secs_f64());
         hits

@@ -36,6 +36,8 @@ struct State {
     /// alias → collection
     aliases: BTreeMap<String, String>,
     queries: u64,
+    /// Batch query calls (each also counts its queries in `queries`).
+    query_batches: u64,
     /// Collections deleted so far.
     deletes: u64,
     /// Upserts still to fail with UNAVAILABLE.
@@ -129,6 +131,12 @@ impl FakeQdrant {
     /// Query calls served so far.
     pub fn queries(&self) -> u64 {
         lock(&self.state).queries
+    }
+
+    /// Batch query calls served so far (tests/interests.rs; unused by tests/qdrant.rs).
+    #[allow(dead_code)]
+    pub fn query_batches(&self) -> u64 {
+        lock(&self.state).query_batches
     }
 
     /// From now on, calls without this API key are refused with UNAUTHENTICATED.
@@ -710,6 +718,33 @@ impl Points for Service {
         }))
     }
 
+    /// Each query of the batch as [`Self::query`] answers it, in order (a multi-interest
+    /// user's K searches).
+    async fn query_batch(
+        &self,
+        request: Request<pb::QueryBatchPoints>,
+    ) -> Result<Response<pb::QueryBatchResponse>, Status> {
+        let request = request.into_inner();
+        self.state().query_batches += 1;
+        let mut result = Vec::with_capacity(request.query_points.len());
+        for query in request.query_points {
+            if query.collection_name != request.collection_name {
+                return Err(Status::invalid_argument(
+                    "a batch's queries name the batch's collection",
+                ));
+            }
+            let answer = self.query(Request::new(query)).await?.into_inner();
+            result.push(pb::BatchResult {
+                result: answer.result,
+            });
+        }
+        Ok(Response::new(pb::QueryBatchResponse {
+            result,
+            time: 0.0,
+            usage: None,
+        }))
+    }
+
     unimplemented_rpcs! {
         delete(DeletePoints) -> PointsOperationResponse;
         get(GetPoints) -> GetResponse;
@@ -733,7 +768,6 @@ impl Points for Service {
         discover_batch(DiscoverBatchPoints) -> DiscoverBatchResponse;
         count(CountPoints) -> CountResponse;
         update_batch(UpdateBatchPoints) -> UpdateBatchResponse;
-        query_batch(QueryBatchPoints) -> QueryBatchResponse;
         query_groups(QueryPointGroups) -> QueryGroupsResponse;
         facet(FacetCounts) -> FacetResponse;
         search_matrix_pairs(SearchMatrixPoints) -> SearchMatrixPairsResponse;

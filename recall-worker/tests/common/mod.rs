@@ -44,7 +44,9 @@ pub fn write_bundle_with(
     strategy: StrategyType,
     onnx_output: &str,
 ) -> kan_api::bundle::BundleManifest {
-    write_bundle_of(dir, strategy, onnx_output, vectors())
+    write_bundle_of(dir, strategy, vectors(), &|vectors| {
+        encoder_onnx(vectors, DIM, HISTORY_LENGTH, onnx_output)
+    })
 }
 
 /// [`write_bundle`] with other item vectors: another bundle version over the same items.
@@ -53,14 +55,26 @@ pub fn write_bundle_with_vectors(
     strategy: StrategyType,
     vectors: Vec<f32>,
 ) -> kan_api::bundle::BundleManifest {
-    write_bundle_of(dir, strategy, "user_embedding", vectors)
+    write_bundle_of(dir, strategy, vectors, &|vectors| {
+        encoder_onnx(vectors, DIM, HISTORY_LENGTH, "user_embedding")
+    })
+}
+
+/// As [`write_bundle`], with the encoder strategies' `model.onnx` made by `model` from the item
+/// vectors.
+pub fn write_bundle_with_model(
+    dir: &Path,
+    strategy: StrategyType,
+    model: &dyn Fn(&[f32]) -> Vec<u8>,
+) -> kan_api::bundle::BundleManifest {
+    write_bundle_of(dir, strategy, vectors(), model)
 }
 
 fn write_bundle_of(
     dir: &Path,
     strategy: StrategyType,
-    onnx_output: &str,
     vectors: Vec<f32>,
+    model: &dyn Fn(&[f32]) -> Vec<u8>,
 ) -> kan_api::bundle::BundleManifest {
     let mut w = BundleWriter::new(dir).unwrap();
     w.ids(files::ITEMS, &(0..ITEMS).map(item).collect::<Vec<_>>())
@@ -104,11 +118,7 @@ fn write_bundle_of(
             )
             .unwrap();
             if strategy != StrategyType::Item2vec {
-                w.bytes(
-                    files::MODEL,
-                    &encoder_onnx(&vectors, DIM, HISTORY_LENGTH, onnx_output),
-                )
-                .unwrap();
+                w.bytes(files::MODEL, &model(&vectors)).unwrap();
             }
         }
         StrategyType::Itemcf => {

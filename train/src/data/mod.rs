@@ -6,11 +6,11 @@
 
 mod csv;
 mod ids;
-mod lastfm;
 mod lightgcn;
 mod lines;
 mod parquet;
 mod recbole;
+mod sociallgn;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,8 +67,9 @@ pub enum Format {
     Recbole,
     /// LightGCN/NGCF `train.txt` + `test.txt` (`user item item ...` per line), e.g. Gowalla.
     Lightgcn,
-    /// LastFM HetRec 2011 with the SocialLGN split (`sociallgn_split/`) and tags.
-    Lastfm,
+    /// The SocialLGN split (`sociallgn_split/`: train, test, trust), e.g. LastFM HetRec 2011 with
+    /// its tags; `lastfm` is accepted as an alias.
+    Sociallgn,
     /// `interactions.csv` or `interactions.parquet` (`user_id,item_id,timestamp[,weight]`) +
     /// optional `items`, `users`, `social` tables, each `.csv` or `.parquet`.
     Csv,
@@ -80,10 +81,10 @@ impl FromStr for Format {
         match s {
             "ml100k" | "recbole" => Ok(Format::Recbole),
             "lightgcn" | "gowalla" => Ok(Format::Lightgcn),
-            "lastfm" => Ok(Format::Lastfm),
+            "sociallgn" | "lastfm" => Ok(Format::Sociallgn),
             "csv" | "parquet" => Ok(Format::Csv),
             other => Err(Error::InvalidInput(format!(
-                "unknown data format `{other}`: use ml100k (RecBole atomic), lightgcn, lastfm or csv (CSV or Parquet tables)"
+                "unknown data format `{other}`: use ml100k (RecBole atomic), lightgcn, sociallgn (alias lastfm) or csv (CSV or Parquet tables)"
             ))),
         }
     }
@@ -100,7 +101,7 @@ pub fn load(dir: &Path, format: Format) -> Result<Dataset> {
     let mut ds = match format {
         Format::Recbole => recbole::load(dir)?,
         Format::Lightgcn => lightgcn::load(dir)?,
-        Format::Lastfm => lastfm::load(dir)?,
+        Format::Sociallgn => sociallgn::load(dir)?,
         Format::Csv => csv::load(dir)?,
     };
     if ds.interactions.is_empty() {

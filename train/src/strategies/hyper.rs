@@ -81,6 +81,44 @@ impl HyperParams {
     }
 }
 
+/// Searches the best value of a 1-D grid (higher `eval` is better), widening it geometrically
+/// by `factor` past whichever edge holds the best, at most `max_widen` times per side.
+pub fn search_widening<F>(
+    grid: &[f64],
+    factor: f64,
+    max_widen: usize,
+    mut eval: F,
+) -> Result<(f64, f64)>
+where
+    F: FnMut(f64) -> Result<f64>,
+{
+    let mut tried: Vec<(f64, f64)> = Vec::new();
+    for &x in grid {
+        tried.push((x, eval(x)?));
+    }
+    for _ in 0..max_widen {
+        tried.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let best = tried
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.1.total_cmp(&b.1.1).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| i)
+            .ok_or_else(|| Error::InvalidInput("an empty grid".into()))?;
+        let next = if best == 0 {
+            tried[0].0 / factor
+        } else if best == tried.len() - 1 {
+            tried[best].0 * factor
+        } else {
+            break;
+        };
+        tried.push((next, eval(next)?));
+    }
+    tried
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| Error::InvalidInput("an empty grid".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

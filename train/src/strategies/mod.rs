@@ -7,6 +7,7 @@ pub mod convergence;
 pub mod dssm_grad;
 pub mod exploratory;
 pub mod hyper;
+pub mod interests;
 pub mod item2vec;
 pub mod itemcf;
 pub mod popular;

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::convergence::cpu_seconds;
+use super::hyper::search_widening;
 use super::twotower::write_vectors;
 use super::{Context, Model, Query, Recaller};
 use crate::bundle::BundleWriter;
@@ -222,44 +223,6 @@ impl Recaller for Candidate<'_> {
 /// Values tried for α: a grid widened by ×3 steps while the best sits on its edge.
 const ALPHAS: [f64; 3] = [0.1, 0.3, 1.0];
 const MAX_WIDENING: usize = 4;
-
-/// Searches the best value of a 1-D grid (higher `eval` is better), widening it geometrically
-/// by `factor` past whichever edge holds the best, at most `max_widen` times per side.
-pub fn search_widening<F>(
-    grid: &[f64],
-    factor: f64,
-    max_widen: usize,
-    mut eval: F,
-) -> Result<(f64, f64)>
-where
-    F: FnMut(f64) -> Result<f64>,
-{
-    let mut tried: Vec<(f64, f64)> = Vec::new();
-    for &x in grid {
-        tried.push((x, eval(x)?));
-    }
-    for _ in 0..max_widen {
-        tried.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let best = tried
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.1.total_cmp(&b.1.1).then(b.0.cmp(&a.0)))
-            .map(|(i, _)| i)
-            .ok_or_else(|| Error::InvalidInput("an empty grid".into()))?;
-        let next = if best == 0 {
-            tried[0].0 / factor
-        } else if best == tried.len() - 1 {
-            tried[best].0 * factor
-        } else {
-            break;
-        };
-        tried.push((next, eval(next)?));
-    }
-    tried
-        .into_iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .ok_or_else(|| Error::InvalidInput("an empty grid".into()))
-}
 
 pub fn train(ctx: &Context) -> Result<Spectral> {
     let p = &ctx.opts.params;

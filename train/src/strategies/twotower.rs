@@ -26,7 +26,7 @@ use serde_json::json;
 
 use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
 use super::dssm_grad::{self, Batch, DssmParams};
-use super::{Context, Model, Query, Recaller};
+use super::{Context, Model, Query, Recaller, interests};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -38,7 +38,7 @@ pub const UNIFORM_NEGATIVES: usize = 1024;
 pub const TEMPERATURE: f64 = 0.1;
 pub const LEARNING_RATE: f64 = 0.005;
 /// `--param` keys read by the dssm and gat trainers.
-pub const PARAMS: &[&str] = &["learning_rate", "temperature", "patience"];
+pub const PARAMS: &[&str] = &["learning_rate", "temperature", "patience", "interests"];
 pub const GAT_HEADS: usize = 4;
 pub const LEAKY_SLOPE: f64 = 0.2;
 /// Masked positions get this added before the attention softmax.
@@ -157,13 +157,7 @@ impl Encoder {
         let count = mask.sum_keepdim(1)?.maximum(1.0)?;
         let mean = e.broadcast_mul(&m)?.sum(1)?.broadcast_div(&count)?;
         let y = match self.kind {
-            Kind::Dssm => {
-                let h = mean
-                    .matmul(self.v("w1")?)?
-                    .broadcast_add(self.v("b1")?)?
-                    .tanh()?;
-                (h.matmul(self.v("w2")?)?.broadcast_add(self.v("b2")?)? + &mean)?
-            }
+            Kind::Dssm => self.dssm_tower(&mean)?,
             Kind::Gat => {
                 let (heads, dh) = (self.heads, d / self.heads);
                 let q = mean.matmul(self.v("wq")?)?.unsqueeze(1)?;
@@ -183,6 +177,43 @@ impl Encoder {
             }
         };
         l2_normalise(&y)
+    }
+
+    /// dssm's residual MLP over pooled history means [R, D].
+    fn dssm_tower(&self, mean: &Tensor) -> Result<Tensor> {
+        let h = mean
+            .matmul(self.v("w1")?)?
+            .broadcast_add(self.v("b1")?)?
+            .tanh()?;
+        Ok((h.matmul(self.v("w2")?)?.broadcast_add(self.v("b2")?)? + mean)?)
+    }
+
+    /// dssm's K interest vectors per history (the first `l` items), L2-normalised, flattened
+    /// per history as [K·D]: [`interests::pooled`] then the tower. K = 1 is [`Encoder::forward`].
+    pub fn forward_interests(
+        &self,
+        histories: &[&[u32]],
+        l: usize,
+        k: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        if k <= 1 {
+            let (ids, mask) = batch_inputs(histories, l)?;
+            return Ok(self.forward(&ids, &mask)?.to_vec2::<f32>()?);
+        }
+        if self.kind != Kind::Dssm {
+            return Err(Error::InvalidInput(format!(
+                "{} has no multi-interest encoder (--param interests is for dssm)",
+                self.kind.name()
+            )));
+        }
+        let d = self.dim;
+        let table: Vec<f32> = self.table()?.flatten_all()?.to_vec1()?;
+        let pooled = interests::pooled(&table, d, histories, l, k);
+        let rows = pooled.len() / d.max(1);
+        let y =
+            l2_normalise(&self.dssm_tower(&Tensor::from_vec(pooled, (rows, d), &Device::Cpu)?)?)?;
+        let flat: Vec<f32> = y.flatten_all()?.to_vec1()?;
+        Ok(flat.chunks(k * d).map(<[f32]>::to_vec).collect())
     }
 
     /// L2-normalised item vectors, row-major [N, D].
@@ -222,8 +253,20 @@ impl Encoder {
     /// The user encoder as an ONNX model: `history_ids` i64 [B, L], `history_mask` f32 [B, L]
     /// → `user_embedding` f32 [B, D]; B and L are symbolic.
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
+        self.to_onnx_with(1)
+    }
+
+    /// As [`Encoder::to_onnx`] with `k` interest vectors per user (dssm): `user_embedding` f32
+    /// [B, K, D], the history pooled by [`interests::pool_onnx`] before the tower.
+    pub fn to_onnx_with(&self, k: usize) -> Result<Vec<u8>> {
+        if k > 1 && self.kind != Kind::Dssm {
+            return Err(Error::InvalidInput(format!(
+                "{} has no multi-interest encoder (--param interests is for dssm)",
+                self.kind.name()
+            )));
+        }
         let d = self.dim as i64;
-        let (mut g, ids, mask) = Graph::user_encoder(self.dim);
+        let (mut g, ids, mask) = Graph::user_encoder_with(self.dim, k);
         let table_name = if self.kind == Kind::Dssm {
             "history"
         } else {
@@ -248,22 +291,28 @@ impl Encoder {
         let eps = g.f32_init("eps", &[], &[NORM_EPS as f32]);
 
         let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
-        let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
-        let em = g.node("Mul", &[&e, &m], vec![], None);
-        let sum = g.node(
-            "ReduceSum",
-            &[&em, &ax1],
-            vec![attr_int("keepdims", 0)],
-            None,
-        );
-        let cnt = g.node(
-            "ReduceSum",
-            &[&mask, &ax1],
-            vec![attr_int("keepdims", 1)],
-            None,
-        );
-        let cnt = g.node("Max", &[&cnt, &one], vec![], None);
-        let mean = g.node("Div", &[&sum, &cnt], vec![], None);
+        // The masked mean of the history rows, or K pooled interests ([B, K, D]) through which
+        // the dssm tower below broadcasts.
+        let mean = if k > 1 {
+            interests::pool_onnx(&mut g, &e, &mask, k)
+        } else {
+            let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
+            let em = g.node("Mul", &[&e, &m], vec![], None);
+            let sum = g.node(
+                "ReduceSum",
+                &[&em, &ax1],
+                vec![attr_int("keepdims", 0)],
+                None,
+            );
+            let cnt = g.node(
+                "ReduceSum",
+                &[&mask, &ax1],
+                vec![attr_int("keepdims", 1)],
+                None,
+            );
+            let cnt = g.node("Max", &[&cnt, &one], vec![], None);
+            g.node("Div", &[&sum, &cnt], vec![], None)
+        };
         let y = match self.kind {
             Kind::Dssm => {
                 let (w1, b1, w2, b2) = (
@@ -368,6 +417,8 @@ pub struct TwoTower {
     pub temperature: f64,
     pub final_loss: f32,
     pub curve: Vec<EpochPoint>,
+    /// User vectors per history (`--param interests`, dssm): 1, or K of a `[B, K, D]` encoder.
+    pub interests: usize,
 }
 
 /// Draws training batches: (user, positive) rows with a sampled history of the user's other
@@ -531,6 +582,12 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     let learning_rate = ctx.opts.params.positive("learning_rate", LEARNING_RATE)?;
     let temperature = ctx.opts.params.positive("temperature", TEMPERATURE)?;
     let patience = ctx.opts.params.count("patience", PATIENCE)?;
+    let k = interests::check_interests(ctx.opts.params.count("interests", 1)?)?;
+    if k > 1 && kind != Kind::Dssm {
+        return Err(Error::InvalidInput(format!(
+            "--param interests={k}: only dssm has a multi-interest encoder"
+        )));
+    }
     let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
     let mut stepper = Stepper::new(&enc, learning_rate)?;
     let mut rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
@@ -559,7 +616,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         }
         stepper.sync(&enc)?;
         let valid_recall_20 = if has_valid {
-            let view = EncoderRecall::new(&enc, l)?;
+            let view = EncoderRecall::new(&enc, l, k)?;
             let m = crate::pipeline::validate_parts(
                 ctx.ds,
                 ctx.split,
@@ -607,22 +664,26 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         temperature,
         final_loss,
         curve,
+        interests: k,
     })
 }
 
-/// Recall through an encoder's candle forward pass (training-time validation).
+/// Recall through an encoder's candle forward pass (training-time validation), with the
+/// interests the bundle will serve.
 struct EncoderRecall<'a> {
     enc: &'a Encoder,
     vectors: Vec<f32>,
     l: usize,
+    interests: usize,
 }
 
 impl<'a> EncoderRecall<'a> {
-    fn new(enc: &'a Encoder, l: usize) -> Result<Self> {
+    fn new(enc: &'a Encoder, l: usize, interests: usize) -> Result<Self> {
         Ok(EncoderRecall {
             enc,
             vectors: enc.item_vectors()?,
             l: l.max(1),
+            interests,
         })
     }
 }
@@ -631,10 +692,9 @@ impl Recaller for EncoderRecall<'_> {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
         let l = self.l;
         let users = embed_queries(queries, l, |hs| {
-            let (ids, mask) = batch_inputs(hs, l)?;
-            Ok(self.enc.forward(&ids, &mask)?.to_vec2::<f32>()?)
+            self.enc.forward_interests(hs, l, self.interests)
         })?;
-        Ok(dot_recall(&self.vectors, self.enc.dim, &users, queries, k))
+        dot_recall(&self.vectors, self.enc.dim, &users, queries, k)
     }
 }
 
@@ -674,16 +734,9 @@ impl Recaller for TwoTower {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
         let l = self.history_length.max(1);
         let users = embed_queries(queries, l, |hs| {
-            let (ids, mask) = batch_inputs(hs, l)?;
-            Ok(self.encoder.forward(&ids, &mask)?.to_vec2::<f32>()?)
+            self.encoder.forward_interests(hs, l, self.interests)
         })?;
-        Ok(dot_recall(
-            &self.vectors,
-            self.encoder.dim,
-            &users,
-            queries,
-            k,
-        ))
+        dot_recall(&self.vectors, self.encoder.dim, &users, queries, k)
     }
 }
 
@@ -694,7 +747,7 @@ impl Model for TwoTower {
             let title = format!("{} learning curve", self.encoder.kind.name());
             w.bytes(CURVE_PNG, &curve_png(&self.curve, &title)?)?;
         }
-        w.bytes(files::MODEL, &self.encoder.to_onnx()?)
+        w.bytes(files::MODEL, &self.encoder.to_onnx_with(self.interests)?)
     }
 
     fn params(&self) -> serde_json::Value {
@@ -705,6 +758,13 @@ impl Model for TwoTower {
             "final_loss": self.final_loss, "best_epoch": self.best_epoch,
             "curve": self.curve,
         });
+        if self.interests > 1 {
+            p["interests"] = json!(self.interests);
+            p["interest_pooling"] = json!(format!(
+                "farthest-point seeds, one soft assignment at scale {}, weighted means through the tower",
+                kan_core::interests::ASSIGN_SCALE
+            ));
+        }
         if self.encoder.kind == Kind::Gat {
             p["heads"] = json!(self.encoder.heads);
             p["attention"] = json!("GATv2 over sampled neighbour items, residual mean aggregator");
@@ -755,31 +815,43 @@ impl Recaller for OnnxTwoTower {
             let longest = hs.iter().map(|h| h.len()).max().unwrap_or(0).max(1);
             crate::runtime::encode(&mut session, hs, longest)
         })?;
-        if let Some(u) = users.iter().find(|u| u.len() != self.dim) {
-            return Err(Error::Runtime(format!(
-                "the user encoder outputs {} values but the item vectors have {}",
-                u.len(),
-                self.dim
-            )));
-        }
-        Ok(dot_recall(&self.vectors, self.dim, &users, queries, k))
+        dot_recall(&self.vectors, self.dim, &users, queries, k)
     }
 }
 
-/// Scores every item by dot product with each query's user vector (blocks of matrix products).
+/// Scores every item by dot product with each query's user vectors (blocks of matrix
+/// products): rows of `dim` values are one vector, rows of K·`dim` are K interest vectors whose
+/// exact lists are merged by [`kan_core::interests::merge`], as the worker merges its searches.
 pub fn dot_recall(
     vectors: &[f32],
     dim: usize,
     users: &[Vec<f32>],
     queries: &[Query],
     k: usize,
-) -> Vec<Vec<u32>> {
-    // Each row exactly `dim` wide (callers check that a model's output matches its vectors).
-    let flat: Vec<f32> = users
-        .iter()
-        .flat_map(|u| (0..dim).map(|i| u.get(i).copied().unwrap_or(0.0)))
-        .collect();
-    super::spectral::recall_vectors(&flat, vectors, dim, queries, k)
+) -> Result<Vec<Vec<u32>>> {
+    let width = users.first().map_or(dim, Vec::len);
+    let n_interests = width / dim.max(1);
+    if dim == 0
+        || !width.is_multiple_of(dim)
+        || n_interests == 0
+        || users.iter().any(|u| u.len() != width)
+    {
+        return Err(Error::Runtime(format!(
+            "the user encoder outputs {width} values per user, not a whole number of the item vectors' {dim}"
+        )));
+    }
+    if n_interests > kan_core::interests::MAX_INTERESTS {
+        return Err(Error::Runtime(format!(
+            "the user encoder outputs {n_interests} interest vectors per user; at most {} are searched",
+            kan_core::interests::MAX_INTERESTS
+        )));
+    }
+    let flat: Vec<f32> = users.concat();
+    Ok(if n_interests == 1 {
+        super::spectral::recall_vectors(&flat, vectors, dim, queries, k)
+    } else {
+        interests::recall(&flat, n_interests, vectors, dim, queries, k)
+    })
 }
 
 pub fn normalise_rows(v: &mut [f32], dim: usize) {

@@ -1,6 +1,8 @@
-//! LastFM (HetRec 2011) with the SocialLGN split: `sociallgn_split/{train_set,test_set,trust}.txt`
-//! (comma-separated, header line, re-indexed ids) and, when present, artist names and tags from
-//! `hetrec2011-lastfm-2k/` mapped through `sociallgn_split/itemReindex.json`.
+//! The SocialLGN split (`--format sociallgn`, alias `lastfm`):
+//! `sociallgn_split/{train_set,test_set,trust}.txt` (comma-separated, header line, re-indexed
+//! ids) and, for LastFM (HetRec 2011), artist names and tags from `hetrec2011-lastfm-2k/` mapped
+//! through `sociallgn_split/itemReindex.json` when present. The dataset is named after its
+//! directory (the one holding `sociallgn_split/`), not after the format.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +13,22 @@ use crate::error::{Error, Result};
 
 /// Tags kept per artist (the most used ones) as its categories.
 const TAGS_PER_ITEM: usize = 3;
+
+/// The directory's name; when given the split directory itself, its parent's.
+fn dataset_name(dir: &Path, split: &Path) -> String {
+    let named = if split == dir && dir.file_name().is_some_and(|n| n == "sociallgn_split") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    named
+        .canonicalize()
+        .unwrap_or_else(|_| named.to_path_buf())
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("sociallgn")
+        .to_string()
+}
 
 pub(super) fn load(dir: &Path) -> Result<Dataset> {
     let split = if dir.join("sociallgn_split").is_dir() {
@@ -24,7 +42,7 @@ pub(super) fn load(dir: &Path) -> Result<Dataset> {
             Ok(p)
         } else {
             Err(Error::InvalidInput(format!(
-                "{} is missing: the lastfm format needs sociallgn_split/train_set.txt, test_set.txt and trust.txt",
+                "{} is missing: the sociallgn format needs sociallgn_split/train_set.txt, test_set.txt and trust.txt",
                 p.display()
             )))
         }
@@ -35,7 +53,7 @@ pub(super) fn load(dir: &Path) -> Result<Dataset> {
         need("trust.txt")?,
     );
     let mut ds = Dataset {
-        name: "lastfm".to_string(),
+        name: dataset_name(dir, &split),
         ..Dataset::default()
     };
     ds.interactions = read_pairs_as_interactions(&mut ds, &TextFile::read(&train)?)?;
@@ -162,6 +180,30 @@ mod tests {
             .collect();
         assert_eq!(first, ["pop", "rock"]);
         assert!(ds.item_categories[1].is_empty());
+    }
+
+    #[test]
+    fn the_dataset_is_named_after_its_directory_and_lastfm_stays_an_alias_of_the_format() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("epinions");
+        let s = dir.join("sociallgn_split");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("train_set.txt"), "user,item\n0,0\n1,1\n").unwrap();
+        std::fs::write(s.join("test_set.txt"), "user,item\n1,0\n").unwrap();
+        std::fs::write(s.join("trust.txt"), "user,friend\n0,1\n").unwrap();
+        assert_eq!(load(&dir).unwrap().name, "epinions");
+        assert_eq!(
+            load(&s).unwrap().name,
+            "epinions",
+            "given the split directory"
+        );
+        use std::str::FromStr;
+        for name in ["sociallgn", "lastfm"] {
+            assert_eq!(
+                super::super::Format::from_str(name).unwrap(),
+                super::super::Format::Sociallgn
+            );
+        }
     }
 
     #[test]
