@@ -17,6 +17,7 @@ use fake_qdrant::FakeQdrant;
 use kan_api::crd::StrategyType;
 use kan_worker::bundle::Bundle;
 use kan_worker::index::qdrant;
+use kan_worker::index::qdrant::collections::{self, Lifecycle};
 use kan_worker::synthetic::interests_encoder_onnx;
 use kan_worker::{Worker, WorkerOptions};
 use serde_json::json;
@@ -116,6 +117,13 @@ async fn load(fake: &FakeQdrant, dir: &Path) {
         &bundle.items,
         dim,
         &vectors,
+        &Lifecycle {
+            loader: collections::loader_id(),
+            lease: Duration::from_secs(1),
+            keep_versions: 3,
+            batch: qdrant::UPSERT_BATCH,
+            served_grace: collections::SERVED_GRACE,
+        },
     )
     .await
     .unwrap();
