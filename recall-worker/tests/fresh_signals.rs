@@ -136,7 +136,8 @@ async fn a_burst_on_an_item_enters_trending(store: Arc<dyn SignalStore>) {
     write_bundle(dir.path(), StrategyType::Popular);
     let popular = json!({"strategy": {"popular": {"segmentBy": ["region"], "trending": {"windowMinutes": 60, "halfLifeMinutes": 15}}}});
     let worker = worker_on(store.clone(), StrategyType::Popular, dir.path(), popular).await;
-    let before = answer(&worker, json!({"user_id": "u0", "k": 3})).await;
+    // A user with no history: popular never recalls what a user already engaged with.
+    let before = answer(&worker, json!({"user_id": "newcomer", "k": 3})).await;
     assert_eq!(before, (vec!["i0".into(), "i1".into(), "i2".into()], false));
 
     let burst: Vec<Event> = (0..20)
@@ -147,7 +148,7 @@ async fn a_burst_on_an_item_enters_trending(store: Arc<dyn SignalStore>) {
     one.context.insert("region".into(), "SH".into());
     store.append(&[one]).await.expect("acknowledged");
 
-    let (after, degraded) = answer(&worker, json!({"user_id": "u0", "k": 3})).await;
+    let (after, degraded) = answer(&worker, json!({"user_id": "newcomer", "k": 3})).await;
     assert!(!degraded);
     assert_eq!(
         after,
@@ -156,7 +157,7 @@ async fn a_burst_on_an_item_enters_trending(store: Arc<dyn SignalStore>) {
     );
     let (sh, _) = answer(
         &worker,
-        json!({"user_id": "u0", "k": 3, "context": {"region": "SH"}}),
+        json!({"user_id": "newcomer", "k": 3, "context": {"region": "SH"}}),
     )
     .await;
     assert_eq!(
@@ -250,7 +251,7 @@ async fn with_redis_down_queues_answer_from_the_bundle_marked_degraded() {
         (up.0.clone(), true),
         "the bundle's answer, degraded, not failed"
     );
-    let (list, degraded) = answer(&popular, json!({"user_id": "u0", "k": 3})).await;
+    let (list, degraded) = answer(&popular, json!({"user_id": "newcomer", "k": 3})).await;
     assert_eq!(
         (list, degraded),
         (vec!["i0".into(), "i1".into(), "i2".into()], true)
