@@ -163,6 +163,24 @@ impl Graph {
         output
     }
 
+    /// `x / max(‖x‖₂, eps)` over the last axis: the contract's normalisation of
+    /// `user_embedding`, and of anything else a graph compares by cosine. Its initialisers are
+    /// named after `prefix`, so one graph can normalise more than once.
+    pub fn l2_normalise(&mut self, x: &str, prefix: &str, eps: f32, out: Option<&str>) -> String {
+        let ax_last = self.i64_init(&format!("{prefix}_axis_last"), &[-1]);
+        let eps = self.f32_init(&format!("{prefix}_eps"), &[], &[eps]);
+        let sq = self.node("Mul", &[x, x], vec![], None);
+        let ss = self.node(
+            "ReduceSum",
+            &[&sq, &ax_last],
+            vec![attr_int("keepdims", 1)],
+            None,
+        );
+        let norm = self.node("Sqrt", &[&ss], vec![], None);
+        let norm = self.node("Max", &[&norm, &eps], vec![], None);
+        self.node("Div", &[x, &norm], vec![], out)
+    }
+
     /// Serialised `ModelProto`.
     pub fn to_bytes(self, graph_name: &str) -> Result<Vec<u8>> {
         let mut g = GraphProto::new();

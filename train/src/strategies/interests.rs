@@ -56,26 +56,15 @@ pub fn pooled(table: &[f32], dim: usize, histories: &[&[u32]], l: usize, k: usiz
 pub fn pool_onnx(g: &mut Graph, e: &str, mask: &str, k: usize) -> String {
     let ax1 = g.i64_init("interests_axis_1", &[1]);
     let ax2 = g.i64_init("interests_axis_2", &[2]);
-    let ax_last = g.i64_init("interests_axis_last", &[-1]);
     let first = g.i64_init("interests_first", &[0]);
     let one = g.f32_init("interests_one", &[], &[1.0]);
-    let eps = g.f32_init("interests_eps", &[], &[NORM_EPS]);
     let weight_eps = g.f32_init("interests_weight_eps", &[], &[f32::EPSILON]);
     let big = g.f32_init("interests_pad_bias", &[], &[PAD_BIAS]);
     let scale = g.f32_init("interests_scale", &[], &[ASSIGN_SCALE]);
     let onehot_values = g.f32_init("interests_onehot_values", &[2], &[0.0, 1.0]);
 
     // Cosines between history items: [B, L, L].
-    let sq = g.node("Mul", &[e, e], vec![], None);
-    let ss = g.node(
-        "ReduceSum",
-        &[&sq, &ax_last],
-        vec![attr_int("keepdims", 1)],
-        None,
-    );
-    let norm = g.node("Sqrt", &[&ss], vec![], None);
-    let norm = g.node("Max", &[&norm, &eps], vec![], None);
-    let unit = g.node("Div", &[e, &norm], vec![], None);
+    let unit = g.l2_normalise(e, "interests_unit", NORM_EPS, None);
     let unit_t = g.node(
         "Transpose",
         &[&unit],
@@ -144,18 +133,7 @@ pub fn pool_onnx(g: &mut Graph, e: &str, mask: &str, k: usize) -> String {
 
 /// L2-normalises the last axis of `y` into the contract's `user_embedding`.
 pub fn normalise_output(g: &mut Graph, y: &str) {
-    let ax_last = g.i64_init("output_axis_last", &[-1]);
-    let eps = g.f32_init("output_eps", &[], &[NORM_EPS]);
-    let sq = g.node("Mul", &[y, y], vec![], None);
-    let ss = g.node(
-        "ReduceSum",
-        &[&sq, &ax_last],
-        vec![attr_int("keepdims", 1)],
-        None,
-    );
-    let norm = g.node("Sqrt", &[&ss], vec![], None);
-    let norm = g.node("Max", &[&norm, &eps], vec![], None);
-    g.node("Div", &[y, &norm], vec![], Some("user_embedding"));
+    g.l2_normalise(y, "output", NORM_EPS, Some("user_embedding"));
 }
 
 /// A K-interest encoder with no tower over an `[N, dim]` table: each interest is the

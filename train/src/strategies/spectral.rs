@@ -324,8 +324,6 @@ impl Spectral {
         let table = g.f32_init("history", &[n, self.dim], &self.table);
         let ax1 = g.i64_init("axis_1", &[1]);
         let ax2 = g.i64_init("axis_2", &[2]);
-        let ax_last = g.i64_init("axis_last", &[-1]);
-        let eps = g.f32_init("eps", &[], &[NORM_EPS]);
         let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
         let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
         let em = g.node("Mul", &[&e, &m], vec![], None);
@@ -335,16 +333,7 @@ impl Spectral {
             vec![attr_int("keepdims", 0)],
             None,
         );
-        let sq = g.node("Mul", &[&y, &y], vec![], None);
-        let ss = g.node(
-            "ReduceSum",
-            &[&sq, &ax_last],
-            vec![attr_int("keepdims", 1)],
-            None,
-        );
-        let norm = g.node("Sqrt", &[&ss], vec![], None);
-        let norm = g.node("Max", &[&norm, &eps], vec![], None);
-        g.node("Div", &[&y, &norm], vec![], Some("user_embedding"));
+        g.l2_normalise(&y, "output", NORM_EPS, Some("user_embedding"));
         g.to_bytes("kan-spectral-user-encoder")
     }
 

@@ -286,9 +286,7 @@ impl Encoder {
         };
         let ax1 = g.i64_init("axis_1", &[1]);
         let ax2 = g.i64_init("axis_2", &[2]);
-        let ax_last = g.i64_init("axis_last", &[-1]);
         let one = g.f32_init("one", &[], &[1.0]);
-        let eps = g.f32_init("eps", &[], &[NORM_EPS as f32]);
 
         let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
         // The masked mean of the history rows, or K pooled interests ([B, K, D]) through which
@@ -373,16 +371,7 @@ impl Encoder {
                 g.node("Add", &[&o, &mean], vec![], None)
             }
         };
-        let sq = g.node("Mul", &[&y, &y], vec![], None);
-        let ss = g.node(
-            "ReduceSum",
-            &[&sq, &ax_last],
-            vec![attr_int("keepdims", 1)],
-            None,
-        );
-        let norm = g.node("Sqrt", &[&ss], vec![], None);
-        let norm = g.node("Max", &[&norm, &eps], vec![], None);
-        g.node("Div", &[&y, &norm], vec![], Some("user_embedding"));
+        g.l2_normalise(&y, "output", NORM_EPS as f32, Some("user_embedding"));
         g.to_bytes(&format!("kan-{}-user-encoder", self.kind.name()))
     }
 }
