@@ -505,20 +505,24 @@ fn evaluate(
             total: LIST_LENGTH as i32,
             rrf_k: req.rrf_k,
         };
-        let merged: Vec<Vec<u32>> = (0..users.len())
-            .into_par_iter()
-            .map(|n| {
-                let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
-                merge_lists(
-                    &spec,
-                    &routes,
-                    &per_queue,
-                    p.ds.items.ids(),
-                    LIST_LENGTH,
-                    None,
-                )
-            })
-            .collect();
+        // Every user's merged list, through the propensity stage when `stages` is given.
+        let merge_all = |stages: Option<&Stages>| -> Vec<Vec<u32>> {
+            (0..users.len())
+                .into_par_iter()
+                .map(|n| {
+                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
+                    merge_lists(
+                        &spec,
+                        &routes,
+                        &per_queue,
+                        p.ds.items.ids(),
+                        LIST_LENGTH,
+                        stages.and_then(|s| s.for_user(n)).as_ref(),
+                    )
+                })
+                .collect()
+        };
+        let merged = merge_all(None);
         let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
         let name = format!("merge:{}({})", policy.as_str(), names.join("+"));
         rows.push(Row {
@@ -532,20 +536,7 @@ fn evaluate(
                 .push((policy, merged.iter().map(|l| ids(l)).collect()));
         }
         if let Some(stage) = &stages {
-            let boosted: Vec<Vec<u32>> = (0..users.len())
-                .into_par_iter()
-                .map(|n| {
-                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
-                    merge_lists(
-                        &spec,
-                        &routes,
-                        &per_queue,
-                        p.ds.items.ids(),
-                        LIST_LENGTH,
-                        stage.for_user(n).as_ref(),
-                    )
-                })
-                .collect();
+            let boosted = merge_all(Some(stage));
             rows.push(Row {
                 name: format!("{name}+propensity"),
                 kind: "merge+propensity".into(),
