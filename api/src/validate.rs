@@ -266,6 +266,14 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
                 100,
                 "strategy.exploratory.dominantInterests",
             );
+            in_range(c, s.kg_hops, 1, 2, "strategy.exploratory.kgHops");
+            in_range(
+                c,
+                s.kg_hop_decay,
+                0.0,
+                1.0,
+                "strategy.exploratory.kgHopDecay",
+            );
         }
         Strategy::Popular { popular: s } => {
             c.check(

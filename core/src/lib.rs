@@ -5,7 +5,7 @@
 //! * [`clock`] — the reference time that time-decayed strategies age interactions from;
 //! * [`rank`] — the hit type, top-k selection and the score accumulator the kernels share;
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
-//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`], [`popular`] — the strategy kernels, taking the queue's settings
+//! * [`itemcf`], [`item2vec`], [`social`], [`attribute`], [`popular`], [`exploratory`] — the strategy kernels, taking the queue's settings
 //!   (the RecallQueue's `strategy` block) as they are deployed;
 //! * [`merge`] — the gateway's merge policies;
 //! * [`propensity`] — item lifts per audience segment (trainer) and the gateway's propensity
@@ -19,6 +19,7 @@
 
 pub mod attribute;
 pub mod clock;
+pub mod exploratory;
 pub mod fresh;
 pub mod interests;
 pub mod item2vec;

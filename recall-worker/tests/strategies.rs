@@ -202,6 +202,121 @@ async fn exploratory_avoids_dominant_interests_and_is_deterministic_per_user() {
     );
 }
 
+/// (item id, score) of a recall answer.
+async fn scored(worker: &kan_worker::Worker, body: serde_json::Value) -> Vec<(String, f64)> {
+    let (status, json) = call(worker, "POST", "/v1/recall", Some(body)).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{json}");
+    json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["item_id"].as_str().unwrap().to_string(),
+                c["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn exploratory_expansion_doubles_the_draws_of_items_next_to_the_users_interests() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), StrategyType::Exploratory);
+    let settings = |kg: bool| json!({"strategy": {"exploratory": {"dominantInterests": 1, "seed": 3, "kgExpansion": kg}}});
+    let plain = worker(config(
+        StrategyType::Exploratory,
+        Some(dir.path()),
+        settings(false),
+    ))
+    .await;
+    let expanded = worker(config(
+        StrategyType::Exploratory,
+        Some(dir.path()),
+        settings(true),
+    ))
+    .await;
+    // History in category 1 (sport, dominant); the bundle relates sport to music (category 2).
+    let body = json!({"user_id": "u1", "k": 20, "history": ["i1", "i5", "i9"]});
+    let before: std::collections::HashMap<String, f64> =
+        scored(&plain, body.clone()).await.into_iter().collect();
+    let after = scored(&expanded, body).await;
+    // The same draws (same user, day and seed): an item in both lists has its score doubled
+    // when it is a music item, unchanged otherwise.
+    let common: Vec<_> = after
+        .iter()
+        .filter_map(|(id, score)| Some((id, score, before.get(id)?)))
+        .collect();
+    assert!(common.len() >= 10, "{after:?} vs {before:?}");
+    for (id, score, was) in common {
+        let category = id[1..].parse::<usize>().unwrap() % 4;
+        let factor = if category == 2 { 2.0 } else { 1.0 };
+        assert!(
+            (score - factor * was).abs() < 1e-5,
+            "{id} (category {category}): {score} vs {was}"
+        );
+    }
+    // Music items now lead the list.
+    let top: Vec<usize> = after[..5]
+        .iter()
+        .map(|(id, _)| id[1..].parse::<usize>().unwrap() % 4)
+        .collect();
+    assert!(top.iter().filter(|&&c| c == 2).count() >= 3, "{after:?}");
+}
+
+#[tokio::test]
+async fn exploratory_expansion_on_a_bundle_without_the_category_graph_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), StrategyType::Exploratory);
+    // A bundle from before the graph was written: no related_tags.safetensors.
+    let manifest_path = dir.path().join(kan_api::bundle::MANIFEST_FILE);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["files"]
+        .as_object_mut()
+        .unwrap()
+        .remove(kan_api::bundle::files::RELATED_TAGS);
+    let files: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(manifest["files"].clone()).unwrap();
+    manifest["version"] = kan_api::bundle::content_version(&files).into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    std::fs::remove_file(dir.path().join(kan_api::bundle::files::RELATED_TAGS)).unwrap();
+
+    let settings = |kg: bool| json!({"strategy": {"exploratory": {"dominantInterests": 1, "kgExpansion": kg}}});
+    let worker = worker(config(
+        StrategyType::Exploratory,
+        Some(dir.path()),
+        settings(false),
+    ))
+    .await;
+    assert_eq!(
+        recall(&worker, json!({"user_id": "u1", "k": 5}))
+            .await
+            .len(),
+        5
+    );
+    let err = worker
+        .reload(config(
+            StrategyType::Exploratory,
+            Some(dir.path()),
+            settings(true),
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("kgExpansion") && err.contains("retrain"),
+        "{err}"
+    );
+    // The queue that was serving keeps serving.
+    assert_eq!(
+        recall(&worker, json!({"user_id": "u1", "k": 5}))
+            .await
+            .len(),
+        5
+    );
+}
+
 #[tokio::test]
 async fn popular_serves_the_segment_of_the_request_context_then_global() {
     let dir = tempfile::tempdir().unwrap();

@@ -62,7 +62,11 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
             StrategyType::Itemcf => vec![files::NEIGHBOURS],
             StrategyType::Item2vec => vec![files::ITEM_VECTORS],
             StrategyType::Social => vec![files::FRIENDS],
-            StrategyType::Exploratory => vec![files::CATEGORIES, files::CATEGORY_NAMES],
+            StrategyType::Exploratory => vec![
+                files::CATEGORIES,
+                files::CATEGORY_NAMES,
+                files::RELATED_TAGS,
+            ],
             StrategyType::Attribute => vec![
                 files::TAG_NAMES,
                 files::ITEM_TAGS,
@@ -106,6 +110,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         max_users: None,
         progress: false,
         propensity: None,
+        now: None,
     })
     .unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -263,6 +268,7 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
         max_users: None,
         progress: false,
         propensity: None,
+        now: None,
     })
     .unwrap();
     assert!(

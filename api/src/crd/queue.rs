@@ -739,6 +739,19 @@ pub struct ExploratorySettings {
     /// Fixed seed mixed with user and day; results are deterministic for a user within a day.
     #[serde(default)]
     pub seed: i64,
+    /// Interest expansion: spread the user's categories over related categories (knowledge
+    /// graph or co-occurrence) and favour items of the categories reached, next-door interests
+    /// before far ones (an item's draw is scaled by up to 2×).
+    #[serde(default)]
+    pub kg_expansion: bool,
+    /// Hops of the expansion (1 or 2).
+    #[serde(default = "one")]
+    pub kg_hops: i32,
+    /// Weight multiplier per hop: a category one hop away counts `kgHopDecay` × its
+    /// relatedness.
+    #[serde(default = "default_exploratory_hop_decay")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub kg_hop_decay: f64,
 }
 
 impl Default for ExploratorySettings {
@@ -746,8 +759,15 @@ impl Default for ExploratorySettings {
         Self {
             dominant_interests: default_dominant_interests(),
             seed: 0,
+            kg_expansion: false,
+            kg_hops: 1,
+            kg_hop_decay: default_exploratory_hop_decay(),
         }
     }
+}
+
+fn default_exploratory_hop_decay() -> f64 {
+    0.5
 }
 
 fn default_dominant_interests() -> i32 {

@@ -180,6 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_users: args.max_users,
         progress: !args.quiet,
         propensity: propensity_stage(&args, specs.gateway.as_ref())?,
+        now: None,
     };
     if let Some(dir) = &args.dump_split {
         for p in kan_train::eval::dump_split(&req, dir)? {

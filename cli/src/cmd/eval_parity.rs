@@ -10,7 +10,7 @@
 //!
 //! Both sides call the same kernels in `kan-core`, so what this test guards is everything
 //! around them: if either side alone changes how it reads the queue's settings (history
-//! length, decay, max friends, half-life, tag cap, KG hops — all set away from their defaults
+//! length, decay, max friends, half-life, tag cap, KG hops, dominant interests, the exploratory seed — all set away from their defaults
 //! below), which
 //! history it sends, what it excludes, which clock social decays against, how many candidates
 //! it keeps, or how it orders, weighs or quotas queues in a merge, the lists differ and the
@@ -120,6 +120,15 @@ spec:
   bundle: {uri: bundles/popular}
 ---
 apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: explore}
+spec:
+  strategy:
+    type: exploratory
+    exploratory: {dominantInterests: 2, seed: 11, kgExpansion: true, kgHops: 2, kgHopDecay: 0.7}
+  bundle: {uri: bundles/exploratory}
+---
+apiVersion: kan.dev/v1alpha1
 kind: RecallGateway
 metadata: {name: gw}
 spec:
@@ -129,8 +138,15 @@ spec:
   - {name: vec, weight: 1}
   - {name: pop, weight: 0.3, quota: 4}
   - {name: tags, weight: 1.5, quota: 15}
+  - {name: explore, weight: 0.2, quota: 3}
   merge: {policy: rrf, rrfK: 20}
 ";
+
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 /// One worker answer: (item id, score), best first.
 type Served = Vec<(String, f32)>;
@@ -181,6 +197,9 @@ async fn assert_parity(
         MergePolicy::WeightedInterleave,
         MergePolicy::Quota,
     ];
+    // Exploratory draws change with the UTC day of the worker's clock: offline draws for the
+    // same day.
+    let now = wall_clock();
     let request = EvalRequest {
         data: data.clone(),
         format: Format::Csv,
@@ -193,6 +212,7 @@ async fn assert_parity(
         max_users: None,
         progress: false,
         propensity: None,
+        now: Some(now),
     };
     let (_, offline) = kan_train::eval::eval_keeping_lists(&request).unwrap();
     assert!(offline.users.len() >= 100, "{} users", offline.users.len());
@@ -228,6 +248,10 @@ async fn assert_parity(
         online.push((route.name.clone(), lists));
     }
 
+    if wall_clock().div_euclid(86_400) != now.div_euclid(86_400) {
+        // Midnight UTC passed mid-test: the workers drew for the next day. Run again.
+        return Box::pin(assert_parity(platform, strategies, options)).await;
+    }
     for (name, served) in &online {
         let (_, scored) = offline.queues.iter().find(|(n, _)| n == name).unwrap();
         for (n, (s, o)) in served.iter().zip(scored).enumerate() {
@@ -291,6 +315,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_workers_and_the_gateway_mer
             (StrategyType::Social, "social"),
             (StrategyType::Attribute, "attribute"),
             (StrategyType::Popular, "popular"),
+            (StrategyType::Exploratory, "exploratory"),
         ],
         WorkerOptions::default(),
     )

@@ -34,7 +34,7 @@ use kan_api::crd::{Strategy as StrategySpec, StrategyType};
 use kan_api::wire::NewItem;
 use tracing::Instrument;
 
-pub use exploratory::{exploration_seed, stable_hash};
+pub use kan_core::exploratory::{exploration_seed, stable_hash};
 pub use operational::Operational;
 
 use crate::bundle::{Bundle, Catalogue};

@@ -181,6 +181,16 @@ fn write_bundle_of(
                 &["news", "sport", "music", "film"].map(String::from),
             )
             .unwrap();
+            // Related categories: sport → music, nothing else.
+            w.tensors(
+                files::RELATED_TAGS,
+                vec![
+                    ("offsets", TensorData::I64(vec![5], vec![0, 0, 1, 1, 1])),
+                    ("related", TensorData::I64(vec![1], vec![2])),
+                    ("weights", TensorData::F32(vec![1], vec![1.0])),
+                ],
+            )
+            .unwrap();
         }
         StrategyType::Popular => {
             w.tensors(

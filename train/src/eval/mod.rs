@@ -90,6 +90,9 @@ pub struct EvalRequest {
     /// resolved): every queue and merge is also scored with it, each user's context taken from
     /// the dataset's user attributes, and R@20 is reported per audience segment.
     pub propensity: Option<kan_api::crd::PropensitySpec>,
+    /// The clock (unix seconds) exploratory queues draw for: online their draws change each
+    /// UTC day. None: each bundle's reference time, so a figure is reproducible.
+    pub now: Option<i64>,
 }
 
 /// Maps indices between a bundle's id lists and the evaluation dataset's.
@@ -140,7 +143,8 @@ impl Mapping {
     }
 }
 
-/// Runs one bundle over the evaluation queries; lists are in dataset item indices.
+/// Runs one bundle over the evaluation queries, keeping `LIST_LENGTH` items; lists are in
+/// dataset item indices.
 /// `excluded`: items no list may hold besides each user's history (the warm items of a
 /// cold-item split, so queues rank only the held-out items).
 fn run_queue(
@@ -150,9 +154,10 @@ fn run_queue(
     users: &[u32],
     histories: &[Vec<u32>],
     excluded: &[u32],
-    k: usize,
+    now: Option<i64>,
 ) -> Result<Vec<Vec<u32>>> {
-    let model = strategies::load(b, q.strategy.as_ref())?;
+    let k = LIST_LENGTH;
+    let model = strategies::load(b, q.strategy.as_ref(), now)?;
     let map = Mapping::new(b, p)?;
     let with_excluded =
         |h: &[u32], extra: &[u32]| -> Vec<u32> { h.iter().chain(extra).copied().collect() };
@@ -410,7 +415,7 @@ fn evaluate(
         });
     let mut boosted_pairs: Vec<BoostedPair> = Vec::new();
     for (q, b) in req.queues.iter().zip(&bundles) {
-        let l = run_queue(q, b, &p, &users, &histories, &warm, LIST_LENGTH)?;
+        let l = run_queue(q, b, &p, &users, &histories, &warm, req.now)?;
         rows.push(Row {
             name: q.name.clone(),
             kind: "queue".into(),

@@ -341,6 +341,7 @@ mod tests {
             max_users: None,
             progress: false,
             propensity: None,
+            now: None,
         }
     }
 

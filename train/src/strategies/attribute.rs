@@ -73,7 +73,7 @@ impl WeightedCsr {
         }
     }
 
-    fn tensors(&self, column: &str) -> Vec<(String, Tensor)> {
+    pub(crate) fn tensors(&self, column: &str) -> Vec<(String, Tensor)> {
         vec![
             (
                 "offsets".to_string(),
@@ -87,7 +87,7 @@ impl WeightedCsr {
         ]
     }
 
-    fn read(b: &BundleDir, file: &str, column: &str, weights: &str) -> Result<Self> {
+    pub(crate) fn read(b: &BundleDir, file: &str, column: &str, weights: &str) -> Result<Self> {
         let t = b.tensors(file)?;
         let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
         let columns: Vec<u32> = t.i64(column)?.iter().map(|&c| c as u32).collect();

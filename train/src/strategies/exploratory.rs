@@ -1,93 +1,108 @@
 //! `exploratory`: items outside a user's dominant interests, Thompson-sampled from per-item
-//! Beta quality priors. Categories come from the data (ML-100K genres and KG genre links,
-//! LastFM tags, `items.csv` categories). The prior of an item is
-//! Beta(1 + engagements, 1 + reach − engagements), where reach is the number of users who
-//! engaged with any of its categories: how often the item won among users who like its kind.
+//! Beta quality priors (the kernel: [`kan_core::exploratory::recall`], run with the queue's
+//! settings as the worker runs it). Categories come from the data (ML-100K genres and KG genre
+//! links, LastFM tags, `items.csv` categories). The bundle holds
+//!
+//! * item → categories, and each item's prior Beta(1 + engagements, 1 + reach − engagements),
+//!   where reach is the number of users who engaged with any of its categories: how often the
+//!   item won among users who like its kind;
+//! * category → related categories (`kgExpansion`): cosine co-occurrence over the items'
+//!   category sets, rows summing to 1 (the attribute queue's construction,
+//!   [`super::attribute::related_tags`]);
+//! * the users' ids: online a user's draws are seeded by their id and the UTC day, so offline
+//!   they are too, on the day of the bundle's reference time (the latest training
+//!   interaction) unless the evaluation names another clock.
 
-use std::collections::HashMap;
-
-use kan_api::bundle::files;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Beta, Distribution};
+use kan_api::bundle::{files, params};
+use kan_api::crd::ExploratorySettings;
+use kan_core::CsrRef;
+use kan_core::exploratory::{Model as Kernel, Priors, exploration_seed};
 use serde_json::json;
 
-use super::{Context, Model, Query, Recaller, rank_all};
+use super::attribute::{WeightedCsr, related_tags};
+use super::{Context, Model, Query, Recaller, recall_each};
 use crate::bundle::{BundleDir, BundleWriter, Tensor};
 use crate::error::{Error, Result};
 
-/// Dominant categories: the user's top categories covering this share of their history.
-pub const DOMINANT_SHARE: f32 = 0.5;
-pub const MAX_DOMINANT: usize = 3;
-pub const HISTORY_LIMIT: usize = 100;
-
 pub struct Exploratory {
-    pub n_items: usize,
-    pub seed: u64,
     pub offsets: Vec<usize>,
     pub categories: Vec<u32>,
     pub names: Vec<String>,
     pub alpha: Vec<f32>,
     pub beta: Vec<f32>,
+    pub related: WeightedCsr,
+    /// User ids by index: the draw seeds.
+    pub users: Vec<String>,
+    pub reference_time: Option<i64>,
+    /// The clock draws are seeded for (unix seconds): the reference time unless set.
+    pub now: Option<i64>,
+    /// The queue settings recall runs with (the CRD defaults unless a RecallQueue gives them).
+    pub settings: ExploratorySettings,
+    priors: Priors,
 }
 
 impl Exploratory {
-    fn cats(&self, i: u32) -> &[u32] {
-        let i = i as usize;
-        if i + 1 >= self.offsets.len() {
-            return &[];
-        }
-        &self.categories[self.offsets[i]..self.offsets[i + 1]]
-    }
-
-    /// The user's dominant categories from their history.
-    pub fn dominant(&self, history: &[u32]) -> Vec<u32> {
-        let mut count: HashMap<u32, f32> = HashMap::new();
-        let mut total = 0.0;
-        for &i in history.iter().take(HISTORY_LIMIT) {
-            let cats = self.cats(i);
-            for &c in cats {
-                *count.entry(c).or_default() += 1.0 / cats.len() as f32;
-            }
-            total += if cats.is_empty() { 0.0 } else { 1.0 };
-        }
-        let mut ranked: Vec<(u32, f32)> = count.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut out = Vec::new();
-        let mut covered = 0.0;
-        for (c, n) in ranked {
-            if covered >= DOMINANT_SHARE * total || out.len() >= MAX_DOMINANT {
-                break;
-            }
-            out.push(c);
-            covered += n;
-        }
-        out
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        offsets: Vec<usize>,
+        categories: Vec<u32>,
+        names: Vec<String>,
+        alpha: Vec<f32>,
+        beta: Vec<f32>,
+        related: WeightedCsr,
+        users: Vec<String>,
+        reference_time: Option<i64>,
+    ) -> std::result::Result<Self, kan_core::exploratory::InvalidPrior> {
+        Ok(Exploratory {
+            priors: Priors::new(&alpha, &beta)?,
+            offsets,
+            categories,
+            names,
+            alpha,
+            beta,
+            related,
+            users,
+            reference_time,
+            now: None,
+            settings: ExploratorySettings::default(),
+        })
     }
 
     pub fn load(b: &BundleDir) -> Result<Self> {
         let n_items = b.lines(files::ITEMS)?.len();
+        let bad = |problem: String| Error::Bundle {
+            dir: b.dir.clone(),
+            problem,
+        };
         let t = b.tensors(files::CATEGORIES)?;
         let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
         let categories: Vec<u32> = t.i64("categories")?.iter().map(|&c| c as u32).collect();
         let alpha = t.f32("alpha")?.1.to_vec();
         let beta = t.f32("beta")?.1.to_vec();
         if offsets.len() != n_items + 1 || alpha.len() != n_items || beta.len() != n_items {
-            return Err(Error::Bundle {
-                dir: b.dir.clone(),
-                problem: "categories tensors do not match items.txt".into(),
-            });
+            return Err(bad("categories tensors do not match items.txt".into()));
         }
-        let seed = b.manifest.params["seed"].as_u64().unwrap_or(0);
-        Ok(Exploratory {
-            n_items,
-            seed,
+        let related = if b.has(files::RELATED_TAGS) {
+            WeightedCsr::read(b, files::RELATED_TAGS, "related", "weights")?
+        } else {
+            WeightedCsr::default()
+        };
+        let users = if b.has(files::USERS) {
+            b.lines(files::USERS)?
+        } else {
+            Vec::new()
+        };
+        Exploratory::new(
             offsets,
             categories,
-            names: b.lines(files::CATEGORY_NAMES)?,
+            b.lines(files::CATEGORY_NAMES)?,
             alpha,
             beta,
-        })
+            related,
+            users,
+            b.manifest.params[params::REFERENCE_TIME].as_i64(),
+        )
+        .map_err(|e| bad(format!("{}: {e}", files::CATEGORIES)))
     }
 }
 
@@ -131,34 +146,47 @@ pub fn train(ctx: &Context) -> Result<Exploratory> {
         alpha.push(1.0 + counts[i] as f32);
         beta.push(1.0 + (r - counts[i]) as f32);
     }
-    Ok(Exploratory {
-        n_items,
-        seed: ctx.opts.seed,
+    let docs: Vec<&[u32]> = ds.item_categories.iter().map(Vec::as_slice).collect();
+    let related = related_tags(&docs, ds.category_names.len());
+    Exploratory::new(
         offsets,
         categories,
-        names: ds.category_names.clone(),
+        ds.category_names.clone(),
         alpha,
         beta,
-    })
+        related,
+        ds.users.ids().to_vec(),
+        kan_core::clock::reference_time(ctx.split.train.iter().map(|r| r.ts)),
+    )
+    .map_err(|e| Error::InvalidInput(format!("exploratory priors: {e}")))
 }
 
 impl Recaller for Exploratory {
-    /// Seeded per query position and user, so an evaluation is reproducible.
+    /// Each user's draws are seeded by their id and the day of [`Exploratory::now`] (else the
+    /// reference time), as the worker seeds them on the day it serves.
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        Ok(rank_all(self.n_items, queries, k, |n, q, s| {
-            let user_seed = q.user.map(u64::from).unwrap_or(n as u64);
-            let mut rng =
-                StdRng::seed_from_u64(self.seed ^ user_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let dominant = self.dominant(q.history);
-            for (i, v) in s.iter_mut().enumerate() {
-                let theta = Beta::new(self.alpha[i], self.beta[i])
-                    .map(|b| b.sample(&mut rng))
-                    .unwrap_or(0.0);
-                let cats = self.cats(i as u32);
-                let inside = !cats.is_empty() && cats.iter().all(|c| dominant.contains(c));
-                // Items inside the user's dominant interests rank after every exploratory item.
-                *v = if inside { theta - 1.0 } else { theta };
-            }
+        let now = self.now.or(self.reference_time).unwrap_or(0);
+        let model = Kernel {
+            categories: CsrRef {
+                offsets: &self.offsets,
+                columns: &self.categories,
+            },
+            priors: &self.priors,
+            related: (!self.related.columns.is_empty()).then(|| self.related.view()),
+        };
+        Ok(recall_each(queries, |q| {
+            let user = q
+                .user
+                .and_then(|u| self.users.get(u as usize))
+                .map_or("", String::as_str);
+            kan_core::exploratory::recall(
+                model,
+                &self.settings,
+                q.history,
+                |i| q.exclude.contains(&i),
+                exploration_seed(user, now, self.settings.seed),
+                k,
+            )
         }))
     }
 }
@@ -180,12 +208,15 @@ impl Model for Exploratory {
                 ("beta".to_string(), Tensor::f32(self.beta.clone())),
             ],
         )?;
+        w.tensors(files::RELATED_TAGS, &self.related.tensors("related"))?;
         w.lines(files::CATEGORY_NAMES, &self.names)
     }
 
     fn params(&self) -> serde_json::Value {
-        json!({"prior": "Beta(1 + engagements, 1 + category reach - engagements)", "dominant_share": DOMINANT_SHARE,
-               "max_dominant": MAX_DOMINANT, "seed": self.seed, "categories": self.names.len()})
+        json!({"prior": "Beta(1 + engagements, 1 + category reach - engagements)",
+               "related": "cosine co-occurrence of categories over items",
+               "categories": self.names.len(),
+               params::REFERENCE_TIME: self.reference_time})
     }
 }
 
@@ -194,38 +225,57 @@ mod tests {
     use super::*;
 
     fn model() -> Exploratory {
-        // Items 0,1 are "a"; item 2 is "b"; item 3 is "c". Item 3 has a strong prior.
-        Exploratory {
-            n_items: 4,
-            seed: 1,
-            offsets: vec![0, 1, 2, 3, 4],
-            categories: vec![0, 0, 1, 2],
-            names: vec!["a".into(), "b".into(), "c".into()],
-            alpha: vec![50.0, 50.0, 2.0, 90.0],
-            beta: vec![50.0, 50.0, 90.0, 10.0],
-        }
+        // Items 0,1 are "a"; item 2 is "b"; item 3 is "c"; item 4 is "b" and "c".
+        let docs: Vec<&[u32]> = vec![&[0], &[0], &[1], &[2], &[1, 2]];
+        Exploratory::new(
+            vec![0, 1, 2, 3, 4, 6],
+            vec![0, 0, 1, 2, 1, 2],
+            vec!["a".into(), "b".into(), "c".into()],
+            vec![50.0, 50.0, 2.0, 90.0, 5.0],
+            vec![50.0, 50.0, 90.0, 10.0, 5.0],
+            related_tags(&docs, 3),
+            vec!["u0".into(), "u1".into()],
+            Some(86_400 * 10_000),
+        )
+        .unwrap()
     }
 
     #[test]
-    fn the_dominant_interest_is_the_category_covering_most_of_the_history() {
-        assert_eq!(model().dominant(&[0, 1, 0, 2]), [0]);
-        assert!(model().dominant(&[]).is_empty());
-    }
-
-    #[test]
-    fn items_outside_dominant_interests_come_first_and_sampling_is_seeded() {
+    fn draws_are_seeded_by_the_user_id_on_the_reference_day_as_online() {
         let m = model();
         let q = [Query {
-            user: Some(7),
+            user: Some(1),
             history: &[0, 1],
             exclude: &[],
         }];
-        let out = m.recall(&q, 4).unwrap();
-        assert_eq!(
-            out[0][0], 3,
-            "high-quality item outside the user's interests"
+        let got = m.recall(&q, 5).unwrap();
+        let online = kan_core::exploratory::recall(
+            Kernel {
+                categories: CsrRef {
+                    offsets: &m.offsets,
+                    columns: &m.categories,
+                },
+                priors: &m.priors,
+                related: Some(m.related.view()),
+            },
+            &ExploratorySettings::default(),
+            &[0, 1],
+            |_| false,
+            exploration_seed("u1", 86_400 * 10_000 + 3_600, 0),
+            5,
         );
-        assert_eq!(out[0][1], 2);
-        assert_eq!(out, m.recall(&q, 4).unwrap());
+        let online: Vec<u32> = online.iter().map(|h| h.item).collect();
+        assert_eq!(got[0], online);
+        // Category "a" is dominant: items 0 and 1 (the history) are not recalled.
+        assert!(!got[0].contains(&0) && !got[0].contains(&1));
+    }
+
+    #[test]
+    fn categories_related_by_shared_items_form_the_expansion_graph() {
+        // "b" and "c" share item 4 only: below MIN_COOCCURRENCE, so nothing is related.
+        assert!(model().related.columns.is_empty());
+        let docs: Vec<&[u32]> = vec![&[1, 2], &[1, 2], &[0]];
+        let r = related_tags(&docs, 3);
+        assert_eq!(r.view().row(1).collect::<Vec<_>>(), [(2, 1.0)]);
     }
 }

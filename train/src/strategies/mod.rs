@@ -22,7 +22,6 @@ use crate::bundle::{BundleDir, BundleWriter};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::history::History;
-use crate::metrics::top_k;
 use crate::progress::Progress;
 use crate::split::Split;
 pub use hyper::HyperParams;
@@ -92,29 +91,6 @@ pub trait Model: Recaller {
     }
 }
 
-/// Ranks every item by a per-query scoring function, in parallel over queries. Items the
-/// function leaves at −∞ are not recalled: a worker returns only what it scores, so a list is
-/// never padded with unscored items (which would "recall" items no model knows).
-pub(crate) fn rank_all<F>(n_items: usize, queries: &[Query], k: usize, score: F) -> Vec<Vec<u32>>
-where
-    F: Fn(usize, &Query, &mut [f32]) + Sync,
-{
-    queries
-        .par_iter()
-        .enumerate()
-        .map_init(
-            || vec![0f32; n_items],
-            |buf, (n, q)| {
-                buf.fill(f32::NEG_INFINITY);
-                score(n, q, buf);
-                let mut list = top_k(buf, k, q.exclude);
-                list.retain(|&i| buf[i as usize] != f32::NEG_INFINITY);
-                list
-            },
-        )
-        .collect()
-}
-
 /// Runs a core kernel for every query, in parallel, keeping the items it ranks.
 pub(crate) fn recall_each<F>(queries: &[Query], kernel: F) -> Vec<Vec<u32>>
 where
@@ -127,8 +103,14 @@ where
 }
 
 /// Loads whichever model a bundle holds, to recall with the queue settings of `spec` (a
-/// RecallQueue's `strategy`; None: the CRD defaults), as the worker serving it would.
-pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recaller>> {
+/// RecallQueue's `strategy`; None: the CRD defaults), as the worker serving it would. `now`:
+/// the clock exploratory seeds its daily draws for (None: the bundle's reference time, so a
+/// figure is reproducible).
+pub fn load(
+    b: &BundleDir,
+    spec: Option<&StrategySpec>,
+    now: Option<i64>,
+) -> Result<Box<dyn Recaller>> {
     use kan_api::crd::StrategyType as S;
     if let Some(spec) = spec
         && spec.type_() != b.manifest.strategy
@@ -163,7 +145,14 @@ pub fn load(b: &BundleDir, spec: Option<&StrategySpec>) -> Result<Box<dyn Recall
             }
             Box::new(m)
         }
-        (S::Exploratory, _) => Box::new(exploratory::Exploratory::load(b)?),
+        (S::Exploratory, spec) => {
+            let mut m = exploratory::Exploratory::load(b)?;
+            if let Some(StrategySpec::Exploratory { exploratory }) = spec {
+                m.settings = exploratory.clone();
+            }
+            m.now = now;
+            Box::new(m)
+        }
         (S::Attribute, spec) => {
             let mut m = attribute::Attribute::load(b)?;
             if let Some(StrategySpec::Attribute { attribute }) = spec {
