@@ -115,12 +115,31 @@ pub fn load(dir: &Path, format: Format) -> Result<Dataset> {
     if tags.is_file() {
         read_item_tags(&mut ds, &lines::TextFile::read(&tags)?)?;
     }
+    let categories = dir.join(ITEM_CATEGORIES_FILE);
+    if categories.is_file() {
+        read_item_categories(&mut ds, &lines::TextFile::read(&categories)?)?;
+    }
     Ok(ds)
 }
 
 /// A generic item → tag table any format may sit beside: `item_id,tag` rows (header first),
 /// read as item entities (tags of unknown items are skipped).
 pub const ITEM_TAGS_FILE: &str = "item_tags.csv";
+
+/// A generic item → category table any format may sit beside: `item_id,category` rows (header
+/// first), added to the categories the format itself reads (exploratory and attribute use
+/// them; categories of unknown items are skipped).
+pub const ITEM_CATEGORIES_FILE: &str = "item_categories.csv";
+
+fn read_item_categories(ds: &mut Dataset, file: &lines::TextFile) -> Result<()> {
+    let mut names = IdMap::from_ids(std::mem::take(&mut ds.category_names));
+    for (n, row) in file.lines().skip(1) {
+        let f = lines::fields(file, n, row, ',', 2)?;
+        ds.add_item_categories(f[0].trim(), [f[1]], &mut names);
+    }
+    ds.category_names = names.ids().to_vec();
+    Ok(())
+}
 
 fn read_item_tags(ds: &mut Dataset, file: &lines::TextFile) -> Result<()> {
     let mut names = IdMap::from_ids(std::mem::take(&mut ds.entity_names));
@@ -320,6 +339,44 @@ mod tests {
             ds.entity_names.len(),
             2,
             "the unknown item's tag is skipped"
+        );
+    }
+
+    #[test]
+    fn an_item_categories_file_beside_any_format_adds_categories_to_known_items() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train.txt"), "0 10 11\n1 11 12\n").unwrap();
+        std::fs::write(dir.path().join("test.txt"), "0 12\n1 10\n").unwrap();
+        std::fs::write(
+            dir.path().join(ITEM_CATEGORIES_FILE),
+            "item_id,category\n10,bar\n11,bar\n11,cafe\n99,park\n",
+        )
+        .unwrap();
+        let ds = load(dir.path(), Format::Lightgcn).unwrap();
+        let names = |id: &str| -> Vec<&str> {
+            ds.item_categories[ds.items.get(id).unwrap() as usize]
+                .iter()
+                .map(|&c| ds.category_names[c as usize].as_str())
+                .collect()
+        };
+        assert_eq!(names("10"), ["bar"]);
+        assert_eq!(names("11"), ["bar", "cafe"]);
+        assert!(names("12").is_empty());
+        assert_eq!(
+            ds.category_names,
+            ["bar", "cafe"],
+            "the unknown item's is skipped"
+        );
+        // A row without a category names its line.
+        std::fs::write(
+            dir.path().join(ITEM_CATEGORIES_FILE),
+            "item_id,category\n10\n",
+        )
+        .unwrap();
+        let err = load(dir.path(), Format::Lightgcn).unwrap_err().to_string();
+        assert!(
+            err.contains(ITEM_CATEGORIES_FILE) && err.contains('2'),
+            "{err}"
         );
     }
 
