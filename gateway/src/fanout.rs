@@ -31,8 +31,9 @@ use crate::breaker::Breakers;
 /// JSON to read, and JSON from workers that predate it.
 const ACCEPTED_ANSWERS: &str = "application/vnd.kan.candidates, application/json;q=0.5";
 
-/// Idle keep-alive connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle keep-alive connections to a queue are closed after this long: a burst's extra
+/// connections (and their buffers) do not outlive it by much.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A call whose remaining deadline budget is below this is not sent: no queue answers in less,
 /// so sending it would only cost the queue work and blame it for the gateway's delay.
@@ -107,8 +108,11 @@ impl FanOut {
     pub fn new() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        // A request calls each queue at most once, so admitted requests never need more
+        // connections to one queue than the admission bound: keep no more idle than that.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(kan_http::default_max_in_flight())
             .build(connector);
         Self { client }
     }
