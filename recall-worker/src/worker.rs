@@ -306,7 +306,7 @@ impl Worker {
             None => Err(Error::InvalidRequest {
                 field: "items".into(),
                 message: format!(
-                    "queue {} runs {}, which recalls only trained items; post new items to an attribute or exploratory queue",
+                    "queue {} runs {}, which recalls only trained items; post new items to an attribute, exploratory, popular or embedded-index vector queue",
                     loaded.name,
                     loaded.strategy.name()
                 ),
@@ -451,7 +451,7 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Ser
                 _ => &[],
             };
             match &fresh {
-                Some(fresh) if reads_history(loaded.spec.strategy.type_()) => {
+                Some(fresh) if reads_history(&loaded.spec.strategy) => {
                     let stored = fresh
                         .read(
                             fresh
@@ -497,9 +497,15 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Ser
 }
 
 /// Strategies that recall from the user's history, so read the stored one when a request
-/// carries none (popular and operational do not look at history).
-fn reads_history(t: StrategyType) -> bool {
-    !matches!(t, StrategyType::Popular | StrategyType::Operational)
+/// carries none. Operational does not look at history; popular only drops it from its lists,
+/// and reads the store for it only to keep fresh arrivals (`newItems`) a user engaged with out,
+/// which the bundle's history cannot know of.
+fn reads_history(strategy: &StrategySpec) -> bool {
+    match strategy {
+        StrategySpec::Operational { .. } => false,
+        StrategySpec::Popular { popular } => popular.new_items > 0,
+        _ => true,
+    }
 }
 
 /// The signal store of a queue: the process's shared one, else the Redis of `spec.signals`
