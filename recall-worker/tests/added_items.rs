@@ -94,6 +94,10 @@ async fn bad_catalogue_input_is_refused_with_the_field_and_changes_nothing() {
             json!({"items": [{"id": "n", "tags": "news"}]}),
             "items[0].tags",
         ),
+        (
+            json!({"items": [{"id": "ok", "tags": ["news"]}, {"id": "untagged"}]}),
+            "items[1].tags",
+        ),
         (json!({"things": []}), "things"),
     ] {
         let (status, answer) = post(&worker, body).await;
@@ -595,4 +599,61 @@ async fn a_vector_queue_refuses_items_it_cannot_search_naming_the_field_and_chan
     }
     assert_eq!(recall(&worker, reader).await, before, "nothing was applied");
     assert!(!state.path().join(kan_worker::added::FILE).exists());
+}
+
+#[tokio::test]
+async fn a_vector_queue_scans_at_most_its_limit_of_added_items_then_asks_for_a_retrain() {
+    let (bundle, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_bundle(bundle.path(), StrategyType::Item2vec);
+    let worker = vector_worker(StrategyType::Item2vec, bundle.path(), state.path(), 1000).await;
+    let limit = kan_worker::index::added::MAX_ADDED_VECTORS;
+    let batch = |from: usize| {
+        let items: Vec<Value> = (from..from + 1000)
+            .map(|n| json!({"id": format!("n{n}"), "vector": vector_of(n % ITEMS)}))
+            .collect();
+        json!({ "items": items })
+    };
+    for from in (0..limit).step_by(1000) {
+        let (status, body) = post(&worker, batch(from)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = post(&worker, batch(limit)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "items");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retrain"),
+        "{body}"
+    );
+    assert_eq!(kan_worker::added::read(state.path()).unwrap().len(), limit);
+}
+
+#[tokio::test]
+async fn a_stored_vector_of_another_dimension_is_skipped_when_a_vector_queue_starts() {
+    let (bundle, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_bundle(bundle.path(), StrategyType::Item2vec);
+    let item = |id: &str, vector: Vec<f32>| kan_api::wire::NewItem {
+        id: id.into(),
+        tags: Vec::new(),
+        vector: Some(vector),
+    };
+    // Written against an earlier bundle of 4 dimensions.
+    kan_worker::added::write(
+        state.path(),
+        &[item("old", vec![1.0; 4]), item("new", vector_of(0))],
+    )
+    .unwrap();
+    let worker = vector_worker(StrategyType::Item2vec, bundle.path(), state.path(), 1000).await;
+    let served = recall(&worker, json!({"user_id": "r", "history": ["i0"], "k": 40})).await;
+    assert_eq!(served[0], "new");
+    assert!(!served.contains(&"old".to_string()));
+    let (status, body) = post(
+        &worker,
+        json!({"items": [{"id": "more", "vector": vector_of(1)}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["added_items"], 2, "new and more; old is not served");
 }
