@@ -386,7 +386,7 @@ impl Worker {
 }
 
 /// A freshly loaded queue serving the items added so far, where its strategy can; items the new
-/// bundle now has, or whose tags it lacks, are skipped (and logged).
+/// bundle now has, or whose tags (or vector dimension) it lacks, are skipped (and logged).
 fn with_added(loaded: Loaded, added: &[NewItem]) -> Loaded {
     if added.is_empty() {
         return loaded;
@@ -398,7 +398,7 @@ fn with_added(loaded: Loaded, added: &[NewItem]) -> Loaded {
                 tracing::warn!(
                     queue = %loaded.name,
                     skipped = added.len() - served,
-                    "some added items are in the new bundle or have none of its tags"
+                    "some added items are in the new bundle, or have none of its tags or a vector of its dimension"
                 );
             }
             Loaded { strategy, ..loaded }
