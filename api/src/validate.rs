@@ -281,6 +281,7 @@ fn strategy(c: &mut Collector, strategy: &Strategy) {
                 "strategy.popular.segmentBy",
                 "at most 16 keys",
             );
+            in_range(c, s.new_items, 0, 1000, "strategy.popular.newItems");
             if let Some(t) = &s.trending {
                 in_range(
                     c,

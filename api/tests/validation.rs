@@ -541,6 +541,19 @@ fn a_signal_store_needs_a_url_without_credentials_or_a_secret() {
 }
 
 #[test]
+fn a_popular_queues_fresh_arrivals_slot_is_bounded() {
+    let popular = |n: i64| {
+        queue(&format!(
+            "  strategy: {{type: popular, popular: {{newItems: {n}}}}}\n  bundle: {{uri: /b}}\n"
+        ))
+    };
+    accepted(&popular(0));
+    accepted(&popular(1000));
+    rejected(&popular(1001), "strategy.popular.newItems");
+    rejected(&popular(-1), "strategy.popular.newItems");
+}
+
+#[test]
 fn a_gateways_signal_store_follows_the_same_rules_as_a_queues() {
     accepted(&gateway(
         "  queues: [{name: q}]\n  signals: {redis: {url: redis://redis:6379}}\n",

@@ -15,11 +15,27 @@ pub fn user_vector(
     settings: &Item2vecSettings,
     history: &[u32],
 ) -> Option<Vec<f32>> {
+    user_vector_of(
+        |item| vectors.get(item as usize * dim..(item as usize + 1) * dim),
+        dim,
+        settings,
+        history,
+    )
+}
+
+/// [`user_vector`] over the vectors `vector_of` gives (the worker's bundle vectors, then those of
+/// items added after training); an item without one adds nothing.
+pub fn user_vector_of<'a>(
+    vector_of: impl Fn(u32) -> Option<&'a [f32]>,
+    dim: usize,
+    settings: &Item2vecSettings,
+    history: &[u32],
+) -> Option<Vec<f32>> {
     let recent = &history[..history.len().min(settings.history_length.max(1) as usize)];
     let mut user = vec![0f32; dim];
     for (i, &item) in recent.iter().enumerate() {
         let w = recency_weight(settings.recency_decay, i);
-        if let Some(v) = vectors.get(item as usize * dim..(item as usize + 1) * dim) {
+        if let Some(v) = vector_of(item) {
             user.iter_mut().zip(v).for_each(|(u, x)| *u += w * x);
         }
     }

@@ -306,7 +306,7 @@ impl Worker {
             None => Err(Error::InvalidRequest {
                 field: "items".into(),
                 message: format!(
-                    "queue {} runs {}, which recalls only trained items; post new items to an attribute or exploratory queue",
+                    "queue {} runs {}, which recalls only trained items; post new items to an attribute, exploratory, popular or embedded-index vector queue",
                     loaded.name,
                     loaded.strategy.name()
                 ),
@@ -386,7 +386,7 @@ impl Worker {
 }
 
 /// A freshly loaded queue serving the items added so far, where its strategy can; items the new
-/// bundle now has, or whose tags it lacks, are skipped (and logged).
+/// bundle now has, or whose tags (or vector dimension) it lacks, are skipped (and logged).
 fn with_added(loaded: Loaded, added: &[NewItem]) -> Loaded {
     if added.is_empty() {
         return loaded;
@@ -398,7 +398,7 @@ fn with_added(loaded: Loaded, added: &[NewItem]) -> Loaded {
                 tracing::warn!(
                     queue = %loaded.name,
                     skipped = added.len() - served,
-                    "some added items are in the new bundle or have none of its tags"
+                    "some added items are in the new bundle, or have none of its tags or a vector of its dimension"
                 );
             }
             Loaded { strategy, ..loaded }
@@ -451,7 +451,7 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Ser
                 _ => &[],
             };
             match &fresh {
-                Some(fresh) if reads_history(loaded.spec.strategy.type_()) => {
+                Some(fresh) if reads_history(&loaded.spec.strategy) => {
                     let stored = fresh
                         .read(
                             fresh
@@ -497,9 +497,15 @@ async fn serve(loaded: &Loaded, request: &RecallRequest, now: i64) -> Result<Ser
 }
 
 /// Strategies that recall from the user's history, so read the stored one when a request
-/// carries none (popular and operational do not look at history).
-fn reads_history(t: StrategyType) -> bool {
-    !matches!(t, StrategyType::Popular | StrategyType::Operational)
+/// carries none. Operational does not look at history; popular only drops it from its lists,
+/// and reads the store for it only to keep fresh arrivals (`newItems`) a user engaged with out,
+/// which the bundle's history cannot know of.
+fn reads_history(strategy: &StrategySpec) -> bool {
+    match strategy {
+        StrategySpec::Operational { .. } => false,
+        StrategySpec::Popular { popular } => popular.new_items > 0,
+        _ => true,
+    }
 }
 
 /// The signal store of a queue: the process's shared one, else the Redis of `spec.signals`

@@ -215,6 +215,33 @@ async fn a_worker_searching_qdrant_answers_like_the_exact_scan_of_its_bundle() {
 }
 
 #[tokio::test]
+async fn a_worker_searching_qdrant_refuses_new_items_and_says_why() {
+    let fake = FakeQdrant::spawn().await.unwrap();
+    let dir = item2vec_bundle();
+    let served = ready_worker(&fake, dir.path()).await;
+    let before = recall(&served, json!({"user_id": "u0", "k": 5})).await;
+    let vector = vectors()[..DIM].to_vec();
+    let (status, body) = call(
+        &served,
+        "POST",
+        "/v1/items",
+        Some(json!({"items": [{"id": "new", "vector": vector}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "items");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Qdrant") && message.contains("embedded"),
+        "{message}"
+    );
+    assert_eq!(
+        recall(&served, json!({"user_id": "u0", "k": 5})).await,
+        before
+    );
+}
+
+#[tokio::test]
 async fn a_worker_that_does_not_load_is_not_ready_until_its_versions_collection_exists_and_says_why()
  {
     let fake = FakeQdrant::spawn().await.unwrap();

@@ -787,6 +787,17 @@ pub struct PopularSettings {
     /// the bundle's lists, which fill the rest (and everything while the store is down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trending: Option<TrendingSettings>,
+    /// Fresh arrivals: up to this many of the items added after training (`POST /v1/items`),
+    /// newest first, lead every answer, skipping those the user engaged with or excludes, so a
+    /// new item is recalled on day one before anyone engages with it. 0 (the default) = off:
+    /// added items are then recalled only once they trend.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub new_items: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
 }
 
 /// A trending window over the online store's per-minute item counts.

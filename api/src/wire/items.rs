@@ -1,5 +1,5 @@
-//! `POST /v1/items`: items published after the bundle was trained, with their tags, so tag
-//! strategies recall them before the next training.
+//! `POST /v1/items`: items published after the bundle was trained, with their tags (and, for
+//! queues with item vectors, a content vector), so queues recall them before the next training.
 //!
 //! ```json
 //! {"items": [{"id": "m9001", "tags": ["Comedy", "director:m.0abc"]}]}
@@ -27,7 +27,9 @@ pub const MAX_VECTOR_LEN: usize = 4096;
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub id: String,
-    /// Tag and entity names as the bundle lists them (`tags.txt`).
+    /// Tag and entity names as the bundle lists them (`tags.txt`); may be empty for queues that
+    /// do not recall by tags (popular, vector queues).
+    #[serde(default)]
     pub tags: Vec<String>,
     /// Optional content vector (finite values); only a queue with item vectors of this
     /// dimension can use one.
@@ -86,15 +88,18 @@ fn item(v: &Value, at: &str) -> Result<NewItem, ValidationError> {
         MAX_ID_LEN,
     )?;
     let field = format!("{at}.tags");
-    let tags = obj
-        .get("tags")
-        .ok_or_else(|| bad(&field, "is required"))?
-        .as_array()
-        .ok_or_else(|| bad(&field, "must be an array of tag names"))?;
-    if tags.is_empty() || tags.len() > MAX_TAGS_PER_ITEM {
+    // Optional here: a queue that recalls by tags refuses an item without a tag it knows.
+    let none = Vec::new();
+    let tags = match obj.get("tags") {
+        None | Some(Value::Null) => &none,
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| bad(&field, "must be an array of tag names"))?,
+    };
+    if tags.len() > MAX_TAGS_PER_ITEM {
         return Err(bad(
             &field,
-            format!("must hold 1 to {MAX_TAGS_PER_ITEM} tags"),
+            format!("must hold at most {MAX_TAGS_PER_ITEM} tags"),
         ));
     }
     let tags = tags
@@ -129,7 +134,7 @@ fn item(v: &Value, at: &str) -> Result<NewItem, ValidationError> {
 }
 
 /// Parses and validates a `POST /v1/items` body: one object with `items`, each item an `id`,
-/// 1–64 `tags` and an optional finite `vector`, ids unique within the request.
+/// up to 64 `tags` (optional) and an optional finite `vector`, ids unique within the request.
 pub fn parse_items_request(body: &[u8]) -> Result<ItemsRequest, ValidationError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad("body", format!("not valid JSON: {e}")))?;
@@ -191,7 +196,7 @@ mod tests {
         assert_eq!(field(r#"{"items":[]}"#), "items");
         assert_eq!(field(r#"{"items":[{"tags":["a"]}]}"#), "items[0].id");
         assert_eq!(
-            field(r#"{"items":[{"id":"a","tags":[]}]}"#),
+            field(r#"{"items":[{"id":"a","tags":"x"}]}"#),
             "items[0].tags"
         );
         assert_eq!(
@@ -210,6 +215,15 @@ mod tests {
             field(r#"{"items":[{"id":"a","tags":["x"]},{"id":"a","tags":["y"]}]}"#),
             "items[1].id"
         );
+    }
+
+    #[test]
+    fn tags_may_be_left_out_or_empty() {
+        let r = parse_items_request(
+            br#"{"items":[{"id":"a"},{"id":"b","tags":[]},{"id":"c","tags":null,"vector":[1]}]}"#,
+        )
+        .unwrap();
+        assert!(r.items.iter().all(|it| it.tags.is_empty()));
     }
 
     #[test]

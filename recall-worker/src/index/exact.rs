@@ -51,6 +51,10 @@ impl VectorIndex for ExactIndex {
     fn check(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    fn takes_added(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -224,6 +224,10 @@ impl VectorIndex for HnswIndex {
     fn check(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    fn takes_added(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

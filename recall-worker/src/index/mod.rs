@@ -2,6 +2,7 @@
 //! backend they talk to: [`exact::ExactIndex`] (brute force; small catalogues and the recall
 //! baseline), [`hnsw::HnswIndex`] (embedded HNSW) and [`qdrant::QdrantIndex`] (a Qdrant server).
 
+pub mod added;
 pub mod exact;
 pub mod hnsw;
 pub mod qdrant;
@@ -64,6 +65,13 @@ pub trait VectorIndex: Send + Sync {
     /// A reload waits on it before replacing a queue that serves.
     fn loaded(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Whether the vectors of items added after training can be searched beside this index
+    /// ([`added::WithAdded`]): the embedded indexes, whose whole catalogue this worker holds;
+    /// not a remote collection, which other workers read too.
+    fn takes_added(&self) -> bool {
+        false
     }
 }
 

@@ -152,6 +152,15 @@ impl Attribute {
             tags.sort_unstable();
             tags.dedup();
             if tags.is_empty() {
+                if strict {
+                    return Err(invalid(
+                        format!("items[{i}].tags"),
+                        format!(
+                            "an attribute queue recalls by tags: name at least one of {}",
+                            files::TAG_NAMES
+                        ),
+                    ));
+                }
                 continue;
             }
             let w = 1.0 / (tags.len() as f32).sqrt();

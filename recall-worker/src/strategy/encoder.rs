@@ -4,6 +4,11 @@
 //! multi-interest model (`user_embedding` `[B, K, D]`) gives K vectors: each is searched and
 //! the lists merged by [`kan_core::interests::merge`] (best score per item, then top k), as
 //! `kan eval` merges its exact scans. Cold start: no history, no candidates.
+//!
+//! Items added after training (`POST /v1/items`) bring a content vector in the item tower's
+//! space ([`super::added_vectors`]) and are searched beside the bundle's index. The encoder has
+//! no embedding for them: one in a history is not recalled again but does not shape the user
+//! vector.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +16,9 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use kan_api::crd::EncoderSettings;
 
+use kan_api::wire::NewItem;
+
+use super::added_vectors::{self, Added};
 use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue};
 use crate::error::Result;
@@ -21,8 +29,12 @@ pub struct EncoderRecall {
     /// `dssm` or `gat`: the strategy type served.
     name: &'static str,
     bundle: Arc<Bundle>,
-    encoder: UserEncoder,
+    encoder: Arc<UserEncoder>,
+    /// The bundle's index; `index` searches it and the added items' vectors.
+    base: Arc<dyn VectorIndex>,
     index: Arc<dyn VectorIndex>,
+    /// Items added after training; `None` while none were added.
+    added: Option<Arc<Added>>,
     score_threshold: Option<f32>,
 }
 
@@ -37,8 +49,10 @@ impl EncoderRecall {
         Self {
             name,
             bundle,
-            encoder,
+            encoder: Arc::new(encoder),
+            base: index.clone(),
             index,
+            added: None,
             score_threshold: settings.score_threshold.map(|t| t as f32),
         }
     }
@@ -49,8 +63,14 @@ impl EncoderRecall {
         if query.history.is_empty() {
             return Ok(Vec::new());
         }
+        // The model embeds only the bundle's items.
+        let n = self.bundle.items.len() as u32;
+        let trained: Vec<u32> = query.history.iter().copied().filter(|&i| i < n).collect();
+        if trained.is_empty() {
+            return Ok(Vec::new());
+        }
         let start = Instant::now();
-        let mut users = self.encoder.encode(&query.history)?;
+        let mut users = self.encoder.encode(&trained)?;
         metrics::histogram!("kan_worker_inference_duration_seconds", "strategy" => strategy)
             .record(start.elapsed().as_secs_f64());
         // A vector without direction finds nothing; a user with none left gets no candidates.
@@ -84,7 +104,28 @@ impl Strategy for EncoderRecall {
     }
 
     fn catalogue(&self) -> &Catalogue {
-        &self.bundle.items
+        self.added
+            .as_ref()
+            .map_or(&self.bundle.items, |a| &a.catalogue)
+    }
+
+    fn with_added(&self, items: &[NewItem], strict: bool) -> Option<Result<Arc<dyn Strategy>>> {
+        let added = added_vectors::add(self.name, &self.bundle, &self.base, items, strict);
+        Some(added.map(|added| {
+            Arc::new(EncoderRecall {
+                name: self.name,
+                bundle: self.bundle.clone(),
+                encoder: self.encoder.clone(),
+                base: self.base.clone(),
+                index: added.index.clone(),
+                added: Some(Arc::new(added)),
+                score_threshold: self.score_threshold,
+            }) as Arc<dyn Strategy>
+        }))
+    }
+
+    fn added(&self) -> &[NewItem] {
+        self.added.as_ref().map_or(&[], |a| &a.items)
     }
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {

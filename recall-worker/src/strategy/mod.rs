@@ -14,8 +14,10 @@
 //! | attribute | no candidates (no history, no tag profile) |
 //!
 //! Items added after training (`POST /v1/items`) reach strategies that implement
-//! [`Strategy::with_added`]: attribute, exploratory.
+//! [`Strategy::with_added`]: attribute, exploratory, popular, and the vector strategies (dssm,
+//! gat, spectral, item2vec) on an embedded index.
 
+mod added_vectors;
 mod attribute;
 mod encoder;
 mod exploratory;

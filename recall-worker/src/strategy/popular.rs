@@ -4,29 +4,46 @@
 //!
 //! Trending mode (`popular.trending` with `spec.signals`): the online store's decayed counts of
 //! the window — the segment's, then the global — come first, the bundle's lists fill the rest.
-//! Items the bundle does not know are skipped. Store down: the bundle's lists, degraded.
-//! Items in the user's history are not recalled again (as every other strategy does).
+//! Items neither the bundle nor `POST /v1/items` knows are skipped. Store down: the bundle's
+//! lists, degraded. Items in the user's history are not recalled again (as every other strategy
+//! does).
+//!
+//! Items added after training (`POST /v1/items`) join the catalogue: trending can return them as
+//! soon as users engage, and with `newItems: N` up to N of them, newest first, lead every answer
+//! (fresh arrivals) before anyone has. Popular has no tag vocabulary: an added item's tags are
+//! kept but not read, and a content vector is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kan_api::bundle::files;
 use kan_api::crd::{PopularSettings, TrendingSettings};
 use kan_api::events::{GLOBAL_SEGMENT, segment_name};
+use kan_api::wire::NewItem;
 
 use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue, TensorFile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::Hit;
 
 pub struct Popular {
     bundle: Arc<Bundle>,
+    /// The bundle's lists, shared by every catalogue version.
+    lists: Arc<Lists>,
+    /// The bundle's items, then the items added after training; `None` while none were added.
+    catalogue: Option<Catalogue>,
+    /// Items added after training, in the order first posted (item `n + j` is `added[j]`).
+    added: Vec<NewItem>,
+    segment_by: Vec<String>,
+    trending: Option<TrendingSettings>,
+    new_items: usize,
+}
+
+struct Lists {
     global: Vec<Hit>,
     /// `key=value` → list.
     segments: HashMap<String, Vec<Hit>>,
-    segment_by: Vec<String>,
-    trending: Option<TrendingSettings>,
 }
 
 fn read_list(file: &TensorFile, prefix: &str, n: usize) -> Result<Vec<Hit>> {
@@ -70,10 +87,56 @@ impl Popular {
         }
         Ok(Self {
             bundle,
-            global,
-            segments,
+            lists: Arc::new(Lists { global, segments }),
+            catalogue: None,
+            added: Vec::new(),
             segment_by: settings.segment_by.clone(),
             trending: settings.trending,
+            new_items: usize::try_from(settings.new_items).unwrap_or(0),
+        })
+    }
+
+    /// A copy whose catalogue also holds `items` (every item added so far), any tags or none.
+    /// Strict: an id the bundle has or a vector is an error naming its field; lenient (reloading
+    /// a stored catalogue against a new bundle): such an id is skipped, a vector ignored.
+    pub fn with_added(&self, items: &[NewItem], strict: bool) -> Result<Self> {
+        let mut kept = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let fault = if self.bundle.items.get(&item.id).is_some() {
+                Some((
+                    format!("items[{i}].id"),
+                    format!("'{}' is an item of the bundle already", item.id),
+                ))
+            } else if item.vector.is_some() && strict {
+                Some((
+                    format!("items[{i}].vector"),
+                    "a popular queue ranks by engagement and has no item vectors: leave vector out"
+                        .to_string(),
+                ))
+            } else {
+                None
+            };
+            match fault {
+                Some((field, message)) if strict => {
+                    return Err(Error::InvalidRequest { field, message });
+                }
+                Some(_) => continue,
+                None => kept.push(item.clone()),
+            }
+        }
+        let n = self.bundle.items.len() as u32;
+        let mut ids: Vec<String> = (0..n)
+            .filter_map(|i| self.bundle.items.id(i).map(str::to_string))
+            .collect();
+        ids.extend(kept.iter().map(|it| it.id.clone()));
+        Ok(Self {
+            bundle: self.bundle.clone(),
+            lists: self.lists.clone(),
+            catalogue: Some(Catalogue::new(ids)?),
+            added: kept,
+            segment_by: self.segment_by.clone(),
+            trending: self.trending,
+            new_items: self.new_items,
         })
     }
 
@@ -98,8 +161,9 @@ impl Popular {
             let Some(items) = fresh.read(read).await else {
                 break;
             };
+            let catalogue = self.catalogue();
             hits.extend(items.into_iter().filter_map(|(id, count)| {
-                self.bundle.items.get(&id).map(|item| Hit {
+                catalogue.get(&id).map(|item| Hit {
                     item,
                     score: count as f32,
                 })
@@ -113,9 +177,26 @@ impl Popular {
         self.segment_by.iter().find_map(|key| {
             context
                 .get(key)
-                .and_then(|v| self.segments.get(&format!("{key}={v}")))
+                .and_then(|v| self.lists.segments.get(&format!("{key}={v}")))
         })
     }
+}
+
+/// Fresh arrivals: up to `n` of the `added` items numbered from `first`, newest (last posted)
+/// first, without `excluded` ones; each scored `score`.
+fn fresh_arrivals(
+    first: u32,
+    added: usize,
+    n: usize,
+    excluded: &HashSet<u32>,
+    score: f32,
+) -> Vec<Hit> {
+    (first..first + added as u32)
+        .rev()
+        .filter(|item| !excluded.contains(item))
+        .take(n)
+        .map(|item| Hit { item, score })
+        .collect()
 }
 
 impl Strategy for Popular {
@@ -124,7 +205,15 @@ impl Strategy for Popular {
     }
 
     fn catalogue(&self) -> &Catalogue {
-        &self.bundle.items
+        self.catalogue.as_ref().unwrap_or(&self.bundle.items)
+    }
+
+    fn with_added(&self, items: &[NewItem], strict: bool) -> Option<Result<Arc<dyn Strategy>>> {
+        Some(Popular::with_added(self, items, strict).map(|p| Arc::new(p) as Arc<dyn Strategy>))
+    }
+
+    fn added(&self) -> &[NewItem] {
+        &self.added
     }
 
     fn recall<'a>(&'a self, query: &'a Query<'a>) -> BoxFuture<'a, Result<Vec<Hit>>> {
@@ -135,11 +224,39 @@ impl Strategy for Popular {
                 .unwrap_or_default();
             let exclude = query.exclude_with_history();
             let trending = self.trending(query, query.k + exclude.len()).await;
+            let lists = [trending.as_slice(), segment, &self.lists.global];
+            let ranked = kan_core::popular::recall(lists, |item| exclude.contains(&item), query.k);
+            let wanted = self.new_items.min(query.k);
+            if wanted == 0 || self.added.is_empty() {
+                return Ok(ranked);
+            }
+            // Fresh arrivals lead; they score as the best ranked item, so a gateway merging by
+            // score keeps them at the top as the list order says.
+            let top = ranked.first().map_or(1.0, |h| h.score);
+            let first = self.bundle.items.len() as u32;
+            let fresh = fresh_arrivals(first, self.added.len(), wanted, &exclude, top);
             Ok(kan_core::popular::recall(
-                [trending.as_slice(), segment, &self.global],
-                |item| exclude.contains(&item),
+                [fresh.as_slice(), &ranked],
+                |_| false,
                 query.k,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_arrivals_are_the_newest_added_items_the_user_may_get() {
+        let excluded = HashSet::from([13]);
+        let items: Vec<u32> = fresh_arrivals(10, 5, 3, &excluded, 2.0)
+            .iter()
+            .map(|h| h.item)
+            .collect();
+        assert_eq!(items, [14, 12, 11]);
+        assert!(fresh_arrivals(10, 5, 0, &excluded, 2.0).is_empty());
+        assert!(fresh_arrivals(10, 0, 3, &excluded, 2.0).is_empty());
     }
 }
