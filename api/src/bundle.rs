@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::crd::StrategyType;
+use crate::crd::{EncoderSettings, StrategyType};
 
 /// Current manifest format.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -37,6 +37,20 @@ pub struct BundleManifest {
     pub created_at: String,
     /// Every file in the bundle (relative path → sha256 hex), manifest excluded.
     pub files: BTreeMap<String, String>,
+}
+
+impl BundleManifest {
+    /// The history length `L` an encoder bundle is served and scored with: the model was
+    /// exported for `params.history_length`; the queue's `historyLength` is the fallback for
+    /// bundles that do not record it.
+    pub fn encoder_history_length(&self, settings: &EncoderSettings) -> usize {
+        self.params
+            .get(params::HISTORY_LENGTH)
+            .and_then(serde_json::Value::as_u64)
+            .map_or(settings.history_length.max(1) as usize, |l| {
+                (l as usize).max(1)
+            })
+    }
 }
 
 /// Where the training data came from.
@@ -141,6 +155,28 @@ pub fn content_version(files: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoder_is_served_with_the_bundles_history_length_else_the_queues() {
+        let mut m = BundleManifest {
+            format_version: BUNDLE_FORMAT_VERSION,
+            strategy: StrategyType::Dssm,
+            version: String::new(),
+            dataset: DatasetInfo::default(),
+            params: serde_json::json!({ params::HISTORY_LENGTH: 12 }),
+            metrics: BTreeMap::new(),
+            dim: Some(8),
+            created_at: String::new(),
+            files: BTreeMap::new(),
+        };
+        let queue = EncoderSettings {
+            history_length: 30,
+            ..EncoderSettings::default()
+        };
+        assert_eq!(m.encoder_history_length(&queue), 12);
+        m.params = serde_json::json!({});
+        assert_eq!(m.encoder_history_length(&queue), 30);
+    }
 
     #[test]
     fn content_version_changes_when_any_file_changes() {

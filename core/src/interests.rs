@@ -23,7 +23,7 @@
 //!   as it maps the single mean.
 
 use crate::rank::{Hit, top_k};
-use crate::vector::dot;
+use crate::vector::{dot, exact_scan};
 
 /// Inverse temperature of the soft assignment ([`pool`]).
 pub const ASSIGN_SCALE: f32 = 10.0;
@@ -44,6 +44,27 @@ pub fn merge(lists: &[Vec<Hit>], k: usize) -> Vec<Hit> {
             .or_insert(hit.score);
     }
     top_k(best.into_iter().map(|(item, score)| Hit { item, score }), k)
+}
+
+/// One user's recall over all item vectors (row-major `[n, dim]`), exactly as the worker's
+/// exact index and its encoder strategy answer it: each of the user's vectors (one, or K
+/// interest vectors) scanned by [`exact_scan`], the K lists merged by [`merge`]. `kan eval`
+/// scores encoder bundles with this; no vectors, no hits.
+pub fn exact_recall(
+    vectors: &[f32],
+    dim: usize,
+    users: &[Vec<f32>],
+    threshold: Option<f32>,
+    excluded: impl Fn(u32) -> bool,
+    limit: usize,
+) -> Vec<Hit> {
+    let scan = |u: &Vec<f32>| exact_scan(vectors, dim, u, threshold, &excluded, limit);
+    match users {
+        [] => Vec::new(),
+        // The worker returns a single search's hits as they are.
+        [user] => scan(user),
+        _ => merge(&users.iter().map(scan).collect::<Vec<_>>(), limit),
+    }
 }
 
 /// Similarities are compared in steps of this size when choosing the next seed, so that
@@ -163,6 +184,21 @@ mod tests {
             hit(i as u32, s)
         });
         assert_eq!(merge(&lists, k), top_k(best, k));
+    }
+
+    #[test]
+    fn exact_recall_scans_one_vector_and_merges_several_honouring_exclusions() {
+        let items = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8, -1.0, 0.0];
+        let one = exact_recall(&items, 2, &[vec![1.0, 0.0]], None, |_| false, 3);
+        assert_eq!(one, exact_scan(&items, 2, &[1.0, 0.0], None, |_| false, 3));
+        let two = [vec![1.0, 0.0], vec![0.0, 1.0]];
+        let merged = exact_recall(&items, 2, &two, None, |i| i == 0, 3);
+        assert_eq!(merged, [hit(1, 1.0), hit(2, 0.8), hit(3, 0.0)]);
+        assert_eq!(
+            exact_recall(&items, 2, &two, Some(0.9), |_| false, 4),
+            [hit(0, 1.0), hit(1, 1.0)]
+        );
+        assert!(exact_recall(&items, 2, &[], None, |_| false, 3).is_empty());
     }
 
     #[test]

@@ -21,9 +21,9 @@ use serde_json::json;
 use crate::bench_bundle;
 use crate::error::{Error, Result};
 use crate::index::hnsw::HnswParams;
-use crate::inference::{UserEncoder, init_runtime};
 use crate::synthetic::clustered_vectors_with_noise;
 use crate::worker::{Worker, WorkerOptions};
+use kan_onnx::UserEncoder;
 
 /// Writes a K-interest ONNX user encoder over the item vectors: (vectors, dim, K) → model.
 pub type InterestEncoder = fn(&[f32], usize, usize) -> std::result::Result<Vec<u8>, String>;
@@ -265,10 +265,10 @@ async fn timed_load(config: &BenchConfig, exact_max_items: usize) -> Result<(Wor
 
 /// Mean encoder time per request, measured alone on one thread.
 fn inference_mean_ms(config: &BenchConfig) -> Result<f64> {
-    let env = init_runtime(config.ort_dylib.as_deref())?;
+    let env = kan_onnx::environment(config.ort_dylib.as_deref())?;
     let encoder = UserEncoder::load(
         env,
-        &config.dir.join(files::MODEL),
+        kan_onnx::Model::File(&config.dir.join(files::MODEL)),
         config.history,
         config.dim,
         1,

@@ -53,6 +53,17 @@ pub enum Error {
     NotReady(String),
 }
 
+/// ONNX Runtime and model failures are model errors (`/readyz`, the `model` metric label);
+/// failures on a request's history are inference errors.
+impl From<kan_onnx::Error> for Error {
+    fn from(e: kan_onnx::Error) -> Self {
+        match e {
+            kan_onnx::Error::Runtime(m) | kan_onnx::Error::Model(m) => Error::Model(m),
+            kan_onnx::Error::Inference(m) => Error::Inference(m),
+        }
+    }
+}
+
 impl Error {
     /// A stable label for the `kind` label of error metrics.
     pub fn metric_label(&self) -> &'static str {

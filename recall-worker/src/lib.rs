@@ -22,7 +22,7 @@
 //! # Layout
 //!
 //! * [`bundle`] — fetching, verifying and reading bundles ([`kan_api::bundle::files`] layout).
-//! * [`inference`] — ONNX user encoders through ort.
+//! * ONNX user encoders come from [`kan_onnx`] (shared with `kan eval`).
 //! * [`index`] — the [`index::VectorIndex`] trait: exact scan, embedded HNSW, Qdrant.
 //! * [`strategy`] — the [`strategy::Strategy`] trait and one module per strategy.
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
@@ -40,7 +40,6 @@ pub mod bench_vectors;
 pub mod bundle;
 pub mod error;
 pub mod index;
-pub mod inference;
 pub mod request;
 pub mod server;
 pub mod signals;

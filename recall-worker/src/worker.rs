@@ -21,7 +21,6 @@ use crate::index::exact::ExactIndex;
 use crate::index::hnsw::{HnswIndex, HnswParams};
 use crate::index::qdrant::QdrantIndex;
 use crate::index::{EXACT_SCAN_MAX_ITEMS, VectorIndex};
-use crate::inference::{UserEncoder, init_runtime};
 use crate::request::{effective_k, resolve, resolve_set};
 use crate::signals::{Fresh, Signals};
 use crate::strategy::{self, Parts, Query, Strategy, stable_hash};
@@ -140,7 +139,7 @@ impl Worker {
         kan_api::validate::queue_spec(&config.spec)
             .map_err(|e| Error::Config(format!("queue {}: {e}", config.name)))?;
         if strategy::uses_encoder(config.spec.strategy.type_()) {
-            init_runtime(options.ort_dylib.as_deref())?;
+            kan_onnx::environment(options.ort_dylib.as_deref())?;
         }
         let added = match &options.state_dir {
             Some(dir) => crate::added::read(dir)?,
@@ -719,7 +718,7 @@ fn load_encoder(
     spec: &RecallQueueSpec,
     bundle: &Bundle,
     options: &WorkerOptions,
-) -> Result<UserEncoder> {
+) -> Result<kan_onnx::UserEncoder> {
     let settings = match &spec.strategy {
         StrategySpec::Dssm { dssm } => dssm,
         StrategySpec::Gat { gat } => gat,
@@ -731,20 +730,16 @@ fn load_encoder(
             )));
         }
     };
-    let env = init_runtime(options.ort_dylib.as_deref())?;
-    // The model was exported for the bundle's L; the spec's historyLength is the fallback.
-    let history_length = bundle
-        .history_length()
-        .unwrap_or(settings.history_length.max(1) as usize);
+    let env = kan_onnx::environment(options.ort_dylib.as_deref())?;
     let dim = bundle.manifest.dim.unwrap_or(0) as usize;
-    UserEncoder::load(
+    Ok(kan_onnx::UserEncoder::load(
         env,
-        &bundle.require(files::MODEL)?,
-        history_length,
+        kan_onnx::Model::File(&bundle.require(files::MODEL)?),
+        bundle.manifest.encoder_history_length(settings),
         dim,
         settings.inference_threads.max(1) as usize,
         options.session_pool,
-    )
+    )?)
 }
 
 /// The strategy type a config serves.

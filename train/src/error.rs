@@ -42,6 +42,12 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+impl From<kan_onnx::Error> for Error {
+    fn from(e: kan_onnx::Error) -> Self {
+        Error::Runtime(e.to_string())
+    }
+}
+
 impl Error {
     /// A stable, low-cardinality label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {

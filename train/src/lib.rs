@@ -23,7 +23,6 @@ pub mod pack;
 pub mod pipeline;
 pub mod progress;
 pub mod propensity;
-pub mod runtime;
 pub mod split;
 pub mod strategies;
 

@@ -3,6 +3,18 @@
 
 mod common;
 
+/// Each history through `model` as the worker and `kan eval` run it (one history per run,
+/// padded to `l`): one row per history, its K·`dim` values.
+fn encode(model: &[u8], histories: &[&[u32]], l: usize, dim: usize) -> Vec<Vec<f32>> {
+    let env = kan_onnx::environment(None).unwrap();
+    let encoder =
+        kan_onnx::UserEncoder::load(env, kan_onnx::Model::Bytes(model), l, dim, 1, 1).unwrap();
+    histories
+        .iter()
+        .map(|h| encoder.encode(h).unwrap().concat())
+        .collect()
+}
+
 use kan_train::data::Format;
 use kan_train::pipeline::prepare;
 use kan_train::progress::Progress;
@@ -12,7 +24,7 @@ use kan_train::strategies::{Context, TrainOptions};
 
 #[test]
 fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
-    if kan_train::runtime::dylib_path().is_none() {
+    if kan_onnx::dylib_path(None).is_err() {
         eprintln!(
             "skipping ONNX parity: ORT_DYLIB_PATH is not set or missing (source scripts/env.sh after ./scripts/install-tools.sh)"
         );
@@ -62,8 +74,7 @@ fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
-        let mut session = kan_train::runtime::session(&model.encoder.to_onnx().unwrap()).unwrap();
-        let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+        let got = encode(&model.encoder.to_onnx().unwrap(), &refs, 8, 16);
         assert_eq!(got.len(), want.len());
         let mut max_diff = 0f32;
         for (g, w) in got.iter().zip(&want) {
@@ -83,8 +94,7 @@ fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
     // spectral: the exported encoder sums the history rows the trainer scores with.
     let model = kan_train::strategies::spectral::train(&ctx).unwrap();
     let want = model.encode(&refs);
-    let mut session = kan_train::runtime::session(&model.to_onnx().unwrap()).unwrap();
-    let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+    let got = encode(&model.to_onnx().unwrap(), &refs, 8, model.dim);
     let max_diff = got
         .iter()
         .zip(&want)
@@ -96,7 +106,7 @@ fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
 
 #[test]
 fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vectors() {
-    if kan_train::runtime::dylib_path().is_none() {
+    if kan_onnx::dylib_path(None).is_err() {
         eprintln!("skipping ONNX parity: ORT_DYLIB_PATH is not set or missing");
         return;
     }
@@ -139,8 +149,7 @@ fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vector
     let model = twotower::train(&ctx, Kind::Dssm).unwrap();
     assert_eq!(model.interests, 3);
     let want = model.encoder.forward_interests(&refs, 8, 3).unwrap();
-    let mut session = kan_train::runtime::session(&model.encoder.to_onnx_with(3).unwrap()).unwrap();
-    let got = kan_train::runtime::encode(&mut session, &refs, 8).unwrap();
+    let got = encode(&model.encoder.to_onnx_with(3).unwrap(), &refs, 8, 16);
     assert_eq!(got.len(), want.len());
     let mut max_diff = 0f32;
     for (row, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -166,8 +175,7 @@ fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vector
         .map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.5)
         .collect();
     let bytes = kan_train::strategies::interests::mean_encoder_onnx(&table, 16, 2).unwrap();
-    let mut session = kan_train::runtime::session(&bytes).unwrap();
-    let got = kan_train::runtime::encode(&mut session, &refs[1..], 8).unwrap();
+    let got = encode(&bytes, &refs[1..], 8, 16);
     let pooled = kan_train::strategies::interests::pooled(&table, 16, &refs[1..], 8, 2);
     for (g, w) in got.iter().zip(pooled.chunks(2 * 16)) {
         for (gv, wv) in g.chunks(16).zip(w.chunks(16)) {
@@ -208,4 +216,59 @@ fn only_dssm_takes_the_interests_parameter() {
     };
     let e = twotower::train(&ctx, Kind::Gat).err().unwrap().to_string();
     assert!(e.contains("only dssm"), "{e}");
+}
+
+/// An encoder that sums its history rows without normalising them (the contract asks for unit
+/// vectors; the served path must not depend on a model delivering them).
+fn unnormalised_sum_encoder(table: &[f32], dim: usize) -> Vec<u8> {
+    use kan_train::onnx::{Graph, attr_int};
+    let (mut g, ids, mask) = Graph::user_encoder(dim);
+    let table = g.f32_init("table", &[table.len() / dim, dim], table);
+    let ax1 = g.i64_init("axis_1", &[1]);
+    let ax2 = g.i64_init("axis_2", &[2]);
+    let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
+    let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
+    let em = g.node("Mul", &[&e, &m], vec![], None);
+    g.node(
+        "ReduceSum",
+        &[&em, &ax1],
+        vec![attr_int("keepdims", 0)],
+        Some(kan_onnx::OUTPUT),
+    );
+    g.to_bytes("sum-encoder").unwrap()
+}
+
+#[test]
+fn the_served_encoder_vectors_read_the_first_l_items_have_unit_length_and_need_a_direction() {
+    if kan_onnx::dylib_path(None).is_err() {
+        eprintln!("skipping: ORT_DYLIB_PATH is not set or missing");
+        return;
+    }
+    // Item 1 is item 0 reversed; item 2 points elsewhere.
+    let table = [1.0f32, 2.0, 2.0, -1.0, -2.0, -2.0, 0.0, 3.0, 4.0];
+    let model = unnormalised_sum_encoder(&table, 3);
+    let env = kan_onnx::environment(None).unwrap();
+    let encoder =
+        kan_onnx::UserEncoder::load(env, kan_onnx::Model::Bytes(&model), 2, 3, 1, 1).unwrap();
+    // L = 2: the third item is not read.
+    assert_eq!(
+        encoder.encode(&[2, 0, 1]).unwrap(),
+        vec![vec![1.0, 5.0, 6.0]]
+    );
+    let served = encoder.query_vectors(&[2, 0, 1]).unwrap();
+    let norm = 62f32.sqrt();
+    assert_eq!(served.len(), 1);
+    for (got, want) in served[0].iter().zip([1.0 / norm, 5.0 / norm, 6.0 / norm]) {
+        assert!((got - want).abs() < 1e-6, "{served:?}");
+    }
+    // A sum without direction searches nothing; an empty history is not even encoded.
+    assert_eq!(encoder.encode(&[0, 1]).unwrap(), vec![vec![0.0; 3]]);
+    assert!(encoder.query_vectors(&[0, 1]).unwrap().is_empty());
+    assert!(encoder.query_vectors(&[]).unwrap().is_empty());
+    // The output must have the bundle's dimension.
+    let e = kan_onnx::UserEncoder::load(env, kan_onnx::Model::Bytes(&model), 2, 4, 1, 1)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("dimension") || e.contains("[1, 4]"), "{e}");
 }

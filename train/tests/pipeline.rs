@@ -89,7 +89,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
             s,
             StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral
         );
-        if !needs_ort || kan_train::runtime::dylib_path().is_some() {
+        if !needs_ort || kan_onnx::dylib_path(None).is_ok() {
             queues.push(QueueInput::new(s.to_string(), out));
         }
     }

@@ -8,7 +8,6 @@ use anyhow::Context;
 use kan_api::crd::StrategyType;
 use kan_train::pack::{self, PackRequest};
 use kan_worker::bundle::{self, BundleLocation, RemoteOptions};
-use kan_worker::inference;
 
 /// Check and publish bundles.
 #[derive(clap::Args, Debug)]
@@ -177,8 +176,8 @@ fn pack(args: PackArgs) -> anyhow::Result<()> {
         out: args.out,
     };
     let inputs = pack::read_inputs(&req)?;
-    let env = inference::init_runtime(args.ort_dylib.as_deref())?;
-    let model = inference::check_model(
+    let env = kan_onnx::environment(args.ort_dylib.as_deref())?;
+    let model = kan_onnx::check_model(
         env,
         &req.model,
         inputs.dim,

@@ -8,9 +8,11 @@
 //! [`kan_gateway::merge::merge`] over the workers' answers, in the gateway's queue order with
 //! its weights, quotas and rrfK.
 //!
-//! Both sides call the same kernels in `kan-core`, so what this test guards is everything
-//! around them: if either side alone changes how it reads the queue's settings (history
-//! length, decay, max friends, half-life, tag cap, KG hops, dominant interests, the exploratory seed — all set away from their defaults
+//! Both sides call the same kernels in `kan-core` (and, for the encoder queues, the same
+//! `kan-onnx` user encoder through the process's one ONNX Runtime), so what this test guards is
+//! everything around them: if either side alone changes how it reads the queue's settings (history
+//! length, decay, max friends, half-life, tag cap, KG hops, dominant interests, the exploratory
+//! seed — all set away from their defaults
 //! below), which
 //! history it sends, what it excludes, which clock social decays against, how many candidates
 //! it keeps, or how it orders, weighs or quotas queues in a merge, the lists differ and the
@@ -148,10 +150,64 @@ fn wall_clock() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The encoder queues: dssm (one user vector; `historyLength` set away from the bundle's
+/// `params.history_length` = 10, which both sides must ignore for the bundle's; two ONNX
+/// threads), dssm with three interest vectors per user (K exact scans merged; a score
+/// threshold), gat and spectral. Each ONNX model runs through the one ONNX Runtime of the
+/// process on both sides.
+const ENCODER_PLATFORM: &str = "\
+apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: towers}
+spec:
+  strategy: {type: dssm, dssm: {historyLength: 4, inferenceThreads: 2}}
+  bundle: {uri: bundles/dssm}
+---
+apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: interests}
+spec:
+  strategy: {type: dssm, dssm: {scoreThreshold: 0.0}}
+  bundle: {uri: bundles/dssm-interests}
+---
+apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: graph}
+spec:
+  strategy: {type: gat}
+  bundle: {uri: bundles/gat}
+---
+apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: eigen}
+spec:
+  strategy: {type: spectral}
+  bundle: {uri: bundles/spectral}
+---
+apiVersion: kan.dev/v1alpha1
+kind: RecallGateway
+metadata: {name: gw}
+spec:
+  queues:
+  - {name: graph, weight: 1, quota: 10}
+  - {name: towers, weight: 2}
+  - {name: eigen, weight: 0.5, quota: 5}
+  - {name: interests, weight: 1.5}
+  merge: {policy: rrf, rrfK: 30}
+";
+
+/// `--param`s of the bundles that train with any (bundle directory name → params).
+const BUNDLE_PARAMS: &[(&str, &[&str])] = &[("dssm-interests", &["interests=3"])];
+
 /// One worker answer: (item id, score), best first.
 type Served = Vec<(String, f32)>;
 
 fn train(data: &Path, out: &Path, strategy: StrategyType) {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let params = BUNDLE_PARAMS
+        .iter()
+        .find(|(bundle, _)| *bundle == name)
+        .map_or(&[][..], |(_, p)| p);
     kan_train::train(&TrainRequest {
         strategy,
         data: data.to_path_buf(),
@@ -164,7 +220,7 @@ fn train(data: &Path, out: &Path, strategy: StrategyType) {
             seed: 5,
             history_length: 10,
             progress: false,
-            params: Default::default(),
+            params: kan_train::strategies::HyperParams::parse(params).unwrap(),
         },
     })
     .unwrap();
@@ -325,4 +381,44 @@ async fn kan_eval_scores_item_for_item_the_lists_the_workers_and_the_gateway_mer
     assert_eq!(name, "friends");
     assert!(social.iter().flatten().any(|(_, score)| *score > 0.0));
     assert!(social.windows(2).any(|w| w[0] != w[1]));
+}
+
+/// True when ONNX Runtime is installed; otherwise skips loudly, or fails when
+/// `KAN_REQUIRE_TOOLS` is set (scripts/test.sh).
+fn onnx_runtime_or_skip() -> bool {
+    match kan_onnx::dylib_path(None) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("KAN_REQUIRE_TOOLS").is_none() => {
+            eprintln!("skipping: {e}");
+            false
+        }
+        Err(e) => panic!("ONNX Runtime is required (KAN_REQUIRE_TOOLS is set): {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kan_eval_scores_item_for_item_the_lists_the_encoder_workers_serve() {
+    if !onnx_runtime_or_skip() {
+        return;
+    }
+    let online = assert_parity(
+        ENCODER_PLATFORM,
+        &[
+            (StrategyType::Dssm, "dssm"),
+            (StrategyType::Dssm, "dssm-interests"),
+            (StrategyType::Gat, "gat"),
+            (StrategyType::Spectral, "spectral"),
+        ],
+        WorkerOptions::default(),
+    )
+    .await;
+    let queue = |name: &str| &online.iter().find(|(n, _)| n == name).unwrap().1;
+    // The threshold bites: the interests queue drops items the others keep.
+    let longest = |name: &str| queue(name).iter().map(Vec::len).max().unwrap_or(0);
+    assert!(longest("interests") < longest("towers"));
+    assert!(queue("interests").iter().flatten().all(|(_, s)| *s >= 0.0));
+    // Encoders are personal: lists differ between users.
+    for name in ["towers", "interests", "graph", "eigen"] {
+        assert!(queue(name).windows(2).any(|w| w[0] != w[1]), "{name}");
+    }
 }

@@ -231,15 +231,6 @@ impl Bundle {
             .get(params::REFERENCE_TIME)
             .and_then(serde_json::Value::as_i64)
     }
-
-    /// `params.history_length`: the ONNX encoder's input length `L`.
-    pub fn history_length(&self) -> Option<usize> {
-        self.manifest
-            .params
-            .get(params::HISTORY_LENGTH)
-            .and_then(serde_json::Value::as_u64)
-            .map(|l| l as usize)
-    }
 }
 
 #[cfg(test)]

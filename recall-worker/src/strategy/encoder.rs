@@ -22,8 +22,8 @@ use super::added_vectors::{self, Added};
 use super::{Query, Strategy};
 use crate::bundle::{Bundle, Catalogue};
 use crate::error::Result;
-use crate::index::{Hit, SearchParams, VectorIndex, normalise};
-use crate::inference::UserEncoder;
+use crate::index::{Hit, SearchParams, VectorIndex};
+use kan_onnx::UserEncoder;
 
 pub struct EncoderRecall {
     /// `dssm` or `gat`: the strategy type served.
@@ -57,7 +57,9 @@ impl EncoderRecall {
         }
     }
 
-    /// Cold start (empty history): no candidates; the gateway's fallback fills the list.
+    /// The user's vectors ([`UserEncoder::query_vectors`], as `kan eval` scores them) searched
+    /// in the index. Cold start (empty history) and vectors without direction: no candidates;
+    /// the gateway's fallback fills the list.
     async fn encode_and_search(&self, query: &Query<'_>) -> Result<Vec<Hit>> {
         let strategy = self.name;
         if query.history.is_empty() {
@@ -70,11 +72,9 @@ impl EncoderRecall {
             return Ok(Vec::new());
         }
         let start = Instant::now();
-        let mut users = self.encoder.encode(&trained)?;
+        let users = self.encoder.query_vectors(&trained)?;
         metrics::histogram!("kan_worker_inference_duration_seconds", "strategy" => strategy)
             .record(start.elapsed().as_secs_f64());
-        // A vector without direction finds nothing; a user with none left gets no candidates.
-        users.retain_mut(|u| normalise(u));
         if users.is_empty() {
             return Ok(Vec::new());
         }

@@ -42,7 +42,7 @@ pub use operational::Operational;
 use crate::bundle::{Bundle, Catalogue};
 use crate::error::{Error, Result};
 use crate::index::{Hit, VectorIndex};
-use crate::inference::UserEncoder;
+use kan_onnx::UserEncoder;
 
 /// One recall request, resolved against the bundle (internal indices).
 #[derive(Debug, Clone)]

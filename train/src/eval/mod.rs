@@ -312,7 +312,7 @@ fn evaluate(
         .iter()
         .any(|b| strategies::needs_onnx_runtime(b.manifest.strategy))
     {
-        crate::runtime::environment()?;
+        kan_onnx::environment(None)?;
     }
     let (spec, seed) = split_and_seed(req, &bundles)?;
     let p = prepare(&req.data, req.format, Some(spec), seed)?;

@@ -160,7 +160,17 @@ pub fn load(
             }
             Box::new(m)
         }
-        (S::Dssm | S::Gat | S::Spectral, _) => Box::new(twotower::OnnxTwoTower::load(b)?),
+        (S::Dssm | S::Gat | S::Spectral, spec) => {
+            let settings = match spec {
+                Some(
+                    StrategySpec::Dssm { dssm: s }
+                    | StrategySpec::Gat { gat: s }
+                    | StrategySpec::Spectral { spectral: s },
+                ) => s.clone(),
+                _ => kan_api::crd::EncoderSettings::default(),
+            };
+            Box::new(twotower::OnnxTwoTower::load(b, &settings)?)
+        }
         (S::Operational, _) => {
             return Err(crate::error::Error::Bundle {
                 dir: b.dir.clone(),

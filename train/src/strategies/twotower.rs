@@ -11,13 +11,13 @@
 //!
 //! The user encoder is exported as ONNX meeting the contract of `bundle::files::MODEL`.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use kan_api::bundle::files;
+use kan_api::crd::EncoderSettings;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -687,29 +687,14 @@ impl Recaller for EncoderRecall<'_> {
     }
 }
 
-/// User embeddings for queries through a batched encoder function.
-fn embed_queries<F>(queries: &[Query], l: usize, encode: F) -> Result<Vec<Vec<f32>>>
-where
-    F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
-{
-    embed_queries_in(queries, l, BATCH, encode)
-}
-
-/// Encoder input elements ([B, L, D]) one ONNX Runtime call may materialise: wide models with
-/// long histories (spectral: D ≈ 1,500, L = 1,000) take smaller batches.
-const ENCODE_ELEMENTS: usize = 1 << 25;
-
-fn embed_queries_in<F>(
-    queries: &[Query],
-    l: usize,
-    batch: usize,
-    mut encode: F,
-) -> Result<Vec<Vec<f32>>>
+/// User embeddings for queries through a batched encoder function (training-time recall;
+/// served bundles are scored one history at a time by [`OnnxTwoTower`]).
+fn embed_queries<F>(queries: &[Query], l: usize, mut encode: F) -> Result<Vec<Vec<f32>>>
 where
     F: FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>>,
 {
     let mut out = Vec::with_capacity(queries.len());
-    for chunk in queries.chunks(batch.max(1)) {
+    for chunk in queries.chunks(BATCH) {
         let hs: Vec<&[u32]> = chunk
             .iter()
             .map(|q| &q.history[..q.history.len().min(l)])
@@ -766,45 +751,69 @@ impl Model for TwoTower {
     }
 }
 
-/// A dssm/gat bundle served through ONNX Runtime (any model meeting the encoder contract).
+/// A dssm, gat or spectral bundle (any model meeting the encoder contract) scored as the
+/// worker serves it for a catalogue it scans exactly: the bundle's user encoder
+/// ([`kan_onnx::UserEncoder::query_vectors`]: the history length the worker uses, padding to
+/// it, normalisation), then [`kan_core::interests::exact_recall`] over the item vectors with
+/// the queue's `scoreThreshold`. One history per ONNX Runtime run padded to `L`, as the worker
+/// runs it, although batches would be faster: a batch pads to another shape, and ONNX Runtime
+/// need not reduce it in the same order, so its floats (and the order of near-tied items) need
+/// not be the served ones. The scan is the worker's too (a dot product per item, not a matrix
+/// product).
 pub struct OnnxTwoTower {
-    session: Mutex<ort::session::Session>,
+    encoder: kan_onnx::UserEncoder,
     vectors: Vec<f32>,
     dim: usize,
-    history_length: usize,
+    score_threshold: Option<f32>,
 }
 
 impl OnnxTwoTower {
-    pub fn load(b: &BundleDir) -> Result<Self> {
+    /// Loads the bundle's encoder for a queue with `settings` (the CRD defaults when the queue
+    /// gives none): one session per rayon thread, each with the queue's `inferenceThreads`.
+    pub fn load(b: &BundleDir, settings: &EncoderSettings) -> Result<Self> {
         let (vectors, dim) = read_vectors(b)?;
-        let history_length = b.manifest.params[kan_api::bundle::params::HISTORY_LENGTH]
-            .as_u64()
-            .unwrap_or(50) as usize;
-        let session = crate::runtime::session(&b.read(files::MODEL)?)?;
+        let env = kan_onnx::environment(None)?;
+        let encoder = kan_onnx::UserEncoder::load(
+            env,
+            kan_onnx::Model::Bytes(&b.read(files::MODEL)?),
+            b.manifest.encoder_history_length(settings),
+            dim,
+            settings.inference_threads.max(1) as usize,
+            rayon::current_num_threads(),
+        )?;
         Ok(OnnxTwoTower {
-            session: Mutex::new(session),
+            encoder,
             vectors,
             dim,
-            history_length,
+            score_threshold: settings.score_threshold.map(|t| t as f32),
         })
+    }
+
+    /// The history length the encoder reads.
+    pub fn history_length(&self) -> usize {
+        self.encoder.history_length()
     }
 }
 
 impl Recaller for OnnxTwoTower {
     fn recall(&self, queries: &[Query], k: usize) -> Result<Vec<Vec<u32>>> {
-        let l = self.history_length.max(1);
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| Error::Runtime("session lock poisoned".into()))?;
-        let batch = (ENCODE_ELEMENTS / (l * self.dim.max(1))).clamp(1, BATCH);
-        // Padding to the batch's longest history rather than L gives the same vectors (masked
-        // positions add nothing) for much less work.
-        let users = embed_queries_in(queries, l, batch, |hs| {
-            let longest = hs.iter().map(|h| h.len()).max().unwrap_or(0).max(1);
-            crate::runtime::encode(&mut session, hs, longest)
-        })?;
-        dot_recall(&self.vectors, self.dim, &users, queries, k)
+        use rayon::prelude::*;
+        queries
+            .par_iter()
+            .map(|q| {
+                let users = self.encoder.query_vectors(q.history)?;
+                let excluded: HashSet<u32> = q.exclude.iter().copied().collect();
+                let hits = kan_core::interests::exact_recall(
+                    &self.vectors,
+                    self.dim,
+                    &users,
+                    self.score_threshold,
+                    |i| excluded.contains(&i),
+                    k,
+                );
+                Ok(hits.into_iter().map(|h| h.item).collect())
+            })
+            .collect()
     }
 }
 
