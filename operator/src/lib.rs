@@ -17,6 +17,7 @@ pub mod controller;
 pub mod decode;
 pub mod error;
 pub mod leader;
+pub mod metrics;
 pub mod names;
 pub mod readout;
 pub mod reconcile;

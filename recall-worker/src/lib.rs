@@ -39,6 +39,7 @@ pub mod bundle;
 pub mod error;
 pub mod index;
 pub mod inference;
+pub mod metrics;
 pub mod request;
 pub mod server;
 pub mod signals;

@@ -51,7 +51,7 @@ impl EncoderRecall {
         }
         let start = Instant::now();
         let mut users = self.encoder.encode(&query.history)?;
-        metrics::histogram!("kan_worker_inference_duration_seconds", "strategy" => strategy)
+        metrics::histogram!(crate::metrics::INFERENCE_SECONDS, "strategy" => strategy)
             .record(start.elapsed().as_secs_f64());
         // A vector without direction finds nothing; a user with none left gets no candidates.
         users.retain_mut(|u| normalise(u));
@@ -72,7 +72,7 @@ impl EncoderRecall {
             let lists = self.index.search_many(&users, params).await?;
             Ok(kan_core::interests::merge(&lists, query.k))
         };
-        metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
+        metrics::histogram!(crate::metrics::INDEX_SEARCH_SECONDS, "backend" => self.index.name())
             .record(start.elapsed().as_secs_f64());
         hits
     }
