@@ -69,15 +69,6 @@ impl Collector {
         self.0.push(ValidationError::new(field, message));
     }
 
-    pub(crate) fn extend_prefixed(&mut self, prefix: &str, other: ValidationErrors) {
-        for e in other.0 {
-            self.0.push(ValidationError::new(
-                format!("{prefix}.{}", e.field),
-                e.message,
-            ));
-        }
-    }
-
     pub(crate) fn finish(self) -> Result<(), ValidationErrors> {
         ValidationErrors(self.0).into_result()
     }

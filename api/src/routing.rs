@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::sha256_hex;
@@ -14,33 +15,41 @@ use crate::crd::{
     RecallGatewaySpec,
 };
 
-/// The routing document.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// The routing document. Its fields carry the same schema rules as the RecallGateway's, so a
+/// hand-written config is held to what the API server enforces on a gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingConfig {
     /// Name of the gateway (for metrics and logs).
+    #[schemars(length(min = 1, max = 253))]
     pub gateway: String,
     /// Base URLs of the queues that may be called, by queue name. A queue referenced by a route
     /// but missing here is not ready: it is reported `skipped`, never called.
     #[serde(default)]
     pub endpoints: BTreeMap<String, String>,
     /// Default queue set.
+    #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub queues: Vec<QueueRoute>,
     #[serde(default)]
     pub merge: MergeSpec,
     #[serde(default)]
     pub filters: FilterSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub fallback: Option<String>,
     /// Overall deadline of a request in milliseconds.
     #[serde(default = "default_deadline_ms")]
+    #[schemars(range(min = 1, max = 60000))]
     pub deadline_ms: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreakerSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub exposure_log: Option<String>,
     /// Live experiments, applied layer by layer in this order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub experiments: Vec<ExperimentRoute>,
 }
 
@@ -49,16 +58,21 @@ fn default_deadline_ms() -> i32 {
 }
 
 /// One experiment as the gateway applies it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentRoute {
     /// Experiment name, reported in `assignments`.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    #[schemars(length(min = 1, max = 63))]
     pub layer: String,
     /// Hash salt of the layer.
+    #[schemars(length(min = 1, max = 128))]
     pub salt: String,
     /// Buckets of the layer owned by the experiment.
     pub buckets: BucketRange,
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub arms: Vec<Arm>,
     #[serde(default)]
     pub paused: bool,

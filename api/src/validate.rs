@@ -1,18 +1,18 @@
-//! Validation of every contract, mirroring the CRDs' schema ranges and CEL rules so that code
-//! paths without an API server (`kan up`, worker and gateway config files, requests) reject the
-//! same inputs with the same messages. Field paths are relative to the object validated.
-
-use std::collections::BTreeSet;
+//! Validation of every contract, so that code paths without an API server (`kan up`, worker and
+//! gateway config files, requests) reject the same inputs as the API server, with the same
+//! messages. The per-field rules (ranges, lengths, list sizes, enums, unique names) are read
+//! from the generated schema ([`schema`]); the functions here add the cross-field rules, which
+//! mirror the CRDs' CEL rules. Field paths are relative to the object validated.
 
 mod references;
+pub mod schema;
 pub use references::{DanglingReference, Scope, references};
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, BundleManifest};
 use crate::bundle_uri::{self, BundleLocation, ObjectScheme};
 use crate::crd::{
-    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MAX_PROPENSITY_BOOST, MergePolicy, MergeSpec,
-    OperationalSettings, PROPENSITY_KEYS, PropensitySpec, QueueRoute, RecallExperimentSpec,
-    RecallGatewaySpec, RecallQueueSpec, Strategy,
+    Arm, BundleRef, FilterSpec, IndexSpec, IndexType, MergePolicy, OperationalSettings,
+    PropensitySpec, QueueRoute, RecallExperimentSpec, RecallGatewaySpec, RecallQueueSpec, Strategy,
 };
 use crate::error::{Collector, ValidationError, ValidationErrors};
 use crate::routing::RoutingConfig;
@@ -21,49 +21,21 @@ use crate::wire::{
     MAX_ID_LEN, MAX_K, RecallRequest,
 };
 
-fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
-    c: &mut Collector,
-    value: T,
-    min: T,
-    max: T,
-    field: &str,
-) {
-    c.check(
-        value >= min && value <= max,
-        field,
-        format!("must be between {min} and {max}, got {value}"),
-    );
-}
-
 /// A RecallQueue spec.
 pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    in_range(&mut c, spec.candidates, 1, 10000, "candidates");
-    in_range(&mut c, spec.max_candidates, 1, 10000, "maxCandidates");
-    in_range(&mut c, spec.timeout_ms, 1, 10000, "timeoutMs");
+    schema::check_into(&mut c, schema::queue_spec(), spec, "");
     c.check(
         spec.candidates <= spec.max_candidates,
         "candidates",
         "candidates (the default k) must not exceed maxCandidates",
     );
-    if let Some(r) = spec.replicas {
-        in_range(&mut c, r, 0, 1000, "replicas");
-    }
     c.check(
         !(spec.replicas.is_some() && spec.autoscaling.is_some()),
         "replicas",
         "set either replicas or autoscaling, not both",
     );
     if let Some(a) = &spec.autoscaling {
-        in_range(&mut c, a.min_replicas, 1, 1000, "autoscaling.minReplicas");
-        in_range(&mut c, a.max_replicas, 1, 1000, "autoscaling.maxReplicas");
-        in_range(
-            &mut c,
-            a.target_cpu_utilization,
-            1,
-            100,
-            "autoscaling.targetCpuUtilization",
-        );
         c.check(
             a.min_replicas <= a.max_replicas,
             "autoscaling",
@@ -80,9 +52,6 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
             "autoscaling scales on CPU utilization, which needs a CPU request: set spec.resources.requests.cpu",
         );
     }
-    if let Some(t) = spec.startup_timeout_seconds {
-        in_range(&mut c, t, 60, 86400, "startupTimeoutSeconds");
-    }
     let is_operational = matches!(spec.strategy, Strategy::Operational { .. });
     c.check(
         is_operational || spec.bundle.is_some(),
@@ -95,7 +64,9 @@ pub fn queue_spec(spec: &RecallQueueSpec) -> Result<(), ValidationErrors> {
     if let Some(index) = &spec.index {
         index_spec(&mut c, index);
     }
-    strategy(&mut c, &spec.strategy);
+    if let Strategy::Operational { operational } = &spec.strategy {
+        operational_settings(&mut c, operational);
+    }
     if let Some(signals) = &spec.signals {
         redis_signals(&mut c, &signals.redis);
     }
@@ -147,6 +118,7 @@ fn bundle_ref(c: &mut Collector, b: &BundleRef) {
     }
 }
 
+/// Mirrors the CEL rules of `index`: which settings block goes with which index type.
 fn index_spec(c: &mut Collector, index: &IndexSpec) {
     match (index.type_, &index.qdrant) {
         (IndexType::Qdrant, None) => c.push(
@@ -157,175 +129,20 @@ fn index_spec(c: &mut Collector, index: &IndexSpec) {
             "index.qdrant",
             "index.qdrant is only allowed when index.type is qdrant",
         ),
-        (IndexType::Qdrant, Some(q)) => {
-            c.check(!q.url.is_empty(), "index.qdrant.url", "must not be empty");
-            c.check(
-                !q.collection.is_empty(),
-                "index.qdrant.collection",
-                "must not be empty",
-            );
-            in_range(c, q.timeout_ms, 1, 60000, "index.qdrant.timeoutMs");
-            if let Some(collections) = &q.collections {
-                in_range(
-                    c,
-                    collections.keep_versions,
-                    1,
-                    100,
-                    "index.qdrant.collections.keepVersions",
-                );
-                in_range(
-                    c,
-                    collections.lease_seconds,
-                    1,
-                    3600,
-                    "index.qdrant.collections.leaseSeconds",
-                );
-            }
-        }
-        (IndexType::Embedded, None) => {}
+        _ => {}
     }
-    match (index.type_, &index.hnsw) {
-        (IndexType::Qdrant, Some(_)) => c.push(
+    if index.type_ == IndexType::Qdrant && index.hnsw.is_some() {
+        c.push(
             "index.hnsw",
             "index.hnsw is only allowed when index.type is embedded (a Qdrant collection keeps its own HNSW settings)",
-        ),
-        (IndexType::Embedded, Some(h)) => {
-            in_range(c, h.m, 4, 128, "index.hnsw.m");
-            in_range(c, h.ef_construction, 8, 4096, "index.hnsw.efConstruction");
-            in_range(c, h.ef_search, 1, 8192, "index.hnsw.efSearch");
-        }
-        (_, None) => {}
+        );
     }
 }
 
-fn strategy(c: &mut Collector, strategy: &Strategy) {
-    match strategy {
-        Strategy::Dssm { dssm: s }
-        | Strategy::Gat { gat: s }
-        | Strategy::Spectral { spectral: s } => {
-            let prefix = format!("strategy.{}", strategy.type_());
-            in_range(
-                c,
-                s.history_length,
-                1,
-                1000,
-                &format!("{prefix}.historyLength"),
-            );
-            in_range(
-                c,
-                s.inference_threads,
-                1,
-                64,
-                &format!("{prefix}.inferenceThreads"),
-            );
-            if let Some(t) = s.score_threshold {
-                in_range(c, t, -1.0, 1.0, &format!("{prefix}.scoreThreshold"));
-            }
-        }
-        Strategy::Item2vec { item2vec: s } => {
-            in_range(
-                c,
-                s.history_length,
-                1,
-                1000,
-                "strategy.item2vec.historyLength",
-            );
-            in_range(
-                c,
-                s.recency_decay,
-                0.0,
-                1.0,
-                "strategy.item2vec.recencyDecay",
-            );
-        }
-        Strategy::Itemcf { itemcf: s } => {
-            in_range(
-                c,
-                s.history_length,
-                1,
-                1000,
-                "strategy.itemcf.historyLength",
-            );
-            in_range(c, s.recency_decay, 0.0, 1.0, "strategy.itemcf.recencyDecay");
-        }
-        Strategy::Social { social: s } => {
-            in_range(c, s.max_friends, 1, 10000, "strategy.social.maxFriends");
-            in_range(
-                c,
-                s.half_life_hours,
-                0.0,
-                1_000_000.0,
-                "strategy.social.halfLifeHours",
-            );
-        }
-        Strategy::Exploratory { exploratory: s } => {
-            in_range(
-                c,
-                s.dominant_interests,
-                0,
-                100,
-                "strategy.exploratory.dominantInterests",
-            );
-            in_range(c, s.kg_hops, 1, 2, "strategy.exploratory.kgHops");
-            in_range(
-                c,
-                s.kg_hop_decay,
-                0.0,
-                1.0,
-                "strategy.exploratory.kgHopDecay",
-            );
-        }
-        Strategy::Popular { popular: s } => {
-            c.check(
-                s.segment_by.len() <= 16,
-                "strategy.popular.segmentBy",
-                "at most 16 keys",
-            );
-            in_range(c, s.new_items, 0, 1000, "strategy.popular.newItems");
-            if let Some(t) = &s.trending {
-                in_range(
-                    c,
-                    t.window_minutes,
-                    1,
-                    1440,
-                    "strategy.popular.trending.windowMinutes",
-                );
-                in_range(
-                    c,
-                    t.half_life_minutes,
-                    1,
-                    1440,
-                    "strategy.popular.trending.halfLifeMinutes",
-                );
-            }
-        }
-        Strategy::Operational { operational } => operational_settings(c, operational),
-        Strategy::Attribute { attribute: s } => {
-            let f = |name: &str| format!("strategy.attribute.{name}");
-            in_range(c, s.history_length, 1, 1000, &f("historyLength"));
-            in_range(c, s.recency_decay, 0.0, 1.0, &f("recencyDecay"));
-            in_range(c, s.max_tags, 1, 1000, &f("maxTags"));
-            in_range(c, s.per_tag_cap, 1, 100_000, &f("perTagCap"));
-            in_range(c, s.kg_hops, 1, 2, &f("kgHops"));
-            in_range(c, s.kg_hop_decay, 0.0, 1.0, &f("kgHopDecay"));
-        }
-    }
-}
-
+/// Pinned items' windows: RFC 3339 times, start before end (the CRD's CEL rule).
 fn operational_settings(c: &mut Collector, settings: &OperationalSettings) {
-    let n = settings.items.len();
-    c.check(
-        (1..=10000).contains(&n),
-        "strategy.operational.items",
-        "needs between 1 and 10000 items",
-    );
     for (i, item) in settings.items.iter().enumerate() {
         let field = format!("strategy.operational.items[{i}]");
-        c.check(
-            !item.item_id.is_empty(),
-            format!("{field}.itemId"),
-            "must not be empty",
-        );
         let start = item
             .start
             .as_deref()
@@ -414,6 +231,7 @@ pub fn parse_rfc3339(value: &str) -> Option<i64> {
     Some(days * 86400 + h * 3600 + mi * 60 + s - offset)
 }
 
+/// The cross-field rules of a queue list (the CEL rules of RecallGateway and RecallExperiment).
 fn queue_routes(
     c: &mut Collector,
     field: &str,
@@ -421,38 +239,14 @@ fn queue_routes(
     deadline_ms: i32,
     policy: MergePolicy,
 ) {
-    c.check(
-        (1..=64).contains(&routes.len()),
-        field,
-        "needs between 1 and 64 queues",
-    );
-    let mut seen = BTreeSet::new();
     for (i, q) in routes.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        c.check(!q.name.is_empty(), format!("{f}.name"), "must not be empty");
-        c.check(
-            seen.insert(q.name.as_str()),
-            format!("{f}.name"),
-            format!("queue '{}' is listed twice", q.name),
-        );
-        if let Some(quota) = q.quota {
-            in_range(c, quota, 1, 10000, &format!("{f}.quota"));
-        }
-        c.check(
-            q.weight.is_finite() && (0.0..=1000.0).contains(&q.weight),
-            format!("{f}.weight"),
-            format!("must be between 0 and 1000, got {}", q.weight),
-        );
         if let Some(t) = q.timeout_ms {
-            in_range(c, t, 1, 60000, &format!("{f}.timeoutMs"));
             c.check(
                 t <= deadline_ms,
                 format!("{f}.timeoutMs"),
                 "a queue's timeoutMs must not exceed the gateway's deadlineMs",
             );
-        }
-        if let Some(h) = q.hedge_after_ms {
-            in_range(c, h, 1, 60000, &format!("{f}.hedgeAfterMs"));
         }
         c.check(
             policy != MergePolicy::Quota || q.quota.is_some(),
@@ -462,19 +256,7 @@ fn queue_routes(
     }
 }
 
-fn merge_spec(c: &mut Collector, field: &str, merge: &MergeSpec) {
-    in_range(c, merge.total, 1, 10000, &format!("{field}.total"));
-    c.check(
-        merge.rrf_k.is_finite() && (0.0..=100000.0).contains(&merge.rrf_k),
-        format!("{field}.rrfK"),
-        "must be between 0 and 100000",
-    );
-}
-
 fn filter_spec(c: &mut Collector, filters: &FilterSpec) {
-    if let Some(m) = filters.max_per_source {
-        in_range(c, m, 1, 10000, "filters.maxPerSource");
-    }
     if let Some(p) = &filters.propensity {
         propensity_spec(c, "filters.propensity", p);
     }
@@ -483,53 +265,12 @@ fn filter_spec(c: &mut Collector, filters: &FilterSpec) {
 /// A propensity stage on its own (as `kan eval --propensity-*` builds it); fields relative to it.
 pub fn propensity(spec: &PropensitySpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
+    schema::check_into(&mut c, schema::propensity(), spec, "propensity");
     propensity_spec(&mut c, "propensity", spec);
     c.finish()
 }
 
 fn propensity_spec(c: &mut Collector, field: &str, p: &PropensitySpec) {
-    c.check(
-        !p.table.trim().is_empty() && p.table.len() <= 1024,
-        format!("{field}.table"),
-        "must name a bundle directory holding propensity.safetensors (at most 1024 characters)",
-    );
-    c.check(
-        !p.keys.is_empty() && p.keys.len() <= PROPENSITY_KEYS.len(),
-        format!("{field}.keys"),
-        format!(
-            "must list 1 to {} context keys of {}",
-            PROPENSITY_KEYS.len(),
-            PROPENSITY_KEYS.join(", ")
-        ),
-    );
-    let mut seen = BTreeSet::new();
-    for (i, key) in p.keys.iter().enumerate() {
-        c.check(
-            PROPENSITY_KEYS.contains(&key.as_str()),
-            format!("{field}.keys[{i}]"),
-            format!(
-                "unknown context key `{key}`: use {}",
-                PROPENSITY_KEYS.join(", ")
-            ),
-        );
-        c.check(
-            seen.insert(key.as_str()),
-            format!("{field}.keys[{i}]"),
-            format!("`{key}` is listed twice"),
-        );
-    }
-    c.check(
-        p.boost.is_finite() && (0.0..=MAX_PROPENSITY_BOOST).contains(&p.boost),
-        format!("{field}.boost"),
-        format!("must be between 0 and {MAX_PROPENSITY_BOOST}"),
-    );
-    if let Some(min) = p.min_lift {
-        c.check(
-            min.is_finite() && min > 0.0 && min <= 100.0,
-            format!("{field}.minLift"),
-            "must be above 0 and at most 100",
-        );
-    }
     c.check(
         p.boost > 0.0 || p.min_lift.is_some(),
         format!("{field}.boost"),
@@ -540,8 +281,7 @@ fn propensity_spec(c: &mut Collector, field: &str, p: &PropensitySpec) {
 /// A RecallGateway spec.
 pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    in_range(&mut c, spec.deadline_ms, 1, 60000, "deadlineMs");
-    in_range(&mut c, spec.replicas, 0, 1000, "replicas");
+    schema::check_into(&mut c, schema::gateway_spec(), spec, "");
     queue_routes(
         &mut c,
         "queues",
@@ -549,80 +289,48 @@ pub fn gateway_spec(spec: &RecallGatewaySpec) -> Result<(), ValidationErrors> {
         spec.deadline_ms,
         spec.merge.policy,
     );
-    merge_spec(&mut c, "merge", &spec.merge);
     filter_spec(&mut c, &spec.filters);
-    if let Some(cb) = &spec.circuit_breaker {
-        in_range(
-            &mut c,
-            cb.failure_threshold,
-            1,
-            10000,
-            "circuitBreaker.failureThreshold",
-        );
-        in_range(&mut c, cb.open_ms, 1, 3_600_000, "circuitBreaker.openMs");
-    }
     if let Some(signals) = &spec.signals {
         redis_signals(&mut c, &signals.redis);
     }
     c.finish()
 }
 
-/// A RecallExperiment spec. `deadline_ms` is the target gateway's, when known.
+/// A RecallExperiment spec.
 pub fn experiment_spec(spec: &RecallExperimentSpec) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    c.check(
-        !spec.gateway.is_empty(),
-        "gateway",
-        "must name a RecallGateway",
-    );
-    c.check(!spec.layer.is_empty(), "layer", "must not be empty");
-    in_range(&mut c, spec.traffic, 0, 100, "traffic");
-    in_range(&mut c, spec.bucket_start, 0, 9999, "bucketStart");
+    schema::check_into(&mut c, schema::experiment_spec(), spec, "");
     c.check(
         spec.bucket_start + spec.traffic * 100 <= 10000,
         "bucketStart",
         "bucketStart + traffic * 100 must not exceed 10000 buckets: lower traffic or bucketStart",
     );
-    arms(&mut c, &spec.arms, i32::MAX);
+    arms(&mut c, "arms", &spec.arms, i32::MAX);
     c.finish()
 }
 
-fn arms(c: &mut Collector, arms: &[Arm], deadline_ms: i32) {
-    c.check(
-        (1..=16).contains(&arms.len()),
-        "arms",
-        "needs between 1 and 16 arms",
-    );
-    let mut seen = BTreeSet::new();
+/// The cross-field rules of an experiment's arms; `deadline_ms` is the gateway's, when known.
+fn arms(c: &mut Collector, field: &str, arms: &[Arm], deadline_ms: i32) {
     for (i, arm) in arms.iter().enumerate() {
-        let f = format!("arms[{i}]");
-        c.check(
-            !arm.name.is_empty(),
-            format!("{f}.name"),
-            "must not be empty",
-        );
-        c.check(
-            seen.insert(arm.name.as_str()),
-            format!("{f}.name"),
-            format!("arm '{}' is listed twice", arm.name),
-        );
-        in_range(c, arm.weight, 0, 100, &format!("{f}.weight"));
         let policy = arm
             .merge
             .as_ref()
             .map(|m| m.policy)
             .unwrap_or(MergePolicy::Rrf);
         if let Some(queues) = &arm.queues {
-            queue_routes(c, &format!("{f}.queues"), queues, deadline_ms, policy);
-        }
-        if let Some(merge) = &arm.merge {
-            merge_spec(c, &format!("{f}.merge"), merge);
+            queue_routes(
+                c,
+                &format!("{field}[{i}].queues"),
+                queues,
+                deadline_ms,
+                policy,
+            );
         }
     }
     let sum: i64 = arms.iter().map(|a| a.weight as i64).sum();
     c.check(
         sum == 100,
-        "arms",
+        field,
         format!("arm weights must sum to 100, they sum to {sum}"),
     );
 }
@@ -630,12 +338,7 @@ fn arms(c: &mut Collector, arms: &[Arm], deadline_ms: i32) {
 /// A routing config (as the gateway loads it).
 pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
     let mut c = Collector::default();
-    c.check(
-        !config.gateway.is_empty(),
-        "gateway",
-        "must name the gateway",
-    );
-    in_range(&mut c, config.deadline_ms, 1, 60000, "deadlineMs");
+    schema::check_into(&mut c, schema::routing_config(), config, "");
     queue_routes(
         &mut c,
         "queues",
@@ -643,7 +346,6 @@ pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
         config.deadline_ms,
         config.merge.policy,
     );
-    merge_spec(&mut c, "merge", &config.merge);
     filter_spec(&mut c, &config.filters);
     for (name, url) in &config.endpoints {
         c.check(
@@ -652,25 +354,13 @@ pub fn routing_config(config: &RoutingConfig) -> Result<(), ValidationErrors> {
             format!("'{url}' is not an http(s) URL"),
         );
     }
-    let mut names = BTreeSet::new();
     for (i, exp) in config.experiments.iter().enumerate() {
         let f = format!("experiments[{i}]");
+        arms(&mut c, &format!("{f}.arms"), &exp.arms, config.deadline_ms);
         c.check(
-            names.insert(exp.name.as_str()),
-            format!("{f}.name"),
-            "experiment names must be unique",
-        );
-        let mut inner = Collector::default();
-        arms(&mut inner, &exp.arms, config.deadline_ms);
-        if let Err(e) = inner.finish() {
-            c.extend_prefixed(&f, e);
-        }
-        c.check(
-            exp.buckets.start >= 0
-                && exp.buckets.start <= exp.buckets.end
-                && exp.buckets.end <= 10000,
+            exp.buckets.start <= exp.buckets.end,
             format!("{f}.buckets"),
-            "buckets must satisfy 0 <= start <= end <= 10000",
+            "buckets.start must not exceed buckets.end",
         );
     }
     for conflict in crate::assignment::layer_conflicts(

@@ -340,7 +340,7 @@ fn gateway_queue_names_are_unique() {
 
 #[test]
 fn gateway_needs_a_queue() {
-    rejected(&gateway("  queues: []\n"), "between 1 and 64 queues");
+    rejected(&gateway("  queues: []\n"), "needs between 1 and 64 entries");
 }
 
 const ARMS: &str = "  arms: [{name: control, weight: 50}, {name: treatment, weight: 50}]\n";

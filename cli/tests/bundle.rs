@@ -12,12 +12,12 @@ use kan_worker::synthetic::{BundleWriter, TensorData};
 use moto::Moto;
 
 fn popular_bundle(dir: &Path) -> BundleManifest {
-    let mut w = BundleWriter::new(dir).unwrap();
+    let mut w = BundleWriter::new(dir).expect("bundle dir");
     w.ids(
         files::ITEMS,
         &(0..8).map(|i| format!("i{i}")).collect::<Vec<_>>(),
     )
-    .unwrap();
+    .expect("item ids");
     w.tensors(
         files::POPULAR,
         vec![
@@ -28,9 +28,9 @@ fn popular_bundle(dir: &Path) -> BundleManifest {
             ),
         ],
     )
-    .unwrap();
+    .expect("popular lists");
     w.finish(StrategyType::Popular, None, serde_json::json!({}))
-        .unwrap()
+        .expect("manifest")
 }
 
 /// Runs `kan bundle ARGS` with the moto key (and `secret`) in the environment, as a pod would.

@@ -1,5 +1,5 @@
 //! The Helm chart: its Grafana dashboard (queries only metrics the code emits, shipped for the
-//! sidecar) and its image allow-list (`imagePolicy.allowedImagePrefixes`), rendered by `helm
+//! sidecar; every metric name lives in its crate's `metrics` module) and its image allow-list (`imagePolicy.allowedImagePrefixes`), rendered by `helm
 //! template` and its ValidatingAdmissionPolicy evaluated with the Kubernetes CEL library against
 //! RecallQueue objects, as the API server would at admission.
 //!
@@ -155,10 +155,10 @@ fn metric_names(text: &str) -> Vec<String> {
     names
 }
 
-/// Metric names written as string literals in the workspace's library and binary sources.
-fn emitted_metric_names() -> std::collections::BTreeSet<String> {
+/// Every `.rs` file under the workspace crates' `src/`, with its text.
+fn workspace_sources() -> Vec<(std::path::PathBuf, String)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut names = std::collections::BTreeSet::new();
+    let mut sources = Vec::new();
     let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root)
         .expect("workspace")
         .filter_map(|e| Some(e.ok()?.path().join("src")))
@@ -171,15 +171,78 @@ fn emitted_metric_names() -> std::collections::BTreeSet<String> {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let source = std::fs::read_to_string(&path).expect("source");
-                for literal in source.split('"').skip(1).step_by(2) {
-                    if literal.starts_with("kan_") && metric_names(literal) == [literal] {
-                        names.insert(literal.to_string());
-                    }
-                }
+                sources.push((path, source));
             }
         }
     }
-    names
+    sources
+}
+
+/// The `kan_…` string literals of a source that are a whole metric-like name.
+fn name_literals(source: &str) -> impl Iterator<Item = &str> {
+    source
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|literal| literal.starts_with("kan_") && metric_names(literal) == [*literal])
+}
+
+/// Metric names written as string literals in the workspace's library and binary sources.
+fn emitted_metric_names() -> std::collections::BTreeSet<String> {
+    workspace_sources()
+        .iter()
+        .flat_map(|(_, source)| name_literals(source).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_metric_name_is_defined_once_in_its_crates_metrics_module() {
+    let prefixes = ["kan_gateway_", "kan_worker_", "kan_operator_", "kan_http_"];
+    let mut defined = std::collections::BTreeMap::new();
+    for (path, source) in workspace_sources() {
+        let in_metrics_module = path.ends_with("src/metrics.rs");
+        for name in name_literals(&source).filter(|n| prefixes.iter().any(|p| n.starts_with(p))) {
+            assert!(
+                in_metrics_module,
+                "{}: the metric name {name} belongs in the crate's src/metrics.rs",
+                path.display()
+            );
+            if let Some(other) = defined.insert(name.to_string(), path.clone()) {
+                panic!(
+                    "{name} is defined in {} and {}",
+                    other.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    for crate_dir in ["gateway", "recall-worker", "operator", "http"] {
+        assert!(
+            defined
+                .values()
+                .any(|p| p.ends_with(format!("{crate_dir}/src/metrics.rs"))),
+            "{crate_dir} defines no metric: {defined:?}"
+        );
+    }
+}
+
+#[test]
+fn the_docs_name_every_operator_metric() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let docs: String = ["docs/operator.md", "docs/events.md"]
+        .iter()
+        .map(|d| std::fs::read_to_string(format!("{root}/{d}")).expect("doc"))
+        .collect();
+    let module =
+        std::fs::read_to_string(format!("{root}/operator/src/metrics.rs")).expect("module");
+    let names: Vec<&str> = name_literals(&module).collect();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        assert!(
+            docs.contains(&format!("`{name}")),
+            "{name} is missing from docs/operator.md and docs/events.md"
+        );
+    }
 }
 
 fn dashboard() -> Value {

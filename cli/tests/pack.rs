@@ -1,6 +1,8 @@
 //! `kan bundle pack` through the binary: a toy encoder written by a PyTorch-free Python script
 //! (examples/byo/make_toy_encoder.py) packs, verifies and serves a recall through the worker;
 //! models that break the encoder contract are refused before anything is written.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

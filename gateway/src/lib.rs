@@ -17,8 +17,6 @@
 //!
 //! The config is swapped atomically ([`GatewayHandle::update`], [`reload::watch`]); in-flight
 //! requests finish on the config they started with.
-// No unwrap() outside tests: a panic is never an error path.
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod answer;
 pub mod assign;

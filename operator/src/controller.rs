@@ -244,7 +244,7 @@ where
                 }
                 Err(ControllerError::QueueError(err)) => {
                     let failures = health.watch_failed();
-                    metrics::counter!("kan_operator_watch_errors_total").increment(1);
+                    metrics::counter!(crate::metrics::WATCH_ERRORS).increment(1);
                     // The error names the request, never a response body.
                     let message = err.to_string();
                     let message: String = message.chars().take(300).collect();

@@ -14,9 +14,6 @@ use crate::error::Result;
 /// expected values; the object itself is never logged).
 const MAX_MESSAGE: usize = 300;
 
-/// Counter of objects skipped because they could not be decoded, by kind.
-pub const UNDECODABLE_METRIC: &str = "kan_operator_undecodable_objects_total";
-
 /// An object that could not be decoded into its type.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} {key} cannot be decoded by this operator version: {message}")]
@@ -42,7 +39,7 @@ where
 
 /// Counts and logs one undecodable object (one bounded line).
 pub fn report(undecodable: &Undecodable) {
-    metrics::counter!(UNDECODABLE_METRIC, "kind" => undecodable.kind.clone()).increment(1);
+    metrics::counter!(crate::metrics::UNDECODABLE, "kind" => undecodable.kind.clone()).increment(1);
     tracing::warn!(kind = %undecodable.kind, object = %undecodable.key, error = %undecodable.message, "skipping an object this operator cannot decode");
 }
 

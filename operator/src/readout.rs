@@ -124,8 +124,7 @@ impl Poller {
             }
         }
         if let Some(first) = failures.first() {
-            metrics::counter!("kan_operator_readout_polls_total", "outcome" => "failed")
-                .increment(1);
+            metrics::counter!(crate::metrics::READOUT_POLLS, "outcome" => "failed").increment(1);
             return Observation::Failed {
                 reason: "GatewayUnreachable",
                 message: format!(
@@ -134,7 +133,7 @@ impl Poller {
                 ),
             };
         }
-        metrics::counter!("kan_operator_readout_polls_total", "outcome" => "read").increment(1);
+        metrics::counter!(crate::metrics::READOUT_POLLS, "outcome" => "read").increment(1);
         Observation::Read(readouts)
     }
 

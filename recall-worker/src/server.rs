@@ -114,22 +114,22 @@ async fn recall(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
     .instrument(span.clone())
     .await;
-    metrics::histogram!("kan_worker_request_duration_seconds", "queue" => queue.clone())
+    metrics::histogram!(crate::metrics::REQUEST_SECONDS, "queue" => queue.clone())
         .record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(response) => {
             span.record("returned", response.candidates.len());
-            metrics::histogram!("kan_worker_candidates_returned", "queue" => queue.clone())
+            metrics::histogram!(crate::metrics::CANDIDATES_RETURNED, "queue" => queue.clone())
                 .record(response.candidates.len() as f64);
-            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "ok")
+            metrics::counter!(crate::metrics::REQUESTS, "queue" => queue, "status" => "ok")
                 .increment(1);
             answer(&response, compact)
         }
         Err(e) => {
             let kind = e.metric_label();
-            metrics::counter!("kan_worker_errors_total", "queue" => queue.clone(), "kind" => kind)
+            metrics::counter!(crate::metrics::ERRORS, "queue" => queue.clone(), "kind" => kind)
                 .increment(1);
-            metrics::counter!("kan_worker_requests_total", "queue" => queue, "status" => "error")
+            metrics::counter!(crate::metrics::REQUESTS, "queue" => queue, "status" => "error")
                 .increment(1);
             if !matches!(e, Error::InvalidRequest { .. }) {
                 tracing::warn!(parent: &span, error = %e, kind, "recall failed");

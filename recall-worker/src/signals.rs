@@ -94,7 +94,7 @@ impl<'a> Fresh<'a> {
                 "signal store read failed; answering from the bundle (degraded)"
             );
         }
-        metrics::counter!("kan_worker_signal_failures_total", "kind" => failure).increment(1);
+        metrics::counter!(crate::metrics::SIGNAL_FAILURES, "kind" => failure).increment(1);
         None
     }
 }

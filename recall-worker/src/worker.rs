@@ -186,14 +186,14 @@ impl Worker {
         match outcome {
             Ok(loaded) => {
                 tracing::info!(queue = %loaded.name, version = %loaded.version, took_s = started.elapsed().as_secs_f64(), "queue loaded");
-                metrics::counter!("kan_worker_reloads_total", "queue" => loaded.name.clone(), "outcome" => "ok").increment(1);
+                metrics::counter!(crate::metrics::RELOADS, "queue" => loaded.name.clone(), "outcome" => "ok").increment(1);
                 *lock(&self.inner.config) = config;
                 self.inner.current.store(Some(Arc::new(loaded)));
                 *lock(&self.inner.last_error) = None;
                 Ok(())
             }
             Err(e) => {
-                metrics::counter!("kan_worker_reloads_total", "queue" => config.name.clone(), "outcome" => "error").increment(1);
+                metrics::counter!(crate::metrics::RELOADS, "queue" => config.name.clone(), "outcome" => "error").increment(1);
                 let serving = self
                     .current()
                     .map(|l| format!(" (still serving version {})", l.version))
@@ -322,7 +322,7 @@ impl Worker {
             ..(*loaded).clone()
         })));
         *lock(&self.inner.added) = merged;
-        metrics::counter!("kan_worker_items_added_total", "queue" => loaded.name.clone())
+        metrics::counter!(crate::metrics::ITEMS_ADDED, "queue" => loaded.name.clone())
             .increment(request.items.len() as u64);
         Ok(ItemsResponse {
             queue: loaded.name.clone(),

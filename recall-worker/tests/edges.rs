@@ -1,5 +1,7 @@
 //! The worker's edges: every error status carries the JSON error body and `POST /v1/recall`
 //! takes only JSON.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

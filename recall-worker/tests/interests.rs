@@ -2,6 +2,8 @@
 //! K vectors — in the exact scan, the embedded HNSW index and Qdrant — and serves the best score
 //! per item, top k. The expected lists are computed here by brute force, independently of the
 //! worker's merge.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 #[path = "common/fake_qdrant.rs"]

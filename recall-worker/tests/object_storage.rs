@@ -1,6 +1,8 @@
 //! Bundles from object storage, against a real S3-compatible server (moto) started per test:
 //! a queue served from `s3://` end to end, and every way a download can go wrong leaving the
 //! worker not ready or on its old bundle.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 #[path = "common/moto.rs"]

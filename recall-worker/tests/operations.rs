@@ -1,4 +1,6 @@
 //! Readiness, bad bundles, hot reload and bad input, through HTTP.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! server (`common/fake_qdrant.rs`): `kan index load`'s loading and alias swap, a worker
 //! searching the collection of its own bundle version, the collection lifecycle (workers racing
 //! to load a new version, a loader cut off mid-upload, garbage collection) and the search retry.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 #[path = "common/fake_qdrant.rs"]

@@ -1,4 +1,6 @@
 //! Every strategy through HTTP on a tiny bundle written in the test.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -10,8 +10,6 @@
 //!
 //! Decisions (windows, decay, ranking) are kan-core's [`kan_core::fresh`]; this crate only moves
 //! data.
-// No unwrap() outside tests: a panic is never an error path.
-#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod memory;
 mod redis_store;

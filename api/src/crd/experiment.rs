@@ -108,8 +108,10 @@ impl RecallExperimentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BucketRange {
     /// First bucket in the range.
+    #[schemars(range(min = 0, max = BUCKETS))]
     pub start: i32,
     /// One past the last bucket in the range.
+    #[schemars(range(min = 0, max = BUCKETS))]
     pub end: i32,
 }
 

@@ -1,8 +1,10 @@
 //! The three custom resources (group `kan.dev`, version `v1alpha1`) and the pieces they share.
 //!
-//! Doc comments on every field become `kubectl explain` text. Cross-field rules are CEL
-//! `x-kubernetes-validations` so the API server rejects bad specs with a message; the same rules
-//! are mirrored in [`crate::validate`] for code paths without an API server (`kan up`, tests).
+//! Doc comments on every field become `kubectl explain` text. Per-field bounds are schema
+//! attributes (`#[schemars(range(...))]`, `length(...)`), which [`crate::validate::schema`]
+//! reads back from the generated schema for code paths without an API server (`kan up`, config
+//! files); never restate one elsewhere. Cross-field rules are CEL `x-kubernetes-validations` so
+//! the API server rejects bad specs with a message, mirrored by hand in [`crate::validate`].
 
 mod common;
 mod experiment;

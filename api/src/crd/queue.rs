@@ -746,6 +746,7 @@ pub struct ExploratorySettings {
     pub kg_expansion: bool,
     /// Hops of the expansion (1 or 2).
     #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 2))]
     pub kg_hops: i32,
     /// Weight multiplier per hop: a category one hop away counts `kgHopDecay` × its
     /// relatedness.
@@ -854,8 +855,7 @@ pub struct PinnedItem {
 /// Settings of the attribute strategy: the user's tag profile (tags and knowledge-graph entities
 /// of their recent history, recency-decayed), optionally expanded over related tags, selects
 /// items through the bundle's tag → items index.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
-#[x_kube(validation = Rule::new("self.kgHops >= 1 && self.kgHops <= 2").message("attribute.kgHops must be 1 or 2"))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttributeSettings {
     /// Most recent history items whose tags form the profile.
@@ -881,6 +881,7 @@ pub struct AttributeSettings {
     pub kg_expansion: bool,
     /// Hops of the expansion (1 or 2).
     #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 2))]
     pub kg_hops: i32,
     /// Weight multiplier per hop: a tag one hop away counts `kgHopDecay` × its relatedness.
     #[serde(default = "default_attribute_hop_decay")]

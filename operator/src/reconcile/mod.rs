@@ -212,8 +212,8 @@ where
 {
     let start = Instant::now();
     let result = run.await;
-    metrics::counter!("kan_operator_reconciliations_total", "kind" => kind).increment(1);
-    metrics::histogram!("kan_operator_reconcile_duration_seconds", "kind" => kind)
+    metrics::counter!(crate::metrics::RECONCILIATIONS, "kind" => kind).increment(1);
+    metrics::histogram!(crate::metrics::RECONCILE_SECONDS, "kind" => kind)
         .record(start.elapsed().as_secs_f64());
     match &result {
         Ok(_) => ctx.reset_backoff(&object_key(obj)),
@@ -261,7 +261,7 @@ pub fn error_policy<K: Resource>(
     kind: &'static str,
 ) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |obj, err, ctx| {
-        metrics::counter!("kan_operator_reconcile_errors_total", "kind" => kind, "error" => err.metric_label())
+        metrics::counter!(crate::metrics::RECONCILE_ERRORS, "kind" => kind, "error" => err.metric_label())
             .increment(1);
         let delay = ctx.next_backoff(&object_key(obj.as_ref()));
         tracing::warn!(kind, object = %object_key(obj.as_ref()), error = %err, retry_in_s = delay.as_secs(), "reconcile failed");

@@ -397,7 +397,7 @@ impl VectorIndex for QdrantIndex {
                 && let Some(left) = retry_budget(self.timeout, started.elapsed())
             {
                 tracing::debug!(error = %e, ?left, "qdrant search failed; retrying once");
-                metrics::counter!("kan_worker_qdrant_retries_total").increment(1);
+                metrics::counter!(crate::metrics::QDRANT_RETRIES).increment(1);
                 outcome = self.query_once(request, left).await;
             }
             let response = outcome.map_err(|e| match e {

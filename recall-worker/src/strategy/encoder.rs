@@ -73,7 +73,7 @@ impl EncoderRecall {
         }
         let start = Instant::now();
         let users = self.encoder.query_vectors(&trained)?;
-        metrics::histogram!("kan_worker_inference_duration_seconds", "strategy" => strategy)
+        metrics::histogram!(crate::metrics::INFERENCE_SECONDS, "strategy" => strategy)
             .record(start.elapsed().as_secs_f64());
         if users.is_empty() {
             return Ok(Vec::new());
@@ -92,7 +92,7 @@ impl EncoderRecall {
             let lists = self.index.search_many(&users, params).await?;
             Ok(kan_core::interests::merge(&lists, query.k))
         };
-        metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
+        metrics::histogram!(crate::metrics::INDEX_SEARCH_SECONDS, "backend" => self.index.name())
             .record(start.elapsed().as_secs_f64());
         hits
     }

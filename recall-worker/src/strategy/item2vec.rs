@@ -114,7 +114,7 @@ impl Strategy for Item2vec {
                     },
                 )
                 .await;
-            metrics::histogram!("kan_worker_index_search_duration_seconds", "backend" => self.index.name())
+            metrics::histogram!(crate::metrics::INDEX_SEARCH_SECONDS, "backend" => self.index.name())
                 .record(start.elapsed().as_secs_f64());
             hits
         })

@@ -111,7 +111,7 @@ pub trait Strategy: Send + Sync {
             );
             let start = Instant::now();
             let result = self.recall(query).instrument(span).await;
-            metrics::histogram!("kan_worker_strategy_duration_seconds", "strategy" => self.name())
+            metrics::histogram!(crate::metrics::STRATEGY_SECONDS, "strategy" => self.name())
                 .record(start.elapsed().as_secs_f64());
             result.map(|hits| finish(hits, query.exclude, query.k))
         })

@@ -1,6 +1,8 @@
 //! Test fixtures: a tiny bundle per strategy written with the bundle writer, worker configs, and
 //! an HTTP client over the router.
 #![allow(dead_code)]
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! Tiny synthetic data: users in communities that each prefer their own items, written in the
 //! generic CSV export format.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;
 use std::path::Path;
