@@ -1,4 +1,6 @@
 //! `POST /v1/items`: items published after training, recalled without a new bundle.
+// Test code: clippy.toml's allow-unwrap-in-tests covers #[test] functions, not their helpers.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
