@@ -94,7 +94,7 @@ fn queue_examples() -> Vec<Value> {
         json!({"type": "itemcf"}),
         json!({"type": "social"}),
         json!({"type": "exploratory"}),
-        json!({"type": "popular", "popular": {"segmentBy": ["age_band"], "trending": {}}}),
+        json!({"type": "popular", "popular": {"segmentBy": ["age_band"], "trending": {}, "newItems": 5}}),
         json!({"type": "attribute", "attribute": {"kgExpansion": true}}),
         json!({"type": "operational", "operational": {"items": [{
             "itemId": "a", "score": 1.0,
