@@ -11,30 +11,15 @@ out=out/bench-exploratory
 mkdir -p "$out"
 make data >/dev/null
 
-queue() { # NAME BUNDLE SETTINGS
-  mkdir -p "$out/q/$1"
-  printf 'apiVersion: kan.dev/v1alpha1\nkind: RecallQueue\nmetadata: {name: %s}\nspec:\n  strategy: {type: exploratory, exploratory: %s}\n  bundle: {uri: %s}\n' \
-    "$1" "$3" "$(realpath "$2")" >"$out/q/$1/queue.yaml"
-  echo "$out/q/$1/queue.yaml"
-}
-table() { # REPORT.json
-  python3 - "$1" <<'P'
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(f"# {r['dataset']}: {r['split']}, {r['part']}, {r['users']} users, {r['items']} items")
-for x in r['rows']:
-    m = x['metrics']
-    print(f"| {x['name']} | {m['recall@20']:.4f} | {m['ndcg@20']:.4f} | {m['recall@50']:.4f} | {m['coverage@20']:.4f} | {m['coverage@300']:.4f} |")
-P
-}
+source bench/content/lib.sh
 # The grid, one queue file per cell: PREFIX-off, PREFIX-h1-d0.1 ... (hops 1, 2 × DECAYS).
 grid() { # PREFIX BUNDLE DECAYS...
   local prefix=$1 bundle=$2; shift 2
-  echo --queues; queue "$prefix-off" "$bundle" '{}'
+  echo --queues; queue exploratory "$prefix-off" "$bundle" '{}'
   for hops in 1 2; do
     for decay in "$@"; do
       echo --queues
-      queue "$prefix-h$hops-d$decay" "$bundle" "{kgExpansion: true, kgHops: $hops, kgHopDecay: $decay}"
+      queue exploratory "$prefix-h$hops-d$decay" "$bundle" "{kgExpansion: true, kgHops: $hops, kgHopDecay: $decay}"
     done
   done
 }
