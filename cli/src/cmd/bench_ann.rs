@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
     pub interests: usize,
     #[command(flatten)]
-    pub hnsw: super::bench::HnswArgs,
+    pub hnsw: super::bench_shared::HnswArgs,
     /// Throughput is measured with 1..=threads threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,

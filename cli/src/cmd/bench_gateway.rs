@@ -68,5 +68,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gateway_threads: args.gateway_threads,
         compact_answers: !args.json_answers,
     };
-    super::bench::run_and_print(args.threads, "gateway benchmark", run_bench(&config))
+    super::bench_shared::run_and_print(args.threads, "gateway benchmark", run_bench(&config))
 }

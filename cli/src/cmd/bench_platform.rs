@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ready_timeout = Duration::from_secs(args.ready_timeout_s);
     let base_url = platform.base_url.clone();
     let log = logs.path().join("kan-up.log");
-    super::bench::run_and_print(args.threads, "platform benchmark", async move {
+    super::bench_shared::run_and_print(args.threads, "platform benchmark", async move {
         wait_ready(&base_url, ready_timeout)
             .await
             .map_err(|e| std::io::Error::other(format!("{e}; its log: {}", log.display())))?;

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         settle: Duration::from_secs(args.settle_s),
     };
-    super::bench::run_and_print(args.threads, "soak benchmark", soak(&config))
+    super::bench_shared::run_and_print(args.threads, "soak benchmark", soak(&config))
 }
 
 /// Starts `kan gateway` (this executable) on a free loopback port with the routing config in a

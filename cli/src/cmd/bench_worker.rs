@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub rate: Option<f64>,
     #[command(flatten)]
-    pub hnsw: super::bench::HnswArgs,
+    pub hnsw: super::bench_shared::HnswArgs,
     /// ONNX Runtime library; defaults to $ORT_DYLIB_PATH.
     #[arg(long)]
     pub ort_dylib: Option<PathBuf>,

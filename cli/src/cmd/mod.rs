@@ -3,6 +3,7 @@ pub mod bench_ann;
 pub mod bench_freshness;
 pub mod bench_gateway;
 pub mod bench_platform;
+pub mod bench_shared;
 pub mod bench_soak;
 pub mod bench_worker;
 pub mod bundle;
