@@ -20,7 +20,6 @@
 
 pub mod answer;
 pub mod assign;
-pub mod bench;
 pub mod breaker;
 pub mod config;
 pub mod console;
@@ -32,12 +31,10 @@ pub mod filter;
 mod gateway;
 pub mod merge;
 pub mod metrics;
-pub mod platform;
 pub mod propensity;
 pub mod reload;
 pub mod response;
 pub mod server;
-pub mod soak;
 pub mod stats;
 pub mod testing;
 pub mod trace;

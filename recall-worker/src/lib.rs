@@ -28,13 +28,11 @@
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
 //! * [`added`] — the persisted catalogue of items added after training (`POST /v1/items`).
 //! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
-//! * [`bench`], [`bench_ann`] — the load generators behind `kan bench worker` / `kan bench ann`.
+//!
+//! The load generators behind `kan bench worker` / `kan bench ann` live in `kan-bench`, which
+//! uses this crate's public API.
 
 pub mod added;
-pub mod bench;
-pub mod bench_ann;
-pub mod bench_bundle;
-pub mod bench_vectors;
 pub mod bundle;
 pub mod error;
 pub mod index;

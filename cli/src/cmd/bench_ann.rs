@@ -1,10 +1,10 @@
-//! `kan bench ann`: embedded HNSW vs exact scan (see `kan_worker::bench_ann`); run
+//! `kan bench ann`: embedded HNSW vs exact scan (see `kan_bench::ann`); run
 //! `bench/serving/faiss_hnsw.py --dir OUT` afterwards for FAISS on the same files.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kan_worker::bench_ann::{AnnConfig, AnnReport, run as run_bench};
+use kan_bench::ann::{AnnConfig, AnnReport, run as run_bench};
 
 /// Benchmark the embedded ANN index against an exact scan; write base/queries/ground truth.
 #[derive(clap::Args, Debug)]
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     pub history: usize,
     /// Clusters a synthetic query's items come from (1: single-interest users).
-    #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
+    #[arg(long, default_value_t = kan_bench::bundles::INTERESTS)]
     pub interests: usize,
     #[command(flatten)]
     pub hnsw: super::bench_shared::HnswArgs,

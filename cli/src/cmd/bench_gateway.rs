@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kan_api::crd::MergePolicy;
-use kan_gateway::bench::{BenchConfig, run as run_bench};
+use kan_bench::gateway::{BenchConfig, run as run_bench};
 
 /// Benchmark the gateway: N fake queues × M candidates behind one gateway, driven over HTTP.
 #[derive(clap::Args, Debug)]

@@ -1,6 +1,6 @@
 //! `kan bench platform`: `kan up DIR` (this executable, as its own process) under a load
 //! generator in this process — capacity, CPU per request, open-loop latency at shares of
-//! capacity (see [`kan_gateway::platform`]).
+//! capacity (see [`kan_bench::platform`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kan_gateway::platform::{PlatformConfig, PlatformReport, process_cpu_ms};
+use kan_bench::platform::{PlatformConfig, PlatformReport, process_cpu_ms};
 use serde::Serialize;
 
 /// Benchmark the whole platform: `kan up DIR` in its own process, driven over HTTP.
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         wait_ready(&base_url, ready_timeout)
             .await
             .map_err(|e| std::io::Error::other(format!("{e}; its log: {}", log.display())))?;
-        let platform = kan_gateway::platform::run(
+        let platform = kan_bench::platform::run(
             &format!("{base_url}/v1/recall"),
             Arc::new(move || process_cpu_ms(Some(pid))),
             &config,

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use kan_api::crd::MergePolicy;
 use kan_api::routing::RoutingConfig;
-use kan_gateway::bench::BenchConfig;
-use kan_gateway::soak::{GatewayUnderTest, SoakConfig, SpawnedGateway, soak};
+use kan_bench::gateway::BenchConfig;
+use kan_bench::soak::{GatewayUnderTest, SoakConfig, SpawnedGateway, soak};
 
 /// Soak the gateway: measure capacity, offer a multiple of it for a while, report as JSON.
 #[derive(clap::Args, Debug)]

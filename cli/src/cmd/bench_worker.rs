@@ -1,11 +1,11 @@
-//! `kan bench worker`: the recall worker's load generator (see `kan_worker::bench`).
+//! `kan bench worker`: the recall worker's load generator (see `kan_bench::worker`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use kan_api::crd::StrategyType;
-use kan_worker::bench::{BenchConfig, BenchReport, Latency, run as run_bench};
+use kan_bench::worker::{BenchConfig, BenchReport, Latency, run as run_bench};
 
 /// Benchmark a worker in-process on a synthetic bundle (vector strategies: HNSW vs exact scan).
 #[derive(clap::Args, Debug)]
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     pub history: usize,
     /// Clusters each request's history comes from (1: single-interest users).
-    #[arg(long, default_value_t = kan_worker::bench_bundle::INTERESTS)]
+    #[arg(long, default_value_t = kan_bench::bundles::INTERESTS)]
     pub interests: usize,
     /// User vectors of the encoder strategies' model, one run each, e.g. `--user-vectors 1
     /// --user-vectors 2`: 1 is the synthetic mean encoder (`user_embedding` [B, D]); K > 1 is

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use kan_api::crd::{MergePolicy, MergeSpec, QueueRoute};
 use kan_api::routing::RoutingConfig;
 use kan_api::wire::GatewayResponse;
+use kan_gateway::Gateway;
+use kan_gateway::testing::{Behaviour, FakeQueue};
 use serde::Serialize;
 
-use crate::Gateway;
-use crate::testing::{Behaviour, FakeQueue};
+use crate::percentile::percentile;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -299,27 +300,9 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// Nearest-rank percentile; 0 for no samples.
-pub fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 0.5), 50.0);
-        assert_eq!(percentile(&mut v, 0.99), 99.0);
-        assert_eq!(percentile(&mut [], 0.5), 0.0);
-    }
 
     #[tokio::test]
     async fn a_short_run_serves_requests_without_errors_with_either_answer_format() {

@@ -1,5 +1,5 @@
 //! The worker load generator behind `kan bench worker`: a synthetic bundle at scale for any
-//! strategy ([`crate::bench_bundle`]) served in-process, with closed-loop (max throughput) and
+//! strategy ([`crate::bundles`]) served in-process, with closed-loop (max throughput) and
 //! open-loop (fixed rate) latency percentiles. Vector strategies are served twice — embedded HNSW
 //! and exact scan — with recall@k of the ANN against the exact answer, and the encoder strategies
 //! report the share of the ONNX encoder in the latency. Requests go through [`Worker::recall`]
@@ -18,12 +18,14 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::bench_bundle;
-use crate::error::{Error, Result};
-use crate::index::hnsw::HnswParams;
-use crate::synthetic::clustered_vectors_with_noise;
-use crate::worker::{Worker, WorkerOptions};
 use kan_onnx::UserEncoder;
+use kan_worker::index::hnsw::HnswParams;
+use kan_worker::synthetic::clustered_vectors_with_noise;
+use kan_worker::{Worker, WorkerOptions};
+
+use crate::bundles;
+use crate::error::{Error, Result};
+use crate::percentile::nearest_rank;
 
 /// Writes a K-interest ONNX user encoder over the item vectors: (vectors, dim, K) → model.
 pub type InterestEncoder = fn(&[f32], usize, usize) -> std::result::Result<Vec<u8>, String>;
@@ -108,13 +110,7 @@ pub struct BenchReport {
 /// Percentiles of latencies in seconds.
 pub fn latency(mut samples: Vec<f64>, elapsed: Duration) -> Latency {
     samples.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        if samples.is_empty() {
-            return 0.0;
-        }
-        let i = ((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[i] * 1000.0
-    };
+    let q = |p: f64| nearest_rank(&samples, p) * 1000.0;
     let n = samples.len();
     Latency {
         requests: n,
@@ -136,7 +132,7 @@ fn worker_config(config: &BenchConfig, dir: &Path) -> Result<WorkerConfig> {
         "strategy": {"type": config.strategy.as_str()},
         "candidates": config.k, "maxCandidates": config.k, "timeoutMs": 10000,
     });
-    if let serde_json::Value::Object(settings) = bench_bundle::settings(config.strategy) {
+    if let serde_json::Value::Object(settings) = bundles::settings(config.strategy) {
         for (key, value) in settings {
             spec["strategy"][key] = value;
         }
@@ -160,10 +156,10 @@ fn requests(config: &BenchConfig, n: usize, seed: u64) -> Vec<RecallRequest> {
     let clusters = clusters(config.items);
     (0..n)
         .map(|u| RecallRequest {
-            user_id: format!("u{}", u % bench_bundle::USERS),
+            user_id: format!("u{}", u % bundles::USERS),
             k: Some(config.k),
             history: Some(
-                bench_bundle::user_items(
+                bundles::user_items(
                     &mut rng,
                     config.items,
                     clusters,
@@ -293,15 +289,18 @@ fn inference_mean_ms(config: &BenchConfig) -> Result<f64> {
 
 /// Runs the whole benchmark.
 pub async fn run(config: BenchConfig) -> Result<BenchReport> {
-    let vector = bench_bundle::uses_vectors(config.strategy);
+    let vector = bundles::uses_vectors(config.strategy);
     let clusters = clusters(config.items);
     let vectors = vector.then(|| {
-        clustered_vectors_with_noise(config.items, config.dim, clusters, bench_bundle::NOISE, 42)
+        clustered_vectors_with_noise(config.items, config.dim, clusters, bundles::NOISE, 42)
     });
     let model = match (config.user_vectors, config.interest_encoder, &vectors) {
         (0 | 1, _, _) => None,
-        (k, Some(make), Some(vectors)) if crate::strategy::uses_encoder(config.strategy) => {
-            Some(make(vectors, config.dim, k).map_err(Error::Model)?)
+        (k, Some(make), Some(vectors)) if kan_worker::strategy::uses_encoder(config.strategy) => {
+            Some(
+                make(vectors, config.dim, k)
+                    .map_err(|e| Error::Config(format!("the multi-interest encoder: {e}")))?,
+            )
         }
         (k, _, _) => {
             return Err(Error::Config(format!(
@@ -309,10 +308,10 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
             )));
         }
     };
-    bench_bundle::write(
+    bundles::write(
         &config.dir,
         config.strategy,
-        &bench_bundle::Scale {
+        &bundles::Scale {
             items: config.items,
             dim: config.dim,
             history_length: config.history,
@@ -362,7 +361,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
         }),
         None => None,
     };
-    let inference_mean_ms = if crate::strategy::uses_encoder(config.strategy) {
+    let inference_mean_ms = if kan_worker::strategy::uses_encoder(config.strategy) {
         Some(inference_mean_ms(&config)?)
     } else {
         None

@@ -16,13 +16,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::bench_bundle;
-use crate::bench_vectors::{Matrix, read_vectors, write_npy_f32, write_npy_i32};
+use kan_worker::index::exact::ExactIndex;
+use kan_worker::index::hnsw::{HnswIndex, HnswParams};
+use kan_worker::index::{Hit, SearchParams, normalise};
+use kan_worker::synthetic::clustered_vectors_with_noise;
+
+use crate::bundles;
 use crate::error::{Error, Result};
-use crate::index::exact::ExactIndex;
-use crate::index::hnsw::{HnswIndex, HnswParams};
-use crate::index::{Hit, SearchParams, normalise};
-use crate::synthetic::clustered_vectors_with_noise;
+use crate::percentile::nearest_rank;
+use crate::vector_files::{Matrix, read_vectors, write_npy_f32, write_npy_i32};
 
 #[derive(Debug, Clone)]
 pub struct AnnConfig {
@@ -101,7 +103,7 @@ fn user_queries(
     while data.len() < n * base.cols {
         let mut q = vec![0f32; base.cols];
         let rows: Vec<usize> = match clusters {
-            Some(c) => bench_bundle::user_items(&mut rng, base.rows, c, history.max(1), interests),
+            Some(c) => bundles::user_items(&mut rng, base.rows, c, history.max(1), interests),
             None => (0..history.max(1))
                 .map(|_| rng.random_range(0..base.rows))
                 .collect(),
@@ -122,11 +124,7 @@ fn user_queries(
 }
 
 fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] * 1000.0
+    nearest_rank(sorted, p) * 1000.0
 }
 
 /// Single-query latencies (seconds, sorted) of the first `n` queries on this thread, and the
@@ -185,7 +183,7 @@ fn throughput(
 
 /// A failed search answers nothing and is counted, so the run can report it instead of
 /// measuring a broken index.
-fn counting_failures(result: Result<Vec<Hit>>, failures: &AtomicUsize) -> Vec<Hit> {
+fn counting_failures(result: kan_worker::Result<Vec<Hit>>, failures: &AtomicUsize) -> Vec<Hit> {
     result.unwrap_or_else(|_| {
         failures.fetch_add(1, Ordering::Relaxed);
         Vec::new()
@@ -205,7 +203,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
         None => (
             format!(
                 "synthetic clustered ({clusters} clusters, noise ±{})",
-                bench_bundle::NOISE
+                bundles::NOISE
             ),
             Matrix {
                 rows: config.items,
@@ -214,7 +212,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
                     config.items,
                     config.dim,
                     clusters,
-                    bench_bundle::NOISE,
+                    bundles::NOISE,
                     42,
                 ),
             },

@@ -1,5 +1,5 @@
 //! Synthetic bundles at benchmark scale for every strategy, so `kan bench worker` drives each one
-//! through the same request path ([`crate::Worker::recall`]). Shapes follow
+//! through the same request path ([`kan_worker::Worker::recall`]). Shapes follow
 //! [`kan_api::bundle::files`]; sizes are fixed below and stated in BENCHMARKS.md. Item `i` lives
 //! in cluster `i % clusters` of the vectors, and item-CF neighbours and categories follow the
 //! same clusters, so every strategy sees the same catalogue structure.
@@ -12,8 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use kan_worker::synthetic::{BundleWriter, TensorData, encoder_onnx, offsets};
+
 use crate::error::Result;
-use crate::synthetic::{BundleWriter, TensorData, encoder_onnx, offsets};
 
 /// Known users (social needs a friend graph and their histories).
 pub const USERS: usize = 10_000;
@@ -31,7 +32,7 @@ pub const POPULAR: usize = 1_000;
 pub const PINS: usize = 100;
 /// Per-coordinate noise of the benchmark vectors around their cluster centre: noise norm
 /// ≈ 0.46 against a unit centre in 64-d, so clusters are distinct but wide (see BENCHMARKS.md;
-/// `synthetic::clustered_vectors`' default ±0.35 is nearly uniform directions).
+/// `kan_worker::synthetic::clustered_vectors`' default ±0.35 is nearly uniform directions).
 pub const NOISE: f32 = 0.1;
 /// Interest clusters a benchmark user's history is drawn from by default.
 pub const INTERESTS: usize = 2;
@@ -294,12 +295,11 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()
 #[cfg(test)]
 mod tests {
     use kan_api::worker_config::WorkerConfig;
+    use kan_worker::synthetic::clustered_vectors;
+    use kan_worker::{Worker, WorkerOptions};
 
     use super::*;
-    use crate::synthetic::clustered_vectors;
-    use crate::worker::{Worker, WorkerOptions};
 
-    /// Every bundle-backed strategy loads from what `write` produces and answers a request.
     #[test]
     fn user_items_come_from_two_clusters_and_stay_in_the_catalogue() {
         let mut rng = StdRng::seed_from_u64(1);
@@ -310,6 +310,7 @@ mod tests {
         assert!(clusters.len() <= INTERESTS, "{clusters:?}");
     }
 
+    /// Every bundle-backed strategy loads from what `write` produces and answers a request.
     #[tokio::test]
     async fn every_strategy_serves_candidates_from_its_benchmark_bundle() {
         let (items, dim) = (2_000, 8);

@@ -1,5 +1,5 @@
 //! `kan bench soak`: the gateway under sustained overload, on the `kan bench gateway` machinery
-//! ([`crate::bench`]). It measures the gateway's capacity (closed loop, which also warms it up),
+//! ([`crate::gateway`]). It measures the gateway's capacity (closed loop, which also warms it up),
 //! then offers `overload` × capacity
 //! open-loop for `duration` — one queue killed and one slowed past the deadline a third of the
 //! way in — and reports what was admitted, shed and answered with candidates, the latency of
@@ -20,8 +20,10 @@ use kan_api::crd::CircuitBreakerSpec;
 use kan_api::routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{BenchConfig, closed_loop, percentile, routing, serve_gateway, spawn_fakes};
-use crate::testing::Behaviour;
+use kan_gateway::testing::{Behaviour, FakeQueue};
+
+use crate::gateway::{BenchConfig, closed_loop, routing, serve_gateway, spawn_fakes};
+use crate::percentile::percentile;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -238,7 +240,7 @@ pub async fn soak(config: &SoakConfig) -> std::io::Result<SoakReport> {
         }
     };
     let pid = served.pid();
-    let mut fakes: Vec<Option<crate::testing::FakeQueue>> = fakes.into_iter().map(Some).collect();
+    let mut fakes: Vec<Option<FakeQueue>> = fakes.into_iter().map(Some).collect();
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .timeout(CLIENT_TIMEOUT)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench::percentile;
+use crate::percentile::percentile;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -333,7 +333,7 @@ fn cpu_ms_of_stat(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Behaviour, FakeQueue};
+    use kan_gateway::testing::{Behaviour, FakeQueue};
 
     #[test]
     fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {
@@ -391,7 +391,7 @@ mod tests {
             exposure_log: None,
             experiments: Vec::new(),
         };
-        let (url, runtime) = crate::bench::serve_gateway(
+        let (url, runtime) = crate::gateway::serve_gateway(
             routing,
             1,
             Arc::new(std::sync::atomic::AtomicU64::new(0)),
