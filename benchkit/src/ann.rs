@@ -16,10 +16,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use kan_testkit::vectors::clustered_vectors_with_noise;
 use kan_worker::index::exact::ExactIndex;
 use kan_worker::index::hnsw::{HnswIndex, HnswParams};
 use kan_worker::index::{Hit, SearchParams, normalise};
-use kan_worker::synthetic::clustered_vectors_with_noise;
 
 use crate::bundles;
 use crate::error::{Error, Result};

@@ -12,9 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use kan_worker::synthetic::{BundleWriter, TensorData, encoder_onnx, offsets};
-
-use crate::error::Result;
+use kan_testkit::bundle::{BundleWriter, TensorData, offsets};
+use kan_testkit::onnx::encoder_onnx;
 
 /// Known users (social needs a friend graph and their histories).
 pub const USERS: usize = 10_000;
@@ -32,7 +31,7 @@ pub const POPULAR: usize = 1_000;
 pub const PINS: usize = 100;
 /// Per-coordinate noise of the benchmark vectors around their cluster centre: noise norm
 /// ≈ 0.46 against a unit centre in 64-d, so clusters are distinct but wide (see BENCHMARKS.md;
-/// `kan_worker::synthetic::clustered_vectors`' default ±0.35 is nearly uniform directions).
+/// `kan_testkit::vectors::clustered_vectors`' default ±0.35 is nearly uniform directions).
 pub const NOISE: f32 = 0.1;
 /// Interest clusters a benchmark user's history is drawn from by default.
 pub const INTERESTS: usize = 2;
@@ -98,7 +97,7 @@ pub fn settings(strategy: StrategyType) -> Value {
 }
 
 /// Writes the bundle of `strategy` into `dir`; none for operational (it has no bundle).
-pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()> {
+pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> std::io::Result<()> {
     if strategy == StrategyType::Operational {
         return Ok(());
     }
@@ -295,7 +294,7 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> Result<()
 #[cfg(test)]
 mod tests {
     use kan_api::worker_config::WorkerConfig;
-    use kan_worker::synthetic::clustered_vectors;
+    use kan_testkit::vectors::clustered_vectors;
     use kan_worker::{Worker, WorkerOptions};
 
     use super::*;

@@ -19,6 +19,9 @@ pub enum Error {
     /// The ONNX encoder measured on its own failed.
     #[error("onnx: {0}")]
     Onnx(#[from] kan_onnx::Error),
+    /// The synthetic bundle could not be written.
+    #[error("writing the synthetic bundle: {0}")]
+    Fixture(#[source] std::io::Error),
     /// The index under test failed.
     #[error("vector index: {0}")]
     Index(String),

@@ -20,8 +20,8 @@ use kan_api::routing::RoutingConfig;
 use kan_api::worker_config::WorkerConfig;
 use kan_gateway::Gateway;
 use kan_signals::SignalStore;
-use kan_signals::testing::RedisServer;
-use kan_worker::synthetic::{BundleWriter, TensorData, offsets};
+use kan_testkit::bundle::{BundleWriter, TensorData, offsets};
+use kan_testkit::redis::RedisServer;
 use kan_worker::{Worker, WorkerOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -77,7 +77,7 @@ fn now_ms() -> i64 {
 }
 
 /// A social bundle (no bundle friends: every tie comes from the store) and a popular one.
-fn write_bundles(dir: &Path, users: usize) -> Result<()> {
+fn write_bundles(dir: &Path, users: usize) -> std::io::Result<()> {
     let items: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
     let user_ids: Vec<String> = (0..users).map(|u| format!("u{u}")).collect();
     let social = dir.join("social");
@@ -208,7 +208,7 @@ pub async fn run(config: &FreshnessConfig) -> Result<FreshnessReport> {
         what: "creating a temporary directory",
         source,
     })?;
-    write_bundles(dir.path(), 2 * n + 16)?;
+    write_bundles(dir.path(), 2 * n + 16).map_err(Error::Fixture)?;
     let bundle = |name: &str| format!("file://{}", dir.path().join(name).display());
     let social = start_queue(
         "social",

@@ -14,7 +14,7 @@ use kan_api::crd::{MergePolicy, MergeSpec, QueueRoute};
 use kan_api::routing::RoutingConfig;
 use kan_api::wire::GatewayResponse;
 use kan_gateway::Gateway;
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 use serde::Serialize;
 
 use crate::percentile::percentile;

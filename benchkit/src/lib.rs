@@ -1,5 +1,5 @@
 //! The benchmark harnesses behind `kan bench`. Each drives a serving crate through its public
-//! API, as a user would, on synthetic fixtures:
+//! API, as a user would, on fixtures from `kan-testkit`:
 //!
 //! * [`worker`] — `kan bench worker`: one worker in-process on a synthetic bundle at scale
 //!   ([`bundles`]), closed- and open-loop latency, HNSW against an exact scan.

@@ -333,7 +333,7 @@ fn cpu_ms_of_stat(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kan_gateway::testing::{Behaviour, FakeQueue};
+    use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 
     #[test]
     fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {

@@ -20,7 +20,7 @@ use kan_api::crd::CircuitBreakerSpec;
 use kan_api::routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 
 use crate::gateway::{BenchConfig, closed_loop, routing, serve_gateway, spawn_fakes};
 use crate::percentile::percentile;

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use kan_onnx::UserEncoder;
+use kan_testkit::vectors::clustered_vectors_with_noise;
 use kan_worker::index::hnsw::HnswParams;
-use kan_worker::synthetic::clustered_vectors_with_noise;
 use kan_worker::{Worker, WorkerOptions};
 
 use crate::bundles;
@@ -319,7 +319,8 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport> {
             vectors: vectors.as_deref(),
             model: model.as_deref(),
         },
-    )?;
+    )
+    .map_err(Error::Fixture)?;
     drop(model);
     drop(vectors);
     // exact_max_items 0: HNSW at every size, so small catalogues are measured too.

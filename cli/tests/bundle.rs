@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use kan_api::bundle::{BundleManifest, files};
 use kan_api::crd::StrategyType;
-use kan_worker::synthetic::{BundleWriter, TensorData};
+use kan_testkit::bundle::{BundleWriter, TensorData};
 use moto::Moto;
 
 fn popular_bundle(dir: &Path) -> BundleManifest {

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use kan_api::manifest::parse_worker_config;
 use kan_api::wire::RecallRequest;
-use kan_worker::synthetic::encoder_onnx;
+use kan_testkit::onnx::encoder_onnx;
 use kan_worker::worker::{Worker, WorkerOptions};
 
 fn text(out: &Output) -> String {

@@ -36,7 +36,6 @@ pub mod reload;
 pub mod response;
 pub mod server;
 pub mod stats;
-pub mod testing;
 pub mod trace;
 
 pub use config::{load_config, parse_config};

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use common::{config, serve};
 use kan_api::wire::{Candidate, ErrorBody, ErrorCode};
 use kan_gateway::Gateway;
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;

@@ -8,7 +8,7 @@ use common::{config, ids, serve, status_of};
 use kan_api::crd::{Arm, BucketRange, CircuitBreakerSpec, MergePolicy, MergeSpec, QueueRoute};
 use kan_api::routing::ExperimentRoute;
 use kan_api::wire::Candidate;
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 use serde_json::json;
 
 fn cands(ids: &[&str]) -> Vec<Candidate> {

@@ -13,7 +13,7 @@ use kan_api::routing::RoutingConfig;
 use kan_api::wire::Candidate;
 use kan_core::propensity::Table;
 use kan_gateway::Gateway;
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 use serde_json::json;
 
 /// Items x, y, z; segments age_band=18-24 and region=9. The young under-engage with x and

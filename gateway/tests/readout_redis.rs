@@ -14,9 +14,9 @@ use axum::http::{Request, StatusCode};
 use kan_api::crd::{Arm, BucketRange, QueueRoute};
 use kan_api::routing::ExperimentRoute;
 use kan_gateway::events::{events_router, readout_router};
-use kan_gateway::testing::{Behaviour, FakeQueue};
-use kan_signals::testing::RedisServer;
 use kan_signals::{RedisOptions, RedisStore, SignalStore};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
+use kan_testkit::redis::RedisServer;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{config, ids, serve};
 use kan_api::wire::Candidate;
-use kan_gateway::testing::{Behaviour, FakeQueue};
+use kan_testkit::fake_queue::{Behaviour, FakeQueue};
 use serde_json::json;
 
 fn cands(prefix: &str) -> Vec<Candidate> {

@@ -27,10 +27,9 @@
 //! * [`strategy`] — the [`strategy::Strategy`] trait and one module per strategy.
 //! * [`worker`] / [`server`] — hot-swappable state and the HTTP API.
 //! * [`added`] — the persisted catalogue of items added after training (`POST /v1/items`).
-//! * [`synthetic`] — synthetic bundles and a tiny ONNX encoder for tests and benchmarks.
 //!
-//! The load generators behind `kan bench worker` / `kan bench ann` live in `kan-bench`, which
-//! uses this crate's public API.
+//! Synthetic bundles and encoders for tests live in `kan-testkit`; the load generators behind
+//! `kan bench worker` / `kan bench ann` in `kan-bench`, which use this crate's public API.
 
 pub mod added;
 pub mod bundle;
@@ -41,7 +40,6 @@ pub mod request;
 pub mod server;
 pub mod signals;
 pub mod strategy;
-pub mod synthetic;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use common::*;
 use kan_api::crd::StrategyType;
 use kan_api::events::{Action, Event};
-use kan_signals::testing::RedisServer;
 use kan_signals::{MemoryStore, RedisOptions, RedisStore, SignalStore};
+use kan_testkit::redis::RedisServer;
 use kan_worker::{Worker, WorkerOptions};
 use serde_json::{Value, json};
 

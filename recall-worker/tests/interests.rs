@@ -17,10 +17,10 @@ use std::time::Duration;
 use common::*;
 use fake_qdrant::FakeQdrant;
 use kan_api::crd::StrategyType;
+use kan_testkit::onnx::interests_encoder_onnx;
 use kan_worker::bundle::Bundle;
 use kan_worker::index::qdrant;
 use kan_worker::index::qdrant::collections::{self, Lifecycle};
-use kan_worker::synthetic::interests_encoder_onnx;
 use kan_worker::{Worker, WorkerOptions};
 use serde_json::json;
 

@@ -58,7 +58,7 @@ async fn an_unloadable_onnx_model_is_rejected_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), StrategyType::Dssm);
     // Replace the model with garbage and re-sign the manifest so only the model is at fault.
-    let mut w = kan_worker::synthetic::BundleWriter::new(dir.path()).unwrap();
+    let mut w = kan_testkit::bundle::BundleWriter::new(dir.path()).unwrap();
     for name in [
         files::ITEMS,
         files::USERS,
@@ -131,7 +131,7 @@ async fn a_new_bundle_is_swapped_in_and_a_bad_one_leaves_the_old_serving() {
     assert_eq!(body["version"], v1.version.as_str());
 
     // A new version: different titles file, so a different content hash.
-    let mut w = kan_worker::synthetic::BundleWriter::new(dir.path()).unwrap();
+    let mut w = kan_testkit::bundle::BundleWriter::new(dir.path()).unwrap();
     for name in [
         files::ITEMS,
         files::USERS,

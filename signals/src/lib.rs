@@ -5,15 +5,13 @@
 //!   follow edges, decayed item counts per segment and minute, and idempotence keys;
 //! * [`MemoryStore`] — in-process, the embedded default of `kan up`;
 //! * [`RedisStore`] — Redis, for clusters (the store of record there; see `docs/events.md`
-//!   for the layout and the durability settings);
-//! * [`testing::RedisServer`] — a real `redis-server` on a free port for tests.
+//!   for the layout and the durability settings).
 //!
 //! Decisions (windows, decay, ranking) are kan-core's [`kan_core::fresh`]; this crate only moves
 //! data.
 
 mod memory;
 mod redis_store;
-pub mod testing;
 
 use std::time::Duration;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kan_api::events::{Action, Event};
-use kan_signals::testing::RedisServer;
 use kan_signals::{MemoryStore, RedisOptions, RedisStore, SignalStore, Window};
+use kan_testkit::redis::RedisServer;
 
 fn now_ms() -> i64 {
     SystemTime::now()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kan_api::crd::{FilterSpec, MergeSpec, QueueRoute};
 use kan_api::routing::RoutingConfig;
 use kan_gateway::Gateway;
-use kan_gateway::testing::FakeQueue;
+use kan_testkit::fake_queue::FakeQueue;
 
 /// A config over `queues` (name, fake) with endpoints pointing at the fakes.
 pub fn config(queues: &[(&str, &FakeQueue)]) -> RoutingConfig {

@@ -236,7 +236,7 @@ mod tests {
 
     use super::*;
     use crate::index::exact::ExactIndex;
-    use crate::synthetic::clustered_vectors;
+    use kan_testkit::vectors::clustered_vectors;
 
     fn build(dim: usize, vectors: &[f32]) -> HnswIndex {
         HnswIndex::build(dim, vectors, HnswParams::default()).expect("build")
