@@ -1,5 +1,6 @@
-//! Fan-out: concurrent queue calls over pooled keep-alive HTTP connections, each under its own
-//! timeout and the request's deadline, with optional hedging and a circuit breaker. A call never
+//! Fan-out: concurrent queue calls over pooled keep-alive HTTP connections (or straight to an
+//! in-process worker's router, [`LocalQueues`]), each under its own timeout and the request's
+//! deadline, with optional hedging and a circuit breaker. A call never
 //! fails the fan-out: whatever happens becomes the queue's [`QueueStatus`].
 //!
 //! The breaker only hears what the queue is to blame for ([`verdict`]): connect errors, 5xx
@@ -22,10 +23,12 @@ use kan_api::wire::compact;
 use kan_api::wire::{ErrorBody, QueueStatus, RecallRequest};
 use serde::Serialize;
 use tokio::time::Instant;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::answer::CandidateList;
 use crate::breaker::Breakers;
+use crate::local::LocalQueues;
 
 /// What the gateway asks queues to answer in: the compact layout, which costs a fraction of
 /// JSON to read, and JSON from workers that predate it.
@@ -96,6 +99,8 @@ struct QueueRequest<'a> {
 #[derive(Clone, Debug)]
 pub struct FanOut {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Queues in this process, called without a socket (see [`LocalQueues`]).
+    local: LocalQueues,
 }
 
 impl Default for FanOut {
@@ -114,7 +119,15 @@ impl FanOut {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(kan_http::default_max_in_flight())
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            local: LocalQueues::default(),
+        }
+    }
+
+    /// The registry of in-process queues this fan-out calls without a socket.
+    pub fn local_queues(&self) -> LocalQueues {
+        self.local.clone()
     }
 
     /// Calls every queue concurrently; the outcomes come back in the order of `calls`.
@@ -315,11 +328,35 @@ impl FanOut {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static(ACCEPTED_ANSWERS));
         crate::trace::inject(span, parent, headers);
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| CallError::queue(error_chain(&e)))?;
+        match url.authority().and_then(|a| self.local.get(a.as_str())) {
+            // Spawned, as a served connection is: the worker's work runs beside the other
+            // queues' and the call's timeout can still give up on it.
+            Some(router) => {
+                let response = tokio::spawn(router.oneshot(request))
+                    .await
+                    .map_err(|e| CallError::queue(format!("in-process queue call: {e}")))?;
+                let Ok(response) = response;
+                read_answer(response).await
+            }
+            None => {
+                let response = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| CallError::queue(error_chain(&e)))?;
+                read_answer(response).await
+            }
+        }
+    }
+}
+
+/// A queue's answer, over HTTP or from an in-process router: compact or JSON candidates, or
+/// the error its status and body describe.
+async fn read_answer<B>(response: axum::http::Response<B>) -> Result<CandidateList, CallError>
+where
+    B: http_body::Body,
+    B::Error: std::error::Error,
+{
         let status = response.status();
         let compact = response
             .headers()
@@ -363,7 +400,6 @@ impl FanOut {
             CandidateList::decode(Vec::from(bytes))
         };
         list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
-    }
 }
 
 /// Why a sent call failed, and whether that is the queue's fault (a 4xx other than 429 is the

@@ -93,6 +93,12 @@ impl Gateway {
         }
     }
 
+    /// The queues in this process that the gateway calls without a socket (`kan up`
+    /// registers its workers' routers here).
+    pub fn local_queues(&self) -> crate::local::LocalQueues {
+        self.inner.fanout.local_queues()
+    }
+
     pub fn handle(&self) -> GatewayHandle {
         GatewayHandle {
             inner: self.inner.clone(),

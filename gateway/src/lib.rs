@@ -28,6 +28,7 @@ pub mod events;
 pub mod exposure;
 pub mod fanout;
 pub mod filter;
+pub mod local;
 mod gateway;
 pub mod merge;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! `kan up DIR`: the whole platform in one process. Reads the same RecallQueue, RecallGateway
 //! and RecallExperiment YAML a cluster takes, validates it with the CRDs' rules, runs one worker
 //! per queue on a loopback port and the gateway in front, and applies edits to `DIR` live
-//! through the same paths a cluster uses (worker reload, gateway routing update).
+//! through the same paths a cluster uses (worker reload, gateway routing update). The gateway
+//! hands its queue calls to the workers' routers in-process unless `--queue-calls http`.
 
 mod dir;
 pub(crate) mod plan;
@@ -36,6 +37,11 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How the gateway calls the queues: `in-process` hands each call to the worker's router
+    /// (same request and answer bytes, no socket); `http` goes over loopback as a cluster does.
+    /// Each queue listens on its port either way.
+    #[arg(long, value_enum, default_value_t = QueueCalls::InProcess)]
+    pub queue_calls: QueueCalls,
     /// Limits of the gateway's and every queue's listener.
     #[command(flatten)]
     pub listener: ListenerArgs,
@@ -46,6 +52,13 @@ pub struct Args {
     /// `POST /v1/events` into it and every queue reads it.
     #[command(flatten)]
     pub signals: SignalsArgs,
+}
+
+/// The gateway's transport to the queues of `kan up`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueCalls {
+    InProcess,
+    Http,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

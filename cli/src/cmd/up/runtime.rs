@@ -9,12 +9,13 @@ use anyhow::Context;
 use kan_api::routing::RoutingConfig;
 use kan_api::worker_config::WorkerConfig;
 use kan_gateway::Gateway;
+use kan_gateway::local::LocalQueues;
 use kan_worker::bundle::Bundle;
 use kan_worker::{Worker, WorkerOptions};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
 
-use super::Args;
+use super::{Args, QueueCalls};
 use super::dir::{DirReader, DirState, Trouble, TroubleChange};
 use super::plan::{Plan, plan};
 use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
@@ -24,10 +25,15 @@ struct RunningWorker {
     worker: Worker,
     url: String,
     stop: Option<oneshot::Sender<()>>,
+    /// Where the gateway finds this worker's router in-process, if it does.
+    local: Option<(LocalQueues, String)>,
 }
 
 impl Drop for RunningWorker {
     fn drop(&mut self) {
+        if let Some((local, authority)) = &self.local {
+            local.unregister(authority);
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -39,6 +45,8 @@ struct Platform {
     listener: ListenerArgs,
     admission: AdmissionArgs,
     metrics: PrometheusHandle,
+    /// Set when queue calls go to the workers' routers in-process.
+    local: Option<LocalQueues>,
     workers: BTreeMap<String, RunningWorker>,
     gateway: Gateway,
     plan: Plan,
@@ -76,6 +84,7 @@ pub async fn run(args: Args, metrics: PrometheusHandle) -> anyhow::Result<()> {
         listener: args.listener.clone(),
         admission: args.admission.clone(),
         metrics: metrics.clone(),
+        local: (args.queue_calls == QueueCalls::InProcess).then(|| gateway.local_queues()),
         workers: BTreeMap::new(),
         gateway: gateway.clone(),
         plan: first.clone(),
@@ -209,12 +218,14 @@ impl Platform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding a worker port")?;
-        let url = format!(
-            "http://{}",
-            listener.local_addr().context("worker address")?
-        );
+        let authority = listener.local_addr().context("worker address")?.to_string();
+        let url = format!("http://{authority}");
         let router = worker
             .router_with_admission(Some(self.metrics.clone()), self.admission.admission(&name));
+        let local = self.local.clone().map(|local| {
+            local.register(&authority, router.clone());
+            (local, authority)
+        });
         let limits = self.listener.limits(&name);
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -232,6 +243,7 @@ impl Platform {
             worker,
             url,
             stop: Some(stop),
+            local,
         })
     }
 
