@@ -72,6 +72,7 @@ struct Shared {
 pub struct FakeQueue {
     shared: Arc<Shared>,
     url: String,
+    router: Router,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -108,10 +109,16 @@ impl FakeQueue {
         let router = Router::new()
             .route("/v1/recall", post(answer))
             .with_state(shared.clone());
+        let served = router.clone();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(listener, served).await;
         });
-        Ok(Self { shared, url, task })
+        Ok(Self {
+            shared,
+            url,
+            router,
+            task,
+        })
     }
 
     /// `n` candidates `{prefix}{offset}`, `{prefix}{offset+1}`, … with decreasing scores.
@@ -127,6 +134,12 @@ impl FakeQueue {
     /// Base URL (`http://127.0.0.1:PORT`), as in a routing config's `endpoints`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The router the queue serves, for calling it in-process (the same state: calls and
+    /// behaviour are shared with the served one).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub fn calls(&self) -> u64 {

@@ -11,6 +11,8 @@ use anyhow::Context;
 use kan_bench::platform::{PlatformConfig, PlatformReport, process_cpu_ms};
 use serde::Serialize;
 
+use super::up::QueueCalls;
+
 /// Benchmark the whole platform: `kan up DIR` in its own process, driven over HTTP.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -44,6 +46,9 @@ pub struct Args {
     /// Runtime worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// How `kan up` calls its queues (`in-process` or `http`), as its `--queue-calls`.
+    #[arg(long, value_enum, default_value_t = QueueCalls::InProcess)]
+    pub queue_calls: QueueCalls,
     /// Seconds to wait for every queue of DIR to be ready.
     #[arg(long, default_value_t = 180)]
     pub ready_timeout_s: u64,
@@ -52,6 +57,7 @@ pub struct Args {
 #[derive(Serialize)]
 struct Report {
     build: &'static str,
+    queue_calls: &'static str,
     dir: String,
     cores: usize,
     #[serde(flatten)]
@@ -66,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     let logs = tempfile::tempdir()?;
-    let platform = Platform::start(&dir, logs.path())?;
+    let platform = Platform::start(&dir, logs.path(), args.queue_calls)?;
     let pid = platform.child.id();
     let config = PlatformConfig {
         users: (1..=args.users.max(1)).map(|u| u.to_string()).collect(),
@@ -78,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step: Duration::from_secs(args.step_s.max(1)),
         max_client_in_flight: args.max_client_in_flight.max(1),
     };
+    let queue_calls = args.queue_calls.as_str();
     let ready_timeout = Duration::from_secs(args.ready_timeout_s);
     let base_url = platform.base_url.clone();
     let log = logs.path().join("kan-up.log");
@@ -97,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 "release"
             },
+            queue_calls,
             dir: dir.display().to_string(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             platform,
@@ -112,7 +120,7 @@ struct Platform {
 
 impl Platform {
     /// Starts `kan up dir` on a free loopback port, its log in `logs/kan-up.log`.
-    fn start(dir: &Path, logs: &Path) -> anyhow::Result<Self> {
+    fn start(dir: &Path, logs: &Path, queue_calls: QueueCalls) -> anyhow::Result<Self> {
         // The port is free when asked; nothing else on loopback races for it here.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -122,6 +130,7 @@ impl Platform {
             .arg("up")
             .arg(dir)
             .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--queue-calls={}", queue_calls.as_str()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

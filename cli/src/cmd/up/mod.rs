@@ -61,6 +61,16 @@ pub enum QueueCalls {
     Http,
 }
 
+impl QueueCalls {
+    /// The flag's value, as `--queue-calls` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueCalls::InProcess => "in-process",
+            QueueCalls::Http => "http",
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let telemetry = telemetry::init("kan-up", args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
