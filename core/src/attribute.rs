@@ -13,8 +13,6 @@
 //!
 //! Items of the history and the excluded items are never recalled. No history, no candidates.
 
-use std::collections::BTreeMap;
-
 use kan_api::crd::AttributeSettings;
 
 use crate::rank::{Hit, top_k, with_scores};
@@ -55,57 +53,70 @@ where
     I: Iterator<Item = (u32, f32)>,
 {
     let recent = &history[..history.len().min(settings.history_length.max(1) as usize)];
-    let mut weights: BTreeMap<u32, f32> = BTreeMap::new();
-    for (i, &item) in recent.iter().enumerate() {
-        let w = recency_weight(settings.recency_decay, i);
-        for (tag, tw) in tags_of(item) {
-            if tw.is_finite() {
-                *weights.entry(tag).or_default() += w * tw;
-            }
-        }
-    }
-    if settings.kg_expansion
-        && let Some(related) = related
-    {
-        weights = expand(weights, related, settings.kg_hops, settings.kg_hop_decay);
-    }
-    let ranked = weights
-        .into_iter()
-        .filter(|(_, w)| *w > 0.0)
-        .map(|(item, score)| Hit { item, score });
-    top_k(ranked, settings.max_tags.max(1) as usize)
-        .into_iter()
-        .map(|h| (h.item, h.score))
-        .collect()
-}
-
-/// Spreads a profile over the related-tag graph for `hops` rounds (clamped to 1..=2), each
-/// round's gain scaled by `hop_decay`; the original weights stay. Ordered maps: sums are added
-/// in one order, so `kan eval` and the worker get bit-identical scores.
-pub fn expand(
-    profile: BTreeMap<u32, f32>,
-    related: Weighted<'_>,
-    hops: i32,
-    hop_decay: f64,
-) -> BTreeMap<u32, f32> {
-    let mut out = profile.clone();
-    let mut frontier = profile;
-    for _ in 0..hops.clamp(1, 2) {
-        let mut next: BTreeMap<u32, f32> = BTreeMap::new();
-        for (&tag, &w) in &frontier {
-            for (other, r) in related.row(tag as usize) {
-                let gain = w * r * hop_decay as f32;
-                if gain.is_finite() && gain > 0.0 {
-                    *next.entry(other).or_default() += gain;
+    let weights = with_scores(|weights| {
+        for (i, &item) in recent.iter().enumerate() {
+            let w = recency_weight(settings.recency_decay, i);
+            for (tag, tw) in tags_of(item) {
+                if tw.is_finite() {
+                    weights.add(tag, w * tw);
                 }
             }
         }
-        for (&tag, &w) in &next {
-            *out.entry(tag).or_default() += w;
+        let summed: Vec<Hit> = weights.entries().collect();
+        weights.clear();
+        summed
+    });
+    let weights = match related {
+        Some(related) if settings.kg_expansion => expand(
+            &weights,
+            related,
+            settings.kg_hops,
+            settings.kg_hop_decay,
+        ),
+        _ => weights,
+    };
+    top_k(
+        weights.into_iter().filter(|h| h.score > 0.0),
+        settings.max_tags.max(1) as usize,
+    )
+    .into_iter()
+    .map(|h| (h.item, h.score))
+    .collect()
+}
+
+/// Spreads a profile (tag, weight) over the related-tag graph for `hops` rounds (clamped to
+/// 1..=2), each round's gain scaled by `hop_decay`; the original weights stay. Sums go into
+/// dense per-tag accumulators (a tree map here cost a third of the whole platform's CPU) and
+/// are added in one deterministic order, so `kan eval` and the worker get bit-identical scores.
+/// Tags come back in the order they were first reached.
+pub fn expand(profile: &[Hit], related: Weighted<'_>, hops: i32, hop_decay: f64) -> Vec<Hit> {
+    with_scores(|out| {
+        for h in profile {
+            out.add(h.item, h.score);
         }
-        frontier = next;
-    }
-    out
+        let mut frontier = profile.to_vec();
+        for _ in 0..hops.clamp(1, 2) {
+            frontier = with_scores(|next| {
+                for h in &frontier {
+                    for (other, r) in related.row(h.item as usize) {
+                        let gain = h.score * r * hop_decay as f32;
+                        if gain.is_finite() && gain > 0.0 {
+                            next.add(other, gain);
+                        }
+                    }
+                }
+                let reached: Vec<Hit> = next.entries().collect();
+                next.clear();
+                reached
+            });
+            for h in &frontier {
+                out.add(h.item, h.score);
+            }
+        }
+        let expanded: Vec<Hit> = out.entries().collect();
+        out.clear();
+        expanded
+    })
 }
 
 /// The `k` best items for a profile over the given postings (tag → items, best first); items of

@@ -175,7 +175,15 @@ pub fn affinities(
     dominant: &HashSet<u32>,
     settings: &ExploratorySettings,
 ) -> BTreeMap<u32, f32> {
-    let mut reached = expand(counts, related, settings.kg_hops, settings.kg_hop_decay);
+    let counts: Vec<Hit> = counts
+        .into_iter()
+        .map(|(item, score)| Hit { item, score })
+        .collect();
+    let mut reached: BTreeMap<u32, f32> =
+        expand(&counts, related, settings.kg_hops, settings.kg_hop_decay)
+            .into_iter()
+            .map(|h| (h.item, h.score))
+            .collect();
     reached.retain(|c, w| !dominant.contains(c) && w.is_finite() && *w > 0.0);
     let strongest = reached.values().copied().fold(0.0f32, f32::max);
     if strongest > 0.0 {

@@ -120,7 +120,20 @@ impl Scores {
         out
     }
 
-    fn clear(&mut self) {
+    /// The scored items with their sums, in the order they were first added (deterministic
+    /// for a deterministic sequence of adds); removed items are left out.
+    pub fn entries(&self) -> impl Iterator<Item = Hit> + '_ {
+        self.touched
+            .iter()
+            .filter(|&&i| self.state[i as usize] == SCORED)
+            .map(|&item| Hit {
+                item,
+                score: self.score[item as usize],
+            })
+    }
+
+    /// Empties the accumulator (costs only what was touched).
+    pub fn clear(&mut self) {
         for &i in &self.touched {
             self.state[i as usize] = UNTOUCHED;
         }
@@ -187,6 +200,21 @@ mod tests {
         // Taking the result cleared everything, removals included.
         s.add(7, 2.0);
         assert_eq!(s.top_k(10), [hit(7, 2.0)]);
+    }
+
+    #[test]
+    fn entries_come_in_first_added_order_without_removed_items_until_cleared() {
+        let mut s = Scores::default();
+        s.add(9, 1.0);
+        s.add(2, 0.5);
+        s.add(9, 0.25);
+        s.add(5, 2.0);
+        s.remove(5);
+        assert_eq!(s.entries().collect::<Vec<_>>(), [hit(9, 1.25), hit(2, 0.5)]);
+        s.clear();
+        assert_eq!(s.entries().count(), 0);
+        s.add(5, 1.0);
+        assert_eq!(s.entries().collect::<Vec<_>>(), [hit(5, 1.0)]);
     }
 
     #[test]
