@@ -10,7 +10,8 @@ use kan_train::{TrainOptions, TrainRequest};
 /// Train a recall strategy from interaction data and write its bundle.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat | spectral
+    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat | spectral |
+    /// sequence
     #[arg(long)]
     pub strategy: String,
     /// Dataset directory.
@@ -46,7 +47,8 @@ pub struct Args {
     pub quiet: bool,
     /// Strategy hyper-parameter KEY=VALUE (repeatable): itemcf alpha, beta, top_n; popular
     /// half_life_days; dssm/gat learning_rate, temperature, patience; spectral rank, ideal_rank,
-    /// alpha, power_iterations.
+    /// alpha, power_iterations; sequence learning_rate, temperature, dropout, heads, blocks,
+    /// batch, negatives, patience.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 }
