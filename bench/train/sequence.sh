@@ -9,7 +9,8 @@
 # stops early on validation R@20 (best epoch kept), as RecBole trains and early-stops before
 # its test; so the winning bundle itself is the one scored on test, its input history then
 # holding the validation item too. Each setting is `NAME dim lr temperature dropout [params...]`
-# in $GRID (one per line); results land in $RES/sequence-ml100k.tsv.
+# in $GRID (one per line); results land in $RES/sequence-ml100k.tsv. Settings may run as
+# parallel invocations (GRID=one line, EVAL=0); a finished setting is not trained again.
 set -euo pipefail
 KAN=${1:?kan binary}; DATA=${2:-data/ml-100k}
 OUT=${OUT:-out/sequence}; RES=${RES:-$(dirname "$0")/results}
@@ -34,6 +35,8 @@ while read -r name dim lr t drop extra; do
     /usr/bin/time -f 'TIME %U %S %e %M' -o "$OUT/$name.time" nice -n 10 "$KAN" train --quiet \
       --strategy sequence --data "$DATA" --format ml100k --split temporal --threads 2 \
       --dim "$dim" --epochs "$EPOCHS" "${params[@]}" --out "$dir"
+  fi
+  if ! cut -f1 "$tsv" | grep -qx "$name"; then
     read -r _ u s e m < "$OUT/$name.time"
     jq -r --arg n "$name" --arg d "$dim" --arg lr "$lr" --arg t "$t" --arg dr "$drop" \
       --arg x "${extra:--}" --arg cpu "$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')" \
@@ -46,6 +49,7 @@ done <<< "$GRID"
 column -t -s $'\t' "$tsv"
 
 # The validation winner, on test (kan eval re-creates the split from the bundle's params).
+[ "${EVAL:-1}" = 1 ] || exit 0
 best=$(tail -n +2 "$tsv" | sort -t$'\t' -k7,7gr | head -n1 | cut -f1)
 echo "validation winner: $best"
 nice -n 10 "$KAN" eval --threads 2 --data "$DATA" --format ml100k \

@@ -54,10 +54,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let strategy: StrategyType = args.strategy.parse().map_err(anyhow::Error::msg)?;
+    // candle runs element-wise ops on a spinning barrier pool of CANDLE_NUM_THREADS threads; on
+    // the sequence model's small tensors it tripled an epoch's CPU seconds on a shared 2-core
+    // machine (BENCHMARKS.md, "Sequence recall"), so sequence training runs them inline unless
+    // the variable says otherwise. Its matrix products keep --threads.
+    if strategy == StrategyType::Sequence && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: `kan train` is single-threaded until here: no pool or runtime exists yet, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     if let Some(t) = args.threads {
         kan_train::set_threads(t)?;
     }
-    let strategy: StrategyType = args.strategy.parse().map_err(anyhow::Error::msg)?;
     let req = TrainRequest {
         strategy,
         data: args.data,
