@@ -90,6 +90,7 @@ fn queue_examples() -> Vec<Value> {
         json!({"type": "dssm", "dssm": {"scoreThreshold": 0.5}}),
         json!({"type": "gat", "gat": {"scoreThreshold": 0.5}}),
         json!({"type": "spectral", "spectral": {"scoreThreshold": 0.5}}),
+        json!({"type": "sequence", "sequence": {"scoreThreshold": 0.5}}),
         json!({"type": "item2vec"}),
         json!({"type": "itemcf"}),
         json!({"type": "social"}),

@@ -79,7 +79,11 @@ pub struct Scale<'a> {
 pub fn uses_vectors(strategy: StrategyType) -> bool {
     matches!(
         strategy,
-        StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral | StrategyType::Item2vec
+        StrategyType::Dssm
+            | StrategyType::Gat
+            | StrategyType::Spectral
+            | StrategyType::Sequence
+            | StrategyType::Item2vec
     )
 }
 
@@ -134,6 +138,7 @@ pub fn write(dir: &Path, strategy: StrategyType, scale: &Scale<'_>) -> std::io::
         StrategyType::Dssm
         | StrategyType::Gat
         | StrategyType::Spectral
+        | StrategyType::Sequence
         | StrategyType::Item2vec => {
             let vectors = scale.vectors.unwrap_or_default();
             dim = Some(scale.dim as u32);

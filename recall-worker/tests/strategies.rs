@@ -72,6 +72,11 @@ async fn gat_recalls_the_exact_neighbours_of_the_history_through_onnx() {
 }
 
 #[tokio::test]
+async fn sequence_is_served_by_the_encoder_path_like_dssm() {
+    encoder_strategy_recalls_the_exact_neighbours_of_the_history(StrategyType::Sequence).await;
+}
+
+#[tokio::test]
 async fn encoder_strategies_return_nothing_for_a_user_without_history() {
     if ort_dylib().is_none() {
         return;

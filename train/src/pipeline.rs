@@ -106,6 +106,7 @@ pub fn fit(
         S::Dssm | S::Gat => twotower::PARAMS,
         S::Attribute => strategies::attribute::PARAMS,
         S::Spectral => strategies::spectral::PARAMS,
+        S::Sequence => strategies::sequence::PARAMS,
         _ => &[],
     };
     opts.params.check(&strategy.to_string(), tunable)?;
@@ -119,6 +120,7 @@ pub fn fit(
         S::Dssm => Box::new(twotower::train(&ctx, twotower::Kind::Dssm)?),
         S::Gat => Box::new(twotower::train(&ctx, twotower::Kind::Gat)?),
         S::Spectral => Box::new(strategies::spectral::train(&ctx)?),
+        S::Sequence => Box::new(strategies::sequence::train(&ctx)?),
         S::Operational => {
             return Err(Error::InvalidInput(
                 "operational queues are editor lists written in the RecallQueue spec; there is nothing to train".into(),

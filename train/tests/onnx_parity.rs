@@ -25,7 +25,7 @@ use kan_train::strategies::twotower::{self, Kind, batch_inputs};
 use kan_train::strategies::{Context, TrainOptions};
 
 #[test]
-fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
+fn exported_dssm_gat_spectral_and_sequence_encoders_match_the_training_forward_pass() {
     if kan_onnx::dylib_path(None).is_err() {
         eprintln!(
             "skipping ONNX parity: ORT_DYLIB_PATH is not set or missing (source scripts/env.sh after ./scripts/install-tools.sh)"
@@ -104,6 +104,33 @@ fn exported_dssm_gat_and_spectral_encoders_match_the_training_forward_pass() {
         .fold(0f32, f32::max);
     assert_eq!(got[2].len(), model.dim);
     assert!(max_diff <= 1e-4, "spectral: max abs diff {max_diff}");
+    // sequence: two blocks of two-head causal attention, dropout off at export; the history
+    // longer than L is cut to its 8 most recent items on both sides.
+    let seq_opts = TrainOptions {
+        params: kan_train::strategies::HyperParams::parse(&["heads=2"]).unwrap(),
+        ..opts.clone()
+    };
+    let seq_ctx = Context {
+        opts: &seq_opts,
+        ..ctx
+    };
+    let model = kan_train::strategies::sequence::train(&seq_ctx).unwrap();
+    let want = model.encode(&refs).unwrap();
+    let got = encode(&model.to_onnx().unwrap(), &refs, 8, 16);
+    let mut max_diff = 0f32;
+    for (g, (w, h)) in got.iter().zip(want.iter().zip(&refs)) {
+        assert_eq!(g.len(), 16);
+        for (a, b) in g.iter().zip(w) {
+            max_diff = max_diff.max((a - b).abs());
+        }
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        // An empty history has no direction of its own (the final norm's bias).
+        if !h.is_empty() {
+            assert!((norm - 1.0).abs() < 1e-4, "sequence: norm {norm}");
+        }
+    }
+    assert!(max_diff <= 1e-4, "sequence: max abs diff {max_diff}");
+    eprintln!("sequence: ONNX vs candle max abs diff {max_diff:e}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use kan_train::data::Format;
 use kan_train::split::SplitSpec;
 use kan_train::{EvalRequest, MergePolicy, QueueInput, TrainOptions, TrainRequest};
 
-const STRATEGIES: [StrategyType; 9] = [
+const STRATEGIES: [StrategyType; 10] = [
     StrategyType::Popular,
     StrategyType::Attribute,
     StrategyType::Itemcf,
@@ -20,6 +20,7 @@ const STRATEGIES: [StrategyType; 9] = [
     StrategyType::Dssm,
     StrategyType::Gat,
     StrategyType::Spectral,
+    StrategyType::Sequence,
 ];
 
 fn request(data: &std::path::Path, out: &std::path::Path, strategy: StrategyType) -> TrainRequest {
@@ -87,7 +88,10 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         // dssm/gat evaluate through ONNX Runtime; without it they are trained but not evaluated.
         let needs_ort = matches!(
             s,
-            StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral
+            StrategyType::Dssm
+                | StrategyType::Gat
+                | StrategyType::Spectral
+                | StrategyType::Sequence
         );
         if !needs_ort || kan_onnx::dylib_path(None).is_ok() {
             queues.push(QueueInput::new(s.to_string(), out));

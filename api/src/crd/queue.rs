@@ -418,6 +418,9 @@ pub enum StrategyType {
     /// Graph filter (GF-CF): an ONNX encoder summing spectral history rows, item vectors in the
     /// index.
     Spectral,
+    /// SASRec-style causal self-attention encoder (ONNX) over the ordered history, its item
+    /// embeddings in the index.
+    Sequence,
     /// Skip-gram item vectors; the user vector is a recency-weighted mean of history vectors.
     Item2vec,
     /// Item-item neighbours (RP3beta/Swing) aggregated over the user's history.
@@ -435,10 +438,11 @@ pub enum StrategyType {
 }
 
 impl StrategyType {
-    pub const ALL: [StrategyType; 10] = [
+    pub const ALL: [StrategyType; 11] = [
         StrategyType::Dssm,
         StrategyType::Gat,
         StrategyType::Spectral,
+        StrategyType::Sequence,
         StrategyType::Item2vec,
         StrategyType::Itemcf,
         StrategyType::Social,
@@ -454,6 +458,7 @@ impl StrategyType {
             StrategyType::Dssm => "dssm",
             StrategyType::Gat => "gat",
             StrategyType::Spectral => "spectral",
+            StrategyType::Sequence => "sequence",
             StrategyType::Item2vec => "item2vec",
             StrategyType::Itemcf => "itemcf",
             StrategyType::Social => "social",
@@ -471,6 +476,7 @@ impl StrategyType {
             StrategyType::Dssm
                 | StrategyType::Gat
                 | StrategyType::Spectral
+                | StrategyType::Sequence
                 | StrategyType::Item2vec
         )
     }
@@ -515,6 +521,10 @@ pub enum Strategy {
         #[serde(default)]
         spectral: EncoderSettings,
     },
+    Sequence {
+        #[serde(default)]
+        sequence: EncoderSettings,
+    },
     Item2vec {
         #[serde(default)]
         item2vec: Item2vecSettings,
@@ -550,6 +560,7 @@ impl Strategy {
             Strategy::Dssm { .. } => StrategyType::Dssm,
             Strategy::Gat { .. } => StrategyType::Gat,
             Strategy::Spectral { .. } => StrategyType::Spectral,
+            Strategy::Sequence { .. } => StrategyType::Sequence,
             Strategy::Item2vec { .. } => StrategyType::Item2vec,
             Strategy::Itemcf { .. } => StrategyType::Itemcf,
             Strategy::Social { .. } => StrategyType::Social,
@@ -568,6 +579,7 @@ impl Strategy {
 #[x_kube(validation = Rule::new("self.type == 'dssm' || !has(self.dssm)").message("strategy.dssm is only allowed when strategy.type is dssm"))]
 #[x_kube(validation = Rule::new("self.type == 'gat' || !has(self.gat)").message("strategy.gat is only allowed when strategy.type is gat"))]
 #[x_kube(validation = Rule::new("self.type == 'spectral' || !has(self.spectral)").message("strategy.spectral is only allowed when strategy.type is spectral"))]
+#[x_kube(validation = Rule::new("self.type == 'sequence' || !has(self.sequence)").message("strategy.sequence is only allowed when strategy.type is sequence"))]
 #[x_kube(validation = Rule::new("self.type == 'item2vec' || !has(self.item2vec)").message("strategy.item2vec is only allowed when strategy.type is item2vec"))]
 #[x_kube(validation = Rule::new("self.type == 'itemcf' || !has(self.itemcf)").message("strategy.itemcf is only allowed when strategy.type is itemcf"))]
 #[x_kube(validation = Rule::new("self.type == 'social' || !has(self.social)").message("strategy.social is only allowed when strategy.type is social"))]
@@ -578,8 +590,8 @@ impl Strategy {
 #[x_kube(validation = Rule::new("self.type != 'operational' || has(self.operational)").message("strategy type operational needs strategy.operational.items"))]
 #[serde(rename_all = "camelCase")]
 pub struct StrategySchema {
-    /// Which recall strategy: dssm, gat, spectral, item2vec, itemcf, social, exploratory,
-    /// popular, operational or attribute.
+    /// Which recall strategy: dssm, gat, spectral, sequence, item2vec, itemcf, social,
+    /// exploratory, popular, operational or attribute.
     #[serde(rename = "type")]
     pub type_: StrategyType,
     /// Settings of the dssm (two-tower) strategy.
@@ -588,6 +600,8 @@ pub struct StrategySchema {
     pub gat: Option<EncoderSettings>,
     /// Settings of the spectral (graph filter) strategy.
     pub spectral: Option<EncoderSettings>,
+    /// Settings of the sequence (SASRec-style self-attention) strategy.
+    pub sequence: Option<EncoderSettings>,
     /// Settings of the item2vec strategy.
     pub item2vec: Option<Item2vecSettings>,
     /// Settings of the itemcf strategy.
@@ -604,7 +618,7 @@ pub struct StrategySchema {
     pub attribute: Option<AttributeSettings>,
 }
 
-/// Settings of model strategies with an ONNX user encoder (dssm, gat, spectral).
+/// Settings of model strategies with an ONNX user encoder (dssm, gat, spectral, sequence).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EncoderSettings {

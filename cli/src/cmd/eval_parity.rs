@@ -153,7 +153,7 @@ fn wall_clock() -> i64 {
 /// The encoder queues: dssm (one user vector; `historyLength` set away from the bundle's
 /// `params.history_length` = 10, which both sides must ignore for the bundle's; two ONNX
 /// threads), dssm with three interest vectors per user (K exact scans merged; a score
-/// threshold), gat and spectral. Each ONNX model runs through the one ONNX Runtime of the
+/// threshold), gat, spectral and sequence. Each ONNX model runs through the one ONNX Runtime of the
 /// process on both sides.
 const ENCODER_PLATFORM: &str = "\
 apiVersion: kan.dev/v1alpha1
@@ -185,6 +185,13 @@ spec:
   bundle: {uri: bundles/spectral}
 ---
 apiVersion: kan.dev/v1alpha1
+kind: RecallQueue
+metadata: {name: attention}
+spec:
+  strategy: {type: sequence}
+  bundle: {uri: bundles/sequence}
+---
+apiVersion: kan.dev/v1alpha1
 kind: RecallGateway
 metadata: {name: gw}
 spec:
@@ -193,6 +200,7 @@ spec:
   - {name: towers, weight: 2}
   - {name: eigen, weight: 0.5, quota: 5}
   - {name: interests, weight: 1.5}
+  - {name: attention, weight: 1, quota: 10}
   merge: {policy: rrf, rrfK: 30}
 ";
 
@@ -408,6 +416,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_encoder_workers_serve() {
             (StrategyType::Dssm, "dssm-interests"),
             (StrategyType::Gat, "gat"),
             (StrategyType::Spectral, "spectral"),
+            (StrategyType::Sequence, "sequence"),
         ],
         WorkerOptions::default(),
     )
@@ -418,7 +427,7 @@ async fn kan_eval_scores_item_for_item_the_lists_the_encoder_workers_serve() {
     assert!(longest("interests") < longest("towers"));
     assert!(queue("interests").iter().flatten().all(|(_, s)| *s >= 0.0));
     // Encoders are personal: lists differ between users.
-    for name in ["towers", "interests", "graph", "eigen"] {
+    for name in ["towers", "interests", "graph", "eigen", "attention"] {
         assert!(queue(name).windows(2).any(|w| w[0] != w[1]), "{name}");
     }
 }

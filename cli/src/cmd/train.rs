@@ -10,7 +10,8 @@ use kan_train::{TrainOptions, TrainRequest};
 /// Train a recall strategy from interaction data and write its bundle.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat | spectral
+    /// popular | itemcf | item2vec | social | exploratory | attribute | dssm | gat | spectral |
+    /// sequence
     #[arg(long)]
     pub strategy: String,
     /// Dataset directory.
@@ -46,16 +47,26 @@ pub struct Args {
     pub quiet: bool,
     /// Strategy hyper-parameter KEY=VALUE (repeatable): itemcf alpha, beta, top_n; popular
     /// half_life_days; dssm/gat learning_rate, temperature, patience; spectral rank, ideal_rank,
-    /// alpha, power_iterations.
+    /// alpha, power_iterations; sequence learning_rate, temperature, dropout, heads, blocks,
+    /// batch, negatives, patience.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let strategy: StrategyType = args.strategy.parse().map_err(anyhow::Error::msg)?;
+    // candle runs element-wise ops on a spinning barrier pool of CANDLE_NUM_THREADS threads; on
+    // the sequence model's small tensors it tripled an epoch's CPU seconds on a shared 2-core
+    // machine (BENCHMARKS.md, "Sequence recall"), so sequence training runs them inline unless
+    // the variable says otherwise. Its matrix products keep --threads.
+    if strategy == StrategyType::Sequence && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: `kan train` is single-threaded until here: no pool or runtime exists yet, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     if let Some(t) = args.threads {
         kan_train::set_threads(t)?;
     }
-    let strategy: StrategyType = args.strategy.parse().map_err(anyhow::Error::msg)?;
     let req = TrainRequest {
         strategy,
         data: args.data,

@@ -15,7 +15,7 @@
 //!
 //! Items added after training (`POST /v1/items`) reach strategies that implement
 //! [`Strategy::with_added`]: attribute, exploratory, popular, and the vector strategies (dssm,
-//! gat, spectral, item2vec) on an embedded index.
+//! gat, spectral, sequence, item2vec) on an embedded index.
 
 mod added_vectors;
 mod attribute;
@@ -153,7 +153,8 @@ pub fn build(
     let strategy: Arc<dyn Strategy> = match spec {
         StrategySpec::Dssm { dssm: settings }
         | StrategySpec::Gat { gat: settings }
-        | StrategySpec::Spectral { spectral: settings } => Arc::new(encoder::EncoderRecall::new(
+        | StrategySpec::Spectral { spectral: settings }
+        | StrategySpec::Sequence { sequence: settings } => Arc::new(encoder::EncoderRecall::new(
             spec.type_().as_str(),
             need_bundle()?,
             need_encoder(parts.encoder)?,
@@ -189,7 +190,7 @@ fn need_encoder(encoder: Option<UserEncoder>) -> Result<UserEncoder> {
 pub fn uses_encoder(t: StrategyType) -> bool {
     matches!(
         t,
-        StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral
+        StrategyType::Dssm | StrategyType::Gat | StrategyType::Spectral | StrategyType::Sequence
     )
 }
 

@@ -169,6 +169,7 @@ fn load_encoder(
         StrategySpec::Dssm { dssm } => dssm,
         StrategySpec::Gat { gat } => gat,
         StrategySpec::Spectral { spectral } => spectral,
+        StrategySpec::Sequence { sequence } => sequence,
         other => {
             return Err(Error::Config(format!(
                 "strategy {} has no encoder",

@@ -111,6 +111,7 @@ fn write_bundle_of(
         StrategyType::Dssm
         | StrategyType::Gat
         | StrategyType::Spectral
+        | StrategyType::Sequence
         | StrategyType::Item2vec => {
             dim = Some(DIM as u32);
             w.tensors(

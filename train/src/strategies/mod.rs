@@ -11,6 +11,7 @@ pub mod interests;
 pub mod item2vec;
 pub mod itemcf;
 pub mod popular;
+pub mod sequence;
 pub mod social;
 pub mod spectral;
 pub mod twotower;
@@ -160,12 +161,13 @@ pub fn load(
             }
             Box::new(m)
         }
-        (S::Dssm | S::Gat | S::Spectral, spec) => {
+        (S::Dssm | S::Gat | S::Spectral | S::Sequence, spec) => {
             let settings = match spec {
                 Some(
                     StrategySpec::Dssm { dssm: s }
                     | StrategySpec::Gat { gat: s }
-                    | StrategySpec::Spectral { spectral: s },
+                    | StrategySpec::Spectral { spectral: s }
+                    | StrategySpec::Sequence { sequence: s },
                 ) => s.clone(),
                 _ => kan_api::crd::EncoderSettings::default(),
             };
@@ -183,7 +185,7 @@ pub fn load(
 /// True for strategies whose bundles are scored through an ONNX user encoder.
 pub fn needs_onnx_runtime(s: kan_api::crd::StrategyType) -> bool {
     use kan_api::crd::StrategyType as S;
-    matches!(s, S::Dssm | S::Gat | S::Spectral)
+    matches!(s, S::Dssm | S::Gat | S::Spectral | S::Sequence)
 }
 
 /// Writes training histories as `files::USER_HISTORY`.
@@ -231,6 +233,6 @@ mod tests {
             .into_iter()
             .filter(|&s| needs_onnx_runtime(s))
             .collect();
-        assert_eq!(needing, vec![S::Dssm, S::Gat, S::Spectral]);
+        assert_eq!(needing, vec![S::Dssm, S::Gat, S::Spectral, S::Sequence]);
     }
 }

@@ -751,7 +751,7 @@ impl Model for TwoTower {
     }
 }
 
-/// A dssm, gat or spectral bundle (any model meeting the encoder contract) scored as the
+/// A dssm, gat, spectral or sequence bundle (any model meeting the encoder contract) scored as the
 /// worker serves it for a catalogue it scans exactly: the bundle's user encoder
 /// ([`kan_onnx::UserEncoder::query_vectors`]: the history length the worker uses, padding to
 /// it, normalisation), then [`kan_core::interests::exact_recall`] over the item vectors with
