@@ -67,12 +67,9 @@ where
         summed
     });
     let weights = match related {
-        Some(related) if settings.kg_expansion => expand(
-            &weights,
-            related,
-            settings.kg_hops,
-            settings.kg_hop_decay,
-        ),
+        Some(related) if settings.kg_expansion => {
+            expand(&weights, related, settings.kg_hops, settings.kg_hop_decay)
+        }
         _ => weights,
     };
     top_k(

@@ -19,7 +19,7 @@
 //! the bound of tens of thousands of better-or-as-uncertain items to reach the top k, so the list
 //! barely changes while the cost stops growing with the catalogue.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use kan_api::crd::ExploratorySettings;
 use rand::SeedableRng;
@@ -156,12 +156,13 @@ fn category_counts(categories: CsrRef<'_>, history: &[u32]) -> BTreeMap<u32, f32
     counts
 }
 
-/// The `n` most frequent categories of the history (ties: lower category index).
-pub fn dominant_categories(categories: CsrRef<'_>, history: &[u32], n: usize) -> HashSet<u32> {
+/// The `n` most frequent categories of the history (ties: lower category index), in that
+/// order. A short list: membership is a scan, cheaper than hashing for a few entries.
+pub fn dominant_categories(categories: CsrRef<'_>, history: &[u32], n: usize) -> Vec<u32> {
     dominant(&category_counts(categories, history), n)
 }
 
-fn dominant(counts: &BTreeMap<u32, f32>, n: usize) -> HashSet<u32> {
+fn dominant(counts: &BTreeMap<u32, f32>, n: usize) -> Vec<u32> {
     let mut ranked: Vec<(u32, f32)> = counts.iter().map(|(&c, &w)| (c, w)).collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked.into_iter().take(n).map(|(c, _)| c).collect()
@@ -172,7 +173,7 @@ fn dominant(counts: &BTreeMap<u32, f32>, n: usize) -> HashSet<u32> {
 pub fn affinities(
     counts: BTreeMap<u32, f32>,
     related: Weighted<'_>,
-    dominant: &HashSet<u32>,
+    dominant: &[u32],
     settings: &ExploratorySettings,
 ) -> BTreeMap<u32, f32> {
     let counts: Vec<Hit> = counts
@@ -213,7 +214,10 @@ pub fn recall(
         }
         _ => None,
     };
-    let seen: HashSet<u32> = history.iter().copied().collect();
+    // Sorted for binary search: the walk asks once per item, and SipHashing each ask cost
+    // more than the lookups themselves (perf, `kan bench platform`).
+    let mut seen = history.to_vec();
+    seen.sort_unstable();
     let mut rng = StdRng::seed_from_u64(seed);
     // Every walked item draws, eligible or not, so a draw depends only on the seed and the item
     // (its place in the order), not on this request's exclusions.
@@ -225,7 +229,10 @@ pub fn recall(
         }
         let theta = model.priors.dists[item as usize].sample(&mut rng);
         let cats = model.categories.row(item as usize);
-        if seen.contains(&item) || excluded(item) || cats.iter().any(|c| dominant.contains(c)) {
+        if seen.binary_search(&item).is_ok()
+            || excluded(item)
+            || cats.iter().any(|c| dominant.contains(c))
+        {
             continue;
         }
         let boost = affinity.as_ref().map_or(0.0, |a| {
@@ -322,10 +329,7 @@ mod tests {
 
     #[test]
     fn dominant_categories_are_the_most_frequent_in_the_history() {
-        assert_eq!(
-            dominant_categories(categories(), &[0, 1, 2, 4], 2),
-            HashSet::from([0, 1])
-        );
+        assert_eq!(dominant_categories(categories(), &[0, 1, 2, 4], 2), [0, 1]);
         assert!(dominant_categories(categories(), &[], 3).is_empty());
     }
 
@@ -383,7 +387,7 @@ mod tests {
     #[test]
     fn affinities_leave_out_dominant_categories_and_peak_at_one() {
         let counts = BTreeMap::from([(0, 3.0), (1, 1.0)]);
-        let a = affinities(counts, related(), &HashSet::from([0]), &settings(1, true));
+        let a = affinities(counts, related(), &[0], &settings(1, true));
         assert!(!a.contains_key(&0));
         assert_eq!(a.get(&1), Some(&1.0));
     }

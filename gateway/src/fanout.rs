@@ -357,49 +357,49 @@ where
     B: http_body::Body,
     B::Error: std::error::Error,
 {
-        let status = response.status();
-        let compact = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(compact::is_compact_content_type);
-        // Absent or unreadable: nothing to report (workers omit it when zero).
-        let unknown_history = response
-            .headers()
-            .get(compact::UNKNOWN_HISTORY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
-        let degraded_header = response
-            .headers()
-            .get(compact::DEGRADED_HEADER)
-            .is_some_and(|v| v.as_bytes() == b"true");
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CallError::queue(error_chain(&e)))?
-            .to_bytes();
-        if !status.is_success() {
-            let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => body.error.message,
-                Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            };
-            return Err(CallError {
-                detail: format!("HTTP {status}: {message}"),
-                queue_fault: status_is_queue_fault(status),
-            });
-        }
-        // A compact answer's layout has no room for these: headers carry them.
-        let list = if compact {
-            CandidateList::decode_compact(&bytes).map(|mut list| {
-                list.set_degraded(degraded_header);
-                list.with_unknown_history(unknown_history)
-            })
-        } else {
-            CandidateList::decode(Vec::from(bytes))
+    let status = response.status();
+    let compact = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(compact::is_compact_content_type);
+    // Absent or unreadable: nothing to report (workers omit it when zero).
+    let unknown_history = response
+        .headers()
+        .get(compact::UNKNOWN_HISTORY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let degraded_header = response
+        .headers()
+        .get(compact::DEGRADED_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| CallError::queue(error_chain(&e)))?
+        .to_bytes();
+    if !status.is_success() {
+        let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => body.error.message,
+            Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         };
-        list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
+        return Err(CallError {
+            detail: format!("HTTP {status}: {message}"),
+            queue_fault: status_is_queue_fault(status),
+        });
+    }
+    // A compact answer's layout has no room for these: headers carry them.
+    let list = if compact {
+        CandidateList::decode_compact(&bytes).map(|mut list| {
+            list.set_degraded(degraded_header);
+            list.with_unknown_history(unknown_history)
+        })
+    } else {
+        CandidateList::decode(Vec::from(bytes))
+    };
+    list.map_err(|e| CallError::queue(format!("the queue's answer: {e}")))
 }
 
 /// Why a sent call failed, and whether that is the queue's fault (a 4xx other than 429 is the

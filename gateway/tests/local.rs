@@ -43,20 +43,30 @@ async fn a_registered_queue_answers_in_process_and_an_unregistered_one_goes_over
         .to_str()
         .expect("ascii")
         .to_string();
-    assert!(accept.contains("application/vnd.kan.candidates"), "{accept}");
+    assert!(
+        accept.contains("application/vnd.kan.candidates"),
+        "{accept}"
+    );
     assert_eq!(queue.last_request().expect("request").user_id, "u1");
 
     local.unregister(NOWHERE);
     let (_, body) = served.recall(json!({"user_id": "u1", "k": 3})).await;
     assert_eq!(status_of(&body, "a"), "error", "{body}");
-    assert_eq!(queue.calls(), 1, "the unregistered queue is not called in-process");
+    assert_eq!(
+        queue.calls(),
+        1,
+        "the unregistered queue is not called in-process"
+    );
 }
 
 #[tokio::test]
 async fn an_in_process_queues_error_status_and_body_are_reported_as_over_http() {
     let queue = fake(Behaviour::fail(503)).await;
     let served = serve(routed_nowhere(&queue)).await;
-    served.gateway.local_queues().register(NOWHERE, queue.router());
+    served
+        .gateway
+        .local_queues()
+        .register(NOWHERE, queue.router());
 
     let (_, body) = served.recall(json!({"user_id": "u1", "k": 3})).await;
     assert_eq!(status_of(&body, "a"), "error", "{body}");
@@ -73,7 +83,10 @@ async fn a_slow_in_process_queue_times_out_like_a_remote_one() {
         ..QueueRoute::named("a")
     }];
     let served = serve(cfg).await;
-    served.gateway.local_queues().register(NOWHERE, queue.router());
+    served
+        .gateway
+        .local_queues()
+        .register(NOWHERE, queue.router());
 
     let started = std::time::Instant::now();
     let (_, body) = served.recall(json!({"user_id": "u1", "k": 3})).await;

@@ -15,9 +15,9 @@ use kan_worker::{Worker, WorkerOptions};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
 
-use super::{Args, QueueCalls};
 use super::dir::{DirReader, DirState, Trouble, TroubleChange};
 use super::plan::{Plan, plan};
+use super::{Args, QueueCalls};
 use crate::cmd::listen::{AdmissionArgs, ListenerArgs};
 
 struct RunningWorker {
