@@ -148,7 +148,11 @@ fn neural_trainers_stop_on_validation_and_record_their_learning_curve() {
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     common::write_communities(&data);
-    for s in [StrategyType::Dssm, StrategyType::Gat] {
+    for s in [
+        StrategyType::Dssm,
+        StrategyType::Gat,
+        StrategyType::Sequence,
+    ] {
         let mut req = request(&data, &tmp.path().join(s.to_string()), s);
         req.opts.epochs = Some(6);
         req.opts.params = kan_train::HyperParams::parse(&["patience=1"]).unwrap();

@@ -2,7 +2,14 @@
 //! learning curve (epoch → train loss, validation R@20, wall and CPU seconds) that trainers
 //! record in their bundle's manifest.
 
+use std::time::Instant;
+
+use candle_core::{Tensor, Var};
+use indicatif::ProgressBar;
 use serde::Serialize;
+
+use super::{Context, Recaller};
+use crate::error::Result;
 
 /// One epoch of a learning curve.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -70,6 +77,118 @@ impl EarlyStop {
     }
 }
 
+/// A model that [`fit`] trains epoch by epoch.
+pub trait EpochModel {
+    /// A copy of the weights, to go back to the best epoch's.
+    type Weights;
+    /// One pass over the training examples.
+    fn train_epoch(&mut self) -> Result<EpochLoss>;
+    /// Validation Recall@20 of the current weights; None without a validation part.
+    fn valid_recall_20(&mut self) -> Result<Option<f64>>;
+    fn snapshot(&self) -> Result<Self::Weights>;
+    fn restore(&mut self, weights: &Self::Weights) -> Result<()>;
+}
+
+/// The losses of one epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct EpochLoss {
+    /// Mean over the epoch's steps.
+    pub mean: f64,
+    /// The last step's.
+    pub last: f32,
+}
+
+/// What [`fit`] ran: the curve, and the epoch whose weights the model holds now.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    pub curve: Vec<EpochPoint>,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The best validation epoch (the last epoch without a validation part).
+    pub best_epoch: usize,
+    /// The last training step's loss.
+    pub final_loss: f32,
+}
+
+/// Trains `model` for at most `max_epochs`, stopping after `patience` epochs without a better
+/// validation R@20 and restoring the best epoch's weights; `pb` shows `name` and the latest R@20.
+pub fn fit<M: EpochModel>(
+    model: &mut M,
+    max_epochs: usize,
+    patience: usize,
+    pb: &ProgressBar,
+    name: &str,
+) -> Result<Fitted> {
+    let mut stop = EarlyStop::new(patience);
+    let mut best: Option<M::Weights> = None;
+    let mut curve = Vec::new();
+    let started = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut final_loss = f32::NAN;
+    for epoch in 1..=max_epochs {
+        let loss = model.train_epoch()?;
+        final_loss = loss.last;
+        let valid_recall_20 = model.valid_recall_20()?;
+        curve.push(EpochPoint {
+            epoch,
+            train_loss: loss.mean,
+            valid_recall_20,
+            wall_s: started.elapsed().as_secs_f64(),
+            cpu_s: cpu_seconds().zip(cpu0).map(|(now, then)| now - then),
+        });
+        if let Some(r) = valid_recall_20 {
+            pb.set_message(format!("{name} R@20 {r:.4}"));
+            match stop.observe(epoch, r) {
+                Verdict::Best => best = Some(model.snapshot()?),
+                Verdict::Continue => {}
+                Verdict::Stop => break,
+            }
+        }
+    }
+    pb.finish();
+    let epochs = curve.len();
+    let best_epoch = match (stop.best(), best) {
+        (Some((e, _)), Some(weights)) => {
+            model.restore(&weights)?;
+            e
+        }
+        _ => epochs,
+    };
+    Ok(Fitted {
+        curve,
+        epochs,
+        best_epoch,
+        final_loss,
+    })
+}
+
+/// Validation Recall@20 of the recaller `view` builds, over `ctx`'s validation part; None (and
+/// no recaller built) without one.
+pub fn valid_recall_20<R: Recaller>(
+    ctx: &Context,
+    view: impl FnOnce() -> Result<R>,
+) -> Result<Option<f64>> {
+    if ctx.split.valid.is_empty() {
+        return Ok(None);
+    }
+    let m =
+        crate::pipeline::validate_parts(ctx.ds, ctx.split, ctx.history, &view()?, ctx.opts.seed)?;
+    Ok(m.get("recall@20").copied())
+}
+
+/// Deep copies of candle variables, for [`restore_vars`].
+pub fn snapshot_vars(vars: &[Var]) -> Result<Vec<Tensor>> {
+    vars.iter().map(|v| Ok(v.as_tensor().copy()?)).collect()
+}
+
+/// Sets each variable back to its [`snapshot_vars`] copy.
+pub fn restore_vars(vars: &[Var], weights: &[Tensor]) -> Result<()> {
+    for (v, w) in vars.iter().zip(weights) {
+        v.set(w)?;
+    }
+    Ok(())
+}
+
 /// CPU seconds (user + system) this process has used; None where `/proc` is unavailable.
 pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -108,6 +227,64 @@ mod tests {
         assert_eq!(s.best(), None);
     }
 
+    /// A model whose "weights" are the epoch it last trained, with scripted validation scores.
+    struct Scripted {
+        scores: Vec<Option<f64>>,
+        epoch: usize,
+        restored: Option<usize>,
+    }
+
+    impl EpochModel for Scripted {
+        type Weights = usize;
+        fn train_epoch(&mut self) -> Result<EpochLoss> {
+            self.epoch += 1;
+            Ok(EpochLoss {
+                mean: 1.0 / self.epoch as f64,
+                last: 0.5,
+            })
+        }
+        fn valid_recall_20(&mut self) -> Result<Option<f64>> {
+            Ok(self.scores[self.epoch - 1])
+        }
+        fn snapshot(&self) -> Result<usize> {
+            Ok(self.epoch)
+        }
+        fn restore(&mut self, weights: &usize) -> Result<()> {
+            self.restored = Some(*weights);
+            Ok(())
+        }
+    }
+
+    fn scripted(scores: &[Option<f64>]) -> Scripted {
+        Scripted {
+            scores: scores.to_vec(),
+            epoch: 0,
+            restored: None,
+        }
+    }
+
+    #[test]
+    fn fit_stops_on_patience_and_hands_back_the_best_epochs_weights() {
+        let mut m = scripted(&[Some(0.1), Some(0.3), Some(0.2), Some(0.25), Some(0.9)]);
+        let f = fit(&mut m, 5, 2, &ProgressBar::hidden(), "t").unwrap();
+        assert_eq!(f.epochs, 4, "two epochs without a new best after epoch 2");
+        assert_eq!(f.best_epoch, 2);
+        assert_eq!(m.restored, Some(2), "the weights snapshotted after epoch 2");
+        assert_eq!(f.final_loss, 0.5);
+        let epochs: Vec<usize> = f.curve.iter().map(|p| p.epoch).collect();
+        assert_eq!(epochs, [1, 2, 3, 4]);
+        assert_eq!(f.curve[2].valid_recall_20, Some(0.2));
+        assert_eq!(f.curve[3].train_loss, 0.25);
+    }
+
+    #[test]
+    fn fit_without_validation_runs_every_epoch_and_keeps_the_last_weights() {
+        let mut m = scripted(&[None, None, None]);
+        let f = fit(&mut m, 3, 1, &ProgressBar::hidden(), "t").unwrap();
+        assert_eq!((f.epochs, f.best_epoch), (3, 3));
+        assert_eq!(m.restored, None);
+    }
+
     #[test]
     fn cpu_seconds_grow_with_work_done() {
         let before = cpu_seconds();
@@ -125,7 +302,7 @@ mod tests {
 }
 
 /// The learning curve as a PNG: validation R@20 (left axis) and train loss (right axis) by epoch.
-pub fn curve_png(points: &[EpochPoint], title: &str) -> crate::error::Result<Vec<u8>> {
+pub fn curve_png(points: &[EpochPoint], title: &str) -> Result<Vec<u8>> {
     use crate::eval::report::{FONT_FAMILY, register_chart_font};
     use plotters::prelude::*;
     const SIZE: (u32, u32) = (900, 520);

@@ -12,10 +12,10 @@
 //! The user encoder is exported as ONNX meeting the contract of `bundle::files::MODEL`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::ProgressBar;
 use kan_api::bundle::files;
 use kan_api::crd::EncoderSettings;
 use rand::rngs::StdRng;
@@ -24,7 +24,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde_json::json;
 
-use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
+use super::convergence::{
+    EpochLoss, EpochModel, EpochPoint, curve_png, fit, restore_vars, snapshot_vars, valid_recall_20,
+};
 use super::dssm_grad::{self, Batch, DssmParams};
 use super::{Context, Model, Query, Recaller, interests};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
@@ -225,18 +227,12 @@ impl Encoder {
 
     /// Deep copies of every weight, for [`Encoder::restore`].
     pub fn snapshot(&self) -> Result<Vec<Tensor>> {
-        self.all_vars()
-            .iter()
-            .map(|v| Ok(v.as_tensor().copy()?))
-            .collect()
+        snapshot_vars(&self.all_vars())
     }
 
     /// Sets every weight back to a [`Encoder::snapshot`].
     pub fn restore(&self, weights: &[Tensor]) -> Result<()> {
-        for (v, w) in self.all_vars().iter().zip(weights) {
-            v.set(w)?;
-        }
-        Ok(())
+        restore_vars(&self.all_vars(), weights)
     }
 
     fn all_vars(&self) -> Vec<Var> {
@@ -578,83 +574,89 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         )));
     }
     let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
-    let mut stepper = Stepper::new(&enc, learning_rate)?;
-    let mut rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
     let sampler = Sampler::new(ctx.history, n_items, l);
     let steps = sampler.rows.len().div_ceil(BATCH);
     let pb = ctx.progress.bar(
         (max_epochs * steps) as u64,
         &format!("{} steps", kind.name()),
     );
-    let has_valid = !ctx.split.valid.is_empty();
-    let mut stop = EarlyStop::new(patience);
-    let mut best: Option<Vec<Tensor>> = None;
-    let mut curve = Vec::new();
-    let started = Instant::now();
-    let cpu0 = cpu_seconds();
-    let mut order: Vec<usize> = (0..sampler.rows.len()).collect();
-    let mut final_loss = f32::NAN;
-    for epoch in 1..=max_epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0f64;
-        for chunk in order.chunks(BATCH) {
-            let drawn = sampler.draw(chunk, &mut rng);
-            final_loss = stepper.step(&enc, &drawn.batch(), l, temperature)?;
-            loss_sum += final_loss as f64;
-            pb.inc(1);
-        }
-        stepper.sync(&enc)?;
-        let valid_recall_20 = if has_valid {
-            let view = EncoderRecall::new(&enc, l, k)?;
-            let m = crate::pipeline::validate_parts(
-                ctx.ds,
-                ctx.split,
-                ctx.history,
-                &view,
-                ctx.opts.seed,
-            )?;
-            m.get("recall@20").copied()
-        } else {
-            None
-        };
-        curve.push(EpochPoint {
-            epoch,
-            train_loss: loss_sum / steps.max(1) as f64,
-            valid_recall_20,
-            wall_s: started.elapsed().as_secs_f64(),
-            cpu_s: cpu_seconds().zip(cpu0).map(|(now, then)| now - then),
-        });
-        if let Some(r) = valid_recall_20 {
-            pb.set_message(format!("{} R@20 {r:.4}", kind.name()));
-            match stop.observe(epoch, r) {
-                Verdict::Best => best = Some(enc.snapshot()?),
-                Verdict::Continue => {}
-                Verdict::Stop => break,
-            }
-        }
-    }
-    pb.finish();
-    let epochs = curve.len();
-    let best_epoch = match (stop.best(), best) {
-        (Some((e, _)), Some(weights)) => {
-            enc.restore(&weights)?;
-            e
-        }
-        _ => epochs,
+    let mut run = TwoTowerEpochs {
+        ctx,
+        stepper: Stepper::new(&enc, learning_rate)?,
+        enc: &enc,
+        rng: StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1)),
+        order: (0..sampler.rows.len()).collect(),
+        sampler,
+        l,
+        temperature,
+        interests: k,
+        pb: &pb,
     };
+    let fitted = fit(&mut run, max_epochs, patience, &pb, kind.name())?;
     let vectors = enc.item_vectors()?;
     Ok(TwoTower {
         encoder: enc,
         vectors,
         history_length: l,
-        epochs,
-        best_epoch,
+        epochs: fitted.epochs,
+        best_epoch: fitted.best_epoch,
         learning_rate,
         temperature,
-        final_loss,
-        curve,
+        final_loss: fitted.final_loss,
+        curve: fitted.curve,
         interests: k,
     })
+}
+
+/// One dssm/gat training run, epoch by epoch, for [`fit`].
+struct TwoTowerEpochs<'a> {
+    ctx: &'a Context<'a>,
+    enc: &'a Encoder,
+    stepper: Stepper,
+    sampler: Sampler<'a>,
+    rng: StdRng,
+    order: Vec<usize>,
+    l: usize,
+    temperature: f64,
+    interests: usize,
+    pb: &'a ProgressBar,
+}
+
+impl EpochModel for TwoTowerEpochs<'_> {
+    type Weights = Vec<Tensor>;
+
+    fn train_epoch(&mut self) -> Result<EpochLoss> {
+        self.order.shuffle(&mut self.rng);
+        let mut sum = 0f64;
+        let mut last = f32::NAN;
+        for chunk in self.order.chunks(BATCH) {
+            let drawn = self.sampler.draw(chunk, &mut self.rng);
+            last = self
+                .stepper
+                .step(self.enc, &drawn.batch(), self.l, self.temperature)?;
+            sum += last as f64;
+            self.pb.inc(1);
+        }
+        self.stepper.sync(self.enc)?;
+        Ok(EpochLoss {
+            mean: sum / self.order.len().div_ceil(BATCH).max(1) as f64,
+            last,
+        })
+    }
+
+    fn valid_recall_20(&mut self) -> Result<Option<f64>> {
+        valid_recall_20(self.ctx, || {
+            EncoderRecall::new(self.enc, self.l, self.interests)
+        })
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.enc.snapshot()
+    }
+
+    fn restore(&mut self, weights: &Vec<Tensor>) -> Result<()> {
+        self.enc.restore(weights)
+    }
 }
 
 /// Recall through an encoder's candle forward pass (training-time validation), with the

@@ -13,17 +13,16 @@
 mod export;
 pub mod net;
 
-use std::time::Instant;
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::ProgressBar;
 use kan_api::bundle::files;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::convergence::{EarlyStop, EpochPoint, Verdict, cpu_seconds, curve_png};
+use super::convergence::{EpochLoss, EpochModel, EpochPoint, curve_png, fit, valid_recall_20};
 use super::twotower::{CURVE_PNG, batch_inputs, dot_recall, write_vectors};
 use super::{Context, Model, Query, Recaller};
 use crate::bundle::BundleWriter;
@@ -276,7 +275,7 @@ pub fn train(ctx: &Context) -> Result<Sequence> {
         },
         ctx.opts.seed,
     )?;
-    let mut opt = AdamW::new(
+    let opt = AdamW::new(
         net.all_vars(),
         ParamsAdamW {
             lr: s.learning_rate,
@@ -284,9 +283,9 @@ pub fn train(ctx: &Context) -> Result<Sequence> {
             ..Default::default()
         },
     )?;
-    let mut rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
-    let mut dropout = Dropout::new(s.dropout, ctx.opts.seed.wrapping_add(2));
-    let mut order = windows(ctx.history, s.l);
+    let rng = StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1));
+    let dropout = Dropout::new(s.dropout, ctx.opts.seed.wrapping_add(2));
+    let order = windows(ctx.history, s.l);
     if order.is_empty() {
         return Err(Error::InvalidInput(
             "sequence needs users with at least two training interactions".into(),
@@ -297,85 +296,99 @@ pub fn train(ctx: &Context) -> Result<Sequence> {
     let pb = ctx
         .progress
         .bar((s.max_epochs * steps) as u64, "sequence steps");
-    let has_valid = !ctx.split.valid.is_empty();
-    let mut stop = EarlyStop::new(s.patience);
-    let mut best: Option<Vec<Tensor>> = None;
-    let mut curve = Vec::new();
-    let started = Instant::now();
-    let cpu0 = cpu_seconds();
-    let mut final_loss = f32::NAN;
-    for epoch in 1..=s.max_epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0f64;
-        for chunk in order.chunks(s.batch) {
-            let batch = make_batch(ctx.history, chunk, s.l)?;
-            let negs: Vec<u32> = if full_softmax {
-                Vec::new()
-            } else {
-                (0..s.negatives)
-                    .map(|_| rng.random_range(0..n_items as u32))
-                    .collect()
-            };
-            let negs = (!full_softmax).then_some(negs.as_slice());
-            let l = loss(&net, &batch, s.temperature, negs, Some(&mut dropout))?;
-            opt.backward_step(&l)?;
-            final_loss = l.to_scalar::<f32>()?;
-            loss_sum += final_loss as f64;
-            pb.inc(1);
-        }
-        let valid_recall_20 = if has_valid {
-            let view = NetRecall {
-                net: &net,
-                vectors: net.item_vectors()?,
-                l: s.l,
-            };
-            let m = crate::pipeline::validate_parts(
-                ctx.ds,
-                ctx.split,
-                ctx.history,
-                &view,
-                ctx.opts.seed,
-            )?;
-            m.get("recall@20").copied()
-        } else {
-            None
-        };
-        curve.push(EpochPoint {
-            epoch,
-            train_loss: loss_sum / steps.max(1) as f64,
-            valid_recall_20,
-            wall_s: started.elapsed().as_secs_f64(),
-            cpu_s: cpu_seconds().zip(cpu0).map(|(now, then)| now - then),
-        });
-        if let Some(r) = valid_recall_20 {
-            pb.set_message(format!("sequence R@20 {r:.4}"));
-            match stop.observe(epoch, r) {
-                Verdict::Best => best = Some(net.snapshot()?),
-                Verdict::Continue => {}
-                Verdict::Stop => break,
-            }
-        }
-    }
-    pb.finish();
-    let epochs = curve.len();
-    let best_epoch = match (stop.best(), best) {
-        (Some((e, _)), Some(weights)) => {
-            net.restore(&weights)?;
-            e
-        }
-        _ => epochs,
+    let mut run = SequenceEpochs {
+        ctx,
+        net: &net,
+        opt,
+        rng,
+        dropout,
+        order,
+        settings: &s,
+        full_softmax,
+        pb: &pb,
     };
+    let fitted = fit(&mut run, s.max_epochs, s.patience, &pb, "sequence")?;
     let vectors = net.item_vectors()?;
     Ok(Sequence {
         net,
         vectors,
         settings: s,
-        epochs,
-        best_epoch,
-        final_loss,
-        curve,
+        epochs: fitted.epochs,
+        best_epoch: fitted.best_epoch,
+        final_loss: fitted.final_loss,
+        curve: fitted.curve,
         full_softmax,
     })
+}
+
+/// One sequence training run, epoch by epoch, for [`fit`].
+struct SequenceEpochs<'a> {
+    ctx: &'a Context<'a>,
+    net: &'a Net,
+    opt: AdamW,
+    rng: StdRng,
+    dropout: Dropout,
+    /// Training windows (user, end), shuffled each epoch.
+    order: Vec<(u32, usize)>,
+    settings: &'a Settings,
+    full_softmax: bool,
+    pb: &'a ProgressBar,
+}
+
+impl EpochModel for SequenceEpochs<'_> {
+    type Weights = Vec<Tensor>;
+
+    fn train_epoch(&mut self) -> Result<EpochLoss> {
+        let s = self.settings;
+        let n_items = self.ctx.ds.n_items() as u32;
+        self.order.shuffle(&mut self.rng);
+        let mut sum = 0f64;
+        let mut last = f32::NAN;
+        for chunk in self.order.chunks(s.batch) {
+            let batch = make_batch(self.ctx.history, chunk, s.l)?;
+            let negs: Vec<u32> = if self.full_softmax {
+                Vec::new()
+            } else {
+                (0..s.negatives)
+                    .map(|_| self.rng.random_range(0..n_items))
+                    .collect()
+            };
+            let negs = (!self.full_softmax).then_some(negs.as_slice());
+            let l = loss(
+                self.net,
+                &batch,
+                s.temperature,
+                negs,
+                Some(&mut self.dropout),
+            )?;
+            self.opt.backward_step(&l)?;
+            last = l.to_scalar::<f32>()?;
+            sum += last as f64;
+            self.pb.inc(1);
+        }
+        Ok(EpochLoss {
+            mean: sum / self.order.len().div_ceil(s.batch).max(1) as f64,
+            last,
+        })
+    }
+
+    fn valid_recall_20(&mut self) -> Result<Option<f64>> {
+        valid_recall_20(self.ctx, || {
+            Ok(NetRecall {
+                net: self.net,
+                vectors: self.net.item_vectors()?,
+                l: self.settings.l,
+            })
+        })
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.net.snapshot()
+    }
+
+    fn restore(&mut self, weights: &Vec<Tensor>) -> Result<()> {
+        self.net.restore(weights)
+    }
 }
 
 impl Model for Sequence {

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use crate::error::{Error, Result};
+use crate::strategies::convergence::{restore_vars, snapshot_vars};
 
 /// Added (negated) to the attention logits of positions a query may not see.
 pub const MASK_BIAS: f32 = 1e9;
@@ -196,17 +197,11 @@ impl Net {
     }
 
     pub fn snapshot(&self) -> Result<Vec<Tensor>> {
-        self.all_vars()
-            .iter()
-            .map(|v| Ok(v.as_tensor().copy()?))
-            .collect()
+        snapshot_vars(&self.all_vars())
     }
 
     pub fn restore(&self, weights: &[Tensor]) -> Result<()> {
-        for (v, w) in self.all_vars().iter().zip(weights) {
-            v.set(w)?;
-        }
-        Ok(())
+        restore_vars(&self.all_vars(), weights)
     }
 
     /// Final hidden states [B, L, D] of `ids` i64 [B, L] and `mask` f32 [B, L] (L ≤ max_len);
