@@ -8,6 +8,8 @@
 //! 1..=threads OS threads.
 
 use std::collections::HashSet;
+
+use kan_worker::index::ItemSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -236,7 +238,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
     write_npy_f32(&config.out.join("base.npy"), &base)?;
     write_npy_f32(&config.out.join("queries.npy"), &queries)?;
 
-    let none = HashSet::new();
+    let none = ItemSet::default();
     let params = SearchParams {
         limit: config.k,
         score_threshold: None,
@@ -251,7 +253,7 @@ pub fn run(config: &AnnConfig) -> Result<AnnReport> {
     let exact = ExactIndex::new(dim, vectors.clone());
     let exact_search = |q: &[f32]| exact.search_sync(q, params);
     let (exact_top_qps, truth) = throughput(&queries, threads, &exact_search);
-    let gt: Vec<HashSet<u32>> = truth
+    let gt: Vec<ItemSet> = truth
         .iter()
         .map(|hits| hits.iter().map(|h| h.item).collect())
         .collect();

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use kan_api::crd::ExploratorySettings;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand_distr::{Beta, Distribution};
 
 use crate::CsrRef;
@@ -195,6 +195,17 @@ pub fn affinities(
     reached
 }
 
+/// Item `item`'s draw from its prior for the user whose draw seed is `seed`. Each item has its
+/// own small generator seeded by (seed, item), so a draw depends only on those two — not on the
+/// walk's order or on which other items this request skips — and ineligible items cost nothing.
+pub fn draw(prior: &Beta<f32>, seed: u64, item: u32) -> f32 {
+    // Distinct items get far-apart seeds (golden-ratio multiple); SmallRng's seeding then
+    // scrambles them through SplitMix64.
+    let mut rng =
+        SmallRng::seed_from_u64(seed ^ (item as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    prior.sample(&mut rng)
+}
+
 /// The `k` exploratory items for a user: the whole kernel, as the worker and `kan eval` run it.
 /// `seed` is the user's draw seed ([`exploration_seed`]); history items and `excluded` ones are
 /// never recalled.
@@ -218,23 +229,20 @@ pub fn recall(
     // more than the lookups themselves (perf, `kan bench platform`).
     let mut seen = history.to_vec();
     seen.sort_unstable();
-    let mut rng = StdRng::seed_from_u64(seed);
-    // Every walked item draws, eligible or not, so a draw depends only on the seed and the item
-    // (its place in the order), not on this request's exclusions.
     let pool = k.saturating_mul(POOL_PER_CANDIDATE).max(POOL_MIN);
     let mut hits = Vec::with_capacity(pool.min(model.priors.len()));
     for &item in &model.priors.order {
         if hits.len() == pool {
             break;
         }
-        let theta = model.priors.dists[item as usize].sample(&mut rng);
         let cats = model.categories.row(item as usize);
-        if seen.binary_search(&item).is_ok()
+        if cats.iter().any(|c| dominant.contains(c))
+            || seen.binary_search(&item).is_ok()
             || excluded(item)
-            || cats.iter().any(|c| dominant.contains(c))
         {
             continue;
         }
+        let theta = draw(&model.priors.dists[item as usize], seed, item);
         let boost = affinity.as_ref().map_or(0.0, |a| {
             cats.iter()
                 .filter_map(|c| a.get(c).copied())
@@ -355,6 +363,55 @@ mod tests {
             recall(model, &settings(1, false), &[], |_| false, 9, 10).len(),
             5
         );
+    }
+
+    #[test]
+    fn an_items_score_does_not_depend_on_which_other_items_are_skipped() {
+        let priors = Priors::new(&[2.0; 5], &[3.0; 5]).unwrap();
+        let model = Model {
+            categories: categories(),
+            priors: &priors,
+            related: None,
+        };
+        let all = recall(model, &settings(0, false), &[], |_| false, 11, 10);
+        let fewer = recall(
+            model,
+            &settings(0, false),
+            &[],
+            |i| i == 0 || i == 3,
+            11,
+            10,
+        );
+        assert_eq!(fewer.len(), 3);
+        for h in &fewer {
+            assert!(
+                all.contains(h),
+                "{h:?} drew differently once others were skipped"
+            );
+        }
+    }
+
+    #[test]
+    fn per_item_draws_follow_the_beta_prior() {
+        // Beta(2, 5): mean 2/7, variance 10/392. Draws over many users' seeds for one item and
+        // over many items for one seed must both match it.
+        let prior = Beta::new(2.0f32, 5.0).unwrap();
+        let moments = |xs: Vec<f32>| {
+            let n = xs.len() as f64;
+            let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+            (mean, var)
+        };
+        let by_seed = moments(
+            (0..20_000u64)
+                .map(|u| draw(&prior, exploration_seed(&format!("u{u}"), 0, 1), 7))
+                .collect(),
+        );
+        let by_item = moments((0..20_000u32).map(|i| draw(&prior, 42, i)).collect());
+        for (mean, var) in [by_seed, by_item] {
+            assert!((mean - 2.0 / 7.0).abs() < 0.005, "mean {mean}");
+            assert!((var - 10.0 / 392.0).abs() < 0.002, "variance {var}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod readout;
 pub mod social;
 pub mod vector;
 
-pub use rank::{Hit, top_k};
+pub use rank::{Hit, ItemSet, top_k};
 
 /// Rows of a compressed sparse row matrix, borrowed: row `r` is
 /// `columns[offsets[r]..offsets[r + 1]]`. Rows past the end are empty.

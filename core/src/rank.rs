@@ -5,6 +5,10 @@ use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+/// A set of internal item indices (exclusions, seen items) with a fast non-cryptographic hash:
+/// std's SipHash on every membership test was a measurable share of request CPU (perf).
+pub type ItemSet = foldhash::HashSet<u32>;
+
 /// One recalled item: an internal item index and its score (higher is better).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {

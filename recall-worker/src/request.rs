@@ -1,7 +1,7 @@
 //! Resolving a request against the loaded bundle (the body itself is parsed by
 //! [`kan_api::wire::parse_recall_request`], the parser the gateway uses too).
 
-use std::collections::HashSet;
+use kan_core::ItemSet;
 
 /// Known ids of `ids` as internal indices, in order (unknown ids dropped).
 pub fn resolve<'a>(
@@ -15,7 +15,7 @@ pub fn resolve<'a>(
 pub fn resolve_set<'a>(
     ids: impl IntoIterator<Item = &'a String>,
     lookup: impl Fn(&str) -> Option<u32>,
-) -> HashSet<u32> {
+) -> ItemSet {
     ids.into_iter().filter_map(|id| lookup(id)).collect()
 }
 

@@ -86,7 +86,7 @@ impl VectorIndex for WithAdded {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use kan_core::ItemSet;
 
     use super::*;
     use crate::index::exact::ExactIndex;
@@ -100,7 +100,7 @@ mod tests {
         // Bundle: items 0 (x axis), 1 (y axis); added: items 2 (near x), 3 (-x).
         let base = Arc::new(ExactIndex::new(2, Arc::new(vec![1.0, 0.0, 0.0, 1.0])));
         let index = WithAdded::new(base, 2, 2, vec![0.8, 0.6, -1.0, 0.0]);
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let params = |limit, exclude, score_threshold| SearchParams {
             limit,
             score_threshold,
@@ -108,7 +108,7 @@ mod tests {
         };
         let all = index.search(&[1.0, 0.0], params(4, &none, None)).await;
         assert_eq!(items(&all.unwrap()), [0, 2, 1, 3]);
-        let excluded = HashSet::from([2]);
+        let excluded = ItemSet::from_iter([2]);
         let some = index
             .search(&[1.0, 0.0], params(4, &excluded, Some(-0.5)))
             .await;

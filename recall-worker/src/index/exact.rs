@@ -59,7 +59,7 @@ impl VectorIndex for ExactIndex {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use kan_core::ItemSet;
 
     use super::*;
 
@@ -67,7 +67,7 @@ mod tests {
     fn exact_search_ranks_by_dot_product_and_honours_exclude_and_threshold() {
         let vectors = vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
         let index = ExactIndex::new(2, Arc::new(vectors));
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let all = index.search_sync(
             &[1.0, 0.0],
             SearchParams {
@@ -80,7 +80,7 @@ mod tests {
             all.iter().map(|h| h.item).collect::<Vec<_>>(),
             vec![0, 2, 1]
         );
-        let exclude = HashSet::from([0]);
+        let exclude = ItemSet::from_iter([0]);
         let some = index.search_sync(
             &[1.0, 0.0],
             SearchParams {

@@ -8,7 +8,7 @@
 //! Vendoring or patching it is not an option. USearch replaced `hnsw_rs`, which built a 100k
 //! graph 5× slower and never finished a 1M one on this machine (BENCHMARKS.md, *ANN vs FAISS*).
 
-use std::collections::HashSet;
+use kan_core::ItemSet;
 use std::path::Path;
 
 use futures::future::BoxFuture;
@@ -134,7 +134,7 @@ impl HnswIndex {
         if query.len() != self.dim || params.limit == 0 {
             return Ok(Vec::new());
         }
-        let exclude: &HashSet<u32> = params.exclude;
+        let exclude: &ItemSet = params.exclude;
         // Few exclusions (the history, a page of seen items): over-fetch by their number and drop
         // them afterwards, which keeps the graph walk free of callbacks. A filter inside the walk
         // is kept for exclusion lists larger than the page itself.
@@ -253,7 +253,7 @@ mod tests {
 
     fn recall_against_exact(hnsw: &HnswIndex, vectors: &[f32], dim: usize) -> f64 {
         let exact = ExactIndex::new(dim, Arc::new(vectors.to_vec()));
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let p = SearchParams {
             limit: 50,
             score_threshold: None,
@@ -263,7 +263,7 @@ mod tests {
         let mut found = 0;
         for q in 0..queries {
             let query = &vectors[q * 97 * dim..(q * 97 + 1) * dim];
-            let truth: HashSet<u32> = exact.search_sync(query, p).iter().map(|h| h.item).collect();
+            let truth: ItemSet = exact.search_sync(query, p).iter().map(|h| h.item).collect();
             found += hnsw
                 .search_sync(query, p)
                 .expect("search")
@@ -289,7 +289,7 @@ mod tests {
         let dim = 8;
         let vectors = clustered_vectors(200, dim, 4, 3);
         let hnsw = build(dim, &vectors);
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let hits = hnsw
             .search_sync(
                 &vectors[..dim],
@@ -310,7 +310,7 @@ mod tests {
         let vectors = clustered_vectors(500, dim, 5, 1);
         let hnsw = build(dim, &vectors);
         for excluded in [5u32, 250] {
-            let exclude: HashSet<u32> = (0..excluded).collect();
+            let exclude: ItemSet = (0..excluded).collect();
             let hits = hnsw
                 .search_sync(
                     &vectors[..dim],
@@ -332,7 +332,7 @@ mod tests {
         let vectors = clustered_vectors(2000, dim, 10, 5);
         let (built, _dir, path) = saved(dim, &vectors);
         let loaded = HnswIndex::load(&path, dim, 2000, HnswParams::default()).expect("load");
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let p = SearchParams {
             limit: 10,
             score_threshold: None,

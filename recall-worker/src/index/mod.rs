@@ -7,7 +7,7 @@ pub mod exact;
 pub mod hnsw;
 pub mod qdrant;
 
-use std::collections::HashSet;
+pub use kan_core::ItemSet;
 
 use futures::future::BoxFuture;
 
@@ -24,7 +24,7 @@ pub struct SearchParams<'a> {
     /// Hits scoring below this are dropped.
     pub score_threshold: Option<f32>,
     /// Internal item indices that must not be returned.
-    pub exclude: &'a HashSet<u32>,
+    pub exclude: &'a ItemSet,
 }
 
 /// A vector index over one bundle's item vectors (internal item index = point id).

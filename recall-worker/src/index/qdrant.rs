@@ -16,7 +16,7 @@
 
 pub mod collections;
 
-use std::collections::HashSet;
+use kan_core::ItemSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -404,7 +404,7 @@ impl VectorIndex for QdrantIndex {
                 None => Error::Index(format!("qdrant search timed out after {:?}", self.timeout)),
                 Some(e) => index_error(&format!("qdrant search in {}", self.collection), e),
             })?;
-            let exclude: &HashSet<u32> = params.exclude;
+            let exclude: &ItemSet = params.exclude;
             Ok(hits_from_points(response.result, &self.items)
                 .into_iter()
                 .filter(|h| !exclude.contains(&h.item))
@@ -440,7 +440,7 @@ impl VectorIndex for QdrantIndex {
                     self.collection
                 )));
             }
-            let exclude: &HashSet<u32> = params.exclude;
+            let exclude: &ItemSet = params.exclude;
             Ok(response
                 .result
                 .into_iter()
@@ -580,7 +580,7 @@ mod tests {
 
     #[test]
     fn search_requests_carry_limit_threshold_and_excluded_ids() {
-        let exclude = HashSet::from([7, 3]);
+        let exclude = ItemSet::from_iter([7, 3]);
         let req = search_request(
             "movies",
             &[0.6, 0.8],
@@ -621,7 +621,7 @@ mod tests {
 
     #[test]
     fn search_requests_without_exclusions_have_no_filter() {
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let req = search_request(
             "c",
             &[1.0],
@@ -638,7 +638,7 @@ mod tests {
 
     #[test]
     fn the_queues_search_parameters_ride_on_every_query_and_none_leaves_qdrants() {
-        let none = HashSet::new();
+        let none = ItemSet::default();
         let base = || {
             search_request(
                 "c",

@@ -27,7 +27,7 @@ mod operational;
 mod popular;
 mod social;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +42,7 @@ pub use operational::Operational;
 use crate::bundle::{Bundle, Catalogue};
 use crate::error::{Error, Result};
 use crate::index::{Hit, VectorIndex};
+use kan_core::ItemSet;
 use kan_onnx::UserEncoder;
 
 /// One recall request, resolved against the bundle (internal indices).
@@ -55,7 +56,7 @@ pub struct Query<'a> {
     /// Candidates wanted (already capped by `maxCandidates`).
     pub k: usize,
     /// Internal indices that must not be returned.
-    pub exclude: &'a HashSet<u32>,
+    pub exclude: &'a ItemSet,
     /// Request context (segments).
     pub context: &'a BTreeMap<String, String>,
     /// Wall-clock unix seconds.
@@ -67,7 +68,7 @@ pub struct Query<'a> {
 
 impl Query<'_> {
     /// The exclusions plus the history: recalling what the user already engaged with is waste.
-    pub fn exclude_with_history(&self) -> HashSet<u32> {
+    pub fn exclude_with_history(&self) -> ItemSet {
         self.exclude
             .iter()
             .copied()
@@ -119,8 +120,8 @@ pub trait Strategy: Send + Sync {
 }
 
 /// Drops excluded, duplicate and NaN-scored hits, keeps the first `k`.
-pub fn finish(hits: Vec<Hit>, exclude: &HashSet<u32>, k: usize) -> Vec<Hit> {
-    let mut seen = HashSet::with_capacity(hits.len());
+pub fn finish(hits: Vec<Hit>, exclude: &ItemSet, k: usize) -> Vec<Hit> {
+    let mut seen = ItemSet::with_capacity_and_hasher(hits.len(), Default::default());
     hits.into_iter()
         .filter(|h| !h.score.is_nan() && !exclude.contains(&h.item) && seen.insert(h.item))
         .take(k)
@@ -226,7 +227,7 @@ mod tests {
                 score: 0.5,
             },
         ];
-        let exclude = HashSet::from([3]);
+        let exclude = ItemSet::from_iter([3]);
         let out: Vec<u32> = finish(hits, &exclude, 2).iter().map(|h| h.item).collect();
         assert_eq!(out, vec![1, 4]);
     }

@@ -13,7 +13,9 @@
 //! (fresh arrivals) before anyone has. Popular has no tag vocabulary: an added item's tags are
 //! kept but not read, and a content vector is refused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use kan_core::ItemSet;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -184,13 +186,7 @@ impl Popular {
 
 /// Fresh arrivals: up to `n` of the `added` items numbered from `first`, newest (last posted)
 /// first, without `excluded` ones; each scored `score`.
-fn fresh_arrivals(
-    first: u32,
-    added: usize,
-    n: usize,
-    excluded: &HashSet<u32>,
-    score: f32,
-) -> Vec<Hit> {
+fn fresh_arrivals(first: u32, added: usize, n: usize, excluded: &ItemSet, score: f32) -> Vec<Hit> {
     (first..first + added as u32)
         .rev()
         .filter(|item| !excluded.contains(item))
@@ -250,7 +246,7 @@ mod tests {
 
     #[test]
     fn fresh_arrivals_are_the_newest_added_items_the_user_may_get() {
-        let excluded = HashSet::from([13]);
+        let excluded = ItemSet::from_iter([13]);
         let items: Vec<u32> = fresh_arrivals(10, 5, 3, &excluded, 2.0)
             .iter()
             .map(|h| h.item)
