@@ -24,7 +24,8 @@ fn expected_vector_recall(history: &[usize], exclude: &[usize], k: usize) -> Vec
             .for_each(|(u, v)| *u += v);
     }
     assert!(normalise(&mut user));
-    let skip: kan_worker::index::ItemSet = history.iter().chain(exclude).map(|&i| i as u32).collect();
+    let skip: kan_worker::index::ItemSet =
+        history.iter().chain(exclude).map(|&i| i as u32).collect();
     let index = ExactIndex::new(DIM, Arc::new(vectors));
     index
         .search_sync(

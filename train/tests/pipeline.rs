@@ -115,6 +115,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         progress: false,
         propensity: None,
         now: None,
+        tune_weights: false,
     })
     .unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -277,6 +278,7 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
         progress: false,
         propensity: None,
         now: None,
+        tune_weights: false,
     })
     .unwrap();
     assert!(
@@ -344,4 +346,61 @@ fn the_declared_friend_weight_is_chosen_on_validation_unless_given() {
         e.contains("explicit_weight=-1") && e.contains("0 or more"),
         "{e}"
     );
+}
+
+#[test]
+fn tuned_merge_weights_are_chosen_on_validation_and_never_on_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_communities(&data);
+    let strategies = [StrategyType::Itemcf, StrategyType::Exploratory];
+    let queues: Vec<QueueInput> = strategies
+        .iter()
+        .map(|&s| {
+            let out = tmp.path().join(s.to_string());
+            kan_train::train(&request(&data, &out, s)).unwrap();
+            QueueInput::new(s.to_string(), out)
+        })
+        .collect();
+    let mut req = EvalRequest {
+        data: data.clone(),
+        format: Format::Csv,
+        split: None,
+        seed: None,
+        queues,
+        merges: vec![MergePolicy::Rrf],
+        rrf_k: kan_train::eval::RRF_K,
+        on_validation: true,
+        max_users: None,
+        progress: false,
+        propensity: None,
+        now: None,
+        tune_weights: true,
+    };
+    let report = kan_train::eval(&req).unwrap();
+    let recall =
+        |name: &str| report.rows.iter().find(|r| r.name == name).unwrap().metrics["recall@20"];
+    let equal = recall("merge:rrf(itemcf+exploratory)");
+    let tuned = recall("merge:rrf(tuned)");
+    assert!(
+        tuned > equal,
+        "exploration looks outside the user's community, so weighing it down must help: {tuned} vs {equal}"
+    );
+    let [t] = report.tuned.as_slice() else {
+        panic!("one tuned merge expected: {:?}", report.tuned)
+    };
+    assert_eq!(t.policy, "rrf");
+    assert!(
+        (t.recall_20 - tuned).abs() < 1e-12,
+        "the row scores the chosen weights"
+    );
+    assert!((t.initial_recall_20 - equal).abs() < 1e-12);
+    let weight = |q: &str| t.weights.iter().find(|(n, _)| n == q).unwrap().1;
+    assert!(weight("exploratory") < weight("itemcf"), "{:?}", t.weights);
+    assert!(report.to_markdown().contains(&t.weight_flags()));
+
+    req.on_validation = false;
+    let err = kan_train::eval(&req).unwrap_err().to_string();
+    assert!(err.contains("--validation"), "{err}");
 }

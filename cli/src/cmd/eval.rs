@@ -51,6 +51,11 @@ pub struct Args {
     /// Seed of the split (default: the one recorded in the first bundle).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Choose each merge's queue weights for R@20 on the validation part (coordinate ascent,
+    /// widened past an edge winner) and score the merge with them; prints the `--weight` flags
+    /// to score test with. Needs --validation.
+    #[arg(long)]
+    pub tune_weights: bool,
     /// Score the validation part instead of test (for choosing hyper-parameters).
     #[arg(long)]
     pub validation: bool,
@@ -181,6 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         progress: !args.quiet,
         propensity: propensity_stage(&args, specs.gateway.as_ref())?,
         now: None,
+        tune_weights: args.tune_weights,
     };
     if let Some(dir) = &args.dump_split {
         for p in kan_train::eval::dump_split(&req, dir)? {

@@ -277,6 +277,7 @@ async fn assert_parity(
         progress: false,
         propensity: None,
         now: Some(now),
+        tune_weights: false,
     };
     let (_, offline) = kan_train::eval::eval_keeping_lists(&request).unwrap();
     assert!(offline.users.len() >= 100, "{} users", offline.users.len());

@@ -5,6 +5,7 @@
 pub mod exposures;
 pub mod predictions;
 pub mod report;
+pub mod tune;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use crate::progress::Progress;
 use crate::split::SplitSpec;
 use crate::strategies::{self, Query};
 pub use predictions::PredictionInput;
-pub use report::{EvalReport, Row, SegmentRow};
+pub use report::{EvalReport, Row, SegmentRow, TunedMerge};
 
 /// Length of every queue's list and of merged lists (the largest cut-off).
 pub const LIST_LENGTH: usize = 300;
@@ -93,6 +94,9 @@ pub struct EvalRequest {
     /// The clock (unix seconds) exploratory queues draw for: online their draws change each
     /// UTC day. None: each bundle's reference time, so a figure is reproducible.
     pub now: Option<i64>,
+    /// Choose every merge's weights for R@20 on the validation part ([`tune`]) and score the
+    /// merge with them too. Only with `on_validation`: weights chosen on test would be peeking.
+    pub tune_weights: bool,
 }
 
 /// Maps indices between a bundle's id lists and the evaluation dataset's.
@@ -306,6 +310,11 @@ fn evaluate(
             "give at least one --bundle NAME=DIR or --predictions NAME=FILE to evaluate".into(),
         ));
     }
+    if req.tune_weights && !req.on_validation {
+        return Err(Error::InvalidInput(
+            "--tune-weights chooses merge weights on the validation part: add --validation, then score test with the --weight flags it prints".into(),
+        ));
+    }
     let bundles = open_bundles(req)?;
     // Bundles that need ONNX Runtime fail now, not after minutes of scoring the others.
     if bundles
@@ -491,19 +500,9 @@ fn evaluate(
                 .map(|x| (x.name.as_str(), x.weight, None)),
         )
         .collect();
-    let total_weight: f64 = sources
-        .iter()
-        .map(|s| s.1)
-        .sum::<f64>()
-        .max(f64::MIN_POSITIVE);
-    let routes: Vec<Route> = sources
-        .iter()
-        .map(|&(name, weight, quota)| Route {
-            name,
-            weight,
-            quota: quota.unwrap_or(((weight / total_weight) * LIST_LENGTH as f64).round() as usize),
-        })
-        .collect();
+    let weights: Vec<f64> = sources.iter().map(|s| s.1).collect();
+    let routes = routes_with(&sources, &weights);
+    let mut tuned = Vec::new();
     for &policy in &req.merges {
         let spec = kan_api::crd::MergeSpec {
             policy,
@@ -530,6 +529,55 @@ fn evaluate(
         let merged = merge_all(None);
         let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
         let name = format!("merge:{}({})", policy.as_str(), names.join("+"));
+        if req.tune_weights {
+            let recall_20 = |weights: &[f64]| -> f64 {
+                let routes = routes_with(&sources, weights);
+                let sum: f64 = (0..users.len())
+                    .into_par_iter()
+                    .map(|n| {
+                        let per_queue: Vec<&[u32]> =
+                            lists.iter().map(|l| l[n].as_slice()).collect();
+                        let merged =
+                            merge_lists(&spec, &routes, &per_queue, p.ds.items.ids(), TUNE_K, None);
+                        crate::metrics::recall_at(&merged, &truth[n], TUNE_K)
+                    })
+                    .sum();
+                sum / users.len().max(1) as f64
+            };
+            let search = tune::coordinate_ascent(&weights, recall_20);
+            let routes = routes_with(&sources, &search.weights);
+            let merged: Vec<Vec<u32>> = (0..users.len())
+                .into_par_iter()
+                .map(|n| {
+                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
+                    merge_lists(
+                        &spec,
+                        &routes,
+                        &per_queue,
+                        p.ds.items.ids(),
+                        LIST_LENGTH,
+                        None,
+                    )
+                })
+                .collect();
+            rows.push(Row {
+                name: format!("merge:{}(tuned)", policy.as_str()),
+                kind: "merge".into(),
+                strategy: policy.as_str().into(),
+                metrics: score(&merged, &truth, p.ds.n_items()),
+            });
+            tuned.push(TunedMerge {
+                policy: policy.as_str().into(),
+                weights: names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(search.weights.iter().copied())
+                    .collect(),
+                recall_20: search.value,
+                initial_recall_20: search.initial_value,
+                evaluations: search.evaluations,
+            });
+        }
         rows.push(Row {
             name: name.clone(),
             kind: "merge".into(),
@@ -573,6 +621,7 @@ fn evaluate(
         ks: KS.to_vec(),
         rows,
         segments,
+        tuned,
         warnings,
     };
     Ok((report, kept))
@@ -652,6 +701,24 @@ fn segment_rows(
         }
     }
     out
+}
+
+/// The cut-off weights are tuned for (R@20, the headline metric).
+const TUNE_K: usize = 20;
+
+/// Routes of the merge sources (name, weight, quota) under `weights`: a source without a quota
+/// gets a share of the list proportional to its weight (the `quota` policy's default).
+fn routes_with<'a>(sources: &[(&'a str, f64, Option<usize>)], weights: &[f64]) -> Vec<Route<'a>> {
+    let total: f64 = weights.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    sources
+        .iter()
+        .zip(weights)
+        .map(|(&(name, _, quota), &weight)| Route {
+            name,
+            weight,
+            quota: quota.unwrap_or(((weight / total) * LIST_LENGTH as f64).round() as usize),
+        })
+        .collect()
 }
 
 /// A queue's merge settings, as a RecallGateway's `queues` entry gives them.

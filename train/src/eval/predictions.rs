@@ -342,6 +342,7 @@ mod tests {
             progress: false,
             propensity: None,
             now: None,
+            tune_weights: false,
         }
     }
 

@@ -37,8 +37,35 @@ pub struct EvalReport {
     /// With a propensity stage: R@20 per audience segment, without and with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentRow>,
+    /// With `--tune-weights`: the weights chosen for each merge policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuned: Vec<TunedMerge>,
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// Merge weights chosen on the validation part for one policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TunedMerge {
+    pub policy: String,
+    /// (queue, weight) in the queues' order.
+    pub weights: Vec<(String, f64)>,
+    /// Validation R@20 with these weights, and with the weights the search started from.
+    pub recall_20: f64,
+    pub initial_recall_20: f64,
+    /// Merges scored during the search.
+    pub evaluations: usize,
+}
+
+impl TunedMerge {
+    /// The `kan eval` flags that score these weights (on test, say).
+    pub fn weight_flags(&self) -> String {
+        self.weights
+            .iter()
+            .map(|(q, w)| format!("--weight {q}={w}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// R@20 of the users of one audience segment.
@@ -85,6 +112,18 @@ impl EvalReport {
             let _ = writeln!(s, " {:.4} |", get(&format!("coverage@{last}")));
         }
         self.segments_markdown(&mut s);
+        for t in &self.tuned {
+            let _ = writeln!(
+                s,
+                "\nWeights for `{}` chosen on validation R@20 ({:.4} → {:.4}, {} merges scored): `--merge {} {}`",
+                t.policy,
+                t.initial_recall_20,
+                t.recall_20,
+                t.evaluations,
+                t.policy,
+                t.weight_flags()
+            );
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "\n> warning: {w}");
         }
@@ -295,6 +334,7 @@ mod tests {
                 metrics,
             }],
             segments: vec![],
+            tuned: Vec::new(),
             warnings: vec![],
         }
     }
