@@ -64,6 +64,27 @@ impl From<kan_onnx::Error> for Error {
     }
 }
 
+/// The codec's I/O and checksum failures keep their own variants (and metric labels); every
+/// other codec error is a bundle that breaks the contract.
+impl From<kan_core::bundle::BundleError> for Error {
+    fn from(e: kan_core::bundle::BundleError) -> Self {
+        use kan_core::bundle::BundleError;
+        match e {
+            BundleError::Io { path, source } => Error::Io { path, source },
+            BundleError::Checksum {
+                file,
+                expected,
+                actual,
+            } => Error::Checksum {
+                file,
+                expected,
+                actual,
+            },
+            other => Error::Bundle(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// A stable label for the `kind` label of error metrics.
     pub fn metric_label(&self) -> &'static str {
