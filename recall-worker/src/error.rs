@@ -21,15 +21,10 @@ pub enum Error {
     /// The bundle's manifest or files do not meet the bundle contract.
     #[error("invalid bundle: {0}")]
     Bundle(String),
-    /// A file's sha256 differs from the manifest.
-    #[error(
-        "checksum mismatch for bundle file {file}: manifest says {expected}, file has {actual}; the bundle is corrupt or was modified after `kan train` wrote it"
-    )]
-    Checksum {
-        file: String,
-        expected: String,
-        actual: String,
-    },
+    /// A file's sha256 differs from the manifest (the codec's
+    /// [`kan_core::bundle::BundleError::Checksum`]).
+    #[error(transparent)]
+    Checksum(kan_core::bundle::BundleError),
     /// ONNX Runtime could not be loaded or the model does not meet the encoder contract.
     #[error("onnx: {0}")]
     Model(String),
@@ -71,15 +66,7 @@ impl From<kan_core::bundle::BundleError> for Error {
         use kan_core::bundle::BundleError;
         match e {
             BundleError::Io { path, source } => Error::Io { path, source },
-            BundleError::Checksum {
-                file,
-                expected,
-                actual,
-            } => Error::Checksum {
-                file,
-                expected,
-                actual,
-            },
+            e @ BundleError::Checksum { .. } => Error::Checksum(e),
             other => Error::Bundle(other.to_string()),
         }
     }
@@ -93,7 +80,7 @@ impl Error {
             Error::Fetch { .. } => "fetch",
             Error::Io { .. } => "io",
             Error::Bundle(_) => "bundle",
-            Error::Checksum { .. } => "checksum",
+            Error::Checksum(_) => "checksum",
             Error::Model(_) => "model",
             Error::Inference(_) => "inference",
             Error::Index(_) => "index",
@@ -120,11 +107,11 @@ mod tests {
 
     #[test]
     fn checksum_errors_have_a_stable_metric_label() {
-        let e = Error::Checksum {
+        let e = Error::from(kan_core::bundle::BundleError::Checksum {
             file: "a".into(),
             expected: "x".into(),
             actual: "y".into(),
-        };
+        });
         assert_eq!(e.metric_label(), "checksum");
         assert!(e.to_string().contains("bundle file a"));
     }

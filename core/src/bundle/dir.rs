@@ -63,6 +63,21 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The path of a file `manifest` lists in `dir`; an error naming the strategy's needs otherwise.
+pub fn listed_path(dir: &Path, manifest: &BundleManifest, name: &str) -> Result<PathBuf> {
+    if manifest.files.contains_key(name) {
+        Ok(dir.join(name))
+    } else {
+        Err(BundleError::file(
+            name,
+            format!(
+                "a {} bundle needs this file, which the manifest does not list",
+                manifest.strategy
+            ),
+        ))
+    }
+}
+
 /// A local bundle with its manifest checked and every file's sha256 verified.
 #[derive(Debug)]
 pub struct BundleDir {
@@ -87,17 +102,7 @@ impl BundleDir {
 
     /// The path of a listed file; an error naming the strategy's needs otherwise.
     pub fn require(&self, name: &str) -> Result<PathBuf> {
-        if self.has(name) {
-            Ok(self.dir.join(name))
-        } else {
-            Err(BundleError::file(
-                name,
-                format!(
-                    "a {} bundle needs this file, which the manifest does not list",
-                    self.manifest.strategy
-                ),
-            ))
-        }
+        listed_path(&self.dir, &self.manifest, name)
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {

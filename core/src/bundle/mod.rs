@@ -11,7 +11,9 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use dir::{BundleDir, check_digest, parse_manifest, read_manifest, sha256_file, verify_files};
+pub use dir::{
+    BundleDir, check_digest, listed_path, parse_manifest, read_manifest, sha256_file, verify_files,
+};
 pub use ids::{decode_ids, encode_lines, read_ids};
 pub use tensors::{Csr, Tensor, TensorFile, encode_tensors, offsets, parallel};
 pub use writer::{BundleWriter, ManifestInfo};

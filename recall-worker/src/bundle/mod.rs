@@ -179,14 +179,11 @@ impl Bundle {
 
     /// Path of a file the manifest lists; an error naming the strategy's needs otherwise.
     pub fn require(&self, name: &str) -> Result<PathBuf> {
-        if self.has_file(name) {
-            Ok(self.dir.join(name))
-        } else {
-            Err(Error::Bundle(format!(
-                "a {} bundle needs {name}, which the manifest does not list",
-                self.manifest.strategy
-            )))
-        }
+        Ok(kan_core::bundle::listed_path(
+            &self.dir,
+            &self.manifest,
+            name,
+        )?)
     }
 
     /// Opens a listed safetensors file.
