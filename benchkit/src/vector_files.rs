@@ -155,24 +155,10 @@ pub fn read_vectors(path: &Path, dim: Option<usize>) -> Result<Matrix<f32>> {
             })
         }
         "safetensors" => {
-            let bytes = read_bytes(path)?;
-            let file = safetensors::SafeTensors::deserialize(&bytes)
-                .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-            let t = file
-                .tensor("vectors")
-                .map_err(|_| bad("no tensor named 'vectors' (the item_vectors layout)".into()))?;
-            if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 {
-                return Err(bad(format!(
-                    "'vectors' must be 2-D f32, found {:?} {:?}",
-                    t.dtype(),
-                    t.shape()
-                )));
-            }
-            Ok(Matrix {
-                rows: t.shape()[0],
-                cols: t.shape()[1],
-                data: f32s(t.data()),
-            })
+            let (rows, cols, data) = kan_worker::bundle::TensorFile::read(path)
+                .and_then(|file| file.f32_2d("vectors"))
+                .map_err(|e| bad(format!("{e} (the item_vectors layout: 2-D f32 'vectors')")))?;
+            Ok(Matrix { rows, cols, data })
         }
         _ => Err(bad(
             "unknown vector file type: use .npy (float32), .f32 (raw little-endian) or \

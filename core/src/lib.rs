@@ -1,7 +1,10 @@
 //! Kan's recall core: the algorithms that both the serving path (worker, gateway) and `kan eval`
-//! run, written once. Pure and synchronous: no I/O, no async runtime, no Kubernetes client, so
-//! the offline figures are computed by the same code that answers requests.
+//! run, written once. Pure and synchronous: no network, no async runtime, no Kubernetes client,
+//! so the offline figures are computed by the same code that answers requests. The one module
+//! that touches files is [`bundle`], the codec of local bundle directories.
 //!
+//! * [`bundle`] — the bundle codec: safetensors tensors, CSR, id lists, the writer and the
+//!   verified reader of a local bundle directory;
 //! * [`clock`] — the reference time that time-decayed strategies age interactions from;
 //! * [`rank`] — the hit type, top-k selection and the score accumulator the kernels share;
 //! * [`vector`] — dot product, normalisation and the exact scan over item vectors;
@@ -16,6 +19,7 @@
 //! * [`readout`] — the online A/B readout: exposures joined with engagements, Wilson intervals.
 
 pub mod attribute;
+pub mod bundle;
 pub mod clock;
 pub mod exploratory;
 pub mod fresh;

@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kan_api::bundle::files;
 use kan_api::crd::{PROPENSITY_KEYS, PropensitySpec};
-use safetensors::tensor::{Dtype, TensorView};
 
+use crate::bundle::{Tensor, TensorFile, encode_tensors};
 use crate::merge::Merged;
 
 /// Engagements (by users with a known value of the key) an item needs before it gets a lift
@@ -243,40 +244,29 @@ impl Table {
         segments: Vec<String>,
         bytes: &[u8],
     ) -> Result<Self, TableError> {
-        let file = safetensors::SafeTensors::deserialize(bytes)
+        let file = TensorFile::decode(files::PROPENSITY, bytes.to_vec())
             .map_err(|e| TableError::Format(e.to_string()))?;
-        let view = file
-            .tensor(LIFT_TENSOR)
-            .map_err(|_| TableError::Lift("is missing".into()))?;
-        if view.dtype() != Dtype::F32 {
-            return Err(TableError::Lift(format!(
-                "has dtype {:?}, expected F32",
-                view.dtype()
-            )));
+        if !file.has(LIFT_TENSOR) {
+            return Err(TableError::Lift("is missing".into()));
         }
-        if view.shape() != [items.len(), segments.len()] {
+        let (shape, lift) = file
+            .f32(LIFT_TENSOR)
+            .map_err(|_| TableError::Lift("is not F32".into()))?;
+        if shape != [items.len(), segments.len()] {
             return Err(TableError::Lift(format!(
-                "has shape {:?}, expected [{}, {}] (items, segments)",
-                view.shape(),
+                "has shape {shape:?}, expected [{}, {}] (items, segments)",
                 items.len(),
                 segments.len()
             )));
         }
-        let lift = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
         Self::new(items, segments, lift)
     }
 
     /// The table file's bytes for `lift`, row-major `[n_items, n_segments]`.
     pub fn encode(n_items: usize, n_segments: usize, lift: &[f32]) -> Result<Vec<u8>, TableError> {
-        let bytes: Vec<u8> = lift.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![n_items, n_segments], &bytes)
-            .map_err(|e| TableError::Lift(e.to_string()))?;
-        safetensors::serialize([(LIFT_TENSOR, view)], None)
-            .map_err(|e| TableError::Format(e.to_string()))
+        let tensor = Tensor::F32(vec![n_items, n_segments], lift.to_vec());
+        encode_tensors(files::PROPENSITY, &[(LIFT_TENSOR, tensor)])
+            .map_err(|e| TableError::Lift(e.to_string()))
     }
 
     pub fn segments(&self) -> &[String] {

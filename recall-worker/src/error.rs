@@ -21,15 +21,10 @@ pub enum Error {
     /// The bundle's manifest or files do not meet the bundle contract.
     #[error("invalid bundle: {0}")]
     Bundle(String),
-    /// A file's sha256 differs from the manifest.
-    #[error(
-        "checksum mismatch for bundle file {file}: manifest says {expected}, file has {actual}; the bundle is corrupt or was modified after `kan train` wrote it"
-    )]
-    Checksum {
-        file: String,
-        expected: String,
-        actual: String,
-    },
+    /// A file's sha256 differs from the manifest (the codec's
+    /// [`kan_core::bundle::BundleError::Checksum`]).
+    #[error(transparent)]
+    Checksum(kan_core::bundle::BundleError),
     /// ONNX Runtime could not be loaded or the model does not meet the encoder contract.
     #[error("onnx: {0}")]
     Model(String),
@@ -64,6 +59,19 @@ impl From<kan_onnx::Error> for Error {
     }
 }
 
+/// The codec's I/O and checksum failures keep their own variants (and metric labels); every
+/// other codec error is a bundle that breaks the contract.
+impl From<kan_core::bundle::BundleError> for Error {
+    fn from(e: kan_core::bundle::BundleError) -> Self {
+        use kan_core::bundle::BundleError;
+        match e {
+            BundleError::Io { path, source } => Error::Io { path, source },
+            e @ BundleError::Checksum { .. } => Error::Checksum(e),
+            other => Error::Bundle(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// A stable label for the `kind` label of error metrics.
     pub fn metric_label(&self) -> &'static str {
@@ -72,7 +80,7 @@ impl Error {
             Error::Fetch { .. } => "fetch",
             Error::Io { .. } => "io",
             Error::Bundle(_) => "bundle",
-            Error::Checksum { .. } => "checksum",
+            Error::Checksum(_) => "checksum",
             Error::Model(_) => "model",
             Error::Inference(_) => "inference",
             Error::Index(_) => "index",
@@ -99,11 +107,11 @@ mod tests {
 
     #[test]
     fn checksum_errors_have_a_stable_metric_label() {
-        let e = Error::Checksum {
+        let e = Error::from(kan_core::bundle::BundleError::Checksum {
             file: "a".into(),
             expected: "x".into(),
             actual: "y".into(),
-        };
+        });
         assert_eq!(e.metric_label(), "checksum");
         assert!(e.to_string().contains("bundle file a"));
     }

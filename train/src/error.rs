@@ -25,12 +25,12 @@ pub enum Error {
     /// A bundle on disk is incomplete or inconsistent.
     #[error("bundle {}: {problem}", dir.display())]
     Bundle { dir: PathBuf, problem: String },
+    /// A bundle file breaks the codec's contract (its message names the file and tensor).
+    #[error(transparent)]
+    BundleFile(kan_core::bundle::BundleError),
     /// Tensor maths failed (candle).
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
-    /// Writing or reading safetensors failed.
-    #[error("safetensors: {0}")]
-    Safetensors(#[from] safetensors::SafeTensorError),
     /// Building or serialising an ONNX graph failed.
     #[error("onnx export: {0}")]
     Onnx(String),
@@ -48,6 +48,16 @@ impl From<kan_onnx::Error> for Error {
     }
 }
 
+/// The codec's I/O failures are this crate's I/O errors; the rest are bundle errors.
+impl From<kan_core::bundle::BundleError> for Error {
+    fn from(e: kan_core::bundle::BundleError) -> Self {
+        match e {
+            kan_core::bundle::BundleError::Io { path, source } => Error::Io { path, source },
+            other => Error::BundleFile(other),
+        }
+    }
+}
+
 impl Error {
     /// A stable, low-cardinality label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
@@ -55,9 +65,8 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Parse { .. } => "parse",
             Error::InvalidInput(_) => "invalid_input",
-            Error::Bundle { .. } => "bundle",
+            Error::Bundle { .. } | Error::BundleFile(_) => "bundle",
             Error::Tensor(_) => "tensor",
-            Error::Safetensors(_) => "safetensors",
             Error::Onnx(_) => "onnx_export",
             Error::Runtime(_) => "onnx_runtime",
             Error::Json(_) => "json",

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::bundle::BundleWriter;
+use crate::bundle::{BundleWriter, ManifestInfo, created_now};
 use crate::data::{self, Dataset, Format};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -242,7 +242,14 @@ pub fn train(req: &TrainRequest) -> Result<TrainOutcome> {
         items: p.ds.n_items() as u64,
         interactions: p.split.train.len() as u64,
     };
-    let manifest = w.finish(req.strategy, dataset, params, metrics, model.dim())?;
+    let manifest = w.finish(ManifestInfo {
+        strategy: req.strategy,
+        dataset,
+        params,
+        metrics,
+        dim: model.dim(),
+        created_at: created_now()?,
+    })?;
     Ok(TrainOutcome {
         manifest,
         train_seconds,

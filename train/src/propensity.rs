@@ -94,7 +94,8 @@ pub fn write(w: &mut BundleWriter, n_items: usize, lifts: &Lifts) -> Result<()> 
     let bytes = Table::encode(n_items, lifts.segments.len(), &lifts.lift)
         .map_err(|e| Error::InvalidInput(format!("propensity table: {e}")))?;
     w.bytes(files::PROPENSITY, &bytes)?;
-    w.lines(files::PROPENSITY_SEGMENTS, &lifts.segments)
+    w.lines(files::PROPENSITY_SEGMENTS, &lifts.segments)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::remote::{Remote, RemoteOptions};
-use super::verify::{check_digest, parse_manifest};
 use crate::error::{Error, Result};
+use kan_core::bundle::{check_digest, parse_manifest};
 
 /// Marker written last into a finished download.
 const COMPLETE: &str = ".complete";

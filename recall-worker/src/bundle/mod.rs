@@ -6,8 +6,6 @@
 mod fetch;
 mod push;
 mod remote;
-mod tensors;
-mod verify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,10 +14,12 @@ use kan_api::bundle::{BundleManifest, files, params};
 
 pub use fetch::{download, fetch, parse_uri};
 pub use kan_api::bundle_uri::BundleLocation;
+pub use kan_core::bundle::{
+    Csr, TensorFile, check_digest, parallel, parse_manifest, read_manifest, sha256_file,
+    verify_files,
+};
 pub use push::push;
 pub use remote::{Remote, RemoteOptions};
-pub use tensors::{Csr, TensorFile, parallel};
-pub use verify::{check_digest, parse_manifest, read_manifest, sha256_file, verify_files};
 
 use crate::error::{Error, Result};
 
@@ -52,16 +52,7 @@ impl Catalogue {
 
     /// Reads an id file, one id per line (a trailing newline is allowed).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let ids: Vec<String> = text.lines().map(str::to_string).collect();
-        if let Some(i) = ids.iter().position(String::is_empty) {
-            return Err(Error::Bundle(format!(
-                "{}: line {} is empty",
-                path.display(),
-                i + 1
-            )));
-        }
-        Self::new(ids).map_err(|e| Error::Bundle(format!("{}: {e}", path.display())))
+        Self::new(kan_core::bundle::read_ids(path)?)
     }
 
     pub fn len(&self) -> usize {
@@ -188,19 +179,16 @@ impl Bundle {
 
     /// Path of a file the manifest lists; an error naming the strategy's needs otherwise.
     pub fn require(&self, name: &str) -> Result<PathBuf> {
-        if self.has_file(name) {
-            Ok(self.dir.join(name))
-        } else {
-            Err(Error::Bundle(format!(
-                "a {} bundle needs {name}, which the manifest does not list",
-                self.manifest.strategy
-            )))
-        }
+        Ok(kan_core::bundle::listed_path(
+            &self.dir,
+            &self.manifest,
+            name,
+        )?)
     }
 
     /// Opens a listed safetensors file.
     pub fn tensors(&self, name: &str) -> Result<TensorFile> {
-        TensorFile::read(&self.require(name)?)
+        Ok(TensorFile::read(&self.require(name)?)?)
     }
 
     /// Item vectors `[N, D]` from `item_vectors.safetensors`, checked against the catalogue and
@@ -210,16 +198,20 @@ impl Bundle {
         let (shape, data) = file.f32("vectors")?;
         let dim = self.manifest.dim.unwrap_or(0) as usize;
         if shape.len() != 2 || shape[0] != self.items.len() || shape[1] != dim {
-            return Err(file.error(
-                "vectors",
-                &format!(
-                    "expected shape [{}, {dim}] (items, manifest dim), found {shape:?}",
-                    self.items.len()
-                ),
-            ));
+            return Err(file
+                .error(
+                    "vectors",
+                    format!(
+                        "expected shape [{}, {dim}] (items, manifest dim), found {shape:?}",
+                        self.items.len()
+                    ),
+                )
+                .into());
         }
         if data.iter().any(|x| !x.is_finite()) {
-            return Err(file.error("vectors", "contains NaN or infinite values"));
+            return Err(file
+                .error("vectors", "contains NaN or infinite values")
+                .into());
         }
         Ok((dim, data))
     }

@@ -8,8 +8,8 @@ use kan_api::bundle::{BundleManifest, MANIFEST_FILE};
 
 use super::fetch::parse_uri;
 use super::remote::{Remote, RemoteOptions};
-use super::verify::{read_manifest, verify_files};
 use crate::error::{Error, Result};
+use kan_core::bundle::{read_manifest, verify_files};
 
 /// Uploads the bundle in `dir` to `uri` and returns its manifest.
 pub async fn push(dir: &Path, uri: &str, options: &RemoteOptions) -> Result<BundleManifest> {

@@ -65,7 +65,9 @@ impl Attribute {
         let item_weights = parallel(&file, "weights", file.f32_1d("weights")?, &item_tags)?;
         let prior = file.f32_1d("prior")?;
         if prior.len() != n {
-            return Err(file.error("prior", &format!("needs one value per item ({n})")));
+            return Err(file
+                .error("prior", format!("needs one value per item ({n})"))
+                .into());
         }
         let file = bundle.tensors(files::TAG_ITEMS)?;
         let tag_items = file.csr(n_tags, "items", n)?;

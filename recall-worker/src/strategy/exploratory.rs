@@ -49,12 +49,14 @@ impl Exploratory {
         let alpha = file.f32_1d("alpha")?;
         let beta = file.f32_1d("beta")?;
         if alpha.len() != n || beta.len() != n {
-            return Err(file.error(
-                "alpha",
-                &format!("alpha and beta need one value per item ({n})"),
-            ));
+            return Err(file
+                .error(
+                    "alpha",
+                    format!("alpha and beta need one value per item ({n})"),
+                )
+                .into());
         }
-        let priors = Priors::new(&alpha, &beta).map_err(|e| file.error("alpha", &e.to_string()))?;
+        let priors = Priors::new(&alpha, &beta).map_err(|e| file.error("alpha", e.to_string()))?;
         let names_path = bundle.require(files::CATEGORY_NAMES)?;
         let names = std::fs::read_to_string(&names_path).map_err(|e| Error::io(&names_path, e))?;
         let category_index: HashMap<String, u32> = names

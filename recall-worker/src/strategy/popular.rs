@@ -52,13 +52,17 @@ fn read_list(file: &TensorFile, prefix: &str, n: usize) -> Result<Vec<Hit>> {
     let items = file.i64_1d(&format!("{prefix}/items"))?;
     let scores = file.f32_1d(&format!("{prefix}/scores"))?;
     if items.len() != scores.len() {
-        return Err(file.error(&format!("{prefix}/scores"), "needs one score per item"));
+        return Err(file
+            .error(&format!("{prefix}/scores"), "needs one score per item")
+            .into());
     }
     if let Some(bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
-        return Err(file.error(
-            &format!("{prefix}/items"),
-            &format!("item index {bad} is out of range 0..{n}"),
-        ));
+        return Err(file
+            .error(
+                &format!("{prefix}/items"),
+                format!("item index {bad} is out of range 0..{n}"),
+            )
+            .into());
     }
     Ok(items
         .into_iter()

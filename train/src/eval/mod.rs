@@ -260,7 +260,7 @@ fn split_and_seed(req: &EvalRequest, bundles: &[BundleDir]) -> Result<(SplitSpec
 fn open_bundles(req: &EvalRequest) -> Result<Vec<BundleDir>> {
     req.queues
         .iter()
-        .map(|q| BundleDir::open(&q.bundle))
+        .map(|q| crate::bundle::open(&q.bundle))
         .collect()
 }
 
@@ -644,7 +644,7 @@ impl Stages<'_> {
 /// names) through the bundle reader, which checks every file's digest.
 pub fn load_propensity_table(dir: &std::path::Path) -> Result<kan_core::propensity::Table> {
     use kan_api::bundle::files;
-    let b = BundleDir::open(dir)?;
+    let b = crate::bundle::open(dir)?;
     if !b.has(files::PROPENSITY) {
         return Err(Error::InvalidInput(format!(
             "{}: the bundle has no {} (train it on data with user attributes)",

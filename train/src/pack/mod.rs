@@ -15,7 +15,7 @@ use kan_api::bundle::{BundleManifest, DatasetInfo, files, params};
 use kan_api::crd::StrategyType;
 use serde_json::json;
 
-use crate::bundle::{BundleWriter, parse_safetensors};
+use crate::bundle::{BundleWriter, ManifestInfo, Tensor, TensorFile, created_now};
 use crate::data::{self, Interaction};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -144,13 +144,14 @@ pub fn write(
             "normalised_by_pack": req.normalise,
         },
     });
-    w.finish(
-        req.strategy,
+    Ok(w.finish(ManifestInfo {
+        strategy: req.strategy,
         dataset,
         params,
-        BTreeMap::new(),
-        Some(inputs.dim as u32),
-    )
+        metrics: BTreeMap::new(),
+        dim: Some(inputs.dim as u32),
+        created_at: created_now()?,
+    })?)
 }
 
 /// A bundle directory is written whole: an existing non-empty one is refused.
@@ -200,31 +201,29 @@ fn read_vectors(path: &Path, tensor: Option<&str>) -> Result<(usize, usize, Vec<
     match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => npy::read_matrix(path, &bytes()?),
         Some("safetensors") => {
-            let mut map = parse_safetensors(path, &bytes()?)?;
+            let file = TensorFile::decode(path.display().to_string(), bytes()?)?;
+            let names = file.names();
             let name = match tensor {
                 Some(name) => name.to_string(),
-                None if map.len() == 1 => map.keys().next().cloned().unwrap_or_default(),
+                None if names.len() == 1 => names[0].clone(),
                 None => DEFAULT_TENSOR.to_string(),
             };
-            let mut names: Vec<&String> = map.keys().collect();
-            names.sort();
-            let missing = format!(
-                "{}: no tensor `{name}` (tensors: {}); name it with --tensor",
-                path.display(),
-                names
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let t = map.remove(&name).ok_or(Error::InvalidInput(missing))?;
-            match (t.shape(), t.as_f32()) {
-                ([rows, dim], Some(data)) => Ok((*rows, *dim, data.to_vec())),
-                (shape, Some(_)) => Err(Error::InvalidInput(format!(
-                    "{}: tensor `{name}` has shape {shape:?}; item vectors are a 2-D [items, dim] matrix",
-                    path.display()
-                ))),
-                (_, None) => Err(Error::InvalidInput(format!(
+            if !file.has(&name) {
+                return Err(Error::InvalidInput(format!(
+                    "{}: no tensor `{name}` (tensors: {}); name it with --tensor",
+                    path.display(),
+                    names.join(", ")
+                )));
+            }
+            match file.get(&name)? {
+                Tensor::F32(shape, data) => match shape[..] {
+                    [rows, dim] => Ok((rows, dim, data)),
+                    _ => Err(Error::InvalidInput(format!(
+                        "{}: tensor `{name}` has shape {shape:?}; item vectors are a 2-D [items, dim] matrix",
+                        path.display()
+                    ))),
+                },
+                Tensor::I64(..) => Err(Error::InvalidInput(format!(
                     "{}: tensor `{name}` is I64; item vectors are F32",
                     path.display()
                 ))),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::bundle::{BundleDir, Tensor, safetensors_bytes};
+use crate::bundle::{BundleDir, Tensor};
 
 /// A scratch directory with a model file, `items.txt` (a, b, c) and unit item vectors.
 struct Inputs {
@@ -167,13 +167,16 @@ fn an_interaction_with_an_unlisted_item_is_refused_naming_the_item() {
 #[test]
 fn a_safetensors_file_with_several_tensors_needs_the_tensor_named() {
     let inputs = Inputs::new();
-    let bytes = safetensors_bytes(&[
-        (
-            "item_tower".to_string(),
-            Tensor::matrix(3, 2, vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8]),
-        ),
-        ("bias".to_string(), Tensor::f32(vec![0.0; 3])),
-    ])
+    let bytes = kan_core::bundle::encode_tensors(
+        "v.safetensors",
+        &[
+            (
+                "item_tower".to_string(),
+                Tensor::matrix(3, 2, vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8]),
+            ),
+            ("bias".to_string(), Tensor::f32(vec![0.0; 3])),
+        ],
+    )
     .unwrap();
     std::fs::write(inputs.path("v.safetensors"), bytes).unwrap();
     let req = PackRequest {

@@ -25,7 +25,7 @@ use kan_core::attribute::Weighted;
 use serde_json::json;
 
 use super::{Context, Model, Query, Recaller, recall_each};
-use crate::bundle::{BundleDir, BundleWriter, Tensor};
+use crate::bundle::{BundleDir, BundleWriter, Csr, Tensor, parallel};
 use crate::data::{Dataset, IdMap};
 use crate::error::{Error, Result};
 
@@ -89,15 +89,13 @@ impl WeightedCsr {
 
     pub(crate) fn read(b: &BundleDir, file: &str, column: &str, weights: &str) -> Result<Self> {
         let t = b.tensors(file)?;
-        let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
-        let columns: Vec<u32> = t.i64(column)?.iter().map(|&c| c as u32).collect();
-        let weights = t.f32(weights)?.1.to_vec();
-        if offsets.last() != Some(&columns.len()) || weights.len() != columns.len() {
-            return Err(Error::Bundle {
-                dir: b.dir.clone(),
-                problem: format!("{file}: offsets, {column} and weights disagree"),
-            });
-        }
+        let offsets = t.i64_1d("offsets")?;
+        // Row count and column bound are checked by the caller against the id lists.
+        let rows = offsets.len().saturating_sub(1);
+        let csr = Csr::new(offsets, t.i64_1d(column)?, rows, u32::MAX as usize)
+            .map_err(|m| t.error(column, m))?;
+        let weights = parallel(&t, weights, t.f32_1d(weights)?, &csr)?;
+        let (offsets, columns) = csr.into_parts();
         Ok(WeightedCsr {
             offsets,
             columns,
@@ -297,7 +295,7 @@ impl Attribute {
         let n_items = b.lines(files::ITEMS)?.len();
         let tag_names = b.lines(files::TAG_NAMES)?;
         let item_tags = WeightedCsr::read(b, files::ITEM_TAGS, "tags", "weights")?;
-        let prior = b.tensors(files::ITEM_TAGS)?.f32("prior")?.1.to_vec();
+        let prior = b.tensors(files::ITEM_TAGS)?.f32_1d("prior")?;
         let tag_items = WeightedCsr::read(b, files::TAG_ITEMS, "items", "scores")?;
         let related = WeightedCsr::read(b, files::RELATED_TAGS, "related", "weights")?;
         let n_tags = tag_names.len();
@@ -363,7 +361,8 @@ impl Model for Attribute {
             scores.0 = "scores".to_string();
         }
         w.tensors(files::TAG_ITEMS, &tag_items)?;
-        w.tensors(files::RELATED_TAGS, &self.related.tensors("related"))
+        w.tensors(files::RELATED_TAGS, &self.related.tensors("related"))?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {

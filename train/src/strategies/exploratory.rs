@@ -75,10 +75,10 @@ impl Exploratory {
             problem,
         };
         let t = b.tensors(files::CATEGORIES)?;
-        let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
-        let categories: Vec<u32> = t.i64("categories")?.iter().map(|&c| c as u32).collect();
-        let alpha = t.f32("alpha")?.1.to_vec();
-        let beta = t.f32("beta")?.1.to_vec();
+        let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
+        let categories: Vec<u32> = t.i64_1d("categories")?.iter().map(|&c| c as u32).collect();
+        let alpha = t.f32_1d("alpha")?;
+        let beta = t.f32_1d("beta")?;
         if offsets.len() != n_items + 1 || alpha.len() != n_items || beta.len() != n_items {
             return Err(bad("categories tensors do not match items.txt".into()));
         }
@@ -209,7 +209,8 @@ impl Model for Exploratory {
             ],
         )?;
         w.tensors(files::RELATED_TAGS, &self.related.tensors("related"))?;
-        w.lines(files::CATEGORY_NAMES, &self.names)
+        w.lines(files::CATEGORY_NAMES, &self.names)?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {

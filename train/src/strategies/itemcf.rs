@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::{Context, Model, Query, Recaller, recall_each};
-use crate::bundle::{BundleDir, BundleWriter, Tensor};
-use crate::error::{Error, Result};
+use crate::bundle::{BundleDir, BundleWriter, Tensor, parallel};
+use crate::error::Result;
 use crate::history::History;
 
 pub const DEFAULT_ALPHA: f64 = 1.0;
@@ -130,18 +130,9 @@ impl ItemCf {
     pub fn load(b: &BundleDir) -> Result<Self> {
         let n_items = b.lines(files::ITEMS)?.len();
         let t = b.tensors(files::NEIGHBOURS)?;
-        let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
-        let neighbours: Vec<u32> = t.i64("neighbours")?.iter().map(|&o| o as u32).collect();
-        let weights = t.f32("weights")?.1.to_vec();
-        if offsets.len() != n_items + 1
-            || offsets.last() != Some(&neighbours.len())
-            || weights.len() != neighbours.len()
-        {
-            return Err(Error::Bundle {
-                dir: b.dir.clone(),
-                problem: "neighbours CSR does not match items.txt".into(),
-            });
-        }
+        let csr = t.csr(n_items, "neighbours", n_items)?;
+        let weights = parallel(&t, "weights", t.f32_1d("weights")?, &csr)?;
+        let (offsets, neighbours) = csr.into_parts();
         let p = &b.manifest.params;
         Ok(ItemCf {
             n_items,
@@ -194,7 +185,8 @@ impl Model for ItemCf {
                 ),
                 ("weights".to_string(), Tensor::f32(self.weights.clone())),
             ],
-        )
+        )?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {

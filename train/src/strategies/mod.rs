@@ -204,15 +204,16 @@ pub fn write_history(w: &mut BundleWriter, h: &History) -> Result<()> {
             ),
             ("timestamps".to_string(), Tensor::i64(h.ts.clone())),
         ],
-    )
+    )?;
+    Ok(())
 }
 
 /// Reads `files::USER_HISTORY` back.
 pub fn read_history(b: &BundleDir) -> Result<History> {
     let t = b.tensors(kan_api::bundle::files::USER_HISTORY)?;
-    let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
-    let items: Vec<u32> = t.i64("items")?.iter().map(|&i| i as u32).collect();
-    let ts = t.i64("timestamps")?.to_vec();
+    let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
+    let items: Vec<u32> = t.i64_1d("items")?.iter().map(|&i| i as u32).collect();
+    let ts = t.i64_1d("timestamps")?;
     if offsets.last() != Some(&items.len()) || ts.len() != items.len() {
         return Err(crate::error::Error::Bundle {
             dir: b.dir.clone(),

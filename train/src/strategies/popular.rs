@@ -153,7 +153,8 @@ impl Model for Popular {
         for (seg, l) in &self.segments {
             t.extend(list(&format!("segment/{seg}"), l));
         }
-        w.tensors(files::POPULAR, &t)
+        w.tensors(files::POPULAR, &t)?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {
@@ -170,8 +171,12 @@ impl Popular {
     pub fn load(b: &BundleDir) -> Result<Self> {
         let n_items = b.lines(files::ITEMS)?.len();
         let t = b.tensors(files::POPULAR)?;
-        let items = t.i64("global/items")?.iter().map(|&i| i as u32).collect();
-        let scores = t.f32("global/scores")?.1.to_vec();
+        let items = t
+            .i64_1d("global/items")?
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        let scores = t.f32_1d("global/scores")?;
         Ok(Popular {
             n_items,
             half_life_days: DEFAULT_HALF_LIFE_DAYS,

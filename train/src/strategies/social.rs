@@ -253,7 +253,8 @@ impl Model for Social {
                 ),
                 ("strength".to_string(), Tensor::f32(self.strength.clone())),
             ],
-        )
+        )?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {
@@ -271,9 +272,9 @@ impl Social {
     pub fn load(b: &BundleDir) -> Result<Self> {
         let n_items = b.lines(files::ITEMS)?.len();
         let t = b.tensors(files::FRIENDS)?;
-        let offsets: Vec<usize> = t.i64("offsets")?.iter().map(|&o| o as usize).collect();
-        let friends: Vec<u32> = t.i64("friends")?.iter().map(|&o| o as u32).collect();
-        let strength = t.f32("strength")?.1.to_vec();
+        let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
+        let friends: Vec<u32> = t.i64_1d("friends")?.iter().map(|&o| o as u32).collect();
+        let strength = t.f32_1d("strength")?;
         if offsets.last() != Some(&friends.len()) || strength.len() != friends.len() {
             return Err(Error::Bundle {
                 dir: b.dir.clone(),

@@ -369,7 +369,8 @@ impl Recaller for Spectral {
 impl Model for Spectral {
     fn write(&self, w: &mut BundleWriter) -> Result<()> {
         write_vectors(w, &self.vectors, self.dim)?;
-        w.bytes(files::MODEL, &self.to_onnx()?)
+        w.bytes(files::MODEL, &self.to_onnx()?)?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {

@@ -723,7 +723,8 @@ impl Model for TwoTower {
             let title = format!("{} learning curve", self.encoder.kind.name());
             w.bytes(CURVE_PNG, &curve_png(&self.curve, &title)?)?;
         }
-        w.bytes(files::MODEL, &self.encoder.to_onnx_with(self.interests)?)
+        w.bytes(files::MODEL, &self.encoder.to_onnx_with(self.interests)?)?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {
@@ -874,15 +875,16 @@ pub fn write_vectors(w: &mut BundleWriter, vectors: &[f32], dim: usize) -> Resul
             "vectors".to_string(),
             BundleTensor::matrix(rows, dim, vectors.to_vec()),
         )],
-    )
+    )?;
+    Ok(())
 }
 
 pub fn read_vectors(b: &BundleDir) -> Result<(Vec<f32>, usize)> {
     let t = b.tensors(files::ITEM_VECTORS)?;
     let (shape, data) = t.f32("vectors")?;
     let n_items = b.lines(files::ITEMS)?.len();
-    match shape {
-        [n, d] if *n == n_items => Ok((data.to_vec(), *d)),
+    match shape[..] {
+        [n, d] if n == n_items => Ok((data, d)),
         _ => Err(Error::Bundle {
             dir: b.dir.clone(),
             problem: format!(

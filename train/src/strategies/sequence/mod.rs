@@ -400,7 +400,8 @@ impl Model for Sequence {
                 &curve_png(&self.curve, "sequence learning curve")?,
             )?;
         }
-        w.bytes(files::MODEL, &self.to_onnx()?)
+        w.bytes(files::MODEL, &self.to_onnx()?)?;
+        Ok(())
     }
 
     fn params(&self) -> serde_json::Value {
