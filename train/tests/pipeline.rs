@@ -23,6 +23,38 @@ const STRATEGIES: [StrategyType; 10] = [
     StrategyType::Sequence,
 ];
 
+/// A temporary directory holding the synthetic communities dataset in `data/`.
+fn communities() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data directory");
+    common::write_communities(&data);
+    (tmp, data)
+}
+
+/// `kan eval` of `queues` on `data`'s test part with the default settings.
+fn eval_request(
+    data: &std::path::Path,
+    queues: Vec<QueueInput>,
+    merges: Vec<MergePolicy>,
+) -> EvalRequest {
+    EvalRequest {
+        data: data.to_path_buf(),
+        format: Format::Csv,
+        split: None,
+        seed: None,
+        queues,
+        merges,
+        rrf_k: kan_train::eval::RRF_K,
+        on_validation: false,
+        max_users: None,
+        progress: false,
+        propensity: None,
+        now: None,
+        tune_weights: false,
+    }
+}
+
 fn request(data: &std::path::Path, out: &std::path::Path, strategy: StrategyType) -> TrainRequest {
     TrainRequest {
         strategy,
@@ -43,10 +75,7 @@ fn request(data: &std::path::Path, out: &std::path::Path, strategy: StrategyType
 
 #[test]
 fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_and_merges() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
 
     let mut queues = Vec::new();
     for s in STRATEGIES {
@@ -98,25 +127,15 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
         }
     }
 
-    let report = kan_train::eval(&EvalRequest {
-        data: data.clone(),
-        format: Format::Csv,
-        split: None,
-        seed: None,
+    let report = kan_train::eval(&eval_request(
+        &data,
         queues,
-        merges: vec![
+        vec![
             MergePolicy::Rrf,
             MergePolicy::WeightedInterleave,
             MergePolicy::Quota,
         ],
-        rrf_k: kan_train::eval::RRF_K,
-        on_validation: false,
-        max_users: None,
-        progress: false,
-        propensity: None,
-        now: None,
-        tune_weights: false,
-    })
+    ))
     .unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     assert_eq!(
@@ -145,10 +164,7 @@ fn every_strategy_trains_a_bundle_in_the_shared_layout_and_eval_scores_queues_an
 
 #[test]
 fn neural_trainers_stop_on_validation_and_record_their_learning_curve() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
     for s in [
         StrategyType::Dssm,
         StrategyType::Gat,
@@ -203,10 +219,7 @@ fn training_on_a_missing_directory_explains_what_to_do() {
 
 #[test]
 fn the_same_seed_gives_the_same_bundle_version() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
     for s in [StrategyType::Item2vec, StrategyType::Dssm] {
         let a = kan_train::train(&request(&data, &tmp.path().join("a"), s))
             .unwrap()
@@ -220,10 +233,7 @@ fn the_same_seed_gives_the_same_bundle_version() {
 
 #[test]
 fn hyper_parameters_reach_the_trainer_and_the_manifest_and_foreign_keys_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
 
     let mut req = request(&data, &tmp.path().join("itemcf"), StrategyType::Itemcf);
     req.opts.params =
@@ -248,10 +258,7 @@ fn hyper_parameters_reach_the_trainer_and_the_manifest_and_foreign_keys_are_refu
 
 #[test]
 fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_by_tags() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
     let mut queues = Vec::new();
     for s in [
         StrategyType::Popular,
@@ -265,22 +272,7 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
         kan_train::train(&req).unwrap();
         queues.push(QueueInput::new(s.to_string(), out));
     }
-    let report = kan_train::eval(&EvalRequest {
-        data,
-        format: Format::Csv,
-        split: None,
-        seed: None,
-        queues,
-        merges: vec![MergePolicy::Rrf],
-        rrf_k: kan_train::eval::RRF_K,
-        on_validation: false,
-        max_users: None,
-        progress: false,
-        propensity: None,
-        now: None,
-        tune_weights: false,
-    })
-    .unwrap();
+    let report = kan_train::eval(&eval_request(&data, queues, vec![MergePolicy::Rrf])).unwrap();
     assert!(
         report.part.contains("held-out items only"),
         "{}",
@@ -301,10 +293,7 @@ fn on_a_cold_item_split_interaction_queues_recall_nothing_and_attribute_recalls_
 
 #[test]
 fn the_declared_friend_weight_is_chosen_on_validation_unless_given() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
 
     let searched = kan_train::train(&request(&data, &tmp.path().join("s"), StrategyType::Social))
         .unwrap()
@@ -350,10 +339,7 @@ fn the_declared_friend_weight_is_chosen_on_validation_unless_given() {
 
 #[test]
 fn tuned_merge_weights_are_chosen_on_validation_and_never_on_test() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_communities(&data);
+    let (tmp, data) = communities();
     let strategies = [StrategyType::Itemcf, StrategyType::Exploratory];
     let queues: Vec<QueueInput> = strategies
         .iter()
@@ -364,19 +350,9 @@ fn tuned_merge_weights_are_chosen_on_validation_and_never_on_test() {
         })
         .collect();
     let mut req = EvalRequest {
-        data: data.clone(),
-        format: Format::Csv,
-        split: None,
-        seed: None,
-        queues,
-        merges: vec![MergePolicy::Rrf],
-        rrf_k: kan_train::eval::RRF_K,
         on_validation: true,
-        max_users: None,
-        progress: false,
-        propensity: None,
-        now: None,
         tune_weights: true,
+        ..eval_request(&data, queues, vec![MergePolicy::Rrf])
     };
     let report = kan_train::eval(&req).unwrap();
     let recall =

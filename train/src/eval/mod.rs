@@ -509,57 +509,41 @@ fn evaluate(
             total: LIST_LENGTH as i32,
             rrf_k: req.rrf_k,
         };
-        // Every user's merged list, through the propensity stage when `stages` is given.
-        let merge_all = |stages: Option<&Stages>| -> Vec<Vec<u32>> {
-            (0..users.len())
-                .into_par_iter()
-                .map(|n| {
-                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
-                    merge_lists(
-                        &spec,
-                        &routes,
-                        &per_queue,
-                        p.ds.items.ids(),
-                        LIST_LENGTH,
-                        stages.and_then(|s| s.for_user(n)).as_ref(),
-                    )
-                })
-                .collect()
-        };
-        let merged = merge_all(None);
-        let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
-        let name = format!("merge:{}({})", policy.as_str(), names.join("+"));
-        if req.tune_weights {
-            let recall_20 = |weights: &[f64]| -> f64 {
-                let routes = routes_with(&sources, weights);
-                let sum: f64 = (0..users.len())
+        // Every user's merged list under `routes`, cut at `total`, through the propensity stage
+        // when `stages` is given.
+        let merge_all =
+            |routes: &[Route], total: usize, stages: Option<&Stages>| -> Vec<Vec<u32>> {
+                (0..users.len())
                     .into_par_iter()
                     .map(|n| {
                         let per_queue: Vec<&[u32]> =
                             lists.iter().map(|l| l[n].as_slice()).collect();
-                        let merged =
-                            merge_lists(&spec, &routes, &per_queue, p.ds.items.ids(), TUNE_K, None);
-                        crate::metrics::recall_at(&merged, &truth[n], TUNE_K)
+                        merge_lists(
+                            &spec,
+                            routes,
+                            &per_queue,
+                            p.ds.items.ids(),
+                            total,
+                            stages.and_then(|s| s.for_user(n)).as_ref(),
+                        )
                     })
+                    .collect()
+            };
+        let merged = merge_all(&routes, LIST_LENGTH, None);
+        let names: Vec<&str> = sources.iter().map(|s| s.0).collect();
+        let name = format!("merge:{}({})", policy.as_str(), names.join("+"));
+        if req.tune_weights {
+            let recall_20 = |weights: &[f64]| -> f64 {
+                let lists = merge_all(&routes_with(&sources, weights), TUNE_K, None);
+                let sum: f64 = lists
+                    .iter()
+                    .zip(&truth)
+                    .map(|(l, t)| crate::metrics::recall_at(l, t, TUNE_K))
                     .sum();
                 sum / users.len().max(1) as f64
             };
             let search = tune::coordinate_ascent(&weights, recall_20);
-            let routes = routes_with(&sources, &search.weights);
-            let merged: Vec<Vec<u32>> = (0..users.len())
-                .into_par_iter()
-                .map(|n| {
-                    let per_queue: Vec<&[u32]> = lists.iter().map(|l| l[n].as_slice()).collect();
-                    merge_lists(
-                        &spec,
-                        &routes,
-                        &per_queue,
-                        p.ds.items.ids(),
-                        LIST_LENGTH,
-                        None,
-                    )
-                })
-                .collect();
+            let merged = merge_all(&routes_with(&sources, &search.weights), LIST_LENGTH, None);
             rows.push(Row {
                 name: format!("merge:{}(tuned)", policy.as_str()),
                 kind: "merge".into(),
@@ -589,7 +573,7 @@ fn evaluate(
                 .push((policy, merged.iter().map(|l| ids(l)).collect()));
         }
         if let Some(stage) = &stages {
-            let boosted = merge_all(Some(stage));
+            let boosted = merge_all(&routes, LIST_LENGTH, Some(stage));
             rows.push(Row {
                 name: format!("{name}+propensity"),
                 kind: "merge+propensity".into(),
