@@ -3,9 +3,10 @@
 //!
 //! 1. Profile: each of the `historyLength` most recent history items adds its tag weights,
 //!    the i-th most recent scaled by `recencyDecay^i`.
-//! 2. Expansion (optional, `kgExpansion`): `kgHops` rounds over the related-tag graph (KG or
-//!    co-occurrence neighbours, rows summing to 1); a tag reached at hop h adds
-//!    `kgHopDecay^h` × relatedness × the weight it was reached from.
+//! 2. Expansion (optional, `kgExpansion`): from the profile's `maxTags` strongest tags,
+//!    `kgHops` rounds over the related-tag graph (KG or co-occurrence neighbours, rows summing
+//!    to 1); a tag reached at hop h adds `kgHopDecay^h` × relatedness × the weight it was
+//!    reached from.
 //! 3. The `maxTags` strongest tags are kept; each contributes `profile(t) × score(i, t)` to the
 //!    first `perTagCap` items of its postings (tag weight × quality prior, best first) in every
 //!    index given: the bundle's, and the one of items added after training. History and
@@ -15,7 +16,7 @@
 
 use kan_api::crd::AttributeSettings;
 
-use crate::rank::{Hit, top_k, with_scores};
+use crate::rank::{Hit, top_k_of, with_scores};
 use crate::{CsrRef, recency_weight};
 
 /// A CSR of weighted rows: row `r` lists `columns[offsets[r]..offsets[r+1]]` with the parallel
@@ -66,19 +67,28 @@ where
         weights.clear();
         summed
     });
+    let max_tags = settings.max_tags.max(1) as usize;
+    let strongest = |hits: Vec<Hit>| {
+        top_k_of(
+            hits.into_iter().filter(|h| h.score > 0.0).collect(),
+            max_tags,
+        )
+    };
     let weights = match related {
-        Some(related) if settings.kg_expansion => {
-            expand(&weights, related, settings.kg_hops, settings.kg_hop_decay)
-        }
+        // Only the strongest tags spread: the weak tail of a long history's profile cannot
+        // reach the kept tags, and walking it was most of the queue's CPU (perf).
+        Some(related) if settings.kg_expansion => expand(
+            &strongest(weights),
+            related,
+            settings.kg_hops,
+            settings.kg_hop_decay,
+        ),
         _ => weights,
     };
-    top_k(
-        weights.into_iter().filter(|h| h.score > 0.0),
-        settings.max_tags.max(1) as usize,
-    )
-    .into_iter()
-    .map(|h| (h.item, h.score))
-    .collect()
+    strongest(weights)
+        .into_iter()
+        .map(|h| (h.item, h.score))
+        .collect()
 }
 
 /// Spreads a profile (tag, weight) over the related-tag graph for `hops` rounds (clamped to
@@ -294,6 +304,47 @@ mod tests {
         assert_eq!(run(&[2], &[], &two), [1, 3, 4, 0], "tag 0 two hops away");
         let p = profile(&[2], |i| items().row(i as usize), Some(related()), &two);
         assert_eq!(p, [(1, 1.0), (2, 0.5), (0, 0.25)]);
+    }
+
+    #[test]
+    fn only_the_strongest_tags_spread() {
+        // Items 0 {tag 0: 1.0}, 1 {tag 1: 0.4}, 2 {tag 2: 0.4}; tags 1 and 2 both relate to tag 3.
+        let (item_offsets, item_tags, item_weights) = ([0, 1, 2, 3], [0, 1, 2], [1.0, 0.4, 0.4]);
+        let (rel_offsets, rel_tags, rel_weights) = ([0, 0, 1, 2, 2], [3, 3], [1.0, 1.0]);
+        let items = Weighted {
+            rows: CsrRef {
+                offsets: &item_offsets,
+                columns: &item_tags,
+            },
+            weights: &item_weights,
+        };
+        let related = Weighted {
+            rows: CsrRef {
+                offsets: &rel_offsets,
+                columns: &rel_tags,
+            },
+            weights: &rel_weights,
+        };
+        let s = |max_tags| AttributeSettings {
+            recency_decay: 1.0,
+            max_tags,
+            kg_expansion: true,
+            kg_hops: 1,
+            kg_hop_decay: 1.0,
+            ..AttributeSettings::default()
+        };
+        let p = |max_tags| {
+            profile(
+                &[0, 1, 2],
+                |i| items.row(i as usize),
+                Some(related),
+                &s(max_tags),
+            )
+        };
+        // All three tags spread: tag 3 sums both gains and outranks tags 1 and 2.
+        assert_eq!(p(3), [(0, 1.0), (3, 0.8), (1, 0.4)]);
+        // Two tags kept: tag 2 (the weaker of the tie) does not spread, so tag 3 gets one gain.
+        assert_eq!(p(2), [(0, 1.0), (1, 0.4)]);
     }
 
     #[test]

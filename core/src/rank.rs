@@ -35,7 +35,8 @@ impl Ord for Ranked {
 }
 
 /// Keeps the best `limit` hits, best first; NaN scores never enter, ties keep the lower item
-/// index first.
+/// index first. Streams through a bounded heap: for long scans (a catalogue) it holds only
+/// `limit` hits. For hits already in memory [`top_k_of`] is cheaper.
 pub fn top_k(hits: impl Iterator<Item = Hit>, limit: usize) -> Vec<Hit> {
     if limit == 0 {
         return Vec::new();
@@ -52,8 +53,28 @@ pub fn top_k(hits: impl Iterator<Item = Hit>, limit: usize) -> Vec<Hit> {
         }
     }
     let mut out: Vec<Hit> = heap.into_iter().map(|r| r.0.0).collect();
-    out.sort_by_key(|h| Reverse(Ranked(*h)));
+    out.sort_unstable_by(best_first);
     out
+}
+
+/// [`top_k`] of hits already collected (each item at most once): a linear-time selection then a
+/// sort of the `limit` kept, instead of a heap operation per hit. Same order, same tie rule.
+pub fn top_k_of(mut hits: Vec<Hit>, limit: usize) -> Vec<Hit> {
+    hits.retain(|h| !h.score.is_nan());
+    if hits.len() > limit {
+        if limit == 0 {
+            return Vec::new();
+        }
+        hits.select_nth_unstable_by(limit - 1, best_first);
+        hits.truncate(limit);
+    }
+    hits.sort_unstable_by(best_first);
+    hits
+}
+
+/// Better first: higher score, then lower item index (a total order on distinct items).
+fn best_first(a: &Hit, b: &Hit) -> Ordering {
+    Ranked(*b).cmp(&Ranked(*a))
 }
 
 const UNTOUCHED: u8 = 0;
@@ -109,17 +130,7 @@ impl Scores {
 
     /// The best `k` scored items (see [`top_k`]); clears the accumulator.
     pub fn top_k(&mut self, k: usize) -> Vec<Hit> {
-        let (score, state) = (&self.score, &self.state);
-        let out = top_k(
-            self.touched
-                .iter()
-                .filter(|&&i| state[i as usize] == SCORED)
-                .map(|&item| Hit {
-                    item,
-                    score: score[item as usize],
-                }),
-            k,
-        );
+        let out = top_k_of(self.entries().collect(), k);
         self.clear();
         out
     }
@@ -150,19 +161,29 @@ impl Scores {
     }
 }
 
+/// Accumulators kept per thread for reuse; nesting (attribute expansion sums inside a sum)
+/// takes a second one. Bounded so a deep nesting cannot pin memory.
+const POOLED: usize = 4;
+
 thread_local! {
-    static SCORES: RefCell<Scores> = RefCell::new(Scores::default());
+    static POOL: RefCell<Vec<Scores>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's (empty) accumulator; a nested call gets a fresh one.
+/// Runs `f` with an empty accumulator of this thread's pool (a nested call gets another one),
+/// so a request allocates nothing once the thread is warm.
 pub fn with_scores<R>(f: impl FnOnce(&mut Scores) -> R) -> R {
-    SCORES.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scores) => {
-            scores.clear();
-            f(&mut scores)
+    let mut scores = POOL
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_default();
+    scores.clear();
+    let out = f(&mut scores);
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < POOLED {
+            pool.push(scores);
         }
-        Err(_) => f(&mut Scores::default()),
-    })
+    });
+    out
 }
 
 #[cfg(test)]
@@ -222,6 +243,33 @@ mod tests {
     }
 
     #[test]
+    fn top_k_of_collected_hits_equals_the_streaming_top_k() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        let mut rng = SmallRng::seed_from_u64(7);
+        for n in [0usize, 1, 5, 50, 400] {
+            // Coarse scores so ties are common; a few NaN and infinities.
+            let hits: Vec<Hit> = (0..n as u32)
+                .map(|item| {
+                    let score = match rng.random_range(0..20) {
+                        0 => f32::NAN,
+                        1 => f32::NEG_INFINITY,
+                        2 => f32::INFINITY,
+                        r => r as f32 / 4.0,
+                    };
+                    hit(item * 3 % 401, score)
+                })
+                .collect();
+            for limit in [0usize, 1, 3, 10, 300, 1000] {
+                assert_eq!(
+                    top_k_of(hits.clone(), limit),
+                    top_k(hits.iter().copied(), limit),
+                    "n {n}, limit {limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_nested_accumulator_does_not_see_the_outer_ones_scores() {
         let out = with_scores(|outer| {
             outer.add(1, 1.0);
@@ -233,5 +281,15 @@ mod tests {
         });
         assert_eq!(out, (vec![hit(1, 1.0)], vec![hit(2, 1.0)]));
         assert_eq!(with_scores(|s| s.top_k(5)), []);
+        // Pooled accumulators come back empty, even when left unfinished.
+        with_scores(|outer| {
+            outer.add(3, 1.0);
+            with_scores(|inner| inner.add(4, 1.0));
+        });
+        let again = with_scores(|outer| {
+            let inner = with_scores(|inner| inner.entries().count());
+            (outer.entries().count(), inner)
+        });
+        assert_eq!(again, (0, 0));
     }
 }

@@ -880,7 +880,8 @@ pub struct AttributeSettings {
     #[serde(default = "default_attribute_recency_decay")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub recency_decay: f64,
-    /// Strongest profile tags used per request.
+    /// Strongest profile tags used per request (with `kgExpansion`, also the tags it spreads
+    /// from).
     #[serde(default = "default_attribute_max_tags")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_tags: i32,
