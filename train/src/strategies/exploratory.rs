@@ -74,12 +74,14 @@ impl Exploratory {
             dir: b.dir.clone(),
             problem,
         };
+        let category_names = b.lines(files::CATEGORY_NAMES)?;
         let t = b.tensors(files::CATEGORIES)?;
-        let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
-        let categories: Vec<u32> = t.i64_1d("categories")?.iter().map(|&c| c as u32).collect();
+        let (offsets, categories) = t
+            .csr(n_items, "categories", category_names.len())?
+            .into_parts();
         let alpha = t.f32_1d("alpha")?;
         let beta = t.f32_1d("beta")?;
-        if offsets.len() != n_items + 1 || alpha.len() != n_items || beta.len() != n_items {
+        if alpha.len() != n_items || beta.len() != n_items {
             return Err(bad("categories tensors do not match items.txt".into()));
         }
         let related = if b.has(files::RELATED_TAGS) {
@@ -95,7 +97,7 @@ impl Exploratory {
         Exploratory::new(
             offsets,
             categories,
-            b.lines(files::CATEGORY_NAMES)?,
+            category_names,
             alpha,
             beta,
             related,

@@ -208,24 +208,76 @@ pub fn write_history(w: &mut BundleWriter, h: &History) -> Result<()> {
     Ok(())
 }
 
-/// Reads `files::USER_HISTORY` back.
+/// Reads `files::USER_HISTORY` back: a CSR over `users.txt` of item indices below the
+/// catalogue size, with one timestamp per entry (the core codec's checks).
 pub fn read_history(b: &BundleDir) -> Result<History> {
-    let t = b.tensors(kan_api::bundle::files::USER_HISTORY)?;
-    let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
-    let items: Vec<u32> = t.i64_1d("items")?.iter().map(|&i| i as u32).collect();
-    let ts = t.i64_1d("timestamps")?;
-    if offsets.last() != Some(&items.len()) || ts.len() != items.len() {
-        return Err(crate::error::Error::Bundle {
-            dir: b.dir.clone(),
-            problem: "user_history CSR is inconsistent".into(),
-        });
-    }
+    use kan_api::bundle::files;
+    let (users, items) = (b.lines(files::USERS)?.len(), b.lines(files::ITEMS)?.len());
+    let t = b.tensors(files::USER_HISTORY)?;
+    let csr = t.csr(users, "items", items)?;
+    let ts = kan_core::bundle::parallel(&t, "timestamps", t.i64_1d("timestamps")?, &csr)?;
+    let (offsets, items) = csr.into_parts();
     Ok(History { offsets, items, ts })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bundle of `items.txt` (a, b), `users.txt` (u1, u2) and a history of `offsets`/`items`.
+    fn history_bundle(offsets: Vec<i64>, items: Vec<i64>) -> (tempfile::TempDir, BundleDir) {
+        use crate::bundle::{ManifestInfo, Tensor};
+        use kan_api::bundle::{DatasetInfo, files};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BundleWriter::create(dir.path()).unwrap();
+        w.lines(files::ITEMS, &["a", "b"]).unwrap();
+        w.lines(files::USERS, &["u1", "u2"]).unwrap();
+        let ts = vec![1; items.len()];
+        w.tensors(
+            files::USER_HISTORY,
+            &[
+                ("offsets", Tensor::i64(offsets)),
+                ("items", Tensor::i64(items)),
+                ("timestamps", Tensor::i64(ts)),
+            ],
+        )
+        .unwrap();
+        w.finish(ManifestInfo {
+            strategy: kan_api::crd::StrategyType::Social,
+            dataset: DatasetInfo {
+                name: "toy".into(),
+                fingerprint: String::new(),
+                users: 2,
+                items: 2,
+                interactions: 0,
+            },
+            params: serde_json::json!({}),
+            metrics: Default::default(),
+            dim: None,
+            created_at: "2026-12-03T00:00:00Z".into(),
+        })
+        .unwrap();
+        let b = BundleDir::open(dir.path()).unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn a_history_is_read_back_and_a_broken_one_is_refused_naming_the_tensor() {
+        let (_dir, b) = history_bundle(vec![0, 2, 3], vec![1, 0, 1]);
+        let h = read_history(&b).unwrap();
+        assert_eq!((h.items(0), h.items(1)), (&[1, 0][..], &[1][..]));
+        // An item index past items.txt: refused here, not a panic in a kernel later.
+        let (_dir, b) = history_bundle(vec![0, 2, 3], vec![1, 0, 2]);
+        let err = read_history(&b).unwrap_err().to_string();
+        assert!(
+            err.contains("items") && err.contains("out of range"),
+            "{err}"
+        );
+        // Offsets for three users where users.txt lists two.
+        let (_dir, b) = history_bundle(vec![0, 1, 2, 3], vec![1, 0, 1]);
+        let err = read_history(&b).unwrap_err().to_string();
+        assert!(err.contains("offsets has 4 entries"), "{err}");
+    }
 
     #[test]
     fn encoder_strategies_and_only_they_need_onnx_runtime() {

@@ -271,16 +271,11 @@ impl Model for Social {
 impl Social {
     pub fn load(b: &BundleDir) -> Result<Self> {
         let n_items = b.lines(files::ITEMS)?.len();
+        let users = b.lines(files::USERS)?.len();
         let t = b.tensors(files::FRIENDS)?;
-        let offsets: Vec<usize> = t.i64_1d("offsets")?.iter().map(|&o| o as usize).collect();
-        let friends: Vec<u32> = t.i64_1d("friends")?.iter().map(|&o| o as u32).collect();
-        let strength = t.f32_1d("strength")?;
-        if offsets.last() != Some(&friends.len()) || strength.len() != friends.len() {
-            return Err(Error::Bundle {
-                dir: b.dir.clone(),
-                problem: "friends CSR is inconsistent".into(),
-            });
-        }
+        let csr = t.csr(users, "friends", users)?;
+        let strength = kan_core::bundle::parallel(&t, "strength", t.f32_1d("strength")?, &csr)?;
+        let (offsets, friends) = csr.into_parts();
         let friend_graph = match b.manifest.params["friend_graph"].as_str() {
             Some("derived-co-engagement") => "derived-co-engagement",
             _ => "explicit+co-engagement",
