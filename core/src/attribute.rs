@@ -198,32 +198,20 @@ mod tests {
     const REL_TAGS: [u32; 2] = [2, 0];
     const REL_WEIGHTS: [f32; 2] = [1.0, 1.0];
 
-    fn items() -> Weighted<'static> {
+    fn weighted<'a>(offsets: &'a [usize], columns: &'a [u32], weights: &'a [f32]) -> Weighted<'a> {
         Weighted {
-            rows: CsrRef {
-                offsets: &ITEM_OFFSETS,
-                columns: &ITEM_TAGS,
-            },
-            weights: &ITEM_WEIGHTS,
+            rows: CsrRef { offsets, columns },
+            weights,
         }
+    }
+    fn items() -> Weighted<'static> {
+        weighted(&ITEM_OFFSETS, &ITEM_TAGS, &ITEM_WEIGHTS)
     }
     fn postings() -> Weighted<'static> {
-        Weighted {
-            rows: CsrRef {
-                offsets: &TAG_OFFSETS,
-                columns: &TAG_ITEMS,
-            },
-            weights: &TAG_SCORES,
-        }
+        weighted(&TAG_OFFSETS, &TAG_ITEMS, &TAG_SCORES)
     }
     fn related() -> Weighted<'static> {
-        Weighted {
-            rows: CsrRef {
-                offsets: &REL_OFFSETS,
-                columns: &REL_TAGS,
-            },
-            weights: &REL_WEIGHTS,
-        }
+        weighted(&REL_OFFSETS, &REL_TAGS, &REL_WEIGHTS)
     }
     fn settings() -> AttributeSettings {
         AttributeSettings {
@@ -311,20 +299,8 @@ mod tests {
         // Items 0 {tag 0: 1.0}, 1 {tag 1: 0.4}, 2 {tag 2: 0.4}; tags 1 and 2 both relate to tag 3.
         let (item_offsets, item_tags, item_weights) = ([0, 1, 2, 3], [0, 1, 2], [1.0, 0.4, 0.4]);
         let (rel_offsets, rel_tags, rel_weights) = ([0, 0, 1, 2, 2], [3, 3], [1.0, 1.0]);
-        let items = Weighted {
-            rows: CsrRef {
-                offsets: &item_offsets,
-                columns: &item_tags,
-            },
-            weights: &item_weights,
-        };
-        let related = Weighted {
-            rows: CsrRef {
-                offsets: &rel_offsets,
-                columns: &rel_tags,
-            },
-            weights: &rel_weights,
-        };
+        let items = weighted(&item_offsets, &item_tags, &item_weights);
+        let related = weighted(&rel_offsets, &rel_tags, &rel_weights);
         let s = |max_tags| AttributeSettings {
             recency_decay: 1.0,
             max_tags,
