@@ -83,6 +83,8 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay (AdamW): each step scales the weights by `1 - lr × weight_decay`.
+    pub weight_decay: f64,
     step: i32,
 }
 
@@ -109,7 +111,15 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
             step: 0,
+        }
+    }
+
+    pub fn with_weight_decay(self, weight_decay: f64) -> Self {
+        Adam {
+            weight_decay,
+            ..self
         }
     }
 
@@ -124,6 +134,7 @@ impl Adam {
         let scale_m = (1.0 / (1.0 - self.beta1.powi(self.step))) as f32;
         let scale_v = (1.0 / (1.0 - self.beta2.powi(self.step))) as f32;
         let (lr, eps) = (self.lr as f32, self.eps as f32);
+        let keep = (1.0 - self.lr * self.weight_decay) as f32;
         const CHUNK: usize = 16 * 1024;
         w.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
@@ -135,7 +146,7 @@ impl Adam {
                     v[i] = v[i] * b2 + g[i] * g[i] * (1.0 - b2);
                     let mh = m[i] * scale_m;
                     let vh = v[i] * scale_v;
-                    w[i] -= lr * mh / (vh.sqrt() + eps);
+                    w[i] = w[i] * keep - lr * mh / (vh.sqrt() + eps);
                 }
             });
     }

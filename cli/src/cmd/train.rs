@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long)]
     pub quiet: bool,
     /// Strategy hyper-parameter KEY=VALUE (repeatable): itemcf alpha, beta, top_n; popular
-    /// half_life_days; dssm/gat learning_rate, temperature, patience; spectral rank, ideal_rank,
+    /// half_life_days; dssm/gat learning_rate, temperature, weight_decay, patience; spectral rank, ideal_rank,
     /// alpha, power_iterations; sequence learning_rate, temperature, dropout, heads, blocks,
     /// batch, negatives, patience.
     #[arg(long = "param", value_name = "KEY=VALUE")]

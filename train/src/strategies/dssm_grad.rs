@@ -391,7 +391,7 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(params: DssmParams, learning_rate: f64) -> Self {
+    pub fn new(params: DssmParams, learning_rate: f64, weight_decay: f64) -> Self {
         let grads = params.zeros_like();
         let moments = [
             params.history.len(),
@@ -408,7 +408,7 @@ impl Trainer {
             params,
             grads,
             moments,
-            adam: Adam::new(learning_rate),
+            adam: Adam::new(learning_rate).with_weight_decay(weight_decay),
             work: Work::default(),
         }
     }
@@ -529,13 +529,19 @@ mod tests {
 
     #[test]
     fn a_trainer_step_moves_the_weights_as_candles_adamw_does() {
+        for weight_decay in [0.0, 0.5] {
+            steps_match_candles_adamw(weight_decay);
+        }
+    }
+
+    fn steps_match_candles_adamw(weight_decay: f64) {
         let (enc, hists, cands, bias) = fixture();
         let batch = Batch {
             hists: &hists,
             cands: &cands,
             col_bias: &bias,
         };
-        let mut t = Trainer::new(DssmParams::from_encoder(&enc).unwrap(), 0.01);
+        let mut t = Trainer::new(DssmParams::from_encoder(&enc).unwrap(), 0.01, weight_decay);
         for _ in 0..3 {
             t.step(&batch, 0.1);
         }
@@ -545,7 +551,7 @@ mod tests {
             vars,
             ParamsAdamW {
                 lr: 0.01,
-                weight_decay: 0.0,
+                weight_decay,
                 ..Default::default()
             },
         )
@@ -562,7 +568,10 @@ mod tests {
             ("b2", &t.params.b2, &want.b2),
         ] {
             let d = max_diff(a, b);
-            assert!(d < 1e-5, "{name}: max abs diff {d}");
+            assert!(
+                d < 1e-5,
+                "{name}, weight decay {weight_decay}: max abs diff {d}"
+            );
         }
         assert!(
             max_diff(

@@ -64,6 +64,18 @@ impl HyperParams {
         }
     }
 
+    /// A finite `f64` ≥ 0 (weight decay).
+    pub fn non_negative(&self, key: &str, default: f64) -> Result<f64> {
+        let v = self.f64(key, default);
+        if v >= 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            Err(Error::InvalidInput(format!(
+                "--param {key}={v}: must be a number ≥ 0"
+            )))
+        }
+    }
+
     /// A count ≥ 1 (neighbours, window sizes); fractional values are an error.
     pub fn count(&self, key: &str, default: usize) -> Result<usize> {
         let v = self.f64(key, default as f64);
@@ -157,5 +169,9 @@ mod tests {
                 .contains("lr")
         );
         assert!(h.count("window", 5).is_err());
+        let h = HyperParams::parse(&["weight_decay=-0.1", "zero=0"]).unwrap();
+        let err = h.non_negative("weight_decay", 0.0).unwrap_err().to_string();
+        assert!(err.contains("weight_decay") && err.contains("≥ 0"), "{err}");
+        assert_eq!(h.non_negative("zero", 1.0).unwrap(), 0.0);
     }
 }

@@ -40,7 +40,15 @@ pub const UNIFORM_NEGATIVES: usize = 1024;
 pub const TEMPERATURE: f64 = 0.1;
 pub const LEARNING_RATE: f64 = 0.005;
 /// `--param` keys read by the dssm and gat trainers.
-pub const PARAMS: &[&str] = &["learning_rate", "temperature", "patience", "interests"];
+pub const PARAMS: &[&str] = &[
+    "learning_rate",
+    "temperature",
+    "weight_decay",
+    "patience",
+    "interests",
+];
+/// AdamW's decoupled weight decay; 0 (plain Adam) unless `--param weight_decay` says otherwise.
+pub const WEIGHT_DECAY: f64 = 0.0;
 pub const GAT_HEADS: usize = 4;
 pub const LEAKY_SLOPE: f64 = 0.2;
 /// Masked positions get this added before the attention softmax.
@@ -400,6 +408,7 @@ pub struct TwoTower {
     pub best_epoch: usize,
     pub learning_rate: f64,
     pub temperature: f64,
+    pub weight_decay: f64,
     pub final_loss: f32,
     pub curve: Vec<EpochPoint>,
     /// User vectors per history (`--param interests`, dssm): 1, or K of a `[B, K, D]` encoder.
@@ -516,17 +525,18 @@ enum Stepper {
 }
 
 impl Stepper {
-    fn new(enc: &Encoder, learning_rate: f64) -> Result<Self> {
+    fn new(enc: &Encoder, learning_rate: f64, weight_decay: f64) -> Result<Self> {
         Ok(match enc.kind {
             Kind::Dssm => Stepper::Dssm(Box::new(dssm_grad::Trainer::new(
                 DssmParams::from_encoder(enc)?,
                 learning_rate,
+                weight_decay,
             ))),
             Kind::Gat => Stepper::Gat(AdamW::new(
                 enc.all_vars(),
                 ParamsAdamW {
                     lr: learning_rate,
-                    weight_decay: 0.0,
+                    weight_decay,
                     ..Default::default()
                 },
             )?),
@@ -566,6 +576,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     let max_epochs = ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS);
     let learning_rate = ctx.opts.params.positive("learning_rate", LEARNING_RATE)?;
     let temperature = ctx.opts.params.positive("temperature", TEMPERATURE)?;
+    let weight_decay = ctx.opts.params.non_negative("weight_decay", WEIGHT_DECAY)?;
     let patience = ctx.opts.params.count("patience", PATIENCE)?;
     let k = interests::check_interests(ctx.opts.params.count("interests", 1)?)?;
     if k > 1 && kind != Kind::Dssm {
@@ -582,7 +593,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     );
     let mut run = TwoTowerEpochs {
         ctx,
-        stepper: Stepper::new(&enc, learning_rate)?,
+        stepper: Stepper::new(&enc, learning_rate, weight_decay)?,
         enc: &enc,
         rng: StdRng::seed_from_u64(ctx.opts.seed.wrapping_add(1)),
         order: (0..sampler.rows.len()).collect(),
@@ -602,6 +613,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         best_epoch: fitted.best_epoch,
         learning_rate,
         temperature,
+        weight_decay,
         final_loss: fitted.final_loss,
         curve: fitted.curve,
         interests: k,
@@ -731,7 +743,7 @@ impl Model for TwoTower {
         let mut p = json!({
             kan_api::bundle::params::HISTORY_LENGTH: self.history_length,
             "epochs": self.epochs, "batch": BATCH, "uniform_negatives": UNIFORM_NEGATIVES,
-            "temperature": self.temperature, "learning_rate": self.learning_rate, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
+            "temperature": self.temperature, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
             "final_loss": self.final_loss, "best_epoch": self.best_epoch,
             "curve": self.curve,
         });
