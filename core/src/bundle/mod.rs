@@ -15,7 +15,7 @@ pub use dir::{
     BundleDir, check_digest, listed_path, parse_manifest, read_manifest, sha256_file, verify_files,
 };
 pub use ids::{decode_ids, encode_lines, read_ids};
-pub use tensors::{Csr, Tensor, TensorFile, encode_tensors, offsets, parallel};
+pub use tensors::{Csr, Tensor, TensorFile, encode_tensors, offsets, parallel, user_history};
 pub use writer::{BundleWriter, ManifestInfo};
 
 /// Why a bundle file cannot be written or read. Every variant names the file (and tensor) at

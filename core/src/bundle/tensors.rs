@@ -334,6 +334,18 @@ pub fn parallel<T>(file: &TensorFile, name: &str, values: Vec<T>, csr: &Csr) -> 
     }
 }
 
+/// A `user_history` tensor file: the `items` CSR over `users` rows, indices below `items`,
+/// and the `timestamps` parallel to it (zeros when the file has none).
+pub fn user_history(file: &TensorFile, users: usize, items: usize) -> Result<(Csr, Vec<i64>)> {
+    let csr = file.csr(users, "items", items)?;
+    let timestamps = if file.has("timestamps") {
+        parallel(file, "timestamps", file.i64_1d("timestamps")?, &csr)?
+    } else {
+        vec![0; csr.nnz()]
+    };
+    Ok((csr, timestamps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

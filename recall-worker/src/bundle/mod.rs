@@ -16,7 +16,7 @@ pub use fetch::{download, fetch, parse_uri};
 pub use kan_api::bundle_uri::BundleLocation;
 pub use kan_core::bundle::{
     Csr, TensorFile, check_digest, parallel, parse_manifest, read_manifest, sha256_file,
-    verify_files,
+    user_history, verify_files,
 };
 pub use push::push;
 pub use remote::{Remote, RemoteOptions};
@@ -134,12 +134,7 @@ impl Bundle {
         };
         let history = if listed(files::USER_HISTORY) {
             let file = TensorFile::read(&dir.join(files::USER_HISTORY))?;
-            let csr = file.csr(users.len(), "items", items.len())?;
-            let timestamps = if file.has("timestamps") {
-                parallel(&file, "timestamps", file.i64_1d("timestamps")?, &csr)?
-            } else {
-                vec![0; csr.nnz()]
-            };
+            let (csr, timestamps) = user_history(&file, users.len(), items.len())?;
             Some(UserHistory { csr, timestamps })
         } else {
             None

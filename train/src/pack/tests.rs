@@ -83,7 +83,7 @@ fn a_packed_bundle_reads_back_verified_with_vectors_ids_and_stored_histories() {
     assert_eq!(b.read(files::MODEL).unwrap(), b"not checked here");
     let (vectors, dim) = twotower::read_vectors(&b).unwrap();
     assert_eq!((vectors, dim), (vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2));
-    let h = crate::strategies::read_history(&b).unwrap();
+    let h = crate::strategies::read_history(&b, 2, 3).unwrap();
     // u1: a (t=20) then c (t=10), as indices of items.txt; u2: a.
     assert_eq!(h.items(0), [0, 2]);
     assert_eq!(h.times(0), [20, 10]);

@@ -208,14 +208,11 @@ pub fn write_history(w: &mut BundleWriter, h: &History) -> Result<()> {
     Ok(())
 }
 
-/// Reads `files::USER_HISTORY` back: a CSR over `users.txt` of item indices below the
-/// catalogue size, with one timestamp per entry (the core codec's checks).
-pub fn read_history(b: &BundleDir) -> Result<History> {
-    use kan_api::bundle::files;
-    let (users, items) = (b.lines(files::USERS)?.len(), b.lines(files::ITEMS)?.len());
-    let t = b.tensors(files::USER_HISTORY)?;
-    let csr = t.csr(users, "items", items)?;
-    let ts = kan_core::bundle::parallel(&t, "timestamps", t.i64_1d("timestamps")?, &csr)?;
+/// Reads `files::USER_HISTORY` back for a bundle of `users` users and `items` items, through
+/// the core codec the worker reads it with.
+pub fn read_history(b: &BundleDir, users: usize, items: usize) -> Result<History> {
+    let t = b.tensors(kan_api::bundle::files::USER_HISTORY)?;
+    let (csr, ts) = kan_core::bundle::user_history(&t, users, items)?;
     let (offsets, items) = csr.into_parts();
     Ok(History { offsets, items, ts })
 }
@@ -264,18 +261,18 @@ mod tests {
     #[test]
     fn a_history_is_read_back_and_a_broken_one_is_refused_naming_the_tensor() {
         let (_dir, b) = history_bundle(vec![0, 2, 3], vec![1, 0, 1]);
-        let h = read_history(&b).unwrap();
+        let h = read_history(&b, 2, 2).unwrap();
         assert_eq!((h.items(0), h.items(1)), (&[1, 0][..], &[1][..]));
         // An item index past items.txt: refused here, not a panic in a kernel later.
         let (_dir, b) = history_bundle(vec![0, 2, 3], vec![1, 0, 2]);
-        let err = read_history(&b).unwrap_err().to_string();
+        let err = read_history(&b, 2, 2).unwrap_err().to_string();
         assert!(
             err.contains("items") && err.contains("out of range"),
             "{err}"
         );
         // Offsets for three users where users.txt lists two.
         let (_dir, b) = history_bundle(vec![0, 1, 2, 3], vec![1, 0, 1]);
-        let err = read_history(&b).unwrap_err().to_string();
+        let err = read_history(&b, 2, 2).unwrap_err().to_string();
         assert!(err.contains("offsets has 4 entries"), "{err}");
     }
 

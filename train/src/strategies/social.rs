@@ -286,7 +286,7 @@ impl Social {
             offsets,
             friends,
             strength,
-            history: super::read_history(b)?,
+            history: super::read_history(b, users, n_items)?,
             reference_time: b.manifest.params[params::REFERENCE_TIME].as_i64(),
             settings: SocialSettings::default(),
             explicit_weight: b.manifest.params["explicit_weight"]
