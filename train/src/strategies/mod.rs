@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod convergence;
 pub mod dssm_grad;
 pub mod exploratory;
+pub mod gat_grad;
 pub mod hyper;
 pub mod interests;
 pub mod item2vec;
@@ -14,6 +15,7 @@ pub mod popular;
 pub mod sequence;
 pub mod social;
 pub mod spectral;
+pub mod tower_grad;
 pub mod twotower;
 
 use kan_api::crd::Strategy as StrategySpec;

@@ -1,5 +1,5 @@
-//! `dssm` and `gat`: a user encoder over history item embeddings, trained with candle against
-//! item vectors by in-batch sampled softmax with logQ correction (Yi et al., RecSys 2019) plus
+//! `dssm` and `gat`: a user encoder over history item embeddings, trained (hand-written
+//! gradients, [`super::tower_grad`]) against item vectors by in-batch sampled softmax with logQ correction (Yi et al., RecSys 2019) plus
 //! shared uniform negatives (mixed negative sampling, Yang et al., WWW 2020).
 //!
 //! * dssm — two towers: the user tower embeds history items with its own table, mean-pools
@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use candle_core::{D, DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::ProgressBar;
 use kan_api::bundle::files;
 use kan_api::crd::EncoderSettings;
@@ -27,7 +26,9 @@ use serde_json::json;
 use super::convergence::{
     EpochLoss, EpochModel, EpochPoint, curve_png, fit, restore_vars, snapshot_vars, valid_recall_20,
 };
-use super::dssm_grad::{self, Batch, DssmParams};
+use super::dssm_grad::{self, DssmParams};
+use super::gat_grad::{self, GatParams};
+use super::tower_grad::{Batch, TowerModel};
 use super::{Context, Model, Query, Recaller, interests};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
@@ -503,8 +504,8 @@ impl<'a> Sampler<'a> {
     }
 }
 
-/// The training loss of a batch through candle's autograd (gat trains with it; dssm's
-/// hand-written gradients are checked against it).
+/// The training loss of a batch through candle's autograd: the reference the hand-written
+/// gradients of [`super::dssm_grad`] and [`super::gat_grad`] are checked against.
 pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> Result<Tensor> {
     let b = batch.hists.len();
     let refs: Vec<&[u32]> = batch.hists.iter().map(|v| v.as_slice()).collect();
@@ -518,10 +519,10 @@ pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> 
     Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
 }
 
-/// How a model's weights are updated: dssm by hand-written gradients, gat by candle.
+/// How a model's weights are updated: hand-written gradients per tower.
 enum Stepper {
     Dssm(Box<dssm_grad::Trainer>),
-    Gat(AdamW),
+    Gat(Box<gat_grad::Trainer>),
 }
 
 impl Stepper {
@@ -532,33 +533,26 @@ impl Stepper {
                 learning_rate,
                 weight_decay,
             ))),
-            Kind::Gat => Stepper::Gat(AdamW::new(
-                enc.all_vars(),
-                ParamsAdamW {
-                    lr: learning_rate,
-                    weight_decay,
-                    ..Default::default()
-                },
-            )?),
+            Kind::Gat => Stepper::Gat(Box::new(gat_grad::Trainer::new(
+                GatParams::from_encoder(enc)?,
+                learning_rate,
+                weight_decay,
+            ))),
         })
     }
 
-    fn step(&mut self, enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> Result<f32> {
+    fn step(&mut self, batch: &Batch, temperature: f64) -> f32 {
         match self {
-            Stepper::Dssm(t) => Ok(t.step(batch, temperature)),
-            Stepper::Gat(opt) => {
-                let loss = candle_loss(enc, batch, l, temperature)?;
-                opt.backward_step(&loss)?;
-                Ok(loss.to_scalar::<f32>()?)
-            }
+            Stepper::Dssm(t) => t.step(batch, temperature),
+            Stepper::Gat(t) => t.step(batch, temperature),
         }
     }
 
-    /// Makes the encoder's weights the trained ones (gat trains them in place).
+    /// Makes the encoder's weights the trained ones.
     fn sync(&self, enc: &Encoder) -> Result<()> {
         match self {
             Stepper::Dssm(t) => t.params.store(enc),
-            Stepper::Gat(_) => Ok(()),
+            Stepper::Gat(t) => t.params.store(enc),
         }
     }
 }
@@ -643,9 +637,7 @@ impl EpochModel for TwoTowerEpochs<'_> {
         let mut last = f32::NAN;
         for chunk in self.order.chunks(BATCH) {
             let drawn = self.sampler.draw(chunk, &mut self.rng);
-            last = self
-                .stepper
-                .step(self.enc, &drawn.batch(), self.l, self.temperature)?;
+            last = self.stepper.step(&drawn.batch(), self.temperature);
             sum += last as f64;
             self.pb.inc(1);
         }

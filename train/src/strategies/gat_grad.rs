@@ -1,0 +1,498 @@
+//! The gat user tower with hand-written gradients, under the head of [`super::tower_grad`]:
+//! the same model and loss as [`Encoder`]'s forward pass under candle's autograd.
+//!
+//! A user row attends over its history items (the item table's rows): with `m` the mean of
+//! the rows, per item `z = leaky(e Wk + m Wq)`, per head `s = z att`, `α = softmax(s)` over the
+//! history, `agg = Σ α (e Wv)` (heads side by side), and `y = agg Wo + bo + m`. The positions
+//! of all rows are flattened into one ragged list, so every projection is one large matrix
+//! product. An empty history attends to item 0 alone with a zero mean: what the padded
+//! encoder computes when every position is masked (uniform attention over padding id 0).
+
+use rayon::prelude::*;
+
+use super::tower_grad::{
+    Batch, Head, TowerModel, encoder_weight, history_means, row, row_mut, sized,
+};
+use super::twotower::{Encoder, Kind, LEAKY_SLOPE};
+use crate::error::{Error, Result};
+use crate::linalg::{View, matmul};
+
+/// The gat weights as flat row-major buffers (matrices [in, out], as in [`Encoder`]).
+#[derive(Clone, Debug)]
+pub struct GatParams {
+    pub dim: usize,
+    pub heads: usize,
+    /// Item node embeddings [N, D]: the attention inputs and the item vectors.
+    pub item: Vec<f32>,
+    pub wq: Vec<f32>,
+    pub wk: Vec<f32>,
+    pub wv: Vec<f32>,
+    pub wo: Vec<f32>,
+    /// Attention vectors, one column per head [D, H].
+    pub att: Vec<f32>,
+    pub bo: Vec<f32>,
+}
+
+/// Forward-pass values kept for the backward pass, and its buffers; reused from step to step.
+#[derive(Default)]
+pub struct GatWork {
+    count: Vec<f32>,
+    mean: Vec<f32>,
+    /// Row `r`'s positions are `starts[r]..starts[r + 1]` of the flattened lists below.
+    starts: Vec<usize>,
+    /// Per position: its row and the item it attends to.
+    row_of: Vec<u32>,
+    ids: Vec<u32>,
+    e: Vec<f32>,
+    q: Vec<f32>,
+    pre: Vec<f32>,
+    z: Vec<f32>,
+    alpha: Vec<f32>,
+    v: Vec<f32>,
+    agg: Vec<f32>,
+    dagg: Vec<f32>,
+    dmean: Vec<f32>,
+    ds: Vec<f32>,
+    head_sums: Vec<f32>,
+    dv: Vec<f32>,
+    dpre: Vec<f32>,
+    de: Vec<f32>,
+    dq: Vec<f32>,
+}
+
+/// The gat training run.
+pub type Trainer = super::tower_grad::Trainer<GatParams>;
+
+fn leaky(x: f32) -> f32 {
+    if x > 0.0 { x } else { LEAKY_SLOPE as f32 * x }
+}
+
+fn leaky_slope(x: f32) -> f32 {
+    if x > 0.0 { 1.0 } else { LEAKY_SLOPE as f32 }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl GatParams {
+    /// Flattens the rows' histories into positions (an empty history attends to item 0).
+    fn positions(w: &mut GatWork, hists: &[Vec<u32>]) {
+        w.starts.clear();
+        w.ids.clear();
+        w.row_of.clear();
+        w.starts.push(0);
+        for (r, hist) in hists.iter().enumerate() {
+            if hist.is_empty() {
+                w.ids.push(0);
+            } else {
+                w.ids.extend_from_slice(hist);
+            }
+            w.row_of.resize(w.ids.len(), r as u32);
+            w.starts.push(w.ids.len());
+        }
+    }
+
+    /// The attention forward pass into `y` [B, D] (raw user vectors).
+    fn attend(&self, batch: &Batch, w: &mut GatWork, y: &mut [f32]) {
+        let (d, heads) = (self.dim, self.heads);
+        let dh = d / heads;
+        let b = batch.hists.len();
+        let count = sized(&mut w.count, b);
+        let mean = sized(&mut w.mean, b * d);
+        history_means(&self.item, d, batch.hists, count, mean);
+        Self::positions(w, batch.hists);
+        let p = w.ids.len();
+
+        let e = sized(&mut w.e, p * d);
+        e.par_chunks_mut(d)
+            .zip(w.ids.par_iter())
+            .for_each(|(out, &i)| out.copy_from_slice(row(&self.item, i, d)));
+        let q = sized(&mut w.q, b * d);
+        matmul(
+            q,
+            View::new(&w.mean, b, d),
+            View::new(&self.wq, d, d),
+            1.0,
+            0.0,
+        );
+        let pre = sized(&mut w.pre, p * d);
+        matmul(
+            pre,
+            View::new(&w.e, p, d),
+            View::new(&self.wk, d, d),
+            1.0,
+            0.0,
+        );
+        let z = sized(&mut w.z, p * d);
+        pre.par_chunks_mut(d)
+            .zip(z.par_chunks_mut(d))
+            .zip(w.row_of.par_iter())
+            .for_each(|((pr, zr), &r)| {
+                for ((a, o), x) in pr.iter_mut().zip(zr).zip(row(&w.q, r, d)) {
+                    *a += x;
+                    *o = leaky(*a);
+                }
+            });
+
+        // Attention weights: per row and head, a softmax over the row's positions.
+        let alpha = sized(&mut w.alpha, p * heads);
+        matmul(
+            alpha,
+            View::new(&w.z, p, d),
+            View::new(&self.att, d, heads),
+            1.0,
+            0.0,
+        );
+        let segments = split_rows(alpha, &w.starts, heads);
+        segments.into_par_iter().for_each(|seg| {
+            for h in 0..heads {
+                let max = seg
+                    .iter()
+                    .skip(h)
+                    .step_by(heads)
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for x in seg.iter_mut().skip(h).step_by(heads) {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                for x in seg.iter_mut().skip(h).step_by(heads) {
+                    *x /= sum;
+                }
+            }
+        });
+
+        let v = sized(&mut w.v, p * d);
+        matmul(
+            v,
+            View::new(&w.e, p, d),
+            View::new(&self.wv, d, d),
+            1.0,
+            0.0,
+        );
+        let agg = sized(&mut w.agg, b * d);
+        agg.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
+            for pos in w.starts[r]..w.starts[r + 1] {
+                let vp = &w.v[pos * d..(pos + 1) * d];
+                for h in 0..heads {
+                    let a = w.alpha[pos * heads + h];
+                    let span = h * dh..(h + 1) * dh;
+                    out[span.clone()]
+                        .iter_mut()
+                        .zip(&vp[span])
+                        .for_each(|(o, x)| *o += a * x);
+                }
+            }
+        });
+
+        // y = agg Wo + bo + mean.
+        y.copy_from_slice(&w.mean);
+        matmul(
+            y,
+            View::new(&w.agg, b, d),
+            View::new(&self.wo, d, d),
+            1.0,
+            1.0,
+        );
+        y.par_chunks_mut(d)
+            .for_each(|r| r.iter_mut().zip(&self.bo).for_each(|(a, x)| *a += x));
+    }
+
+    /// The attention backward pass from dL/dy [B, D], into `g` (the item table's rows by
+    /// scatter).
+    fn attend_backward(&self, hists: &[Vec<u32>], dy: &[f32], w: &mut GatWork, g: &mut GatParams) {
+        let (d, heads) = (self.dim, self.heads);
+        let dh = d / heads;
+        let b = dy.len() / d;
+        let p = w.ids.len();
+
+        for r in dy.chunks_exact(d) {
+            g.bo.iter_mut().zip(r).for_each(|(a, x)| *a += x);
+        }
+        matmul(
+            &mut g.wo,
+            View::new(&w.agg, b, d).t(),
+            View::new(dy, b, d),
+            1.0,
+            1.0,
+        );
+        let dagg = sized(&mut w.dagg, b * d);
+        matmul(
+            dagg,
+            View::new(dy, b, d),
+            View::new(&self.wo, d, d).t(),
+            1.0,
+            0.0,
+        );
+        let dmean = sized(&mut w.dmean, b * d);
+        dmean.copy_from_slice(dy);
+
+        // Per position: dα (kept in ds) and dv = α · dagg.
+        let ds = sized(&mut w.ds, p * heads);
+        let dv = sized(&mut w.dv, p * d);
+        ds.par_chunks_mut(heads)
+            .zip(dv.par_chunks_mut(d))
+            .enumerate()
+            .for_each(|(pos, (dsp, dvp))| {
+                let ga = row(&w.dagg, w.row_of[pos], d);
+                let vp = &w.v[pos * d..(pos + 1) * d];
+                let ap = &w.alpha[pos * heads..(pos + 1) * heads];
+                for (h, (out, &a)) in dsp.iter_mut().zip(ap).enumerate() {
+                    let span = h * dh..(h + 1) * dh;
+                    *out = dot(&ga[span.clone()], &vp[span.clone()]);
+                    dvp[span.clone()]
+                        .iter_mut()
+                        .zip(&ga[span])
+                        .for_each(|(o, x)| *o = a * x);
+                }
+            });
+        // Softmax backward: ds = α (dα − Σ α dα), the sum over the row's positions per head.
+        let sums = sized(&mut w.head_sums, b * heads);
+        sums.par_chunks_mut(heads).enumerate().for_each(|(r, out)| {
+            for pos in w.starts[r]..w.starts[r + 1] {
+                for (h, o) in out.iter_mut().enumerate() {
+                    *o += w.alpha[pos * heads + h] * w.ds[pos * heads + h];
+                }
+            }
+        });
+        w.ds.par_chunks_mut(heads)
+            .zip(w.alpha.par_chunks(heads))
+            .zip(w.row_of.par_iter())
+            .for_each(|((dsp, ap), &r)| {
+                for ((x, a), s) in dsp.iter_mut().zip(ap).zip(row(&w.head_sums, r, heads)) {
+                    *x = a * (*x - s);
+                }
+            });
+        matmul(
+            &mut g.att,
+            View::new(&w.z, p, d).t(),
+            View::new(&w.ds, p, heads),
+            1.0,
+            1.0,
+        );
+        // dpre = (ds attᵀ) ⊙ leaky'(pre).
+        let dpre = sized(&mut w.dpre, p * d);
+        matmul(
+            dpre,
+            View::new(&w.ds, p, heads),
+            View::new(&self.att, d, heads).t(),
+            1.0,
+            0.0,
+        );
+        dpre.par_chunks_mut(d)
+            .zip(w.pre.par_chunks(d))
+            .for_each(|(dr, pr)| {
+                dr.iter_mut()
+                    .zip(pr)
+                    .for_each(|(x, &a)| *x *= leaky_slope(a))
+            });
+        matmul(
+            &mut g.wk,
+            View::new(&w.e, p, d).t(),
+            View::new(&w.dpre, p, d),
+            1.0,
+            1.0,
+        );
+        matmul(
+            &mut g.wv,
+            View::new(&w.e, p, d).t(),
+            View::new(&w.dv, p, d),
+            1.0,
+            1.0,
+        );
+        let de = sized(&mut w.de, p * d);
+        matmul(
+            de,
+            View::new(&w.dpre, p, d),
+            View::new(&self.wk, d, d).t(),
+            1.0,
+            0.0,
+        );
+        matmul(
+            de,
+            View::new(&w.dv, p, d),
+            View::new(&self.wv, d, d).t(),
+            1.0,
+            1.0,
+        );
+
+        // The query: dq = Σ dpre over the row's positions; dmean += dq Wqᵀ.
+        let dq = sized(&mut w.dq, b * d);
+        dq.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
+            for pos in w.starts[r]..w.starts[r + 1] {
+                out.iter_mut()
+                    .zip(&w.dpre[pos * d..(pos + 1) * d])
+                    .for_each(|(o, x)| *o += x);
+            }
+        });
+        matmul(
+            &mut g.wq,
+            View::new(&w.mean, b, d).t(),
+            View::new(&w.dq, b, d),
+            1.0,
+            1.0,
+        );
+        matmul(
+            &mut w.dmean,
+            View::new(&w.dq, b, d),
+            View::new(&self.wq, d, d).t(),
+            1.0,
+            1.0,
+        );
+
+        // Item rows: their attention gradient, plus the mean's share (an empty history's
+        // stand-in item 0 does not feed its zero mean).
+        for (r, hist) in hists.iter().enumerate() {
+            let share = if hist.is_empty() {
+                0.0
+            } else {
+                1.0 / w.count[r]
+            };
+            let dm = &w.dmean[r * d..(r + 1) * d];
+            for pos in w.starts[r]..w.starts[r + 1] {
+                row_mut(&mut g.item, w.ids[pos], d)
+                    .iter_mut()
+                    .zip(&w.de[pos * d..(pos + 1) * d])
+                    .zip(dm)
+                    .for_each(|((o, x), m)| *o += x + m * share);
+            }
+        }
+    }
+}
+
+/// `buf` [P, W] split into the rows' segments `starts[r]..starts[r + 1]`.
+fn split_rows<'a>(mut buf: &'a mut [f32], starts: &[usize], width: usize) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(starts.len().saturating_sub(1));
+    for pair in starts.windows(2) {
+        let (seg, rest) = buf.split_at_mut((pair[1] - pair[0]) * width);
+        out.push(seg);
+        buf = rest;
+    }
+    out
+}
+
+impl TowerModel for GatParams {
+    type Work = GatWork;
+
+    fn from_encoder(e: &Encoder) -> Result<Self> {
+        if e.kind != Kind::Gat {
+            return Err(Error::InvalidInput(format!(
+                "gat weights asked of a {:?} encoder",
+                e.kind
+            )));
+        }
+        Ok(GatParams {
+            dim: e.dim,
+            heads: e.heads,
+            item: encoder_weight(e, "item")?,
+            wq: encoder_weight(e, "wq")?,
+            wk: encoder_weight(e, "wk")?,
+            wv: encoder_weight(e, "wv")?,
+            wo: encoder_weight(e, "wo")?,
+            att: encoder_weight(e, "att")?,
+            bo: encoder_weight(e, "bo")?,
+        })
+    }
+
+    fn named(&self) -> Vec<(&'static str, &Vec<f32>)> {
+        vec![
+            ("item", &self.item),
+            ("wq", &self.wq),
+            ("wk", &self.wk),
+            ("wv", &self.wv),
+            ("wo", &self.wo),
+            ("att", &self.att),
+            ("bo", &self.bo),
+        ]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        vec![
+            &mut self.item,
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.att,
+            &mut self.bo,
+        ]
+    }
+
+    fn zeros_like(&self) -> Self {
+        let z = |v: &Vec<f32>| vec![0.0; v.len()];
+        GatParams {
+            dim: self.dim,
+            heads: self.heads,
+            item: z(&self.item),
+            wq: z(&self.wq),
+            wk: z(&self.wk),
+            wv: z(&self.wv),
+            wo: z(&self.wo),
+            att: z(&self.att),
+            bo: z(&self.bo),
+        }
+    }
+
+    fn forward_backward(
+        &self,
+        batch: &Batch,
+        temperature: f64,
+        g: &mut Self,
+        w: &mut GatWork,
+        head: &mut Head,
+    ) -> f32 {
+        let b = batch.hists.len();
+        self.attend(batch, w, head.user_buffer(b, self.dim));
+        let loss = head.loss_and_grads(&self.item, self.dim, batch, temperature, &mut g.item);
+        self.attend_backward(batch.hists, &head.dy, w, g);
+        loss
+    }
+
+    fn clear_grads(g: &mut Self, batch: &Batch) {
+        let d = g.dim;
+        for hist in batch.hists {
+            for &i in hist {
+                row_mut(&mut g.item, i, d).fill(0.0);
+            }
+        }
+        // Item 0 stands in for empty histories; the candidates' rows hold the head's share.
+        row_mut(&mut g.item, 0, d).fill(0.0);
+        for &i in batch.cands {
+            row_mut(&mut g.item, i, d).fill(0.0);
+        }
+        for v in [
+            &mut g.wq, &mut g.wk, &mut g.wv, &mut g.wo, &mut g.att, &mut g.bo,
+        ] {
+            v.fill(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategies::tower_grad::testing;
+
+    /// A gat encoder (8 dims, 4 heads of 2) with a non-zero output bias.
+    fn encoder() -> Encoder {
+        let enc = Encoder::new(Kind::Gat, 12, 8, 7).unwrap();
+        let mut p = GatParams::from_encoder(&enc).unwrap();
+        p.bo.iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = 0.04 * i as f32 - 0.1);
+        p.store(&enc).unwrap();
+        enc
+    }
+
+    #[test]
+    fn hand_written_gradients_equal_candle_autograd_of_the_same_loss() {
+        testing::assert_gradients_match_candle::<GatParams>(&encoder());
+    }
+
+    #[test]
+    fn a_trainer_step_moves_the_weights_as_candles_adamw_does() {
+        testing::assert_steps_match_adamw::<GatParams>(encoder);
+    }
+}

@@ -1,0 +1,481 @@
+//! What the hand-written two-tower training steps share: the batch, the sampled-softmax head
+//! (normalised candidate vectors, logits, cross-entropy against the diagonal, gradients into
+//! the user vectors and the item table) and the optimiser loop. Each user tower
+//! ([`super::dssm_grad`], [`super::gat_grad`]) writes its own forward and backward pass around
+//! the head as a [`TowerModel`]. Candle's autograd produced a dense gradient of every table and
+//! a fresh tensor per optimiser op each step; most of its time went to allocating and zeroing
+//! them.
+
+use rayon::prelude::*;
+
+use super::twotower::Encoder;
+use crate::error::{Error, Result};
+use crate::linalg::{Adam, Moments, View, matmul};
+
+pub const NORM_EPS: f32 = 1e-12;
+
+/// Added to masked logits.
+pub const MASK_BIAS: f32 = -1e9;
+
+/// One batch: histories, candidates (the first `hists.len()` are the rows' positives) and each
+/// candidate's additive logit bias (logQ correction). A row's own positive appearing elsewhere
+/// among the candidates (an accidental hit) is masked out.
+pub struct Batch<'a> {
+    pub hists: &'a [Vec<u32>],
+    pub cands: &'a [u32],
+    pub col_bias: &'a [f32],
+}
+
+impl Batch<'_> {
+    /// The bias of logit (i, j) for every row i and candidate j, row-major [B, C].
+    pub fn dense_bias(&self) -> Vec<f32> {
+        let b = self.hists.len();
+        let mut out = Vec::with_capacity(b * self.cands.len());
+        for i in 0..b {
+            out.extend(self.row_bias(i));
+        }
+        out
+    }
+
+    fn row_bias(&self, i: usize) -> impl Iterator<Item = f32> + '_ {
+        let t = self.cands[i];
+        self.cands
+            .iter()
+            .zip(self.col_bias)
+            .enumerate()
+            .map(move |(j, (&c, &bias))| if c == t && j != i { MASK_BIAS } else { bias })
+    }
+}
+
+/// A user tower with hand-written gradients: its weights as flat row-major buffers (matrices
+/// [in, out], as in [`Encoder`]), the item table among them.
+pub trait TowerModel: Sized {
+    /// Buffers the forward pass keeps for the backward pass, reused from step to step.
+    type Work: Default + Send;
+
+    fn from_encoder(e: &Encoder) -> Result<Self>;
+
+    /// Every weight buffer by its [`Encoder`] name ("item" for the item table), in a fixed
+    /// order (the optimiser's moments follow it).
+    fn named(&self) -> Vec<(&'static str, &Vec<f32>)>;
+
+    /// The buffers of [`TowerModel::named`], in its order.
+    fn buffers_mut(&mut self) -> Vec<&mut Vec<f32>>;
+
+    /// The same weights, zeroed (a gradient accumulator).
+    fn zeros_like(&self) -> Self;
+
+    /// Loss of `batch` and its gradients added into `grads`.
+    fn forward_backward(
+        &self,
+        batch: &Batch,
+        temperature: f64,
+        grads: &mut Self,
+        work: &mut Self::Work,
+        head: &mut Head,
+    ) -> f32;
+
+    /// Zeroes what `forward_backward` of `batch` wrote into `grads` (the table rows it touched
+    /// and every small weight), so the next step starts from zero without clearing the tables.
+    fn clear_grads(grads: &mut Self, batch: &Batch);
+
+    /// Writes the weights back into the encoder (for its forward pass and ONNX export).
+    fn store(&self, e: &Encoder) -> Result<()> {
+        for (name, data) in self.named() {
+            let var = encoder_var(e, name)?;
+            let t = candle_core::Tensor::from_slice(data, var.dims(), var.device())?;
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+}
+
+/// The encoder's weight called `name` ("item" is the item table).
+pub fn encoder_var<'a>(e: &'a Encoder, name: &str) -> Result<&'a candle_core::Var> {
+    if name == "item" {
+        return Ok(&e.item);
+    }
+    e.vars
+        .get(name)
+        .ok_or_else(|| Error::InvalidInput(format!("{:?} encoder has no weight {name}", e.kind)))
+}
+
+/// A weight of an encoder, flattened.
+pub fn encoder_weight(e: &Encoder, name: &str) -> Result<Vec<f32>> {
+    Ok(encoder_var(e, name)?.as_tensor().flatten_all()?.to_vec1()?)
+}
+
+/// Row `i` of a row-major table of width `d`.
+pub fn row(table: &[f32], i: u32, d: usize) -> &[f32] {
+    &table[i as usize * d..(i as usize + 1) * d]
+}
+
+/// Mutable row `i` of a row-major table of width `d`.
+pub fn row_mut(table: &mut [f32], i: u32, d: usize) -> &mut [f32] {
+    &mut table[i as usize * d..(i as usize + 1) * d]
+}
+
+/// `buf` resized to `n` zeros.
+pub fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    buf.clear();
+    buf.resize(n, 0.0);
+    buf
+}
+
+/// Gradient of `x ↦ x / max(‖x‖, ε)` at the row whose output is `z` and norm `n`.
+pub fn norm_backward(z: &[f32], n: f32, dz: &[f32], dx: &mut [f32]) {
+    if n > NORM_EPS {
+        let dot: f32 = z.iter().zip(dz).map(|(a, b)| a * b).sum();
+        for ((o, &zi), &gi) in dx.iter_mut().zip(z).zip(dz) {
+            *o = (gi - zi * dot) / n;
+        }
+    } else {
+        for (o, &gi) in dx.iter_mut().zip(dz) {
+            *o = gi / NORM_EPS;
+        }
+    }
+}
+
+/// Normalises `x` in place; returns its norm before.
+pub fn normalise_into(x: &mut [f32]) -> f32 {
+    let n = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let d = n.max(NORM_EPS);
+    x.iter_mut().for_each(|a| *a /= d);
+    n
+}
+
+/// Masked mean of each history's rows of `table` into `mean` [B, D]; `count` gets each
+/// history's length (at least 1, the divisor).
+pub fn history_means(
+    table: &[f32],
+    d: usize,
+    hists: &[Vec<u32>],
+    count: &mut [f32],
+    mean: &mut [f32],
+) {
+    for (n, hist) in count.iter_mut().zip(hists) {
+        *n = (hist.len() as f32).max(1.0);
+    }
+    mean.par_chunks_mut(d)
+        .zip(hists.par_iter())
+        .zip(count.par_iter())
+        .for_each(|((out, hist), &n)| {
+            for &i in hist {
+                out.iter_mut()
+                    .zip(row(table, i, d))
+                    .for_each(|(a, x)| *a += x);
+            }
+            out.iter_mut().for_each(|a| *a /= n);
+        });
+}
+
+/// The user vectors' normalisation, the sampled softmax over the candidates and its backward
+/// pass; buffers reused from step to step.
+#[derive(Default)]
+pub struct Head {
+    /// User vectors [B, D]: the tower writes its raw output, [`Head::loss_and_grads`]
+    /// normalises it in place.
+    pub u: Vec<f32>,
+    nu: Vec<f32>,
+    v: Vec<f32>,
+    nv: Vec<f32>,
+    logits: Vec<f32>,
+    du: Vec<f32>,
+    dv: Vec<f32>,
+    /// dL/d(raw user vector) [B, D], filled by [`Head::loss_and_grads`].
+    pub dy: Vec<f32>,
+}
+
+impl Head {
+    /// The user-vector buffer, sized [B, D] and zeroed, for the tower to write into.
+    pub fn user_buffer(&mut self, b: usize, d: usize) -> &mut [f32] {
+        sized(&mut self.u, b * d)
+    }
+
+    /// Cross-entropy of logits `normalise(u) · normalise(item[c]) / T + bias` against each row's
+    /// own positive; adds the item table's gradient into `g_item` (candidate rows only) and
+    /// leaves dL/du in [`Head::dy`].
+    pub fn loss_and_grads(
+        &mut self,
+        item: &[f32],
+        d: usize,
+        batch: &Batch,
+        temperature: f64,
+        g_item: &mut [f32],
+    ) -> f32 {
+        let b = batch.hists.len();
+        let c = batch.cands.len();
+        let inv_t = (1.0 / temperature) as f32;
+        let nu = sized(&mut self.nu, b);
+        self.u
+            .par_chunks_mut(d)
+            .zip(nu.par_iter_mut())
+            .for_each(|(r, n)| *n = normalise_into(r));
+
+        let v = sized(&mut self.v, c * d);
+        let nv = sized(&mut self.nv, c);
+        v.par_chunks_mut(d)
+            .zip(nv.par_iter_mut())
+            .zip(batch.cands.par_iter())
+            .for_each(|((r, n), &i)| {
+                r.copy_from_slice(row(item, i, d));
+                *n = normalise_into(r);
+            });
+
+        // Logits, then softmax cross-entropy against the diagonal; the logits buffer becomes
+        // dL/dlogits.
+        let logits = sized(&mut self.logits, b * c);
+        matmul(
+            logits,
+            View::new(&self.u, b, d),
+            View::new(&self.v, c, d).t(),
+            inv_t,
+            0.0,
+        );
+        let inv_b = 1.0 / b as f32;
+        let loss: f32 = logits
+            .par_chunks_mut(c)
+            .enumerate()
+            .map(|(i, r)| {
+                r.iter_mut()
+                    .zip(batch.row_bias(i))
+                    .for_each(|(x, bias)| *x += bias);
+                let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let positive = r[i];
+                let mut sum = 0f32;
+                for x in r.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                let scale = inv_b / sum;
+                for x in r.iter_mut() {
+                    *x *= scale;
+                }
+                r[i] -= inv_b;
+                max + sum.ln() - positive
+            })
+            .sum::<f32>()
+            * inv_b;
+
+        // dU = dlogits V / T, dV = dlogitsᵀ U / T.
+        let du = sized(&mut self.du, b * d);
+        matmul(
+            du,
+            View::new(&self.logits, b, c),
+            View::new(&self.v, c, d),
+            inv_t,
+            0.0,
+        );
+        let dv = sized(&mut self.dv, c * d);
+        matmul(
+            dv,
+            View::new(&self.logits, b, c).t(),
+            View::new(&self.u, b, d),
+            inv_t,
+            0.0,
+        );
+
+        // Item table: through the normalisation, scattered into the candidates' rows.
+        let mut dx = vec![0f32; d];
+        for (j, &i) in batch.cands.iter().enumerate() {
+            norm_backward(
+                &self.v[j * d..(j + 1) * d],
+                self.nv[j],
+                &self.dv[j * d..(j + 1) * d],
+                &mut dx,
+            );
+            row_mut(g_item, i, d)
+                .iter_mut()
+                .zip(&dx)
+                .for_each(|(a, x)| *a += x);
+        }
+
+        // The user vectors' normalisation.
+        let dy = sized(&mut self.dy, b * d);
+        dy.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
+            norm_backward(
+                &self.u[r * d..(r + 1) * d],
+                self.nu[r],
+                &self.du[r * d..(r + 1) * d],
+                out,
+            )
+        });
+        loss
+    }
+}
+
+/// Weights, gradients, moments and buffers of a hand-written training run.
+pub struct Trainer<M: TowerModel> {
+    pub params: M,
+    pub(crate) grads: M,
+    moments: Vec<Moments>,
+    adam: Adam,
+    work: M::Work,
+    head: Head,
+}
+
+impl<M: TowerModel> Trainer<M> {
+    pub fn new(params: M, learning_rate: f64, weight_decay: f64) -> Self {
+        let grads = params.zeros_like();
+        let moments = params
+            .named()
+            .into_iter()
+            .map(|(_, b)| Moments::new(b.len()))
+            .collect();
+        Trainer {
+            params,
+            grads,
+            moments,
+            adam: Adam::new(learning_rate).with_weight_decay(weight_decay),
+            work: M::Work::default(),
+            head: Head::default(),
+        }
+    }
+
+    /// One optimisation step on `batch`; returns its loss.
+    pub fn step(&mut self, batch: &Batch, temperature: f64) -> f32 {
+        let loss = self.params.forward_backward(
+            batch,
+            temperature,
+            &mut self.grads,
+            &mut self.work,
+            &mut self.head,
+        );
+        self.adam.next_step();
+        for ((w, g), s) in self
+            .params
+            .buffers_mut()
+            .into_iter()
+            .zip(self.grads.named())
+            .zip(self.moments.iter_mut())
+        {
+            self.adam.update(w, g.1, s);
+        }
+        M::clear_grads(&mut self.grads, batch);
+        loss
+    }
+}
+
+/// Loss and gradients of one batch from zeroed `grads` (for tests and checks).
+pub fn loss_and_grads<M: TowerModel>(p: &M, batch: &Batch, temperature: f64, grads: &mut M) -> f32 {
+    p.forward_backward(
+        batch,
+        temperature,
+        grads,
+        &mut M::Work::default(),
+        &mut Head::default(),
+    )
+}
+
+/// Checks of a [`TowerModel`] against candle's autograd and `AdamW` on the same model.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::strategies::twotower::candle_loss;
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+    const ADAM_EPS: f64 = 1e-4;
+
+    pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// A batch over 12 items: an empty history, a repeated item, candidates that repeat, an
+    /// accidental-hit mask.
+    pub fn batch_parts() -> (Vec<Vec<u32>>, Vec<u32>, Vec<f32>) {
+        let hists = vec![vec![1, 2, 3], vec![], vec![4, 4, 5], vec![6]];
+        let cands = vec![7, 8, 9, 10, 1, 7, 11];
+        let bias: Vec<f32> = (0..7).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
+        (hists, cands, bias)
+    }
+
+    /// The model's loss and every weight's gradient equal candle's autograd of the same loss.
+    pub fn assert_gradients_match_candle<M: TowerModel>(enc: &Encoder) {
+        let (hists, cands, bias) = batch_parts();
+        let batch = Batch {
+            hists: &hists,
+            cands: &cands,
+            col_bias: &bias,
+        };
+        let p = M::from_encoder(enc).unwrap();
+        let mut g = p.zeros_like();
+        let loss = loss_and_grads(&p, &batch, 0.1, &mut g);
+        let want = candle_loss(enc, &batch, 3, 0.1).unwrap();
+        assert!((loss - want.to_scalar::<f32>().unwrap()).abs() < 1e-4);
+        let grads = want.backward().unwrap();
+        for (name, mine) in g.named() {
+            let var = encoder_var(enc, name).unwrap();
+            let theirs: Vec<f32> = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let d = max_diff(mine, &theirs);
+            assert!(d < 1e-4, "{name}: max abs diff {d}");
+            assert!(mine.iter().any(|x| *x != 0.0), "{name}: no gradient");
+        }
+    }
+
+    /// Three [`Trainer`] steps move every weight as three steps of candle's `AdamW` do, and
+    /// leave the gradient accumulators zeroed.
+    pub fn assert_steps_match_adamw<M: TowerModel>(new_encoder: impl Fn() -> Encoder) {
+        let (hists, cands, bias) = batch_parts();
+        let batch = Batch {
+            hists: &hists,
+            cands: &cands,
+            col_bias: &bias,
+        };
+        for weight_decay in [0.0, 0.5] {
+            let enc = new_encoder();
+            let initial = M::from_encoder(&enc).unwrap();
+            let mut t = Trainer::new(M::from_encoder(&enc).unwrap(), 0.01, weight_decay);
+            // Some gradients are zero up to rounding (gat's query: a softmax's gradient sums to
+            // zero over the positions sharing a leaky-ReLU branch), and Adam turns rounding
+            // noise into full-size steps at eps 1e-8; a larger eps keeps them small in both.
+            t.adam.eps = ADAM_EPS;
+            for _ in 0..3 {
+                t.step(&batch, 0.1);
+            }
+            let vars: Vec<candle_core::Var> = initial
+                .named()
+                .iter()
+                .map(|(name, _)| encoder_var(&enc, name).unwrap().clone())
+                .collect();
+            let params = ParamsAdamW {
+                lr: 0.01,
+                eps: ADAM_EPS,
+                weight_decay,
+                ..Default::default()
+            };
+            let mut opt = AdamW::new(vars, params).unwrap();
+            for _ in 0..3 {
+                let loss = candle_loss(&enc, &batch, 3, 0.1).unwrap();
+                opt.backward_step(&loss).unwrap();
+            }
+            let want = M::from_encoder(&enc).unwrap();
+            for (((name, mine), (_, theirs)), (_, before)) in t
+                .params
+                .named()
+                .into_iter()
+                .zip(want.named())
+                .zip(initial.named())
+            {
+                let d = max_diff(mine, theirs);
+                assert!(
+                    d < 1e-5,
+                    "{name}, weight decay {weight_decay}: max abs diff {d}"
+                );
+                assert!(max_diff(mine, before) > 1e-4, "{name} moved");
+            }
+            for (name, g) in t.grads.named() {
+                assert!(g.iter().all(|x| *x == 0.0), "{name}: gradient cleared");
+            }
+        }
+    }
+}
