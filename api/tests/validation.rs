@@ -615,3 +615,13 @@ fn a_bad_propensity_stage_is_rejected_naming_the_field() {
     assert!(unknown.to_string().contains("strength"), "{unknown}");
     accepted(&with("{table: t, keys: [gender], boost: 0, minLift: 0.5}"));
 }
+
+#[test]
+fn merge_policies_parse_from_their_spec_names_and_name_the_choices_otherwise() {
+    use kan_api::crd::MergePolicy;
+    for p in MergePolicy::ALL {
+        assert_eq!(p.as_str().parse::<MergePolicy>(), Ok(p));
+    }
+    let e = "borda".parse::<MergePolicy>().unwrap_err();
+    assert!(e.contains("`borda`") && e.contains("score"), "{e}");
+}

@@ -142,6 +142,13 @@ pub enum MergePolicy {
 }
 
 impl MergePolicy {
+    pub const ALL: [MergePolicy; 4] = [
+        MergePolicy::Rrf,
+        MergePolicy::WeightedInterleave,
+        MergePolicy::Quota,
+        MergePolicy::Score,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MergePolicy::Rrf => "rrf",
@@ -149,6 +156,21 @@ impl MergePolicy {
             MergePolicy::Quota => "quota",
             MergePolicy::Score => "score",
         }
+    }
+}
+
+impl std::str::FromStr for MergePolicy {
+    type Err = String;
+
+    /// A policy by its spec name (`rrf`, `weighted-interleave`, `quota`, `score`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        MergePolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = MergePolicy::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown merge policy `{s}`: use {}", names.join(", "))
+            })
     }
 }
 

@@ -45,9 +45,7 @@ pub struct Args {
 }
 
 fn parse_policy(s: &str) -> Result<MergePolicy, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-        format!("unknown merge policy '{s}': use rrf, weighted-interleave, quota or score")
-    })
+    s.parse()
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

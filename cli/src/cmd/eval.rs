@@ -38,7 +38,8 @@ pub struct Args {
     /// Merge weight of a queue or predictions, NAME=WEIGHT (default 1).
     #[arg(long = "weight")]
     pub weights: Vec<String>,
-    /// Merge policies to score over all queues: rrf, weighted-interleave, quota (comma-separated).
+    /// Merge policies to score over all queues: rrf, weighted-interleave, quota, score
+    /// (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',

@@ -33,14 +33,7 @@ pub use kan_api::crd::MergePolicy;
 
 /// A merge policy by name: rrf, weighted-interleave or quota.
 pub fn parse_merge(s: &str) -> Result<MergePolicy> {
-    match s {
-        "rrf" => Ok(MergePolicy::Rrf),
-        "weighted-interleave" => Ok(MergePolicy::WeightedInterleave),
-        "quota" => Ok(MergePolicy::Quota),
-        other => Err(Error::InvalidInput(format!(
-            "unknown merge `{other}`: use rrf, weighted-interleave or quota"
-        ))),
-    }
+    s.parse().map_err(Error::InvalidInput)
 }
 
 /// One queue to evaluate.

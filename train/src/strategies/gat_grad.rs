@@ -40,22 +40,33 @@ pub struct GatWork {
     mean: Vec<f32>,
     /// Row `r`'s positions are `starts[r]..starts[r + 1]` of the flattened lists below.
     starts: Vec<usize>,
-    /// Per position: its row and the item it attends to.
+    /// Per position: its row, the item it attends to, and that item's slot in `uniq`.
     row_of: Vec<u32>,
     ids: Vec<u32>,
+    slot: Vec<u32>,
+    /// The batch's distinct history items: projections are computed once per item, not per
+    /// position (popular items fill many positions of a batch).
+    uniq: Vec<u32>,
+    /// Item → slot in `uniq` (`u32::MAX`: none), reset after each step.
+    slot_of: Vec<u32>,
+    /// [Wk | Wv] [D, 2D] and attᵀ [H, D], assembled per step.
+    wkv: Vec<f32>,
+    att_t: Vec<f32>,
+    /// The distinct items' rows [U, D] and their projections [U, 2D] (keys | values).
     e: Vec<f32>,
+    kv: Vec<f32>,
     q: Vec<f32>,
     pre: Vec<f32>,
     z: Vec<f32>,
     alpha: Vec<f32>,
-    v: Vec<f32>,
     agg: Vec<f32>,
     dagg: Vec<f32>,
     dmean: Vec<f32>,
     ds: Vec<f32>,
     head_sums: Vec<f32>,
-    dv: Vec<f32>,
     dpre: Vec<f32>,
+    dkv: Vec<f32>,
+    gwkv: Vec<f32>,
     de: Vec<f32>,
     dq: Vec<f32>,
 }
@@ -75,21 +86,45 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// `[a | b]` of two row-major [R, C] matrices: [R, 2C].
+fn side_by_side(out: &mut Vec<f32>, a: &[f32], b: &[f32], cols: usize) {
+    out.clear();
+    for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
+        out.extend_from_slice(ra);
+        out.extend_from_slice(rb);
+    }
+}
+
 impl GatParams {
-    /// Flattens the rows' histories into positions (an empty history attends to item 0).
-    fn positions(w: &mut GatWork, hists: &[Vec<u32>]) {
+    /// Flattens the rows' histories into positions (an empty history attends to item 0) and
+    /// gives each distinct item a slot.
+    fn positions(&self, w: &mut GatWork, hists: &[Vec<u32>]) {
+        let n_items = self.item.len() / self.dim.max(1);
+        if w.slot_of.len() != n_items {
+            w.slot_of = vec![u32::MAX; n_items];
+        }
         w.starts.clear();
         w.ids.clear();
         w.row_of.clear();
+        w.slot.clear();
+        w.uniq.clear();
         w.starts.push(0);
         for (r, hist) in hists.iter().enumerate() {
-            if hist.is_empty() {
-                w.ids.push(0);
-            } else {
-                w.ids.extend_from_slice(hist);
+            let items: &[u32] = if hist.is_empty() { &[0] } else { hist };
+            for &i in items {
+                let s = &mut w.slot_of[i as usize];
+                if *s == u32::MAX {
+                    *s = w.uniq.len() as u32;
+                    w.uniq.push(i);
+                }
+                w.slot.push(*s);
+                w.ids.push(i);
+                w.row_of.push(r as u32);
             }
-            w.row_of.resize(w.ids.len(), r as u32);
             w.starts.push(w.ids.len());
+        }
+        for &i in &w.uniq {
+            w.slot_of[i as usize] = u32::MAX;
         }
     }
 
@@ -101,13 +136,23 @@ impl GatParams {
         let count = sized(&mut w.count, b);
         let mean = sized(&mut w.mean, b * d);
         history_means(&self.item, d, batch.hists, count, mean);
-        Self::positions(w, batch.hists);
-        let p = w.ids.len();
+        self.positions(w, batch.hists);
+        let (p, u) = (w.ids.len(), w.uniq.len());
 
-        let e = sized(&mut w.e, p * d);
+        // Keys and values of the distinct items: one [U, D] × [D, 2D] product.
+        let e = sized(&mut w.e, u * d);
         e.par_chunks_mut(d)
-            .zip(w.ids.par_iter())
+            .zip(w.uniq.par_iter())
             .for_each(|(out, &i)| out.copy_from_slice(row(&self.item, i, d)));
+        side_by_side(&mut w.wkv, &self.wk, &self.wv, d);
+        let kv = sized(&mut w.kv, u * 2 * d);
+        matmul(
+            kv,
+            View::new(&w.e, u, d),
+            View::new(&w.wkv, d, 2 * d),
+            1.0,
+            0.0,
+        );
         let q = sized(&mut w.q, b * d);
         matmul(
             q,
@@ -116,34 +161,36 @@ impl GatParams {
             1.0,
             0.0,
         );
+
+        // Per position: pre = key + query, z = leaky(pre), logits s = z att.
+        w.att_t.clear();
+        for h in 0..heads {
+            w.att_t.extend(self.att.iter().skip(h).step_by(heads));
+        }
         let pre = sized(&mut w.pre, p * d);
-        matmul(
-            pre,
-            View::new(&w.e, p, d),
-            View::new(&self.wk, d, d),
-            1.0,
-            0.0,
-        );
         let z = sized(&mut w.z, p * d);
+        let alpha = sized(&mut w.alpha, p * heads);
         pre.par_chunks_mut(d)
             .zip(z.par_chunks_mut(d))
-            .zip(w.row_of.par_iter())
-            .for_each(|((pr, zr), &r)| {
-                for ((a, o), x) in pr.iter_mut().zip(zr).zip(row(&w.q, r, d)) {
-                    *a += x;
+            .zip(alpha.par_chunks_mut(heads))
+            .zip(w.row_of.par_iter().zip(w.slot.par_iter()))
+            .for_each(|(((pr, zr), sr), (&r, &slot))| {
+                let key = &row(&w.kv, slot, 2 * d)[..d];
+                for (((a, o), k), x) in pr
+                    .iter_mut()
+                    .zip(zr.iter_mut())
+                    .zip(key)
+                    .zip(row(&w.q, r, d))
+                {
+                    *a = k + x;
                     *o = leaky(*a);
+                }
+                for (h, out) in sr.iter_mut().enumerate() {
+                    *out = dot(zr, row(&w.att_t, h as u32, d));
                 }
             });
 
         // Attention weights: per row and head, a softmax over the row's positions.
-        let alpha = sized(&mut w.alpha, p * heads);
-        matmul(
-            alpha,
-            View::new(&w.z, p, d),
-            View::new(&self.att, d, heads),
-            1.0,
-            0.0,
-        );
         let segments = split_rows(alpha, &w.starts, heads);
         segments.into_par_iter().for_each(|seg| {
             for h in 0..heads {
@@ -164,24 +211,16 @@ impl GatParams {
             }
         });
 
-        let v = sized(&mut w.v, p * d);
-        matmul(
-            v,
-            View::new(&w.e, p, d),
-            View::new(&self.wv, d, d),
-            1.0,
-            0.0,
-        );
         let agg = sized(&mut w.agg, b * d);
         agg.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
             for pos in w.starts[r]..w.starts[r + 1] {
-                let vp = &w.v[pos * d..(pos + 1) * d];
+                let value = &row(&w.kv, w.slot[pos], 2 * d)[d..];
                 for h in 0..heads {
                     let a = w.alpha[pos * heads + h];
                     let span = h * dh..(h + 1) * dh;
                     out[span.clone()]
                         .iter_mut()
-                        .zip(&vp[span])
+                        .zip(&value[span])
                         .for_each(|(o, x)| *o += a * x);
                 }
             }
@@ -206,7 +245,7 @@ impl GatParams {
         let (d, heads) = (self.dim, self.heads);
         let dh = d / heads;
         let b = dy.len() / d;
-        let p = w.ids.len();
+        let (p, u) = (w.ids.len(), w.uniq.len());
 
         for r in dy.chunks_exact(d) {
             g.bo.iter_mut().zip(r).for_each(|(a, x)| *a += x);
@@ -229,25 +268,17 @@ impl GatParams {
         let dmean = sized(&mut w.dmean, b * d);
         dmean.copy_from_slice(dy);
 
-        // Per position: dα (kept in ds) and dv = α · dagg.
+        // Per position: dα (kept in ds); the values' gradient α · dagg is added into the
+        // item's slot of dkv below.
         let ds = sized(&mut w.ds, p * heads);
-        let dv = sized(&mut w.dv, p * d);
-        ds.par_chunks_mut(heads)
-            .zip(dv.par_chunks_mut(d))
-            .enumerate()
-            .for_each(|(pos, (dsp, dvp))| {
-                let ga = row(&w.dagg, w.row_of[pos], d);
-                let vp = &w.v[pos * d..(pos + 1) * d];
-                let ap = &w.alpha[pos * heads..(pos + 1) * heads];
-                for (h, (out, &a)) in dsp.iter_mut().zip(ap).enumerate() {
-                    let span = h * dh..(h + 1) * dh;
-                    *out = dot(&ga[span.clone()], &vp[span.clone()]);
-                    dvp[span.clone()]
-                        .iter_mut()
-                        .zip(&ga[span])
-                        .for_each(|(o, x)| *o = a * x);
-                }
-            });
+        ds.par_chunks_mut(heads).enumerate().for_each(|(pos, dsp)| {
+            let ga = row(&w.dagg, w.row_of[pos], d);
+            let value = &row(&w.kv, w.slot[pos], 2 * d)[d..];
+            for (h, out) in dsp.iter_mut().enumerate() {
+                let span = h * dh..(h + 1) * dh;
+                *out = dot(&ga[span.clone()], &value[span]);
+            }
+        });
         // Softmax backward: ds = α (dα − Σ α dα), the sum over the row's positions per head.
         let sums = sized(&mut w.head_sums, b * heads);
         sums.par_chunks_mut(heads).enumerate().for_each(|(r, out)| {
@@ -265,57 +296,88 @@ impl GatParams {
                     *x = a * (*x - s);
                 }
             });
-        matmul(
-            &mut g.att,
-            View::new(&w.z, p, d).t(),
-            View::new(&w.ds, p, heads),
-            1.0,
-            1.0,
-        );
+        // datt = zᵀ ds, reduced over chunks of positions.
+        const CHUNK: usize = 4096;
+        let datt =
+            w.z.par_chunks(CHUNK * d)
+                .zip(w.ds.par_chunks(CHUNK * heads))
+                .map(|(zc, dsc)| {
+                    let mut acc = vec![0f32; d * heads];
+                    for (zr, dsr) in zc.chunks_exact(d).zip(dsc.chunks_exact(heads)) {
+                        for (j, &zj) in zr.iter().enumerate() {
+                            for (o, &x) in acc[j * heads..(j + 1) * heads].iter_mut().zip(dsr) {
+                                *o += zj * x;
+                            }
+                        }
+                    }
+                    acc
+                })
+                .reduce(
+                    || vec![0f32; d * heads],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                );
+        g.att.iter_mut().zip(&datt).for_each(|(a, x)| *a += x);
         // dpre = (ds attᵀ) ⊙ leaky'(pre).
         let dpre = sized(&mut w.dpre, p * d);
-        matmul(
-            dpre,
-            View::new(&w.ds, p, heads),
-            View::new(&self.att, d, heads).t(),
-            1.0,
-            0.0,
-        );
         dpre.par_chunks_mut(d)
             .zip(w.pre.par_chunks(d))
-            .for_each(|(dr, pr)| {
+            .zip(w.ds.par_chunks(heads))
+            .for_each(|((dr, pr), dsp)| {
+                for (h, &x) in dsp.iter().enumerate() {
+                    let col = row(&w.att_t, h as u32, d);
+                    dr.iter_mut().zip(col).for_each(|(o, a)| *o += x * a);
+                }
                 dr.iter_mut()
                     .zip(pr)
-                    .for_each(|(x, &a)| *x *= leaky_slope(a))
+                    .for_each(|(o, &a)| *o *= leaky_slope(a))
             });
+
+        // Per distinct item: dkv = [Σ dpre | Σ α dagg] over its positions.
+        let dkv = sized(&mut w.dkv, u * 2 * d);
+        for pos in 0..p {
+            let out = row_mut(dkv, w.slot[pos], 2 * d);
+            let (dk, dv) = out.split_at_mut(d);
+            dk.iter_mut()
+                .zip(&w.dpre[pos * d..(pos + 1) * d])
+                .for_each(|(o, x)| *o += x);
+            let ga = row(&w.dagg, w.row_of[pos], d);
+            for h in 0..heads {
+                let a = w.alpha[pos * heads + h];
+                let span = h * dh..(h + 1) * dh;
+                dv[span.clone()]
+                    .iter_mut()
+                    .zip(&ga[span])
+                    .for_each(|(o, x)| *o += a * x);
+            }
+        }
+        // [dWk | dWv] = Eᵀ dkv; dE = dkv [Wk | Wv]ᵀ.
+        let gwkv = sized(&mut w.gwkv, d * 2 * d);
         matmul(
-            &mut g.wk,
-            View::new(&w.e, p, d).t(),
-            View::new(&w.dpre, p, d),
-            1.0,
-            1.0,
-        );
-        matmul(
-            &mut g.wv,
-            View::new(&w.e, p, d).t(),
-            View::new(&w.dv, p, d),
-            1.0,
-            1.0,
-        );
-        let de = sized(&mut w.de, p * d);
-        matmul(
-            de,
-            View::new(&w.dpre, p, d),
-            View::new(&self.wk, d, d).t(),
+            gwkv,
+            View::new(&w.e, u, d).t(),
+            View::new(&w.dkv, u, 2 * d),
             1.0,
             0.0,
         );
+        for ((r, gk), gv) in w
+            .gwkv
+            .chunks_exact(2 * d)
+            .zip(g.wk.chunks_exact_mut(d))
+            .zip(g.wv.chunks_exact_mut(d))
+        {
+            gk.iter_mut().zip(&r[..d]).for_each(|(o, x)| *o += x);
+            gv.iter_mut().zip(&r[d..]).for_each(|(o, x)| *o += x);
+        }
+        let de = sized(&mut w.de, u * d);
         matmul(
             de,
-            View::new(&w.dv, p, d),
-            View::new(&self.wv, d, d).t(),
+            View::new(&w.dkv, u, 2 * d),
+            View::new(&w.wkv, d, 2 * d).t(),
             1.0,
-            1.0,
+            0.0,
         );
 
         // The query: dq = Σ dpre over the row's positions; dmean += dq Wqᵀ.
@@ -342,21 +404,22 @@ impl GatParams {
             1.0,
         );
 
-        // Item rows: their attention gradient, plus the mean's share (an empty history's
-        // stand-in item 0 does not feed its zero mean).
+        // Item rows: the distinct items' attention gradient, plus each position's share of its
+        // row's mean (an empty history's stand-in item 0 does not feed its zero mean).
+        for (&i, de) in w.uniq.iter().zip(w.de.chunks_exact(d)) {
+            row_mut(&mut g.item, i, d)
+                .iter_mut()
+                .zip(de)
+                .for_each(|(o, x)| *o += x);
+        }
         for (r, hist) in hists.iter().enumerate() {
-            let share = if hist.is_empty() {
-                0.0
-            } else {
-                1.0 / w.count[r]
-            };
+            let share = 1.0 / w.count[r];
             let dm = &w.dmean[r * d..(r + 1) * d];
-            for pos in w.starts[r]..w.starts[r + 1] {
-                row_mut(&mut g.item, w.ids[pos], d)
+            for &i in hist {
+                row_mut(&mut g.item, i, d)
                     .iter_mut()
-                    .zip(&w.de[pos * d..(pos + 1) * d])
                     .zip(dm)
-                    .for_each(|((o, x), m)| *o += x + m * share);
+                    .for_each(|(o, x)| *o += x * share);
             }
         }
     }

@@ -76,6 +76,18 @@ impl HyperParams {
         }
     }
 
+    /// A probability in [0, 1) (dropout rates).
+    pub fn dropout(&self, key: &str, default: f64) -> Result<f64> {
+        let v = self.f64(key, default);
+        if (0.0..1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(Error::InvalidInput(format!(
+                "--param {key}={v}: must be in [0, 1)"
+            )))
+        }
+    }
+
     /// A count ≥ 1 (neighbours, window sizes); fractional values are an error.
     pub fn count(&self, key: &str, default: usize) -> Result<usize> {
         let v = self.f64(key, default as f64);

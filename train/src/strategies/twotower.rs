@@ -45,9 +45,12 @@ pub const PARAMS: &[&str] = &[
     "learning_rate",
     "temperature",
     "weight_decay",
+    "history_dropout",
     "patience",
     "interests",
 ];
+/// Each training history item is left out of its row's input with this probability (0: off).
+pub const HISTORY_DROPOUT: f64 = 0.0;
 /// AdamW's decoupled weight decay; 0 (plain Adam) unless `--param weight_decay` says otherwise.
 pub const WEIGHT_DECAY: f64 = 0.0;
 pub const GAT_HEADS: usize = 4;
@@ -410,6 +413,7 @@ pub struct TwoTower {
     pub learning_rate: f64,
     pub temperature: f64,
     pub weight_decay: f64,
+    pub history_dropout: f64,
     pub final_loss: f32,
     pub curve: Vec<EpochPoint>,
     /// User vectors per history (`--param interests`, dssm): 1, or K of a `[B, K, D]` encoder.
@@ -425,6 +429,8 @@ struct Sampler<'a> {
     total: f64,
     n_items: usize,
     l: usize,
+    /// Probability of leaving a history item out of a row's input.
+    dropout: f64,
 }
 
 /// A drawn batch; see [`Batch`].
@@ -445,7 +451,7 @@ impl Drawn {
 }
 
 impl<'a> Sampler<'a> {
-    fn new(h: &'a History, n_items: usize, l: usize) -> Self {
+    fn new(h: &'a History, n_items: usize, l: usize, dropout: f64) -> Self {
         // logQ: expected count of each item among a step's candidates.
         let counts = h.item_counts(n_items);
         let total: f64 = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
@@ -459,6 +465,7 @@ impl<'a> Sampler<'a> {
             total,
             n_items,
             l,
+            dropout,
         }
     }
 
@@ -468,13 +475,27 @@ impl<'a> Sampler<'a> {
         let mut targets = Vec::with_capacity(b);
         for &r in chunk {
             let (u, target) = self.rows[r];
-            let others: Vec<u32> = self
+            let mut others: Vec<u32> = self
                 .h
                 .items(u as usize)
                 .iter()
                 .copied()
                 .filter(|&i| i != target)
                 .collect();
+            // History dropout: a regulariser, the row sees a random part of its history (never
+            // none of a non-empty one).
+            if self.dropout > 0.0 && others.len() > 1 {
+                let keep: Vec<u32> = others
+                    .iter()
+                    .copied()
+                    .filter(|_| !rng.random_bool(self.dropout))
+                    .collect();
+                others = if keep.is_empty() {
+                    vec![others[rng.random_range(0..others.len())]]
+                } else {
+                    keep
+                };
+            }
             // Neighbour sampling: long histories contribute a random L of their items.
             let sample = if others.len() > self.l {
                 others.choose_multiple(rng, self.l).copied().collect()
@@ -571,6 +592,10 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
     let learning_rate = ctx.opts.params.positive("learning_rate", LEARNING_RATE)?;
     let temperature = ctx.opts.params.positive("temperature", TEMPERATURE)?;
     let weight_decay = ctx.opts.params.non_negative("weight_decay", WEIGHT_DECAY)?;
+    let history_dropout = ctx
+        .opts
+        .params
+        .dropout("history_dropout", HISTORY_DROPOUT)?;
     let patience = ctx.opts.params.count("patience", PATIENCE)?;
     let k = interests::check_interests(ctx.opts.params.count("interests", 1)?)?;
     if k > 1 && kind != Kind::Dssm {
@@ -579,7 +604,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         )));
     }
     let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
-    let sampler = Sampler::new(ctx.history, n_items, l);
+    let sampler = Sampler::new(ctx.history, n_items, l, history_dropout);
     let steps = sampler.rows.len().div_ceil(BATCH);
     let pb = ctx.progress.bar(
         (max_epochs * steps) as u64,
@@ -608,6 +633,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         learning_rate,
         temperature,
         weight_decay,
+        history_dropout,
         final_loss: fitted.final_loss,
         curve: fitted.curve,
         interests: k,
@@ -735,7 +761,7 @@ impl Model for TwoTower {
         let mut p = json!({
             kan_api::bundle::params::HISTORY_LENGTH: self.history_length,
             "epochs": self.epochs, "batch": BATCH, "uniform_negatives": UNIFORM_NEGATIVES,
-            "temperature": self.temperature, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
+            "temperature": self.temperature, "learning_rate": self.learning_rate, "weight_decay": self.weight_decay, "history_dropout": self.history_dropout, "loss": "sampled softmax, logQ-corrected, in-batch + uniform negatives",
             "final_loss": self.final_loss, "best_epoch": self.best_epoch,
             "curve": self.curve,
         });
@@ -895,5 +921,40 @@ pub fn read_vectors(b: &BundleDir) -> Result<(Vec<f32>, usize)> {
                 "item vectors have shape {shape:?}, expected [{n_items}, D] to match items.txt"
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Interaction;
+
+    /// One user holding items 0..n.
+    fn one_user(n: u32) -> History {
+        let rows: Vec<Interaction> = (0..n)
+            .map(|i| Interaction {
+                user: 0,
+                item: i,
+                ts: i as i64,
+                weight: 1.0,
+                seq: i,
+            })
+            .collect();
+        History::build(&rows, 1)
+    }
+
+    #[test]
+    fn history_dropout_leaves_out_about_its_share_and_never_the_whole_history() {
+        let h = one_user(41);
+        let mut rng = StdRng::seed_from_u64(3);
+        let full = Sampler::new(&h, 41, 100, 0.0).draw(&[0; 50], &mut rng);
+        assert!(full.hists.iter().all(|r| r.len() == 40));
+        let dropped = Sampler::new(&h, 41, 100, 0.5).draw(&[0; 200], &mut rng);
+        let mean = dropped.hists.iter().map(Vec::len).sum::<usize>() as f64 / 200.0;
+        assert!((16.0..24.0).contains(&mean), "mean kept {mean}");
+        // The row's own target (the most recent item) is never in its input.
+        assert!(dropped.hists.iter().all(|r| r.iter().all(|&i| i != 40)));
+        let most = Sampler::new(&h, 41, 100, 0.999).draw(&[0; 200], &mut rng);
+        assert!(most.hists.iter().all(|r| !r.is_empty() && r.len() < 5));
     }
 }

@@ -75,12 +75,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_context(ctx: &Context) -> Result<Self> {
         let p = &ctx.opts.params;
-        let dropout = p.f64("dropout", DROPOUT);
-        if !(0.0..1.0).contains(&dropout) {
-            return Err(Error::InvalidInput(format!(
-                "--param dropout={dropout}: must be in [0, 1)"
-            )));
-        }
+        let dropout = p.dropout("dropout", DROPOUT)?;
         Ok(Settings {
             max_epochs: ctx.opts.epochs.unwrap_or(DEFAULT_EPOCHS),
             learning_rate: p.positive("learning_rate", LEARNING_RATE)?,
