@@ -4,9 +4,11 @@
 //! A user row attends over its history items (the item table's rows): with `m` the mean of
 //! the rows, per item `z = leaky(e Wk + m Wq)`, per head `s = z att`, `α = softmax(s)` over the
 //! history, `agg = Σ α (e Wv)` (heads side by side), and `y = agg Wo + bo + m`. The positions
-//! of all rows are flattened into one ragged list, so every projection is one large matrix
-//! product. An empty history attends to item 0 alone with a zero mean: what the padded
-//! encoder computes when every position is masked (uniform attention over padding id 0).
+//! of all rows are flattened into one ragged list. Keys are projected once per distinct item
+//! of the batch (one matrix product); values are projected after the attention sum, per row and
+//! head (`Σ α (e Wv) = (Σ α e) Wv`), so no per-item value is ever computed. An empty history
+//! attends to item 0 alone with a zero mean: what the padded encoder computes when every
+//! position is masked (uniform attention over padding id 0).
 
 use rayon::prelude::*;
 
@@ -49,24 +51,25 @@ pub struct GatWork {
     uniq: Vec<u32>,
     /// Item → slot in `uniq` (`u32::MAX`: none), reset after each step.
     slot_of: Vec<u32>,
-    /// [Wk | Wv] [D, 2D] and attᵀ [H, D], assembled per step.
-    wkv: Vec<f32>,
+    /// attᵀ [H, D], assembled per step.
     att_t: Vec<f32>,
-    /// The distinct items' rows [U, D] and their projections [U, 2D] (keys | values).
+    /// The distinct items' rows [U, D] and keys [U, D].
     e: Vec<f32>,
-    kv: Vec<f32>,
+    k: Vec<f32>,
     q: Vec<f32>,
-    pre: Vec<f32>,
+    /// Per position: leaky(key + query) [P, D] and the attention weights [P, H].
     z: Vec<f32>,
     alpha: Vec<f32>,
+    /// Per row and head, the attention-weighted sum of item rows [B, H, D].
+    ew: Vec<f32>,
     agg: Vec<f32>,
     dagg: Vec<f32>,
+    dew: Vec<f32>,
     dmean: Vec<f32>,
     ds: Vec<f32>,
     head_sums: Vec<f32>,
     dpre: Vec<f32>,
-    dkv: Vec<f32>,
-    gwkv: Vec<f32>,
+    dk: Vec<f32>,
     de: Vec<f32>,
     dq: Vec<f32>,
 }
@@ -84,15 +87,6 @@ fn leaky_slope(x: f32) -> f32 {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// `[a | b]` of two row-major [R, C] matrices: [R, 2C].
-fn side_by_side(out: &mut Vec<f32>, a: &[f32], b: &[f32], cols: usize) {
-    out.clear();
-    for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
-        out.extend_from_slice(ra);
-        out.extend_from_slice(rb);
-    }
 }
 
 impl GatParams {
@@ -139,17 +133,16 @@ impl GatParams {
         self.positions(w, batch.hists);
         let (p, u) = (w.ids.len(), w.uniq.len());
 
-        // Keys and values of the distinct items: one [U, D] × [D, 2D] product.
+        // Keys of the distinct items, the rows' queries.
         let e = sized(&mut w.e, u * d);
         e.par_chunks_mut(d)
             .zip(w.uniq.par_iter())
             .for_each(|(out, &i)| out.copy_from_slice(row(&self.item, i, d)));
-        side_by_side(&mut w.wkv, &self.wk, &self.wv, d);
-        let kv = sized(&mut w.kv, u * 2 * d);
+        let k = sized(&mut w.k, u * d);
         matmul(
-            kv,
+            k,
             View::new(&w.e, u, d),
-            View::new(&w.wkv, d, 2 * d),
+            View::new(&self.wk, d, d),
             1.0,
             0.0,
         );
@@ -162,71 +155,78 @@ impl GatParams {
             0.0,
         );
 
-        // Per position: pre = key + query, z = leaky(pre), logits s = z att.
+        // Per position: z = leaky(key + query), logits s = z att.
         w.att_t.clear();
         for h in 0..heads {
             w.att_t.extend(self.att.iter().skip(h).step_by(heads));
         }
-        let pre = sized(&mut w.pre, p * d);
         let z = sized(&mut w.z, p * d);
         let alpha = sized(&mut w.alpha, p * heads);
-        pre.par_chunks_mut(d)
-            .zip(z.par_chunks_mut(d))
+        z.par_chunks_mut(d)
             .zip(alpha.par_chunks_mut(heads))
             .zip(w.row_of.par_iter().zip(w.slot.par_iter()))
-            .for_each(|(((pr, zr), sr), (&r, &slot))| {
-                let key = &row(&w.kv, slot, 2 * d)[..d];
-                for (((a, o), k), x) in pr
-                    .iter_mut()
-                    .zip(zr.iter_mut())
-                    .zip(key)
-                    .zip(row(&w.q, r, d))
-                {
-                    *a = k + x;
-                    *o = leaky(*a);
+            .for_each(|((zr, sr), (&r, &slot))| {
+                for ((o, key), x) in zr.iter_mut().zip(row(&w.k, slot, d)).zip(row(&w.q, r, d)) {
+                    *o = leaky(key + x);
                 }
                 for (h, out) in sr.iter_mut().enumerate() {
                     *out = dot(zr, row(&w.att_t, h as u32, d));
                 }
             });
 
-        // Attention weights: per row and head, a softmax over the row's positions.
-        let segments = split_rows(alpha, &w.starts, heads);
-        segments.into_par_iter().for_each(|seg| {
-            for h in 0..heads {
-                let max = seg
-                    .iter()
-                    .skip(h)
-                    .step_by(heads)
-                    .copied()
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for x in seg.iter_mut().skip(h).step_by(heads) {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                for x in seg.iter_mut().skip(h).step_by(heads) {
-                    *x /= sum;
-                }
-            }
-        });
-
-        let agg = sized(&mut w.agg, b * d);
-        agg.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-            for pos in w.starts[r]..w.starts[r + 1] {
-                let value = &row(&w.kv, w.slot[pos], 2 * d)[d..];
+        // Attention weights: per row and head, a softmax over the row's positions; then the
+        // weighted sum of the rows' item rows per head.
+        let ew = sized(&mut w.ew, b * heads * d);
+        split_rows(alpha, &w.starts, heads)
+            .into_par_iter()
+            .zip(ew.par_chunks_mut(heads * d))
+            .enumerate()
+            .for_each(|(r, (seg, out))| {
                 for h in 0..heads {
-                    let a = w.alpha[pos * heads + h];
-                    let span = h * dh..(h + 1) * dh;
-                    out[span.clone()]
-                        .iter_mut()
-                        .zip(&value[span])
-                        .for_each(|(o, x)| *o += a * x);
+                    let max = seg
+                        .iter()
+                        .skip(h)
+                        .step_by(heads)
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for x in seg.iter_mut().skip(h).step_by(heads) {
+                        *x = (*x - max).exp();
+                        sum += *x;
+                    }
+                    for x in seg.iter_mut().skip(h).step_by(heads) {
+                        *x /= sum;
+                    }
                 }
-            }
-        });
+                for (a, &slot) in seg
+                    .chunks_exact(heads)
+                    .zip(&w.slot[w.starts[r]..w.starts[r + 1]])
+                {
+                    let er = row(&w.e, slot, d);
+                    for (h, &ah) in a.iter().enumerate() {
+                        out[h * d..(h + 1) * d]
+                            .iter_mut()
+                            .zip(er)
+                            .for_each(|(o, x)| *o += ah * x);
+                    }
+                }
+            });
 
-        // y = agg Wo + bo + mean.
+        // agg[head h] = ew[h] Wv[:, head h]; y = agg Wo + bo + mean.
+        let agg = sized(&mut w.agg, b * d);
+        agg.par_chunks_mut(d)
+            .zip(w.ew.par_chunks(heads * d))
+            .for_each(|(out, er)| {
+                for h in 0..heads {
+                    let span = h * dh..(h + 1) * dh;
+                    for (j, &x) in er[h * d..(h + 1) * d].iter().enumerate() {
+                        out[span.clone()]
+                            .iter_mut()
+                            .zip(&self.wv[j * d + h * dh..j * d + (h + 1) * dh])
+                            .for_each(|(o, v)| *o += x * v);
+                    }
+                }
+            });
         y.copy_from_slice(&w.mean);
         matmul(
             y,
@@ -268,18 +268,42 @@ impl GatParams {
         let dmean = sized(&mut w.dmean, b * d);
         dmean.copy_from_slice(dy);
 
-        // Per position: dα (kept in ds); the values' gradient α · dagg is added into the
-        // item's slot of dkv below.
-        let ds = sized(&mut w.ds, p * heads);
-        ds.par_chunks_mut(heads).enumerate().for_each(|(pos, dsp)| {
-            let ga = row(&w.dagg, w.row_of[pos], d);
-            let value = &row(&w.kv, w.slot[pos], 2 * d)[d..];
-            for (h, out) in dsp.iter_mut().enumerate() {
-                let span = h * dh..(h + 1) * dh;
-                *out = dot(&ga[span.clone()], &value[span]);
+        // Values: dew[h] = dagg[head h] Wv[:, head h]ᵀ; dWv[:, head h] += ew[h]ᵀ dagg[head h].
+        let dew = sized(&mut w.dew, b * heads * d);
+        dew.par_chunks_mut(heads * d)
+            .zip(w.dagg.par_chunks(d))
+            .for_each(|(out, ga)| {
+                for h in 0..heads {
+                    let gh = &ga[h * dh..(h + 1) * dh];
+                    for (j, o) in out[h * d..(h + 1) * d].iter_mut().enumerate() {
+                        *o = dot(gh, &self.wv[j * d + h * dh..j * d + (h + 1) * dh]);
+                    }
+                }
+            });
+        for (er, ga) in w.ew.chunks_exact(heads * d).zip(w.dagg.chunks_exact(d)) {
+            for h in 0..heads {
+                let gh = &ga[h * dh..(h + 1) * dh];
+                for (j, &x) in er[h * d..(h + 1) * d].iter().enumerate() {
+                    g.wv[j * d + h * dh..j * d + (h + 1) * dh]
+                        .iter_mut()
+                        .zip(gh)
+                        .for_each(|(o, v)| *o += x * v);
+                }
             }
-        });
-        // Softmax backward: ds = α (dα − Σ α dα), the sum over the row's positions per head.
+        }
+
+        // Per position: dα = dew · e (kept in ds), then the softmax backward
+        // ds = α (dα − Σ α dα), the sum over the row's positions per head.
+        let ds = sized(&mut w.ds, p * heads);
+        ds.par_chunks_mut(heads)
+            .zip(w.row_of.par_iter().zip(w.slot.par_iter()))
+            .for_each(|(dsp, (&r, &slot))| {
+                let er = row(&w.e, slot, d);
+                let dr = row(&w.dew, r, heads * d);
+                for (h, out) in dsp.iter_mut().enumerate() {
+                    *out = dot(&dr[h * d..(h + 1) * d], er);
+                }
+            });
         let sums = sized(&mut w.head_sums, b * heads);
         sums.par_chunks_mut(heads).enumerate().for_each(|(r, out)| {
             for pos in w.starts[r]..w.starts[r + 1] {
@@ -296,88 +320,79 @@ impl GatParams {
                     *x = a * (*x - s);
                 }
             });
-        // datt = zᵀ ds, reduced over chunks of positions.
+        // dattᵀ [H, D] = dsᵀ z, reduced over chunks of positions.
         const CHUNK: usize = 4096;
-        let datt =
+        let datt_t =
             w.z.par_chunks(CHUNK * d)
                 .zip(w.ds.par_chunks(CHUNK * heads))
                 .map(|(zc, dsc)| {
-                    let mut acc = vec![0f32; d * heads];
+                    let mut acc = vec![0f32; heads * d];
                     for (zr, dsr) in zc.chunks_exact(d).zip(dsc.chunks_exact(heads)) {
-                        for (j, &zj) in zr.iter().enumerate() {
-                            for (o, &x) in acc[j * heads..(j + 1) * heads].iter_mut().zip(dsr) {
-                                *o += zj * x;
-                            }
+                        for (a, &x) in acc.chunks_exact_mut(d).zip(dsr) {
+                            a.iter_mut().zip(zr).for_each(|(o, z)| *o += x * z);
                         }
                     }
                     acc
                 })
                 .reduce(
-                    || vec![0f32; d * heads],
+                    || vec![0f32; heads * d],
                     |mut a, b| {
                         a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                         a
                     },
                 );
-        g.att.iter_mut().zip(&datt).for_each(|(a, x)| *a += x);
-        // dpre = (ds attᵀ) ⊙ leaky'(pre).
+        for (h, col) in datt_t.chunks_exact(d).enumerate() {
+            for (j, x) in col.iter().enumerate() {
+                g.att[j * heads + h] += x;
+            }
+        }
+        // dpre = (ds attᵀ) ⊙ leaky'(pre); z has pre's sign.
         let dpre = sized(&mut w.dpre, p * d);
         dpre.par_chunks_mut(d)
-            .zip(w.pre.par_chunks(d))
+            .zip(w.z.par_chunks(d))
             .zip(w.ds.par_chunks(heads))
-            .for_each(|((dr, pr), dsp)| {
+            .for_each(|((dr, zr), dsp)| {
                 for (h, &x) in dsp.iter().enumerate() {
                     let col = row(&w.att_t, h as u32, d);
                     dr.iter_mut().zip(col).for_each(|(o, a)| *o += x * a);
                 }
                 dr.iter_mut()
-                    .zip(pr)
+                    .zip(zr)
                     .for_each(|(o, &a)| *o *= leaky_slope(a))
             });
 
-        // Per distinct item: dkv = [Σ dpre | Σ α dagg] over its positions.
-        let dkv = sized(&mut w.dkv, u * 2 * d);
+        // Per distinct item: dk = Σ dpre over its positions, and de gets Σ α dew (the
+        // values' share).
+        let dk = sized(&mut w.dk, u * d);
+        let de = sized(&mut w.de, u * d);
         for pos in 0..p {
-            let out = row_mut(dkv, w.slot[pos], 2 * d);
-            let (dk, dv) = out.split_at_mut(d);
-            dk.iter_mut()
+            let slot = w.slot[pos];
+            row_mut(dk, slot, d)
+                .iter_mut()
                 .zip(&w.dpre[pos * d..(pos + 1) * d])
                 .for_each(|(o, x)| *o += x);
-            let ga = row(&w.dagg, w.row_of[pos], d);
-            for h in 0..heads {
-                let a = w.alpha[pos * heads + h];
-                let span = h * dh..(h + 1) * dh;
-                dv[span.clone()]
-                    .iter_mut()
-                    .zip(&ga[span])
+            let out = row_mut(de, slot, d);
+            let dr = row(&w.dew, w.row_of[pos], heads * d);
+            for (h, &a) in w.alpha[pos * heads..(pos + 1) * heads].iter().enumerate() {
+                out.iter_mut()
+                    .zip(&dr[h * d..(h + 1) * d])
                     .for_each(|(o, x)| *o += a * x);
             }
         }
-        // [dWk | dWv] = Eᵀ dkv; dE = dkv [Wk | Wv]ᵀ.
-        let gwkv = sized(&mut w.gwkv, d * 2 * d);
+        // dWk = Eᵀ dk; dE += dk Wkᵀ.
         matmul(
-            gwkv,
+            &mut g.wk,
             View::new(&w.e, u, d).t(),
-            View::new(&w.dkv, u, 2 * d),
+            View::new(&w.dk, u, d),
             1.0,
-            0.0,
+            1.0,
         );
-        for ((r, gk), gv) in w
-            .gwkv
-            .chunks_exact(2 * d)
-            .zip(g.wk.chunks_exact_mut(d))
-            .zip(g.wv.chunks_exact_mut(d))
-        {
-            gk.iter_mut().zip(&r[..d]).for_each(|(o, x)| *o += x);
-            gv.iter_mut().zip(&r[d..]).for_each(|(o, x)| *o += x);
-        }
-        let de = sized(&mut w.de, u * d);
         matmul(
-            de,
-            View::new(&w.dkv, u, 2 * d),
-            View::new(&w.wkv, d, 2 * d).t(),
+            &mut w.de,
+            View::new(&w.dk, u, d),
+            View::new(&self.wk, d, d).t(),
             1.0,
-            0.0,
+            1.0,
         );
 
         // The query: dq = Σ dpre over the row's positions; dmean += dq Wqᵀ.
