@@ -80,18 +80,6 @@ impl TowerModel for DssmParams {
         ]
     }
 
-    fn zeros_like(&self) -> Self {
-        DssmParams {
-            dim: self.dim,
-            history: vec![0.0; self.history.len()],
-            item: vec![0.0; self.item.len()],
-            w1: vec![0.0; self.w1.len()],
-            b1: vec![0.0; self.b1.len()],
-            w2: vec![0.0; self.w2.len()],
-            b2: vec![0.0; self.b2.len()],
-        }
-    }
-
     fn forward_backward(
         &self,
         batch: &Batch,

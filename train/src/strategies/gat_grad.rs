@@ -498,21 +498,6 @@ impl TowerModel for GatParams {
         ]
     }
 
-    fn zeros_like(&self) -> Self {
-        let z = |v: &Vec<f32>| vec![0.0; v.len()];
-        GatParams {
-            dim: self.dim,
-            heads: self.heads,
-            item: z(&self.item),
-            wq: z(&self.wq),
-            wk: z(&self.wk),
-            wv: z(&self.wv),
-            wo: z(&self.wo),
-            att: z(&self.att),
-            bo: z(&self.bo),
-        }
-    }
-
     fn forward_backward(
         &self,
         batch: &Batch,

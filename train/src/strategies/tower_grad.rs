@@ -49,7 +49,7 @@ impl Batch<'_> {
 
 /// A user tower with hand-written gradients: its weights as flat row-major buffers (matrices
 /// [in, out], as in [`Encoder`]), the item table among them.
-pub trait TowerModel: Sized {
+pub trait TowerModel: Sized + Clone {
     /// Buffers the forward pass keeps for the backward pass, reused from step to step.
     type Work: Default + Send;
 
@@ -63,7 +63,11 @@ pub trait TowerModel: Sized {
     fn buffers_mut(&mut self) -> Vec<&mut Vec<f32>>;
 
     /// The same weights, zeroed (a gradient accumulator).
-    fn zeros_like(&self) -> Self;
+    fn zeros_like(&self) -> Self {
+        let mut z = self.clone();
+        z.buffers_mut().into_iter().for_each(|b| b.fill(0.0));
+        z
+    }
 
     /// Loss of `batch` and its gradients added into `grads`.
     fn forward_backward(
