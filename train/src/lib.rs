@@ -23,6 +23,7 @@ pub mod progress;
 pub mod propensity;
 pub mod split;
 pub mod strategies;
+pub mod vector;
 
 pub use error::{Error, Result};
 pub use eval::{EvalReport, EvalRequest, MergePolicy, QueueInput, eval};

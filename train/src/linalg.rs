@@ -1,8 +1,10 @@
-//! Dense f32 kernels for the hand-written trainers: a strided matrix product
-//! (`matrixmultiply`'s packed SIMD kernel, the one ndarray uses, threaded by its own pool), and
-//! an in-place Adam. Row-major everywhere.
+//! Dense f32 kernels for the hand-written trainers: a strided matrix product (the `gemm` crate's
+//! packed AVX2/AVX-512 kernels, the ones candle's CPU backend uses, threaded on rayon's pool),
+//! and an in-place Adam. Row-major everywhere.
 
 use rayon::prelude::*;
+
+use crate::vector::simd;
 
 /// A read-only strided matrix view over a slice.
 #[derive(Clone, Copy, Debug)]
@@ -53,27 +55,48 @@ pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        c.iter_mut()
+            .for_each(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
+        return;
+    }
+    // Small products are not worth waking the other threads for.
+    let parallelism = if m * n * k >= PARALLEL_MIN_WORK {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: View::new checked that each operand's slice holds its whole rows × cols extent
-    // under its strides; `c` is an exclusive, contiguous m × n buffer.
+    // under its strides; `c` is an exclusive, contiguous m × n buffer. gemm computes
+    // dst = alpha · dst + beta · lhs · rhs (its names are swapped from BLAS's), reading dst
+    // only when asked to.
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
 }
+
+/// Multiply-adds from which a product is split across threads.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// Adam (Kingma & Ba) with bias correction and no weight decay: the update candle's `AdamW`
 /// makes with `weight_decay: 0`, done in place on flat buffers.
@@ -141,13 +164,18 @@ impl Adam {
             .zip(s.m.par_chunks_mut(CHUNK))
             .zip(s.v.par_chunks_mut(CHUNK))
             .for_each(|(((w, g), m), v)| {
-                for i in 0..w.len() {
-                    m[i] = m[i] * b1 + g[i] * (1.0 - b1);
-                    v[i] = v[i] * b2 + g[i] * g[i] * (1.0 - b2);
-                    let mh = m[i] * scale_m;
-                    let vh = v[i] * scale_v;
-                    w[i] = w[i] * keep - lr * mh / (vh.sqrt() + eps);
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+                            *m = *m * b1 + g * (1.0 - b1);
+                            *v = *v * b2 + g * g * (1.0 - b2);
+                            let mh = *m * scale_m;
+                            let vh = *v * scale_v;
+                            *w = *w * keep - lr * mh / (vh.sqrt() + eps);
+                        }
+                    },
+                )
             });
     }
 }

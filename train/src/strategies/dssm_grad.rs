@@ -9,6 +9,7 @@ use super::tower_grad::{Batch, Head, TowerModel, encoder_weight, history_means, 
 use super::twotower::{Encoder, Kind};
 use crate::error::{Error, Result};
 use crate::linalg::{View, matmul};
+use crate::vector::{self, simd};
 
 /// The dssm weights as flat row-major buffers (matrices [in, out], as in [`Encoder`]).
 #[derive(Clone, Debug)]
@@ -177,17 +178,19 @@ impl TowerModel for DssmParams {
             .zip(&w.count)
             .zip(w.dmean.chunks_exact(d))
         {
-            for &i in hist {
-                row_mut(&mut g.history, i, d)
-                    .iter_mut()
-                    .zip(dm)
-                    .for_each(|(a, x)| *a += x / n);
-            }
+            simd(
+                #[inline(always)]
+                || {
+                    for &i in hist {
+                        vector::axpy(1.0 / n, dm, row_mut(&mut g.history, i, d));
+                    }
+                },
+            );
         }
         loss
     }
 
-    fn clear_grads(g: &mut Self, batch: &Batch) {
+    fn clear_grads(g: &mut Self, batch: &Batch, _: &DssmWork) {
         let d = g.dim;
         for hist in batch.hists {
             for &i in hist {

@@ -13,11 +13,12 @@
 use rayon::prelude::*;
 
 use super::tower_grad::{
-    Batch, Head, TowerModel, encoder_weight, history_means, row, row_mut, sized,
+    Batch, Head, TowerModel, encoder_weight, history_means, row, row_mut, scratch, sized,
 };
 use super::twotower::{Encoder, Kind, LEAKY_SLOPE};
 use crate::error::{Error, Result};
 use crate::linalg::{View, matmul};
+use crate::vector::{self, simd};
 
 /// The gat weights as flat row-major buffers (matrices [in, out], as in [`Encoder`]).
 #[derive(Clone, Debug)]
@@ -42,13 +43,16 @@ pub struct GatWork {
     mean: Vec<f32>,
     /// Row `r`'s positions are `starts[r]..starts[r + 1]` of the flattened lists below.
     starts: Vec<usize>,
-    /// Per position: its row, the item it attends to, and that item's slot in `uniq`.
+    /// Per position: its row, and the slot in `uniq` of the item it attends to.
     row_of: Vec<u32>,
-    ids: Vec<u32>,
     slot: Vec<u32>,
     /// The batch's distinct history items: projections are computed once per item, not per
     /// position (popular items fill many positions of a batch).
     uniq: Vec<u32>,
+    /// Slot `s`'s positions are `by_slot[slot_starts[s]..slot_starts[s + 1]]`: per-item
+    /// gradients are summed per slot, in parallel and without scattering per position.
+    slot_starts: Vec<u32>,
+    by_slot: Vec<u32>,
     /// Item → slot in `uniq` (`u32::MAX`: none), reset after each step.
     slot_of: Vec<u32>,
     /// attᵀ [H, D], assembled per step.
@@ -77,28 +81,28 @@ pub struct GatWork {
 /// The gat training run.
 pub type Trainer = super::tower_grad::Trainer<GatParams>;
 
+/// Positions per parallel task: each task runs its positions through one vectorised loop.
+const GRAIN: usize = 64;
+
+#[inline(always)]
 fn leaky(x: f32) -> f32 {
     if x > 0.0 { x } else { LEAKY_SLOPE as f32 * x }
 }
 
+#[inline(always)]
 fn leaky_slope(x: f32) -> f32 {
     if x > 0.0 { 1.0 } else { LEAKY_SLOPE as f32 }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 impl GatParams {
-    /// Flattens the rows' histories into positions (an empty history attends to item 0) and
-    /// gives each distinct item a slot.
+    /// Flattens the rows' histories into positions (an empty history attends to item 0), gives
+    /// each distinct item a slot and lists each slot's positions.
     fn positions(&self, w: &mut GatWork, hists: &[Vec<u32>]) {
         let n_items = self.item.len() / self.dim.max(1);
         if w.slot_of.len() != n_items {
             w.slot_of = vec![u32::MAX; n_items];
         }
         w.starts.clear();
-        w.ids.clear();
         w.row_of.clear();
         w.slot.clear();
         w.uniq.clear();
@@ -112,13 +116,28 @@ impl GatParams {
                     w.uniq.push(i);
                 }
                 w.slot.push(*s);
-                w.ids.push(i);
                 w.row_of.push(r as u32);
             }
-            w.starts.push(w.ids.len());
+            w.starts.push(w.slot.len());
         }
         for &i in &w.uniq {
             w.slot_of[i as usize] = u32::MAX;
+        }
+        // Positions grouped by slot (a counting sort).
+        w.slot_starts.clear();
+        w.slot_starts.resize(w.uniq.len() + 1, 0);
+        for &s in &w.slot {
+            w.slot_starts[s as usize + 1] += 1;
+        }
+        for s in 0..w.uniq.len() {
+            w.slot_starts[s + 1] += w.slot_starts[s];
+        }
+        w.by_slot.clear();
+        w.by_slot.resize(w.slot.len(), 0);
+        let mut next = w.slot_starts.clone();
+        for (pos, &s) in w.slot.iter().enumerate() {
+            w.by_slot[next[s as usize] as usize] = pos as u32;
+            next[s as usize] += 1;
         }
     }
 
@@ -131,14 +150,14 @@ impl GatParams {
         let mean = sized(&mut w.mean, b * d);
         history_means(&self.item, d, batch.hists, count, mean);
         self.positions(w, batch.hists);
-        let (p, u) = (w.ids.len(), w.uniq.len());
+        let (p, u) = (w.slot.len(), w.uniq.len());
 
         // Keys of the distinct items, the rows' queries.
-        let e = sized(&mut w.e, u * d);
+        let e = scratch(&mut w.e, u * d);
         e.par_chunks_mut(d)
             .zip(w.uniq.par_iter())
             .for_each(|(out, &i)| out.copy_from_slice(row(&self.item, i, d)));
-        let k = sized(&mut w.k, u * d);
+        let k = scratch(&mut w.k, u * d);
         matmul(
             k,
             View::new(&w.e, u, d),
@@ -146,7 +165,7 @@ impl GatParams {
             1.0,
             0.0,
         );
-        let q = sized(&mut w.q, b * d);
+        let q = scratch(&mut w.q, b * d);
         matmul(
             q,
             View::new(&w.mean, b, d),
@@ -160,18 +179,31 @@ impl GatParams {
         for h in 0..heads {
             w.att_t.extend(self.att.iter().skip(h).step_by(heads));
         }
-        let z = sized(&mut w.z, p * d);
-        let alpha = sized(&mut w.alpha, p * heads);
-        z.par_chunks_mut(d)
-            .zip(alpha.par_chunks_mut(heads))
-            .zip(w.row_of.par_iter().zip(w.slot.par_iter()))
-            .for_each(|((zr, sr), (&r, &slot))| {
-                for ((o, key), x) in zr.iter_mut().zip(row(&w.k, slot, d)).zip(row(&w.q, r, d)) {
-                    *o = leaky(key + x);
-                }
-                for (h, out) in sr.iter_mut().enumerate() {
-                    *out = dot(zr, row(&w.att_t, h as u32, d));
-                }
+        let z = scratch(&mut w.z, p * d);
+        let alpha = scratch(&mut w.alpha, p * heads);
+        z.par_chunks_mut(GRAIN * d)
+            .zip(alpha.par_chunks_mut(GRAIN * heads))
+            .zip(w.row_of.par_chunks(GRAIN).zip(w.slot.par_chunks(GRAIN)))
+            .for_each(|((zc, sc), (rows, slots))| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let per_position = zc
+                            .chunks_exact_mut(d)
+                            .zip(sc.chunks_exact_mut(heads))
+                            .zip(rows.iter().zip(slots));
+                        for ((zr, sr), (&r, &slot)) in per_position {
+                            for ((o, key), x) in
+                                zr.iter_mut().zip(row(&w.k, slot, d)).zip(row(&w.q, r, d))
+                            {
+                                *o = leaky(key + x);
+                            }
+                            for (out, att) in sr.iter_mut().zip(w.att_t.chunks_exact(d)) {
+                                *out = vector::dot(zr, att);
+                            }
+                        }
+                    },
+                )
             });
 
         // Attention weights: per row and head, a softmax over the row's positions; then the
@@ -182,34 +214,21 @@ impl GatParams {
             .zip(ew.par_chunks_mut(heads * d))
             .enumerate()
             .for_each(|(r, (seg, out))| {
-                for h in 0..heads {
-                    let max = seg
-                        .iter()
-                        .skip(h)
-                        .step_by(heads)
-                        .copied()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for x in seg.iter_mut().skip(h).step_by(heads) {
-                        *x = (*x - max).exp();
-                        sum += *x;
-                    }
-                    for x in seg.iter_mut().skip(h).step_by(heads) {
-                        *x /= sum;
-                    }
-                }
-                for (a, &slot) in seg
-                    .chunks_exact(heads)
-                    .zip(&w.slot[w.starts[r]..w.starts[r + 1]])
-                {
-                    let er = row(&w.e, slot, d);
-                    for (h, &ah) in a.iter().enumerate() {
-                        out[h * d..(h + 1) * d]
-                            .iter_mut()
-                            .zip(er)
-                            .for_each(|(o, x)| *o += ah * x);
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        softmax_per_head(seg, heads);
+                        for (a, &slot) in seg
+                            .chunks_exact(heads)
+                            .zip(&w.slot[w.starts[r]..w.starts[r + 1]])
+                        {
+                            let er = row(&w.e, slot, d);
+                            for (&ah, o) in a.iter().zip(out.chunks_exact_mut(d)) {
+                                vector::axpy(ah, er, o);
+                            }
+                        }
+                    },
+                )
             });
 
         // agg[head h] = ew[h] Wv[:, head h]; y = agg Wo + bo + mean.
@@ -217,15 +236,18 @@ impl GatParams {
         agg.par_chunks_mut(d)
             .zip(w.ew.par_chunks(heads * d))
             .for_each(|(out, er)| {
-                for h in 0..heads {
-                    let span = h * dh..(h + 1) * dh;
-                    for (j, &x) in er[h * d..(h + 1) * d].iter().enumerate() {
-                        out[span.clone()]
-                            .iter_mut()
-                            .zip(&self.wv[j * d + h * dh..j * d + (h + 1) * dh])
-                            .for_each(|(o, v)| *o += x * v);
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (h, (o, eh)) in
+                            out.chunks_exact_mut(dh).zip(er.chunks_exact(d)).enumerate()
+                        {
+                            for (&x, wv) in eh.iter().zip(self.wv.chunks_exact(d)) {
+                                vector::axpy(x, &wv[h * dh..(h + 1) * dh], o);
+                            }
+                        }
+                    },
+                )
             });
         y.copy_from_slice(&w.mean);
         matmul(
@@ -235,21 +257,26 @@ impl GatParams {
             1.0,
             1.0,
         );
-        y.par_chunks_mut(d)
-            .for_each(|r| r.iter_mut().zip(&self.bo).for_each(|(a, x)| *a += x));
+        y.par_chunks_mut(d).for_each(|r| {
+            simd(
+                #[inline(always)]
+                || vector::add(&self.bo, r),
+            )
+        });
     }
 
     /// The attention backward pass from dL/dy [B, D], into `g` (the item table's rows by
-    /// scatter).
+    /// one scatter per distinct item).
     fn attend_backward(&self, hists: &[Vec<u32>], dy: &[f32], w: &mut GatWork, g: &mut GatParams) {
         let (d, heads) = (self.dim, self.heads);
         let dh = d / heads;
         let b = dy.len() / d;
-        let (p, u) = (w.ids.len(), w.uniq.len());
+        let (p, u) = (w.slot.len(), w.uniq.len());
 
-        for r in dy.chunks_exact(d) {
-            g.bo.iter_mut().zip(r).for_each(|(a, x)| *a += x);
-        }
+        simd(
+            #[inline(always)]
+            || dy.chunks_exact(d).for_each(|r| vector::add(r, &mut g.bo)),
+        );
         matmul(
             &mut g.wo,
             View::new(&w.agg, b, d).t(),
@@ -257,7 +284,7 @@ impl GatParams {
             1.0,
             1.0,
         );
-        let dagg = sized(&mut w.dagg, b * d);
+        let dagg = scratch(&mut w.dagg, b * d);
         matmul(
             dagg,
             View::new(dy, b, d),
@@ -265,59 +292,80 @@ impl GatParams {
             1.0,
             0.0,
         );
-        let dmean = sized(&mut w.dmean, b * d);
-        dmean.copy_from_slice(dy);
 
         // Values: dew[h] = dagg[head h] Wv[:, head h]ᵀ; dWv[:, head h] += ew[h]ᵀ dagg[head h].
-        let dew = sized(&mut w.dew, b * heads * d);
+        let dew = scratch(&mut w.dew, b * heads * d);
         dew.par_chunks_mut(heads * d)
             .zip(w.dagg.par_chunks(d))
             .for_each(|(out, ga)| {
-                for h in 0..heads {
-                    let gh = &ga[h * dh..(h + 1) * dh];
-                    for (j, o) in out[h * d..(h + 1) * d].iter_mut().enumerate() {
-                        *o = dot(gh, &self.wv[j * d + h * dh..j * d + (h + 1) * dh]);
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (h, (o, gh)) in
+                            out.chunks_exact_mut(d).zip(ga.chunks_exact(dh)).enumerate()
+                        {
+                            for (x, wv) in o.iter_mut().zip(self.wv.chunks_exact(d)) {
+                                *x = vector::dot(gh, &wv[h * dh..(h + 1) * dh]);
+                            }
+                        }
+                    },
+                )
+            });
+        simd(
+            #[inline(always)]
+            || {
+                for (er, ga) in w.ew.chunks_exact(heads * d).zip(w.dagg.chunks_exact(d)) {
+                    for (h, (eh, gh)) in er.chunks_exact(d).zip(ga.chunks_exact(dh)).enumerate() {
+                        for (&x, wv) in eh.iter().zip(g.wv.chunks_exact_mut(d)) {
+                            vector::axpy(x, gh, &mut wv[h * dh..(h + 1) * dh]);
+                        }
                     }
                 }
-            });
-        for (er, ga) in w.ew.chunks_exact(heads * d).zip(w.dagg.chunks_exact(d)) {
-            for h in 0..heads {
-                let gh = &ga[h * dh..(h + 1) * dh];
-                for (j, &x) in er[h * d..(h + 1) * d].iter().enumerate() {
-                    g.wv[j * d + h * dh..j * d + (h + 1) * dh]
-                        .iter_mut()
-                        .zip(gh)
-                        .for_each(|(o, v)| *o += x * v);
-                }
-            }
-        }
+            },
+        );
 
         // Per position: dα = dew · e (kept in ds), then the softmax backward
         // ds = α (dα − Σ α dα), the sum over the row's positions per head.
-        let ds = sized(&mut w.ds, p * heads);
-        ds.par_chunks_mut(heads)
-            .zip(w.row_of.par_iter().zip(w.slot.par_iter()))
-            .for_each(|(dsp, (&r, &slot))| {
-                let er = row(&w.e, slot, d);
-                let dr = row(&w.dew, r, heads * d);
-                for (h, out) in dsp.iter_mut().enumerate() {
-                    *out = dot(&dr[h * d..(h + 1) * d], er);
-                }
+        let ds = scratch(&mut w.ds, p * heads);
+        ds.par_chunks_mut(GRAIN * heads)
+            .zip(w.row_of.par_chunks(GRAIN).zip(w.slot.par_chunks(GRAIN)))
+            .for_each(|(dc, (rows, slots))| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (dsp, (&r, &slot)) in
+                            dc.chunks_exact_mut(heads).zip(rows.iter().zip(slots))
+                        {
+                            let er = row(&w.e, slot, d);
+                            let dr = row(&w.dew, r, heads * d);
+                            for (out, dh_row) in dsp.iter_mut().zip(dr.chunks_exact(d)) {
+                                *out = vector::dot(dh_row, er);
+                            }
+                        }
+                    },
+                )
             });
         let sums = sized(&mut w.head_sums, b * heads);
         sums.par_chunks_mut(heads).enumerate().for_each(|(r, out)| {
-            for pos in w.starts[r]..w.starts[r + 1] {
-                for (h, o) in out.iter_mut().enumerate() {
-                    *o += w.alpha[pos * heads + h] * w.ds[pos * heads + h];
+            let span = w.starts[r] * heads..w.starts[r + 1] * heads;
+            let per_position = w.alpha[span.clone()]
+                .chunks_exact(heads)
+                .zip(w.ds[span].chunks_exact(heads));
+            for (a, s) in per_position {
+                for ((o, a), s) in out.iter_mut().zip(a).zip(s) {
+                    *o += a * s;
                 }
             }
         });
-        w.ds.par_chunks_mut(heads)
-            .zip(w.alpha.par_chunks(heads))
-            .zip(w.row_of.par_iter())
-            .for_each(|((dsp, ap), &r)| {
-                for ((x, a), s) in dsp.iter_mut().zip(ap).zip(row(&w.head_sums, r, heads)) {
-                    *x = a * (*x - s);
+        w.ds.par_chunks_mut(GRAIN * heads)
+            .zip(w.alpha.par_chunks(GRAIN * heads))
+            .zip(w.row_of.par_chunks(GRAIN))
+            .for_each(|((dc, ac), rows)| {
+                let per_position = dc.chunks_exact_mut(heads).zip(ac.chunks_exact(heads));
+                for ((dsp, ap), &r) in per_position.zip(rows) {
+                    for ((x, a), s) in dsp.iter_mut().zip(ap).zip(row(&w.head_sums, r, heads)) {
+                        *x = a * (*x - s);
+                    }
                 }
             });
         // dattᵀ [H, D] = dsᵀ z, reduced over chunks of positions.
@@ -326,18 +374,23 @@ impl GatParams {
             w.z.par_chunks(CHUNK * d)
                 .zip(w.ds.par_chunks(CHUNK * heads))
                 .map(|(zc, dsc)| {
-                    let mut acc = vec![0f32; heads * d];
-                    for (zr, dsr) in zc.chunks_exact(d).zip(dsc.chunks_exact(heads)) {
-                        for (a, &x) in acc.chunks_exact_mut(d).zip(dsr) {
-                            a.iter_mut().zip(zr).for_each(|(o, z)| *o += x * z);
-                        }
-                    }
-                    acc
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let mut acc = vec![0f32; heads * d];
+                            for (zr, dsr) in zc.chunks_exact(d).zip(dsc.chunks_exact(heads)) {
+                                for (a, &x) in acc.chunks_exact_mut(d).zip(dsr) {
+                                    vector::axpy(x, zr, a);
+                                }
+                            }
+                            acc
+                        },
+                    )
                 })
                 .reduce(
                     || vec![0f32; heads * d],
                     |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                        vector::add(&b, &mut a);
                         a
                     },
                 );
@@ -347,38 +400,88 @@ impl GatParams {
             }
         }
         // dpre = (ds attᵀ) ⊙ leaky'(pre); z has pre's sign.
-        let dpre = sized(&mut w.dpre, p * d);
-        dpre.par_chunks_mut(d)
-            .zip(w.z.par_chunks(d))
-            .zip(w.ds.par_chunks(heads))
-            .for_each(|((dr, zr), dsp)| {
-                for (h, &x) in dsp.iter().enumerate() {
-                    let col = row(&w.att_t, h as u32, d);
-                    dr.iter_mut().zip(col).for_each(|(o, a)| *o += x * a);
-                }
-                dr.iter_mut()
-                    .zip(zr)
-                    .for_each(|(o, &a)| *o *= leaky_slope(a))
+        let dpre = scratch(&mut w.dpre, p * d);
+        dpre.par_chunks_mut(GRAIN * d)
+            .zip(w.z.par_chunks(GRAIN * d))
+            .zip(w.ds.par_chunks(GRAIN * heads))
+            .for_each(|((dc, zc), dsc)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let per_position = dc.chunks_exact_mut(d).zip(zc.chunks_exact(d));
+                        for ((dr, zr), dsp) in per_position.zip(dsc.chunks_exact(heads)) {
+                            dr.fill(0.0);
+                            for (&x, col) in dsp.iter().zip(w.att_t.chunks_exact(d)) {
+                                vector::axpy(x, col, dr);
+                            }
+                            dr.iter_mut()
+                                .zip(zr)
+                                .for_each(|(o, &a)| *o *= leaky_slope(a));
+                        }
+                    },
+                )
             });
 
-        // Per distinct item: dk = Σ dpre over its positions, and de gets Σ α dew (the
-        // values' share).
-        let dk = sized(&mut w.dk, u * d);
-        let de = sized(&mut w.de, u * d);
-        for pos in 0..p {
-            let slot = w.slot[pos];
-            row_mut(dk, slot, d)
-                .iter_mut()
-                .zip(&w.dpre[pos * d..(pos + 1) * d])
-                .for_each(|(o, x)| *o += x);
-            let out = row_mut(de, slot, d);
-            let dr = row(&w.dew, w.row_of[pos], heads * d);
-            for (h, &a) in w.alpha[pos * heads..(pos + 1) * heads].iter().enumerate() {
-                out.iter_mut()
-                    .zip(&dr[h * d..(h + 1) * d])
-                    .for_each(|(o, x)| *o += a * x);
-            }
-        }
+        // The query: dq = Σ dpre over the row's positions; dmean = dy + dq Wqᵀ.
+        let dq = sized(&mut w.dq, b * d);
+        dq.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for pre in w.dpre[w.starts[r] * d..w.starts[r + 1] * d].chunks_exact(d) {
+                        vector::add(pre, out);
+                    }
+                },
+            )
+        });
+        matmul(
+            &mut g.wq,
+            View::new(&w.mean, b, d).t(),
+            View::new(&w.dq, b, d),
+            1.0,
+            1.0,
+        );
+        let dmean = scratch(&mut w.dmean, b * d);
+        dmean.copy_from_slice(dy);
+        matmul(
+            dmean,
+            View::new(&w.dq, b, d),
+            View::new(&self.wq, d, d).t(),
+            1.0,
+            1.0,
+        );
+
+        // Per distinct item, over its positions: dk = Σ dpre, and de = Σ (α dew + the row's mean
+        // share) — an empty history's stand-in item 0 does not feed its zero mean.
+        let dk = scratch(&mut w.dk, u * d);
+        let de = scratch(&mut w.de, u * d);
+        dk.par_chunks_mut(d)
+            .zip(de.par_chunks_mut(d))
+            .zip(w.slot_starts.par_windows(2))
+            .for_each(|((dk, de), span)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        dk.fill(0.0);
+                        de.fill(0.0);
+                        for &pos in &w.by_slot[span[0] as usize..span[1] as usize] {
+                            let pos = pos as usize;
+                            let r = w.row_of[pos];
+                            vector::add(&w.dpre[pos * d..(pos + 1) * d], dk);
+                            let dr = row(&w.dew, r, heads * d);
+                            for (&a, dh_row) in w.alpha[pos * heads..(pos + 1) * heads]
+                                .iter()
+                                .zip(dr.chunks_exact(d))
+                            {
+                                vector::axpy(a, dh_row, de);
+                            }
+                            if !hists[r as usize].is_empty() {
+                                vector::axpy(1.0 / w.count[r as usize], row(&w.dmean, r, d), de);
+                            }
+                        }
+                    },
+                )
+            });
         // dWk = Eᵀ dk; dE += dk Wkᵀ.
         matmul(
             &mut g.wk,
@@ -394,48 +497,39 @@ impl GatParams {
             1.0,
             1.0,
         );
-
-        // The query: dq = Σ dpre over the row's positions; dmean += dq Wqᵀ.
-        let dq = sized(&mut w.dq, b * d);
-        dq.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-            for pos in w.starts[r]..w.starts[r + 1] {
-                out.iter_mut()
-                    .zip(&w.dpre[pos * d..(pos + 1) * d])
-                    .for_each(|(o, x)| *o += x);
-            }
-        });
-        matmul(
-            &mut g.wq,
-            View::new(&w.mean, b, d).t(),
-            View::new(&w.dq, b, d),
-            1.0,
-            1.0,
+        simd(
+            #[inline(always)]
+            || {
+                for (&i, de) in w.uniq.iter().zip(w.de.chunks_exact(d)) {
+                    vector::add(de, row_mut(&mut g.item, i, d));
+                }
+            },
         );
-        matmul(
-            &mut w.dmean,
-            View::new(&w.dq, b, d),
-            View::new(&self.wq, d, d).t(),
-            1.0,
-            1.0,
-        );
+    }
+}
 
-        // Item rows: the distinct items' attention gradient, plus each position's share of its
-        // row's mean (an empty history's stand-in item 0 does not feed its zero mean).
-        for (&i, de) in w.uniq.iter().zip(w.de.chunks_exact(d)) {
-            row_mut(&mut g.item, i, d)
-                .iter_mut()
-                .zip(de)
-                .for_each(|(o, x)| *o += x);
+/// Softmax over a row's positions, per head, in place: `seg` is [positions, H].
+#[inline(always)]
+fn softmax_per_head(seg: &mut [f32], heads: usize) {
+    let mut max = vec![f32::NEG_INFINITY; heads];
+    for c in seg.chunks_exact(heads) {
+        for (m, &x) in max.iter_mut().zip(c) {
+            *m = m.max(x);
         }
-        for (r, hist) in hists.iter().enumerate() {
-            let share = 1.0 / w.count[r];
-            let dm = &w.dmean[r * d..(r + 1) * d];
-            for &i in hist {
-                row_mut(&mut g.item, i, d)
-                    .iter_mut()
-                    .zip(dm)
-                    .for_each(|(o, x)| *o += x * share);
-            }
+    }
+    for c in seg.chunks_exact_mut(heads) {
+        for (x, m) in c.iter_mut().zip(&max) {
+            *x -= m;
+        }
+    }
+    vector::exp_shifted(seg, 0.0);
+    let mut sum = vec![0f32; heads];
+    for c in seg.chunks_exact(heads) {
+        vector::add(c, &mut sum);
+    }
+    for c in seg.chunks_exact_mut(heads) {
+        for (x, s) in c.iter_mut().zip(&sum) {
+            *x /= s;
         }
     }
 }
@@ -513,16 +607,11 @@ impl TowerModel for GatParams {
         loss
     }
 
-    fn clear_grads(g: &mut Self, batch: &Batch) {
+    fn clear_grads(g: &mut Self, batch: &Batch, w: &GatWork) {
         let d = g.dim;
-        for hist in batch.hists {
-            for &i in hist {
-                row_mut(&mut g.item, i, d).fill(0.0);
-            }
-        }
-        // Item 0 stands in for empty histories; the candidates' rows hold the head's share.
-        row_mut(&mut g.item, 0, d).fill(0.0);
-        for &i in batch.cands {
+        // The distinct history items (item 0 among them where it stood in for an empty
+        // history) and the candidates, whose rows hold the head's share.
+        for &i in w.uniq.iter().chain(batch.cands) {
             row_mut(&mut g.item, i, d).fill(0.0);
         }
         for v in [
@@ -552,6 +641,15 @@ mod tests {
     #[test]
     fn hand_written_gradients_equal_candle_autograd_of_the_same_loss() {
         testing::assert_gradients_match_candle::<GatParams>(&encoder());
+    }
+
+    #[test]
+    fn gradients_equal_candle_autograd_on_a_batch_spanning_several_parallel_tasks() {
+        let enc = Encoder::new(Kind::Gat, 50, 8, 3).unwrap();
+        let (hists, cands, bias) = testing::large_batch_parts(60, 50);
+        let positions: usize = hists.iter().map(|h| h.len().max(1)).sum();
+        assert!(positions > 3 * GRAIN, "{positions} positions");
+        testing::assert_gradients_match_candle_on::<GatParams>(&enc, &hists, &cands, &bias);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::twotower::Encoder;
 use crate::error::{Error, Result};
 use crate::linalg::{Adam, Moments, View, matmul};
+use crate::vector::{self, simd};
 
 pub const NORM_EPS: f32 = 1e-12;
 
@@ -30,20 +31,54 @@ impl Batch<'_> {
     /// The bias of logit (i, j) for every row i and candidate j, row-major [B, C].
     pub fn dense_bias(&self) -> Vec<f32> {
         let b = self.hists.len();
+        let hits = self.accidental_hits();
         let mut out = Vec::with_capacity(b * self.cands.len());
         for i in 0..b {
-            out.extend(self.row_bias(i));
+            let start = out.len();
+            out.extend_from_slice(self.col_bias);
+            hits.mask(i, &mut out[start..]);
         }
         out
     }
 
-    fn row_bias(&self, i: usize) -> impl Iterator<Item = f32> + '_ {
-        let t = self.cands[i];
-        self.cands
-            .iter()
-            .zip(self.col_bias)
-            .enumerate()
-            .map(move |(j, (&c, &bias))| if c == t && j != i { MASK_BIAS } else { bias })
+    /// Each row's accidental hits: the other candidate columns holding its positive.
+    pub fn accidental_hits(&self) -> AccidentalHits {
+        let b = self.hists.len();
+        let mut by_item: Vec<u32> = (0..self.cands.len() as u32).collect();
+        by_item.sort_unstable_by_key(|&j| (self.cands[j as usize], j));
+        let mut pairs = Vec::new();
+        for run in by_item.chunk_by(|&x, &y| self.cands[x as usize] == self.cands[y as usize]) {
+            for &i in run.iter().filter(|&&i| (i as usize) < b) {
+                pairs.extend(run.iter().filter(|&&j| j != i).map(|&j| (i, j)));
+            }
+        }
+        pairs.sort_unstable();
+        let mut starts = vec![0u32; b + 1];
+        for &(i, _) in &pairs {
+            starts[i as usize + 1] += 1;
+        }
+        for r in 0..b {
+            starts[r + 1] += starts[r];
+        }
+        AccidentalHits {
+            starts,
+            cols: pairs.into_iter().map(|(_, j)| j).collect(),
+        }
+    }
+}
+
+/// Per row, the candidate columns masked out of its softmax (rows in compressed form).
+pub struct AccidentalHits {
+    starts: Vec<u32>,
+    cols: Vec<u32>,
+}
+
+impl AccidentalHits {
+    /// Sets row `i`'s masked columns of `logits` (that row's [C] logits) to [`MASK_BIAS`].
+    fn mask(&self, i: usize, logits: &mut [f32]) {
+        for &j in &self.cols[self.starts[i] as usize..self.starts[i + 1] as usize] {
+            logits[j as usize] = MASK_BIAS;
+        }
     }
 }
 
@@ -79,9 +114,10 @@ pub trait TowerModel: Sized + Clone {
         head: &mut Head,
     ) -> f32;
 
-    /// Zeroes what `forward_backward` of `batch` wrote into `grads` (the table rows it touched
-    /// and every small weight), so the next step starts from zero without clearing the tables.
-    fn clear_grads(grads: &mut Self, batch: &Batch);
+    /// Zeroes what `forward_backward` of `batch` (which left `work` behind) wrote into `grads`
+    /// (the table rows it touched and every small weight), so the next step starts from zero
+    /// without clearing the tables.
+    fn clear_grads(grads: &mut Self, batch: &Batch, work: &Self::Work);
 
     /// Writes the weights back into the encoder (for its forward pass and ONNX export).
     fn store(&self, e: &Encoder) -> Result<()> {
@@ -126,10 +162,18 @@ pub fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     buf
 }
 
+/// `buf` resized to `n`, holding whatever it held: for an output whose every element is written
+/// before it is read (zeroing megabytes per step is not free).
+pub fn scratch(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    buf.resize(n, 0.0);
+    buf
+}
+
 /// Gradient of `x ↦ x / max(‖x‖, ε)` at the row whose output is `z` and norm `n`.
+#[inline(always)]
 pub fn norm_backward(z: &[f32], n: f32, dz: &[f32], dx: &mut [f32]) {
     if n > NORM_EPS {
-        let dot: f32 = z.iter().zip(dz).map(|(a, b)| a * b).sum();
+        let dot = vector::dot(z, dz);
         for ((o, &zi), &gi) in dx.iter_mut().zip(z).zip(dz) {
             *o = (gi - zi * dot) / n;
         }
@@ -141,8 +185,9 @@ pub fn norm_backward(z: &[f32], n: f32, dz: &[f32], dx: &mut [f32]) {
 }
 
 /// Normalises `x` in place; returns its norm before.
+#[inline(always)]
 pub fn normalise_into(x: &mut [f32]) -> f32 {
-    let n = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let n = vector::dot(x, x).sqrt();
     let d = n.max(NORM_EPS);
     x.iter_mut().for_each(|a| *a /= d);
     n
@@ -164,12 +209,15 @@ pub fn history_means(
         .zip(hists.par_iter())
         .zip(count.par_iter())
         .for_each(|((out, hist), &n)| {
-            for &i in hist {
-                out.iter_mut()
-                    .zip(row(table, i, d))
-                    .for_each(|(a, x)| *a += x);
-            }
-            out.iter_mut().for_each(|a| *a /= n);
+            simd(
+                #[inline(always)]
+                || {
+                    for &i in hist {
+                        vector::add(row(table, i, d), out);
+                    }
+                    vector::scale(1.0 / n, out);
+                },
+            )
         });
 }
 
@@ -186,6 +234,7 @@ pub struct Head {
     logits: Vec<f32>,
     du: Vec<f32>,
     dv: Vec<f32>,
+    dx: Vec<f32>,
     /// dL/d(raw user vector) [B, D], filled by [`Head::loss_and_grads`].
     pub dy: Vec<f32>,
 }
@@ -210,25 +259,33 @@ impl Head {
         let b = batch.hists.len();
         let c = batch.cands.len();
         let inv_t = (1.0 / temperature) as f32;
-        let nu = sized(&mut self.nu, b);
+        let nu = scratch(&mut self.nu, b);
         self.u
             .par_chunks_mut(d)
             .zip(nu.par_iter_mut())
-            .for_each(|(r, n)| *n = normalise_into(r));
+            .for_each(|(r, n)| {
+                *n = simd(
+                    #[inline(always)]
+                    || normalise_into(r),
+                )
+            });
 
-        let v = sized(&mut self.v, c * d);
-        let nv = sized(&mut self.nv, c);
+        let v = scratch(&mut self.v, c * d);
+        let nv = scratch(&mut self.nv, c);
         v.par_chunks_mut(d)
             .zip(nv.par_iter_mut())
             .zip(batch.cands.par_iter())
             .for_each(|((r, n), &i)| {
                 r.copy_from_slice(row(item, i, d));
-                *n = normalise_into(r);
+                *n = simd(
+                    #[inline(always)]
+                    || normalise_into(r),
+                );
             });
 
         // Logits, then softmax cross-entropy against the diagonal; the logits buffer becomes
         // dL/dlogits.
-        let logits = sized(&mut self.logits, b * c);
+        let logits = scratch(&mut self.logits, b * c);
         matmul(
             logits,
             View::new(&self.u, b, d),
@@ -237,32 +294,30 @@ impl Head {
             0.0,
         );
         let inv_b = 1.0 / b as f32;
+        let hits = batch.accidental_hits();
         let loss: f32 = logits
             .par_chunks_mut(c)
             .enumerate()
             .map(|(i, r)| {
-                r.iter_mut()
-                    .zip(batch.row_bias(i))
-                    .for_each(|(x, bias)| *x += bias);
-                let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let positive = r[i];
-                let mut sum = 0f32;
-                for x in r.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                let scale = inv_b / sum;
-                for x in r.iter_mut() {
-                    *x *= scale;
-                }
-                r[i] -= inv_b;
-                max + sum.ln() - positive
+                simd(
+                    #[inline(always)]
+                    || {
+                        vector::add(batch.col_bias, r);
+                        hits.mask(i, r);
+                        let positive = r[i];
+                        let max = vector::max(r);
+                        let sum = vector::exp_shifted(r, max);
+                        vector::scale(inv_b / sum, r);
+                        r[i] -= inv_b;
+                        max + sum.ln() - positive
+                    },
+                )
             })
             .sum::<f32>()
             * inv_b;
 
         // dU = dlogits V / T, dV = dlogitsᵀ U / T.
-        let du = sized(&mut self.du, b * d);
+        let du = scratch(&mut self.du, b * d);
         matmul(
             du,
             View::new(&self.logits, b, c),
@@ -270,7 +325,7 @@ impl Head {
             inv_t,
             0.0,
         );
-        let dv = sized(&mut self.dv, c * d);
+        let dv = scratch(&mut self.dv, c * d);
         matmul(
             dv,
             View::new(&self.logits, b, c).t(),
@@ -279,29 +334,40 @@ impl Head {
             0.0,
         );
 
-        // Item table: through the normalisation, scattered into the candidates' rows.
-        let mut dx = vec![0f32; d];
-        for (j, &i) in batch.cands.iter().enumerate() {
-            norm_backward(
-                &self.v[j * d..(j + 1) * d],
-                self.nv[j],
-                &self.dv[j * d..(j + 1) * d],
-                &mut dx,
-            );
-            row_mut(g_item, i, d)
-                .iter_mut()
-                .zip(&dx)
-                .for_each(|(a, x)| *a += x);
-        }
+        // Item table: through the normalisation (dv becomes the rows' gradients), scattered
+        // into the candidates' rows.
+        let dx = scratch(&mut self.dx, c * d);
+        dx.par_chunks_mut(d)
+            .zip(self.v.par_chunks(d).zip(self.dv.par_chunks(d)))
+            .zip(self.nv.par_iter())
+            .for_each(|((out, (z, dz)), &n)| {
+                simd(
+                    #[inline(always)]
+                    || norm_backward(z, n, dz, out),
+                )
+            });
+        simd(
+            #[inline(always)]
+            || {
+                for (&i, g) in batch.cands.iter().zip(self.dx.chunks_exact(d)) {
+                    vector::add(g, row_mut(g_item, i, d));
+                }
+            },
+        );
 
         // The user vectors' normalisation.
-        let dy = sized(&mut self.dy, b * d);
+        let dy = scratch(&mut self.dy, b * d);
         dy.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-            norm_backward(
-                &self.u[r * d..(r + 1) * d],
-                self.nu[r],
-                &self.du[r * d..(r + 1) * d],
-                out,
+            simd(
+                #[inline(always)]
+                || {
+                    norm_backward(
+                        &self.u[r * d..(r + 1) * d],
+                        self.nu[r],
+                        &self.du[r * d..(r + 1) * d],
+                        out,
+                    )
+                },
             )
         });
         loss
@@ -355,7 +421,7 @@ impl<M: TowerModel> Trainer<M> {
         {
             self.adam.update(w, g.1, s);
         }
-        M::clear_grads(&mut self.grads, batch);
+        M::clear_grads(&mut self.grads, batch, &self.work);
         loss
     }
 }
@@ -397,18 +463,44 @@ pub(crate) mod testing {
         (hists, cands, bias)
     }
 
+    /// A batch of `rows` rows over `items` items, histories of 0 to 9 items: enough positions
+    /// to span several parallel tasks.
+    pub fn large_batch_parts(rows: usize, items: u32) -> (Vec<Vec<u32>>, Vec<u32>, Vec<f32>) {
+        let hists: Vec<Vec<u32>> = (0..rows)
+            .map(|r| {
+                (0..r % 10)
+                    .map(|k| ((r * 7 + k * 5) as u32) % items)
+                    .collect()
+            })
+            .collect();
+        let cands: Vec<u32> = (0..rows + 8).map(|j| ((j * 11) as u32) % items).collect();
+        let bias = (0..cands.len()).map(|j| (j % 3) as f32 * -0.2).collect();
+        (hists, cands, bias)
+    }
+
     /// The model's loss and every weight's gradient equal candle's autograd of the same loss.
     pub fn assert_gradients_match_candle<M: TowerModel>(enc: &Encoder) {
         let (hists, cands, bias) = batch_parts();
+        assert_gradients_match_candle_on::<M>(enc, &hists, &cands, &bias);
+    }
+
+    /// [`assert_gradients_match_candle`] on a given batch.
+    pub fn assert_gradients_match_candle_on<M: TowerModel>(
+        enc: &Encoder,
+        hists: &[Vec<u32>],
+        cands: &[u32],
+        bias: &[f32],
+    ) {
         let batch = Batch {
-            hists: &hists,
-            cands: &cands,
-            col_bias: &bias,
+            hists,
+            cands,
+            col_bias: bias,
         };
         let p = M::from_encoder(enc).unwrap();
         let mut g = p.zeros_like();
         let loss = loss_and_grads(&p, &batch, 0.1, &mut g);
-        let want = candle_loss(enc, &batch, 3, 0.1).unwrap();
+        let longest = hists.iter().map(Vec::len).max().unwrap_or(0);
+        let want = candle_loss(enc, &batch, longest, 0.1).unwrap();
         assert!((loss - want.to_scalar::<f32>().unwrap()).abs() < 1e-4);
         let grads = want.backward().unwrap();
         for (name, mine) in g.named() {
