@@ -6,12 +6,14 @@
 # Workload: the first $USERS users of the Gowalla LightGCN split (all 40,981 items kept, so the
 # embedding tables have Gowalla's full size), batch 1024, d = 64, $EPOCHS epoch(s), 2 threads.
 # Each binary trains with --epochs 0 (loading, bundle writing) and with --epochs $EPOCHS; the
-# difference of their CPU seconds (user + system, /usr/bin/time) is the training loop's.
+# difference of their CPU seconds (user + system, /usr/bin/time) is the training loop's. The
+# two binaries alternate for $REPS repetitions (this VM's CPU seconds drift by tens of per cent
+# over minutes); the speed-up is the ratio of the medians.
 set -euo pipefail
 OLD=${1:?old kan binary}; NEW=${2:?new kan binary}; shift 2
 STRATEGIES=${*:-dssm gat}
 DATA=${DATA:-$(dirname "$0")/../../../shared/data/gowalla}
-USERS=${USERS:-3000}; EPOCHS=${EPOCHS:-1}
+USERS=${USERS:-3000}; EPOCHS=${EPOCHS:-1}; REPS=${REPS:-3}
 OUT=${OUT:-$(dirname "$0")/results}
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT" "$WORK/data"
@@ -30,21 +32,27 @@ run() { # BIN STRATEGY EPOCHS -> "cpu_seconds examples"
   echo "$cpu $ex"
 }
 
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 {
   echo "# $(date -u +%FT%TZ) $(uname -n), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# old=$OLD new=$NEW users=$USERS epochs=$EPOCHS"
-  printf '%-6s %-4s %10s %10s %12s %14s\n' strategy bin cpu_0 cpu_n examples examples_per_cpu_s
+  echo "# old=$OLD new=$NEW users=$USERS epochs=$EPOCHS reps=$REPS"
+  printf '%-6s %-4s %3s %10s %10s %12s %14s\n' strategy bin rep cpu_0 cpu_n examples examples_per_cpu_s
   for s in $STRATEGIES; do
-    for which in old new; do
-      bin=$OLD; [ "$which" = new ] && bin=$NEW
-      read -r c0 _ < <(run "$bin" "$s" 0)
-      read -r cn ex < <(run "$bin" "$s" "$EPOCHS")
-      rate=$(awk -v c0="$c0" -v cn="$cn" -v ex="$ex" -v e="$EPOCHS" 'BEGIN {printf "%.0f", ex * e / (cn - c0)}')
-      printf '%-6s %-4s %10s %10s %12s %14s\n' "$s" "$which" "$c0" "$cn" "$ex" "$rate"
-      eval "rate_${s}_${which}=$rate"
+    : > "$WORK/rates_old"; : > "$WORK/rates_new"
+    for rep in $(seq "$REPS"); do
+      for which in old new; do
+        bin=$OLD; [ "$which" = new ] && bin=$NEW
+        read -r c0 _ < <(run "$bin" "$s" 0)
+        read -r cn ex < <(run "$bin" "$s" "$EPOCHS")
+        rate=$(awk -v c0="$c0" -v cn="$cn" -v ex="$ex" -v e="$EPOCHS" 'BEGIN {printf "%.0f", ex * e / (cn - c0)}')
+        printf '%-6s %-4s %3s %10s %10s %12s %14s\n' "$s" "$which" "$rep" "$c0" "$cn" "$ex" "$rate"
+        echo "$rate" >> "$WORK/rates_$which"
+      done
     done
-    awk -v a="$(eval echo \$rate_${s}_new)" -v b="$(eval echo \$rate_${s}_old)" -v s="$s" \
-      'BEGIN {printf "# %s speed-up: %.1fx examples per CPU-second\n", s, a / b}'
+    old_rate=$(median < "$WORK/rates_old"); new_rate=$(median < "$WORK/rates_new")
+    awk -v a="$new_rate" -v b="$old_rate" -v s="$s" \
+      'BEGIN {printf "# %s medians: old %.0f, new %.0f examples per CPU-second; speed-up %.1fx\n", s, b, a, a / b}'
   done
   echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$OUT/speed.txt"

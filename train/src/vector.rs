@@ -118,7 +118,7 @@ pub fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
 
 /// e^x for x clamped to [−87, 88]: see [`exp_shifted`].
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding 1.5 × 2^23 rounds an f32 of magnitude below 2^22 to an integer.

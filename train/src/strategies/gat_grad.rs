@@ -37,42 +37,52 @@ pub struct GatParams {
 }
 
 /// Forward-pass values kept for the backward pass, and its buffers; reused from step to step.
+///
+/// A *position* is one (row, history item) pair. Positions are numbered in slot order (all
+/// positions of the batch's first distinct item, then the second's, …): the per-position passes
+/// then read the distinct items' rows and keys (megabytes) in sequence and the rows' data
+/// (a few hundred kilobytes, cache-resident) at random, and sum per-item gradients over a
+/// contiguous run of positions.
 #[derive(Default)]
 pub struct GatWork {
     count: Vec<f32>,
     mean: Vec<f32>,
-    /// Row `r`'s positions are `starts[r]..starts[r + 1]` of the flattened lists below.
-    starts: Vec<usize>,
-    /// Per position: its row, and the slot in `uniq` of the item it attends to.
+    /// Per position: its row and the slot in `uniq` of the item it attends to.
     row_of: Vec<u32>,
     slot: Vec<u32>,
+    /// Row `r`'s positions are `row_pos[row_starts[r]..row_starts[r + 1]]`.
+    row_starts: Vec<usize>,
+    row_pos: Vec<u32>,
+    /// Slot `s`'s positions are `slot_starts[s]..slot_starts[s + 1]`.
+    slot_starts: Vec<usize>,
     /// The batch's distinct history items: projections are computed once per item, not per
     /// position (popular items fill many positions of a batch).
     uniq: Vec<u32>,
-    /// Slot `s`'s positions are `by_slot[slot_starts[s]..slot_starts[s + 1]]`: per-item
-    /// gradients are summed per slot, in parallel and without scattering per position.
-    slot_starts: Vec<u32>,
-    by_slot: Vec<u32>,
     /// Item → slot in `uniq` (`u32::MAX`: none), reset after each step.
     slot_of: Vec<u32>,
+    /// Each row-order position's slot, while positions are being numbered.
+    slot_in_row_order: Vec<u32>,
     /// attᵀ [H, D], assembled per step.
     att_t: Vec<f32>,
-    /// The distinct items' rows [U, D] and keys [U, D].
+    /// The distinct items' rows [U, D] and keys [U, D]; the rows' queries [B, D].
     e: Vec<f32>,
     k: Vec<f32>,
     q: Vec<f32>,
-    /// Per position: leaky(key + query) [P, D] and the attention weights [P, H].
-    z: Vec<f32>,
+    /// Per position: the attention logits, then weights [P, H].
     alpha: Vec<f32>,
+    /// Per row and head: the logits' maximum and the softmax's denominator [B, H].
+    logit_max: Vec<f32>,
+    logit_sum: Vec<f32>,
     /// Per row and head, the attention-weighted sum of item rows [B, H, D].
     ew: Vec<f32>,
     agg: Vec<f32>,
     dagg: Vec<f32>,
     dew: Vec<f32>,
     dmean: Vec<f32>,
-    ds: Vec<f32>,
+    /// Per position: dL/dα [P, H].
+    dalpha: Vec<f32>,
+    /// Per row and head: Σ α dL/dα over the row's positions [B, H].
     head_sums: Vec<f32>,
-    dpre: Vec<f32>,
     dk: Vec<f32>,
     de: Vec<f32>,
     dq: Vec<f32>,
@@ -81,7 +91,7 @@ pub struct GatWork {
 /// The gat training run.
 pub type Trainer = super::tower_grad::Trainer<GatParams>;
 
-/// Positions per parallel task: each task runs its positions through one vectorised loop.
+/// Positions per parallel task of the per-position passes.
 const GRAIN: usize = 64;
 
 #[inline(always)]
@@ -94,20 +104,34 @@ fn leaky_slope(x: f32) -> f32 {
     if x > 0.0 { 1.0 } else { LEAKY_SLOPE as f32 }
 }
 
+/// `z = leaky(key + query)`.
+#[inline(always)]
+fn activation(key: &[f32], query: &[f32], z: &mut [f32]) {
+    for ((o, a), b) in z.iter_mut().zip(key).zip(query) {
+        *o = leaky(a + b);
+    }
+}
+
+/// What the fused backward pass over one range of slots returns: its share of dq [B, D] and of
+/// dattᵀ [H, D].
+struct SlotRangeGrads {
+    dq: Vec<f32>,
+    datt_t: Vec<f32>,
+}
+
 impl GatParams {
-    /// Flattens the rows' histories into positions (an empty history attends to item 0), gives
-    /// each distinct item a slot and lists each slot's positions.
+    /// Numbers the positions in slot order (an empty history attends to item 0) and indexes
+    /// them by row and by slot.
     fn positions(&self, w: &mut GatWork, hists: &[Vec<u32>]) {
         let n_items = self.item.len() / self.dim.max(1);
         if w.slot_of.len() != n_items {
             w.slot_of = vec![u32::MAX; n_items];
         }
-        w.starts.clear();
-        w.row_of.clear();
-        w.slot.clear();
+        w.row_starts.clear();
+        w.slot_in_row_order.clear();
         w.uniq.clear();
-        w.starts.push(0);
-        for (r, hist) in hists.iter().enumerate() {
+        w.row_starts.push(0);
+        for hist in hists {
             let items: &[u32] = if hist.is_empty() { &[0] } else { hist };
             for &i in items {
                 let s = &mut w.slot_of[i as usize];
@@ -115,29 +139,36 @@ impl GatParams {
                     *s = w.uniq.len() as u32;
                     w.uniq.push(i);
                 }
-                w.slot.push(*s);
-                w.row_of.push(r as u32);
+                w.slot_in_row_order.push(*s);
             }
-            w.starts.push(w.slot.len());
+            w.row_starts.push(w.slot_in_row_order.len());
         }
         for &i in &w.uniq {
             w.slot_of[i as usize] = u32::MAX;
         }
-        // Positions grouped by slot (a counting sort).
+        // A counting sort of the positions by slot.
+        let (p, u) = (w.slot_in_row_order.len(), w.uniq.len());
         w.slot_starts.clear();
-        w.slot_starts.resize(w.uniq.len() + 1, 0);
-        for &s in &w.slot {
+        w.slot_starts.resize(u + 1, 0);
+        for &s in &w.slot_in_row_order {
             w.slot_starts[s as usize + 1] += 1;
         }
-        for s in 0..w.uniq.len() {
+        for s in 0..u {
             w.slot_starts[s + 1] += w.slot_starts[s];
         }
-        w.by_slot.clear();
-        w.by_slot.resize(w.slot.len(), 0);
+        w.row_of.resize(p, 0);
+        w.slot.resize(p, 0);
+        w.row_pos.resize(p, 0);
         let mut next = w.slot_starts.clone();
-        for (pos, &s) in w.slot.iter().enumerate() {
-            w.by_slot[next[s as usize] as usize] = pos as u32;
-            next[s as usize] += 1;
+        for r in 0..hists.len() {
+            for at in w.row_starts[r]..w.row_starts[r + 1] {
+                let s = w.slot_in_row_order[at] as usize;
+                let j = next[s];
+                next[s] += 1;
+                w.row_of[j] = r as u32;
+                w.slot[j] = s as u32;
+                w.row_pos[at] = j as u32;
+            }
         }
     }
 
@@ -174,57 +205,83 @@ impl GatParams {
             0.0,
         );
 
-        // Per position: z = leaky(key + query), logits s = z att.
+        // Per position: logits s = leaky(key + query) att.
         w.att_t.clear();
         for h in 0..heads {
             w.att_t.extend(self.att.iter().skip(h).step_by(heads));
         }
-        let z = scratch(&mut w.z, p * d);
         let alpha = scratch(&mut w.alpha, p * heads);
-        z.par_chunks_mut(GRAIN * d)
-            .zip(alpha.par_chunks_mut(GRAIN * heads))
+        alpha
+            .par_chunks_mut(GRAIN * heads)
             .zip(w.row_of.par_chunks(GRAIN).zip(w.slot.par_chunks(GRAIN)))
-            .for_each(|((zc, sc), (rows, slots))| {
+            .for_each(|(sc, (rows, slots))| {
                 simd(
                     #[inline(always)]
                     || {
-                        let per_position = zc
-                            .chunks_exact_mut(d)
-                            .zip(sc.chunks_exact_mut(heads))
-                            .zip(rows.iter().zip(slots));
-                        for ((zr, sr), (&r, &slot)) in per_position {
-                            for ((o, key), x) in
-                                zr.iter_mut().zip(row(&w.k, slot, d)).zip(row(&w.q, r, d))
-                            {
-                                *o = leaky(key + x);
-                            }
+                        let mut z = vec![0f32; d];
+                        for (sr, (&r, &slot)) in
+                            sc.chunks_exact_mut(heads).zip(rows.iter().zip(slots))
+                        {
+                            activation(row(&w.k, slot, d), row(&w.q, r, d), &mut z);
                             for (out, att) in sr.iter_mut().zip(w.att_t.chunks_exact(d)) {
-                                *out = vector::dot(zr, att);
+                                *out = vector::dot(&z, att);
                             }
                         }
                     },
                 )
             });
 
-        // Attention weights: per row and head, a softmax over the row's positions; then the
-        // weighted sum of the rows' item rows per head.
-        let ew = sized(&mut w.ew, b * heads * d);
-        split_rows(alpha, &w.starts, heads)
-            .into_par_iter()
-            .zip(ew.par_chunks_mut(heads * d))
+        // Attention weights: per row and head, a softmax over the row's positions (its maximum
+        // and denominator gathered per row, then each position normalised); then the weighted
+        // sum of the rows' item rows per head.
+        let logit_max = scratch(&mut w.logit_max, b * heads);
+        let logit_sum = scratch(&mut w.logit_sum, b * heads);
+        logit_max
+            .par_chunks_mut(heads)
+            .zip(logit_sum.par_chunks_mut(heads))
             .enumerate()
-            .for_each(|(r, (seg, out))| {
+            .for_each(|(r, (mx, sum))| {
+                let row_positions = &w.row_pos[w.row_starts[r]..w.row_starts[r + 1]];
+                mx.fill(f32::NEG_INFINITY);
+                sum.fill(0.0);
+                for &j in row_positions {
+                    for (m, &x) in mx.iter_mut().zip(row(&w.alpha, j, heads)) {
+                        *m = m.max(x);
+                    }
+                }
+                for &j in row_positions {
+                    for ((s, &x), &m) in sum.iter_mut().zip(row(&w.alpha, j, heads)).zip(&*mx) {
+                        *s += vector::exp(x - m);
+                    }
+                }
+            });
+        w.alpha
+            .par_chunks_mut(GRAIN * heads)
+            .zip(w.row_of.par_chunks(GRAIN))
+            .for_each(|(ac, rows)| {
+                for (a, &r) in ac.chunks_exact_mut(heads).zip(rows) {
+                    let per_head =
+                        row(&w.logit_max, r, heads)
+                            .iter()
+                            .zip(row(&w.logit_sum, r, heads));
+                    for (x, (&m, &s)) in a.iter_mut().zip(per_head) {
+                        *x = vector::exp(*x - m) / s;
+                    }
+                }
+            });
+        let ew = sized(&mut w.ew, b * heads * d);
+        ew.par_chunks_mut(heads * d)
+            .enumerate()
+            .for_each(|(r, out)| {
                 simd(
                     #[inline(always)]
                     || {
-                        softmax_per_head(seg, heads);
-                        for (a, &slot) in seg
-                            .chunks_exact(heads)
-                            .zip(&w.slot[w.starts[r]..w.starts[r + 1]])
-                        {
-                            let er = row(&w.e, slot, d);
-                            for (&ah, o) in a.iter().zip(out.chunks_exact_mut(d)) {
-                                vector::axpy(ah, er, o);
+                        for &j in &w.row_pos[w.row_starts[r]..w.row_starts[r + 1]] {
+                            let er = row(&w.e, w.slot[j as usize], d);
+                            for (&a, o) in
+                                row(&w.alpha, j, heads).iter().zip(out.chunks_exact_mut(d))
+                            {
+                                vector::axpy(a, er, o);
                             }
                         }
                     },
@@ -324,21 +381,21 @@ impl GatParams {
             },
         );
 
-        // Per position: dα = dew · e (kept in ds), then the softmax backward
-        // ds = α (dα − Σ α dα), the sum over the row's positions per head.
-        let ds = scratch(&mut w.ds, p * heads);
-        ds.par_chunks_mut(GRAIN * heads)
+        // Per position: dα = dew · e; per row and head: Σ α dα over the row's positions.
+        let dalpha = scratch(&mut w.dalpha, p * heads);
+        dalpha
+            .par_chunks_mut(GRAIN * heads)
             .zip(w.row_of.par_chunks(GRAIN).zip(w.slot.par_chunks(GRAIN)))
             .for_each(|(dc, (rows, slots))| {
                 simd(
                     #[inline(always)]
                     || {
-                        for (dsp, (&r, &slot)) in
+                        for (da, (&r, &slot)) in
                             dc.chunks_exact_mut(heads).zip(rows.iter().zip(slots))
                         {
                             let er = row(&w.e, slot, d);
                             let dr = row(&w.dew, r, heads * d);
-                            for (out, dh_row) in dsp.iter_mut().zip(dr.chunks_exact(d)) {
+                            for (out, dh_row) in da.iter_mut().zip(dr.chunks_exact(d)) {
                                 *out = vector::dot(dh_row, er);
                             }
                         }
@@ -347,93 +404,104 @@ impl GatParams {
             });
         let sums = sized(&mut w.head_sums, b * heads);
         sums.par_chunks_mut(heads).enumerate().for_each(|(r, out)| {
-            let span = w.starts[r] * heads..w.starts[r + 1] * heads;
-            let per_position = w.alpha[span.clone()]
-                .chunks_exact(heads)
-                .zip(w.ds[span].chunks_exact(heads));
-            for (a, s) in per_position {
-                for ((o, a), s) in out.iter_mut().zip(a).zip(s) {
-                    *o += a * s;
+            for &j in &w.row_pos[w.row_starts[r]..w.row_starts[r + 1]] {
+                let per_head = row(&w.alpha, j, heads).iter().zip(row(&w.dalpha, j, heads));
+                for (o, (a, da)) in out.iter_mut().zip(per_head) {
+                    *o += a * da;
                 }
             }
         });
-        w.ds.par_chunks_mut(GRAIN * heads)
-            .zip(w.alpha.par_chunks(GRAIN * heads))
-            .zip(w.row_of.par_chunks(GRAIN))
-            .for_each(|((dc, ac), rows)| {
-                let per_position = dc.chunks_exact_mut(heads).zip(ac.chunks_exact(heads));
-                for ((dsp, ap), &r) in per_position.zip(rows) {
-                    for ((x, a), s) in dsp.iter_mut().zip(ap).zip(row(&w.head_sums, r, heads)) {
-                        *x = a * (*x - s);
-                    }
-                }
-            });
-        // dattᵀ [H, D] = dsᵀ z, reduced over chunks of positions.
-        const CHUNK: usize = 4096;
-        let datt_t =
-            w.z.par_chunks(CHUNK * d)
-                .zip(w.ds.par_chunks(CHUNK * heads))
-                .map(|(zc, dsc)| {
-                    simd(
-                        #[inline(always)]
-                        || {
-                            let mut acc = vec![0f32; heads * d];
-                            for (zr, dsr) in zc.chunks_exact(d).zip(dsc.chunks_exact(heads)) {
-                                for (a, &x) in acc.chunks_exact_mut(d).zip(dsr) {
-                                    vector::axpy(x, zr, a);
+
+        // One pass per range of slots, fusing what follows the softmax: ds = α (dα − Σ α dα),
+        // z recomputed, dattᵀ += ds ⊗ z, dpre = (ds attᵀ) ⊙ leaky'(pre), and the sums of dpre
+        // per slot (dk) and per row (dq, a share per range), and of α dew per slot (de).
+        let dk = scratch(&mut w.dk, u * d);
+        let de = scratch(&mut w.de, u * d);
+        let ranges = slot_ranges(&w.slot_starts, 4 * rayon::current_num_threads());
+        let mut parts = Vec::with_capacity(ranges.len());
+        let (mut dk_rest, mut de_rest) = (dk, de);
+        for pair in ranges.windows(2) {
+            let n = (pair[1] - pair[0]) * d;
+            let (dk_part, dk_tail) = dk_rest.split_at_mut(n);
+            let (de_part, de_tail) = de_rest.split_at_mut(n);
+            parts.push((pair[0]..pair[1], dk_part, de_part));
+            dk_rest = dk_tail;
+            de_rest = de_tail;
+        }
+        let range_grads: Vec<SlotRangeGrads> = parts
+            .into_par_iter()
+            .map(|(slots, dk, de)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let mut out = SlotRangeGrads {
+                            dq: vec![0f32; b * d],
+                            datt_t: vec![0f32; heads * d],
+                        };
+                        let (mut z, mut dpre, mut ds) =
+                            (vec![0f32; d], vec![0f32; d], vec![0f32; heads]);
+                        let first = slots.start;
+                        for s in slots {
+                            let dk_s = row_mut(dk, (s - first) as u32, d);
+                            let de_s = row_mut(de, (s - first) as u32, d);
+                            dk_s.fill(0.0);
+                            de_s.fill(0.0);
+                            for j in w.slot_starts[s]..w.slot_starts[s + 1] {
+                                let r = w.row_of[j];
+                                activation(row(&w.k, s as u32, d), row(&w.q, r, d), &mut z);
+                                let alpha = row(&w.alpha, j as u32, heads);
+                                let per_head = alpha
+                                    .iter()
+                                    .zip(row(&w.dalpha, j as u32, heads))
+                                    .zip(row(&w.head_sums, r, heads));
+                                for (o, ((&a, &da), &sum)) in ds.iter_mut().zip(per_head) {
+                                    *o = a * (da - sum);
+                                }
+                                dpre.fill(0.0);
+                                let per_head = ds
+                                    .iter()
+                                    .zip(w.att_t.chunks_exact(d))
+                                    .zip(out.datt_t.chunks_exact_mut(d));
+                                for ((&x, att), datt) in per_head {
+                                    vector::axpy(x, att, &mut dpre);
+                                    vector::axpy(x, &z, datt);
+                                }
+                                // z has the pre-activation's sign.
+                                dpre.iter_mut()
+                                    .zip(&z)
+                                    .for_each(|(o, &a)| *o *= leaky_slope(a));
+                                vector::add(&dpre, dk_s);
+                                vector::add(&dpre, row_mut(&mut out.dq, r, d));
+                                let dr = row(&w.dew, r, heads * d);
+                                for (&a, dh_row) in alpha.iter().zip(dr.chunks_exact(d)) {
+                                    vector::axpy(a, dh_row, de_s);
                                 }
                             }
-                            acc
-                        },
-                    )
-                })
-                .reduce(
-                    || vec![0f32; heads * d],
-                    |mut a, b| {
-                        vector::add(&b, &mut a);
-                        a
+                        }
+                        out
                     },
-                );
+                )
+            })
+            .collect();
+        let dq = sized(&mut w.dq, b * d);
+        let datt_t = simd(
+            #[inline(always)]
+            || {
+                let mut datt_t = vec![0f32; heads * d];
+                for part in &range_grads {
+                    vector::add(&part.dq, dq);
+                    vector::add(&part.datt_t, &mut datt_t);
+                }
+                datt_t
+            },
+        );
         for (h, col) in datt_t.chunks_exact(d).enumerate() {
             for (j, x) in col.iter().enumerate() {
                 g.att[j * heads + h] += x;
             }
         }
-        // dpre = (ds attᵀ) ⊙ leaky'(pre); z has pre's sign.
-        let dpre = scratch(&mut w.dpre, p * d);
-        dpre.par_chunks_mut(GRAIN * d)
-            .zip(w.z.par_chunks(GRAIN * d))
-            .zip(w.ds.par_chunks(GRAIN * heads))
-            .for_each(|((dc, zc), dsc)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        let per_position = dc.chunks_exact_mut(d).zip(zc.chunks_exact(d));
-                        for ((dr, zr), dsp) in per_position.zip(dsc.chunks_exact(heads)) {
-                            dr.fill(0.0);
-                            for (&x, col) in dsp.iter().zip(w.att_t.chunks_exact(d)) {
-                                vector::axpy(x, col, dr);
-                            }
-                            dr.iter_mut()
-                                .zip(zr)
-                                .for_each(|(o, &a)| *o *= leaky_slope(a));
-                        }
-                    },
-                )
-            });
 
-        // The query: dq = Σ dpre over the row's positions; dmean = dy + dq Wqᵀ.
-        let dq = sized(&mut w.dq, b * d);
-        dq.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
-            simd(
-                #[inline(always)]
-                || {
-                    for pre in w.dpre[w.starts[r] * d..w.starts[r + 1] * d].chunks_exact(d) {
-                        vector::add(pre, out);
-                    }
-                },
-            )
-        });
+        // The query: dWq += meanᵀ dq; dmean = dy + dq Wqᵀ.
         matmul(
             &mut g.wq,
             View::new(&w.mean, b, d).t(),
@@ -451,30 +519,15 @@ impl GatParams {
             1.0,
         );
 
-        // Per distinct item, over its positions: dk = Σ dpre, and de = Σ (α dew + the row's mean
-        // share) — an empty history's stand-in item 0 does not feed its zero mean.
-        let dk = scratch(&mut w.dk, u * d);
-        let de = scratch(&mut w.de, u * d);
-        dk.par_chunks_mut(d)
-            .zip(de.par_chunks_mut(d))
+        // Each position's share of its row's mean, per slot (an empty history's stand-in item 0
+        // does not feed its zero mean).
+        w.de.par_chunks_mut(d)
             .zip(w.slot_starts.par_windows(2))
-            .for_each(|((dk, de), span)| {
+            .for_each(|(de, span)| {
                 simd(
                     #[inline(always)]
                     || {
-                        dk.fill(0.0);
-                        de.fill(0.0);
-                        for &pos in &w.by_slot[span[0] as usize..span[1] as usize] {
-                            let pos = pos as usize;
-                            let r = w.row_of[pos];
-                            vector::add(&w.dpre[pos * d..(pos + 1) * d], dk);
-                            let dr = row(&w.dew, r, heads * d);
-                            for (&a, dh_row) in w.alpha[pos * heads..(pos + 1) * heads]
-                                .iter()
-                                .zip(dr.chunks_exact(d))
-                            {
-                                vector::axpy(a, dh_row, de);
-                            }
+                        for &r in &w.row_of[span[0]..span[1]] {
                             if !hists[r as usize].is_empty() {
                                 vector::axpy(1.0 / w.count[r as usize], row(&w.dmean, r, d), de);
                             }
@@ -508,40 +561,19 @@ impl GatParams {
     }
 }
 
-/// Softmax over a row's positions, per head, in place: `seg` is [positions, H].
-#[inline(always)]
-fn softmax_per_head(seg: &mut [f32], heads: usize) {
-    let mut max = vec![f32::NEG_INFINITY; heads];
-    for c in seg.chunks_exact(heads) {
-        for (m, &x) in max.iter_mut().zip(c) {
-            *m = m.max(x);
+/// Boundaries of about `n` ranges of slots holding similar numbers of positions (the first is
+/// 0, the last the number of slots).
+fn slot_ranges(slot_starts: &[usize], n: usize) -> Vec<usize> {
+    let slots = slot_starts.len().saturating_sub(1);
+    let total = slot_starts.last().copied().unwrap_or(0);
+    let mut out = vec![0];
+    for k in 1..n {
+        let s = slot_starts.partition_point(|&x| x < total * k / n);
+        if s > out[out.len() - 1] && s < slots {
+            out.push(s);
         }
     }
-    for c in seg.chunks_exact_mut(heads) {
-        for (x, m) in c.iter_mut().zip(&max) {
-            *x -= m;
-        }
-    }
-    vector::exp_shifted(seg, 0.0);
-    let mut sum = vec![0f32; heads];
-    for c in seg.chunks_exact(heads) {
-        vector::add(c, &mut sum);
-    }
-    for c in seg.chunks_exact_mut(heads) {
-        for (x, s) in c.iter_mut().zip(&sum) {
-            *x /= s;
-        }
-    }
-}
-
-/// `buf` [P, W] split into the rows' segments `starts[r]..starts[r + 1]`.
-fn split_rows<'a>(mut buf: &'a mut [f32], starts: &[usize], width: usize) -> Vec<&'a mut [f32]> {
-    let mut out = Vec::with_capacity(starts.len().saturating_sub(1));
-    for pair in starts.windows(2) {
-        let (seg, rest) = buf.split_at_mut((pair[1] - pair[0]) * width);
-        out.push(seg);
-        buf = rest;
-    }
+    out.push(slots);
     out
 }
 
@@ -641,6 +673,20 @@ mod tests {
     #[test]
     fn hand_written_gradients_equal_candle_autograd_of_the_same_loss() {
         testing::assert_gradients_match_candle::<GatParams>(&encoder());
+    }
+
+    #[test]
+    fn slot_ranges_cover_every_slot_once_with_balanced_positions() {
+        // Slots of 5, 1, 1, 1, 4, 4 positions.
+        let starts = [0, 5, 6, 7, 8, 12, 16];
+        assert_eq!(slot_ranges(&starts, 1), vec![0, 6]);
+        assert_eq!(slot_ranges(&starts, 2), vec![0, 4, 6]);
+        assert_eq!(slot_ranges(&starts, 100), vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            slot_ranges(&[0], 4),
+            vec![0, 0],
+            "no slots: one empty range"
+        );
     }
 
     #[test]
