@@ -3,14 +3,15 @@
 //!
 //! Baseline x86-64 has 4-lane SSE2 only, and a float reduction written as one running sum (or a
 //! `libm` call like `expf`) does not vectorise at all. The kernels below keep [`LANES`]
-//! independent accumulators and use no calls, so inside [`simd`] they compile to 8-lane AVX2 +
-//! FMA code where the CPU has it (pulp's dispatch, the one `gemm` uses). They are
+//! independent accumulators and use no calls, so inside [`simd`] they compile to AVX-512 or
+//! AVX2 + FMA code where the CPU has it (pulp's dispatch, the one `gemm` uses). They are
 //! `#[inline(always)]` so that they take on the instruction set of the loop calling them.
 
-/// Independent accumulators of a reduction: two AVX2 registers, enough to hide the add latency.
+/// Independent accumulators of a reduction: one AVX-512 register or two AVX2 ones.
 const LANES: usize = 16;
 
-/// Runs `f` compiled for the best instruction set the CPU has (x86-64-v3 where present). Loops
+/// Runs `f` compiled for the best instruction set the CPU has (x86-64-v4 or -v3 where present;
+/// baseline x86-64 otherwise). Loops
 /// in `f`, and the kernels of this module it calls, are vectorised for it — provided `f` is
 /// inlined into the dispatching function: write `simd(#[inline(always)] || ...)`, or a large
 /// closure stays a separate baseline-x86-64 function. Closures `f` hands to other code (rayon's)
