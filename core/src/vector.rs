@@ -5,7 +5,10 @@ use crate::rank::{Hit, top_k};
 
 /// Dot product in eight independent lanes, so LLVM vectorises it: a plain `sum()` over f32 is
 /// one serial chain (float addition is not associative) and runs several times slower. Every
-/// distance in the exact scan and the HNSW graph goes through here.
+/// distance in the exact scan and the HNSW graph goes through here, and the trainers' products:
+/// inlined, so it takes on the instruction set of the loop calling it (AVX2/AVX-512 inside the
+/// trainers' runtime dispatch).
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
