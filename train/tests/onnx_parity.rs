@@ -148,22 +148,6 @@ fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vector
         3,
     )
     .unwrap();
-    let opts = TrainOptions {
-        epochs: Some(2),
-        dim: 16,
-        seed: 3,
-        history_length: 8,
-        progress: false,
-        params: kan_train::strategies::HyperParams::parse(&["interests=3"]).unwrap(),
-    };
-    let progress = Progress::new(false);
-    let ctx = Context {
-        ds: &p.ds,
-        split: &p.split,
-        history: &p.history,
-        opts: &opts,
-        progress: &progress,
-    };
     let n = p.ds.n_items() as u32;
     // Rows: empty, one item (K repeated seeds), two items, full, longer than L, repeats.
     let histories: Vec<Vec<u32>> = vec![
@@ -175,29 +159,59 @@ fn multi_interest_encoders_match_the_rust_pooling_and_output_k_normalised_vector
         vec![7, 7, 7, 1],
     ];
     let refs: Vec<&[u32]> = histories.iter().map(|h| h.as_slice()).collect();
-    let model = twotower::train(&ctx, Kind::Dssm).unwrap();
-    assert_eq!(model.interests, 3);
-    let want = model.encoder.forward_interests(&refs, 8, 3).unwrap();
-    let got = encode(&model.encoder.to_onnx_with(3).unwrap(), &refs, 8, 16);
-    assert_eq!(got.len(), want.len());
-    let mut max_diff = 0f32;
-    for (row, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g.len(), 3 * 16, "row {row}: [K, D] per history");
-        for (a, b) in g.iter().zip(w) {
-            max_diff = max_diff.max((a - b).abs());
-        }
-        if row > 0 {
-            for v in g.chunks(16) {
-                let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                assert!((norm - 1.0).abs() < 1e-4, "row {row}: norm {norm}");
+    // Learned interests (the default), then the unweighted pooling of a single-vector dssm.
+    for (attention, learned) in [("interest_attention=1", 3), ("interest_attention=0", 0)] {
+        let opts = TrainOptions {
+            epochs: Some(2),
+            dim: 16,
+            seed: 3,
+            history_length: 8,
+            progress: false,
+            params: kan_train::strategies::HyperParams::parse(&["interests=3", attention]).unwrap(),
+        };
+        let progress = Progress::new(false);
+        let ctx = Context {
+            ds: &p.ds,
+            split: &p.split,
+            history: &p.history,
+            opts: &opts,
+            progress: &progress,
+        };
+        let model = twotower::train(&ctx, Kind::Dssm).unwrap();
+        assert_eq!(model.interests, 3);
+        assert_eq!(model.encoder.learned_interests(), learned, "{attention}");
+        let want = model.encoder.forward_interests(&refs, 8, 3).unwrap();
+        let got = encode(&model.encoder.to_onnx_with(3).unwrap(), &refs, 8, 16);
+        assert_eq!(got.len(), want.len());
+        let mut max_diff = 0f32;
+        for (row, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.len(), 3 * 16, "row {row}: [K, D] per history");
+            for (a, b) in g.iter().zip(w) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+            if row > 0 {
+                for v in g.chunks(16) {
+                    let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    assert!((norm - 1.0).abs() < 1e-4, "row {row}: norm {norm}");
+                }
             }
         }
+        assert!(
+            max_diff <= 1e-4,
+            "dssm interests=3 {attention}: max abs diff {max_diff}"
+        );
+        eprintln!("dssm interests=3 {attention}: ONNX vs Rust max abs diff {max_diff:e}");
+        if learned > 0 {
+            // The learned heads attend differently: a history's interests are not all equal.
+            let full = &got[3];
+            let spread = full[..16]
+                .iter()
+                .zip(&full[16..32])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(spread > 1e-3, "interests 0 and 1 coincide: {spread}");
+        }
     }
-    assert!(
-        max_diff <= 1e-4,
-        "dssm interests=3: max abs diff {max_diff}"
-    );
-    eprintln!("dssm interests=3: ONNX vs Rust max abs diff {max_diff:e}");
 
     // The tower-less encoder `kan bench worker --user-vectors` serves.
     let table: Vec<f32> = (0..n as usize * 16)

@@ -5,7 +5,9 @@
 
 use rayon::prelude::*;
 
-use super::tower_grad::{Batch, Head, TowerModel, encoder_weight, history_means, row_mut, sized};
+use super::tower_grad::{
+    Batch, Head, TowerModel, encoder_weight, history_means, row_mut, scratch, sized,
+};
 use super::twotower::{Encoder, Kind};
 use crate::error::{Error, Result};
 use crate::linalg::{View, matmul};
@@ -37,6 +39,95 @@ pub struct DssmWork {
 
 /// The dssm training run.
 pub type Trainer = super::tower_grad::Trainer<DssmParams>;
+
+impl DssmParams {
+    /// The residual MLP over rows `x` [R, D]: `h = tanh(x W1 + b1)`, `y = h W2 + b2 + x`.
+    pub(crate) fn tower_forward(&self, x: &[f32], h: &mut [f32], y: &mut [f32]) {
+        let d = self.dim;
+        let rows = x.len() / d;
+        matmul(
+            h,
+            View::new(x, rows, d),
+            View::new(&self.w1, d, d),
+            1.0,
+            0.0,
+        );
+        h.par_chunks_mut(d).for_each(|r| {
+            r.iter_mut()
+                .zip(&self.b1)
+                .for_each(|(a, bias)| *a = (*a + bias).tanh())
+        });
+        y.copy_from_slice(x);
+        matmul(
+            y,
+            View::new(h, rows, d),
+            View::new(&self.w2, d, d),
+            1.0,
+            1.0,
+        );
+        y.par_chunks_mut(d)
+            .for_each(|r| r.iter_mut().zip(&self.b2).for_each(|(a, bias)| *a += bias));
+    }
+
+    /// The MLP's backward pass from `dy` at the rows `x` whose hidden layer was `h`: adds the
+    /// MLP weights' gradients into `g` and writes dL/dx into `dx`; `dh` is scratch.
+    pub(crate) fn tower_backward(
+        &self,
+        x: &[f32],
+        h: &[f32],
+        dy: &[f32],
+        g: &mut Self,
+        dh: &mut Vec<f32>,
+        dx: &mut [f32],
+    ) {
+        let d = self.dim;
+        let rows = x.len() / d;
+        for r in dy.chunks_exact(d) {
+            g.b2.iter_mut().zip(r).for_each(|(a, x)| *a += x);
+        }
+        matmul(
+            &mut g.w2,
+            View::new(h, rows, d).t(),
+            View::new(dy, rows, d),
+            1.0,
+            1.0,
+        );
+        // dA = (dY W2ᵀ) ⊙ (1 − h²), kept in dh.
+        let dh = scratch(dh, rows * d);
+        matmul(
+            dh,
+            View::new(dy, rows, d),
+            View::new(&self.w2, d, d).t(),
+            1.0,
+            0.0,
+        );
+        dh.par_chunks_mut(d)
+            .zip(h.par_chunks(d))
+            .for_each(|(da, h)| {
+                da.iter_mut()
+                    .zip(h)
+                    .for_each(|(a, &hv)| *a *= 1.0 - hv * hv)
+            });
+        for r in dh.chunks_exact(d) {
+            g.b1.iter_mut().zip(r).for_each(|(a, x)| *a += x);
+        }
+        matmul(
+            &mut g.w1,
+            View::new(x, rows, d).t(),
+            View::new(dh, rows, d),
+            1.0,
+            1.0,
+        );
+        dx.copy_from_slice(dy);
+        matmul(
+            dx,
+            View::new(dh, rows, d),
+            View::new(&self.w1, d, d).t(),
+            1.0,
+            1.0,
+        );
+    }
+}
 
 impl TowerModel for DssmParams {
     type Work = DssmWork;
@@ -95,81 +186,14 @@ impl TowerModel for DssmParams {
         let mean = sized(&mut w.mean, b * d);
         history_means(&self.history, d, batch.hists, count, mean);
 
-        // Residual MLP: h = tanh(mean W1 + b1), y = h W2 + b2 + mean.
         let h = sized(&mut w.h, b * d);
-        matmul(
-            h,
-            View::new(&w.mean, b, d),
-            View::new(&self.w1, d, d),
-            1.0,
-            0.0,
-        );
-        h.par_chunks_mut(d).for_each(|r| {
-            r.iter_mut()
-                .zip(&self.b1)
-                .for_each(|(a, bias)| *a = (*a + bias).tanh())
-        });
         let y = head.user_buffer(b, d);
-        y.copy_from_slice(&w.mean);
-        matmul(
-            y,
-            View::new(&w.h, b, d),
-            View::new(&self.w2, d, d),
-            1.0,
-            1.0,
-        );
-        y.par_chunks_mut(d)
-            .for_each(|r| r.iter_mut().zip(&self.b2).for_each(|(a, bias)| *a += bias));
+        self.tower_forward(&w.mean, h, y);
 
         let loss = head.loss_and_grads(&self.item, d, batch, temperature, &mut g.item);
 
-        // The MLP's backward pass from dY.
-        let dy = &head.dy;
-        for r in dy.chunks_exact(d) {
-            g.b2.iter_mut().zip(r).for_each(|(a, x)| *a += x);
-        }
-        matmul(
-            &mut g.w2,
-            View::new(&w.h, b, d).t(),
-            View::new(dy, b, d),
-            1.0,
-            1.0,
-        );
-        // dA = (dY W2ᵀ) ⊙ (1 − h²), kept in dh.
-        let dh = sized(&mut w.dh, b * d);
-        matmul(
-            dh,
-            View::new(dy, b, d),
-            View::new(&self.w2, d, d).t(),
-            1.0,
-            0.0,
-        );
-        dh.par_chunks_mut(d)
-            .zip(w.h.par_chunks(d))
-            .for_each(|(da, h)| {
-                da.iter_mut()
-                    .zip(h)
-                    .for_each(|(a, &hv)| *a *= 1.0 - hv * hv)
-            });
-        for r in w.dh.chunks_exact(d) {
-            g.b1.iter_mut().zip(r).for_each(|(a, x)| *a += x);
-        }
-        matmul(
-            &mut g.w1,
-            View::new(&w.mean, b, d).t(),
-            View::new(&w.dh, b, d),
-            1.0,
-            1.0,
-        );
         let dmean = sized(&mut w.dmean, b * d);
-        dmean.copy_from_slice(dy);
-        matmul(
-            dmean,
-            View::new(&w.dh, b, d),
-            View::new(&self.w1, d, d).t(),
-            1.0,
-            1.0,
-        );
+        self.tower_backward(&w.mean, &w.h, &head.dy, g, &mut w.dh, dmean);
 
         // History table: each row's mean gradient spread over its items.
         for ((hist, &n), dm) in batch

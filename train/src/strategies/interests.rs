@@ -4,11 +4,11 @@
 //! over K vectors per user merged by [`kan_core::interests::merge`] — the merge the worker runs
 //! over its K index searches.
 //!
-//! The pooling has no weights: `kan train dssm --param interests=K` trains the usual
-//! single-vector dssm, then pools the history into K interests in the user tower's input space
-//! and passes each through the tower (a mean of one interest's items is what the tower was
-//! trained on). Learned interest extraction (ComiRec-SA's attention heads) would replace only
-//! the pooling.
+//! `kan train dssm --param interests=K` learns the interests ([`attention_onnx`],
+//! [`super::interest_grad`]); with `--param interest_attention=0` it trains the usual
+//! single-vector dssm and pools the history into K interests without weights, in the user
+//! tower's input space, passing each through the tower (a mean of one interest's items is what
+//! the tower was trained on).
 
 use kan_core::Hit;
 use kan_core::interests::{ASSIGN_SCALE, MAX_INTERESTS, SEED_QUANTUM, merge, pool};
@@ -129,6 +129,32 @@ pub fn pool_onnx(g: &mut Graph, e: &str, mask: &str, k: usize) -> String {
     );
     let sums = g.node("MatMul", &[&assign_t, e], vec![], None);
     g.node("Div", &[&sums, &weight], vec![], None)
+}
+
+/// Adds learned interest extraction to `g` (ComiRec-SA, [`super::interest_grad`]): `e`
+/// `[B, L, D]` and `mask` `[B, L]` → `[B, K, D]`, per interest the softmax over the positions of
+/// `tanh(e W) q_k` (masked positions excluded, an empty history all zeros) weighting the rows.
+pub fn attention_onnx(g: &mut Graph, e: &str, mask: &str, w: &str, q: &str) -> String {
+    let ax2 = g.i64_init("interests_axis_2", &[2]);
+    let one = g.f32_init("interests_one", &[], &[1.0]);
+    let big = g.f32_init("interests_pad_bias", &[], &[PAD_BIAS]);
+    let s = g.node("MatMul", &[e, w], vec![], None);
+    let s = g.node("Tanh", &[&s], vec![], None);
+    let logits = g.node("MatMul", &[&s, q], vec![], None);
+    let off = g.node("Sub", &[mask, &one], vec![], None);
+    let bias = g.node("Mul", &[&off, &big], vec![], None);
+    let bias = g.node("Unsqueeze", &[&bias, &ax2], vec![], None);
+    let logits = g.node("Add", &[&logits, &bias], vec![], None);
+    let alpha = g.node("Softmax", &[&logits], vec![attr_int("axis", 1)], None);
+    let mask3 = g.node("Unsqueeze", &[mask, &ax2], vec![], None);
+    let alpha = g.node("Mul", &[&alpha, &mask3], vec![], None);
+    let alpha_t = g.node(
+        "Transpose",
+        &[&alpha],
+        vec![attr_ints("perm", &[0, 2, 1])],
+        None,
+    );
+    g.node("MatMul", &[&alpha_t, e], vec![], None)
 }
 
 /// L2-normalises the last axis of `y` into the contract's `user_embedding`.

@@ -8,6 +8,7 @@ pub mod dssm_grad;
 pub mod exploratory;
 pub mod gat_grad;
 pub mod hyper;
+pub mod interest_grad;
 pub mod interests;
 pub mod item2vec;
 pub mod itemcf;

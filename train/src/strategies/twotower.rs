@@ -28,6 +28,7 @@ use super::convergence::{
 };
 use super::dssm_grad::{self, DssmParams};
 use super::gat_grad::{self, GatParams};
+use super::interest_grad::{self, InterestParams};
 use super::tower_grad::{Batch, TowerModel};
 use super::{Context, Model, Query, Recaller, interests};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
@@ -48,6 +49,7 @@ pub const PARAMS: &[&str] = &[
     "history_dropout",
     "patience",
     "interests",
+    "interest_attention",
 ];
 /// Each training history item is left out of its row's input with this probability. 0.3 was
 /// chosen on validation (BENCHMARKS.md): Gowalla's best of {0, 0.3, 0.5}; on LastFM it gains
@@ -154,6 +156,62 @@ impl Encoder {
             .ok_or_else(|| Error::Onnx(format!("missing weight {name}")))
     }
 
+    /// Adds learned interest extraction to a dssm encoder (ComiRec-SA, [`super::interest_grad`]):
+    /// an attention projection `interest_w` [D, D] and one query per interest `interest_q`
+    /// [D, K].
+    pub fn with_interest_attention(mut self, k: usize, seed: u64) -> Result<Self> {
+        if self.kind != Kind::Dssm {
+            return Err(Error::InvalidInput(format!(
+                "{} has no multi-interest encoder (--param interests is for dssm)",
+                self.kind.name()
+            )));
+        }
+        let k = interests::check_interests(k)?;
+        // Its own stream: the tower's initial weights stay those of a single-vector dssm.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x1f7e_2e57);
+        let d = self.dim;
+        self.vars.insert(
+            "interest_w",
+            init(&mut rng, &[d, d], 1.0 / (d as f64).sqrt())?,
+        );
+        // Unit-scale queries: the heads attend differently from the first step.
+        self.vars
+            .insert("interest_q", init(&mut rng, &[d, k], 1.0)?);
+        Ok(self)
+    }
+
+    /// The number of learned interests (0: none, the encoder pools without weights).
+    pub fn learned_interests(&self) -> usize {
+        self.vars
+            .get("interest_q")
+            .map_or(0, |q| q.dims().last().copied().unwrap_or(0))
+    }
+
+    /// The K learned interests [B, K, D] of padded histories `e` [B, L, D] under `mask`
+    /// [B, L]: per interest a softmax over the positions of `tanh(e W) q_k`, the weighted sum
+    /// of the rows; an empty history has zero interests.
+    fn attention_interests(&self, e: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let s = e.broadcast_matmul(self.v("interest_w")?)?.tanh()?;
+        let bias = ((mask - 1.0)? * MASK_BIAS)?.unsqueeze(2)?;
+        let logits = s
+            .broadcast_matmul(self.v("interest_q")?)?
+            .broadcast_add(&bias)?;
+        let alpha = candle_nn::ops::softmax(&logits, 1)?.broadcast_mul(&mask.unsqueeze(2)?)?;
+        Ok(alpha.transpose(1, 2)?.contiguous()?.matmul(e)?)
+    }
+
+    /// Every learned interest's user vector [B, K, D], L2-normalised.
+    fn interest_vectors(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let (d, k) = (self.dim, self.learned_interests());
+        let e = self
+            .table()?
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, d))?;
+        let m = self.attention_interests(&e, mask)?.reshape((b * k, d))?;
+        Ok(l2_normalise(&self.dssm_tower(&m)?)?.reshape((b, k, d))?)
+    }
+
     fn table(&self) -> Result<&Tensor> {
         match self.kind {
             Kind::Dssm => self.v("history"),
@@ -205,7 +263,8 @@ impl Encoder {
     }
 
     /// dssm's K interest vectors per history (the first `l` items), L2-normalised, flattened
-    /// per history as [K·D]: [`interests::pooled`] then the tower. K = 1 is [`Encoder::forward`].
+    /// per history as [K·D]: the learned interests, or (an encoder without them)
+    /// [`interests::pooled`], through the tower. K = 1 is [`Encoder::forward`].
     pub fn forward_interests(
         &self,
         histories: &[&[u32]],
@@ -223,6 +282,20 @@ impl Encoder {
             )));
         }
         let d = self.dim;
+        let learned = self.learned_interests();
+        if learned > 0 {
+            if learned != k {
+                return Err(Error::InvalidInput(format!(
+                    "the encoder learned {learned} interests, {k} asked for"
+                )));
+            }
+            let (ids, mask) = batch_inputs(histories, l)?;
+            let y: Vec<f32> = self
+                .interest_vectors(&ids, &mask)?
+                .flatten_all()?
+                .to_vec1()?;
+            return Ok(y.chunks(k * d).map(<[f32]>::to_vec).collect());
+        }
         let table: Vec<f32> = self.table()?.flatten_all()?.to_vec1()?;
         let pooled = interests::pooled(&table, d, histories, l, k);
         let rows = pooled.len() / d.max(1);
@@ -267,7 +340,8 @@ impl Encoder {
     }
 
     /// As [`Encoder::to_onnx`] with `k` interest vectors per user (dssm): `user_embedding` f32
-    /// [B, K, D], the history pooled by [`interests::pool_onnx`] before the tower.
+    /// [B, K, D], the history pooled into the learned interests
+    /// ([`interests::attention_onnx`]) or by [`interests::pool_onnx`] before the tower.
     pub fn to_onnx_with(&self, k: usize) -> Result<Vec<u8>> {
         if k > 1 && self.kind != Kind::Dssm {
             return Err(Error::InvalidInput(format!(
@@ -301,7 +375,10 @@ impl Encoder {
         let e = g.node("Gather", &[&table, &ids], vec![attr_int("axis", 0)], None);
         // The masked mean of the history rows, or K pooled interests ([B, K, D]) through which
         // the dssm tower below broadcasts.
-        let mean = if k > 1 {
+        let mean = if k > 1 && self.learned_interests() == k {
+            let (w, q) = (init(&mut g, "interest_w")?, init(&mut g, "interest_q")?);
+            interests::attention_onnx(&mut g, &e, &mask, &w, &q)
+        } else if k > 1 {
             interests::pool_onnx(&mut g, &e, &mask, k)
         } else {
             let m = g.node("Unsqueeze", &[&mask, &ax2], vec![], None);
@@ -533,9 +610,21 @@ pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> 
     let b = batch.hists.len();
     let refs: Vec<&[u32]> = batch.hists.iter().map(|v| v.as_slice()).collect();
     let (ids, mask) = batch_inputs(&refs, l.max(1))?;
-    let u = enc.forward(&ids, &mask)?;
     let cand_idx = Tensor::from_slice(batch.cands, batch.cands.len(), &Device::Cpu)?;
     let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
+    let u = if enc.learned_interests() > 0 {
+        // Each row's interest closest to its positive (label-aware hard attention).
+        let y = enc.interest_vectors(&ids, &mask)?;
+        let positives = v.narrow(0, 0, b)?.unsqueeze(1)?;
+        let closest = y.broadcast_mul(&positives)?.sum(2)?.argmax_keepdim(1)?;
+        let at = closest
+            .unsqueeze(2)?
+            .broadcast_as((b, 1, enc.dim))?
+            .contiguous()?;
+        y.gather(&at, 1)?.squeeze(1)?
+    } else {
+        enc.forward(&ids, &mask)?
+    };
     let bias = Tensor::from_vec(batch.dense_bias(), (b, batch.cands.len()), &Device::Cpu)?;
     let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
     let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
@@ -545,12 +634,20 @@ pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> 
 /// How a model's weights are updated: hand-written gradients per tower.
 enum Stepper {
     Dssm(Box<dssm_grad::Trainer>),
+    Interests(Box<interest_grad::Trainer>),
     Gat(Box<gat_grad::Trainer>),
 }
 
 impl Stepper {
     fn new(enc: &Encoder, learning_rate: f64, weight_decay: f64) -> Result<Self> {
         Ok(match enc.kind {
+            Kind::Dssm if enc.learned_interests() > 0 => {
+                Stepper::Interests(Box::new(interest_grad::Trainer::new(
+                    InterestParams::from_encoder(enc)?,
+                    learning_rate,
+                    weight_decay,
+                )))
+            }
             Kind::Dssm => Stepper::Dssm(Box::new(dssm_grad::Trainer::new(
                 DssmParams::from_encoder(enc)?,
                 learning_rate,
@@ -567,6 +664,7 @@ impl Stepper {
     fn step(&mut self, batch: &Batch, temperature: f64) -> f32 {
         match self {
             Stepper::Dssm(t) => t.step(batch, temperature),
+            Stepper::Interests(t) => t.step(batch, temperature),
             Stepper::Gat(t) => t.step(batch, temperature),
         }
     }
@@ -575,6 +673,7 @@ impl Stepper {
     fn sync(&self, enc: &Encoder) -> Result<()> {
         match self {
             Stepper::Dssm(t) => t.params.store(enc),
+            Stepper::Interests(t) => t.params.store(enc),
             Stepper::Gat(t) => t.params.store(enc),
         }
     }
@@ -605,7 +704,11 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
             "--param interests={k}: only dssm has a multi-interest encoder"
         )));
     }
-    let enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
+    let attention = interest_attention(ctx)?;
+    let mut enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
+    if k > 1 && attention {
+        enc = enc.with_interest_attention(k, ctx.opts.seed)?;
+    }
     let sampler = Sampler::new(ctx.history, n_items, l, history_dropout);
     let steps = sampler.rows.len().div_ceil(BATCH);
     let pb = ctx.progress.bar(
@@ -640,6 +743,20 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         curve: fitted.curve,
         interests: k,
     })
+}
+
+/// `--param interest_attention`: 1 (default) learns the interests (ComiRec-SA heads), 0 trains a
+/// single-vector dssm and pools its history into K interests without weights
+/// ([`interests::pooled`]).
+fn interest_attention(ctx: &Context) -> Result<bool> {
+    let v = ctx.opts.params.f64("interest_attention", 1.0);
+    if v == 1.0 || v == 0.0 {
+        Ok(v == 1.0)
+    } else {
+        Err(Error::InvalidInput(format!(
+            "--param interest_attention={v}: must be 1 (learned interests) or 0 (unweighted pooling)"
+        )))
+    }
 }
 
 /// One dssm/gat training run, epoch by epoch, for [`fit`].
@@ -767,7 +884,12 @@ impl Model for TwoTower {
             "final_loss": self.final_loss, "best_epoch": self.best_epoch,
             "curve": self.curve,
         });
-        if self.interests > 1 {
+        if self.encoder.learned_interests() > 0 {
+            p["interests"] = json!(self.interests);
+            p["interest_pooling"] = json!(
+                "learned: ComiRec-SA attention heads over the history, each through the tower; trained on the interest closest to the positive"
+            );
+        } else if self.interests > 1 {
             p["interests"] = json!(self.interests);
             p["interest_pooling"] = json!(format!(
                 "farthest-point seeds, one soft assignment at scale {}, weighted means through the tower",
