@@ -78,6 +78,8 @@ pub struct GatWork {
     agg: Vec<f32>,
     dagg: Vec<f32>,
     dew: Vec<f32>,
+    /// Per range of slots of the fused backward pass, its partial sums.
+    range_grads: Vec<SlotRangeGrads>,
     dmean: Vec<f32>,
     /// Per position: dL/dα [P, H].
     dalpha: Vec<f32>,
@@ -112,8 +114,10 @@ fn activation(key: &[f32], query: &[f32], z: &mut [f32]) {
     }
 }
 
-/// What the fused backward pass over one range of slots returns: its share of dq [B, D] and of
-/// dattᵀ [H, D].
+/// What the fused backward pass over one range of slots sums: its share of dq [B, D] and of
+/// dattᵀ [H, D]. Kept in [`GatWork`] from step to step: fresh half-megabyte buffers per range
+/// and step cost page faults.
+#[derive(Default)]
 struct SlotRangeGrads {
     dq: Vec<f32>,
     datt_t: Vec<f32>,
@@ -428,16 +432,17 @@ impl GatParams {
             dk_rest = dk_tail;
             de_rest = de_tail;
         }
-        let range_grads: Vec<SlotRangeGrads> = parts
-            .into_par_iter()
-            .map(|(slots, dk, de)| {
+        w.range_grads
+            .resize_with(parts.len(), SlotRangeGrads::default);
+        w.range_grads
+            .par_iter_mut()
+            .zip(parts)
+            .for_each(|(out, (slots, dk, de))| {
                 simd(
                     #[inline(always)]
                     || {
-                        let mut out = SlotRangeGrads {
-                            dq: vec![0f32; b * d],
-                            datt_t: vec![0f32; heads * d],
-                        };
+                        sized(&mut out.dq, b * d);
+                        sized(&mut out.datt_t, heads * d);
                         let (mut z, mut dpre, mut ds) =
                             (vec![0f32; d], vec![0f32; d], vec![0f32; heads]);
                         let first = slots.start;
@@ -478,17 +483,15 @@ impl GatParams {
                                 }
                             }
                         }
-                        out
                     },
                 )
-            })
-            .collect();
+            });
         let dq = sized(&mut w.dq, b * d);
         let datt_t = simd(
             #[inline(always)]
             || {
                 let mut datt_t = vec![0f32; heads * d];
-                for part in &range_grads {
+                for part in &w.range_grads {
                     vector::add(&part.dq, dq);
                     vector::add(&part.datt_t, &mut datt_t);
                 }
