@@ -4,6 +4,8 @@
 //!
 //! * dssm — two towers: the user tower embeds history items with its own table, mean-pools
 //!   them (masked) and applies a residual MLP; the item tower is an item embedding table.
+//!   With `--param interests=K` the mean becomes K learned attention pools
+//!   ([`super::interest_grad`]), one user vector each.
 //! * gat — one graph-attention layer over the user–item graph: the user node attends over its
 //!   neighbour items (GATv2 scoring, multi-head, GraphSAGE-style: the user has no id
 //!   embedding, only its sampled neighbours, so unseen histories work). Item node embeddings
@@ -30,7 +32,7 @@ use super::dssm_grad::{self, DssmParams};
 use super::gat_grad::{self, GatParams};
 use super::interest_grad::{self, InterestParams};
 use super::tower_grad::{Batch, TowerModel};
-use super::{Context, Model, Query, Recaller, interests};
+use super::{Context, HyperParams, Model, Query, Recaller, interests};
 use crate::bundle::{BundleDir, BundleWriter, Tensor as BundleTensor};
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -704,7 +706,7 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
             "--param interests={k}: only dssm has a multi-interest encoder"
         )));
     }
-    let attention = interest_attention(ctx)?;
+    let attention = interest_attention(&ctx.opts.params)?;
     let mut enc = Encoder::new(kind, n_items, dim, ctx.opts.seed)?;
     if k > 1 && attention {
         enc = enc.with_interest_attention(k, ctx.opts.seed)?;
@@ -748,8 +750,8 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
 /// `--param interest_attention`: 1 (default) learns the interests (ComiRec-SA heads), 0 trains a
 /// single-vector dssm and pools its history into K interests without weights
 /// ([`interests::pooled`]).
-fn interest_attention(ctx: &Context) -> Result<bool> {
-    let v = ctx.opts.params.f64("interest_attention", 1.0);
+fn interest_attention(params: &HyperParams) -> Result<bool> {
+    let v = params.f64("interest_attention", 1.0);
     if v == 1.0 || v == 0.0 {
         Ok(v == 1.0)
     } else {
@@ -1065,6 +1067,15 @@ mod tests {
             })
             .collect();
         History::build(&rows, 1)
+    }
+
+    #[test]
+    fn interest_attention_is_on_by_default_and_takes_only_0_or_1() {
+        let parse = |p: &[&str]| interest_attention(&HyperParams::parse(p).unwrap());
+        assert!(parse(&[]).unwrap());
+        assert!(!parse(&["interest_attention=0"]).unwrap());
+        let e = parse(&["interest_attention=0.5"]).unwrap_err().to_string();
+        assert!(e.contains("interest_attention=0.5: must be 1"), "{e}");
     }
 
     #[test]
