@@ -1,4 +1,8 @@
-//! Progress bars (indicatif) that vanish when disabled, so library callers and tests stay quiet.
+//! Progress bars (indicatif) that vanish when disabled, so library callers and tests stay quiet;
+//! and progress lines (one per epoch), which also reach logs that are not a terminal (a
+//! Kubernetes Job's, CI's), where indicatif draws nothing.
+
+use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,5 +30,18 @@ impl Progress {
         pb.set_style(style);
         pb.set_message(what.to_string());
         pb
+    }
+
+    /// Prints `line` above `pb` on a terminal, or on its own line to stderr otherwise; nothing
+    /// when progress is off.
+    pub fn line(&self, pb: &ProgressBar, line: &str) {
+        if !self.enabled {
+            return;
+        }
+        if std::io::stderr().is_terminal() {
+            pb.println(line);
+        } else {
+            eprintln!("{line}");
+        }
     }
 }

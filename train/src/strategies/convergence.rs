@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{Context, Recaller};
 use crate::error::Result;
+use crate::progress::Progress;
 
 /// One epoch of a learning curve.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -110,13 +111,58 @@ pub struct Fitted {
     pub final_loss: f32,
 }
 
+/// One epoch's progress line: loss, validation R@20 against the best so far, time spent, and
+/// the time the remaining epochs would take at this pace (an upper bound: early stopping may
+/// end sooner).
+pub fn epoch_line(
+    name: &str,
+    point: &EpochPoint,
+    max_epochs: usize,
+    best: Option<(usize, f64)>,
+) -> String {
+    let mut line = format!(
+        "{name} epoch {}/{max_epochs}: train loss {:.4}",
+        point.epoch, point.train_loss
+    );
+    if let Some(r) = point.valid_recall_20 {
+        line += &format!(", valid R@20 {r:.4}");
+        if let Some((e, b)) = best {
+            line += &format!(" (best {b:.4} at epoch {e})");
+        }
+    }
+    line += &format!(", {:.0} s", point.wall_s);
+    if let Some(cpu) = point.cpu_s {
+        line += &format!(" / {cpu:.0} CPU-s");
+    }
+    let left = max_epochs.saturating_sub(point.epoch);
+    if left > 0 {
+        let eta = point.wall_s / point.epoch.max(1) as f64 * left as f64;
+        let epochs = if left == 1 { "epoch" } else { "epochs" };
+        line += &format!(", at most {left} {epochs} left (≤ {})", duration(eta));
+    }
+    line
+}
+
+/// Seconds as `42 s`, `7.5 min` or `1.2 h`.
+fn duration(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0} s")
+    } else if s < 5400.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
 /// Trains `model` for at most `max_epochs`, stopping after `patience` epochs without a better
-/// validation R@20 and restoring the best epoch's weights; `pb` shows `name` and the latest R@20.
+/// validation R@20 and restoring the best epoch's weights; `pb` shows `name` and the latest R@20,
+/// and `progress` gets one [`epoch_line`] per epoch.
 pub fn fit<M: EpochModel>(
     model: &mut M,
     max_epochs: usize,
     patience: usize,
     pb: &ProgressBar,
+    progress: &Progress,
     name: &str,
 ) -> Result<Fitted> {
     let mut stop = EarlyStop::new(patience);
@@ -136,13 +182,17 @@ pub fn fit<M: EpochModel>(
             wall_s: started.elapsed().as_secs_f64(),
             cpu_s: cpu_seconds().zip(cpu0).map(|(now, then)| now - then),
         });
-        if let Some(r) = valid_recall_20 {
+        let verdict = valid_recall_20.map(|r| {
             pb.set_message(format!("{name} R@20 {r:.4}"));
-            match stop.observe(epoch, r) {
-                Verdict::Best => best = Some(model.snapshot()?),
-                Verdict::Continue => {}
-                Verdict::Stop => break,
-            }
+            stop.observe(epoch, r)
+        });
+        if let Some(point) = curve.last() {
+            progress.line(pb, &epoch_line(name, point, max_epochs, stop.best()));
+        }
+        match verdict {
+            Some(Verdict::Best) => best = Some(model.snapshot()?),
+            Some(Verdict::Stop) => break,
+            Some(Verdict::Continue) | None => {}
         }
     }
     pb.finish();
@@ -266,7 +316,15 @@ mod tests {
     #[test]
     fn fit_stops_on_patience_and_hands_back_the_best_epochs_weights() {
         let mut m = scripted(&[Some(0.1), Some(0.3), Some(0.2), Some(0.25), Some(0.9)]);
-        let f = fit(&mut m, 5, 2, &ProgressBar::hidden(), "t").unwrap();
+        let f = fit(
+            &mut m,
+            5,
+            2,
+            &ProgressBar::hidden(),
+            &Progress::new(false),
+            "t",
+        )
+        .unwrap();
         assert_eq!(f.epochs, 4, "two epochs without a new best after epoch 2");
         assert_eq!(f.best_epoch, 2);
         assert_eq!(m.restored, Some(2), "the weights snapshotted after epoch 2");
@@ -278,9 +336,43 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_line_says_where_training_stands_and_how_long_the_rest_may_take() {
+        let point = EpochPoint {
+            epoch: 2,
+            train_loss: 4.25,
+            valid_recall_20: Some(0.1801),
+            wall_s: 120.0,
+            cpu_s: Some(230.0),
+        };
+        assert_eq!(
+            epoch_line("dssm", &point, 20, Some((2, 0.1801))),
+            "dssm epoch 2/20: train loss 4.2500, valid R@20 0.1801 (best 0.1801 at epoch 2), \
+             120 s / 230 CPU-s, at most 18 epochs left (≤ 18.0 min)"
+        );
+        let last = EpochPoint {
+            epoch: 3,
+            valid_recall_20: None,
+            cpu_s: None,
+            ..point
+        };
+        assert_eq!(
+            epoch_line("gat", &last, 3, None),
+            "gat epoch 3/3: train loss 4.2500, 120 s"
+        );
+    }
+
+    #[test]
     fn fit_without_validation_runs_every_epoch_and_keeps_the_last_weights() {
         let mut m = scripted(&[None, None, None]);
-        let f = fit(&mut m, 3, 1, &ProgressBar::hidden(), "t").unwrap();
+        let f = fit(
+            &mut m,
+            3,
+            1,
+            &ProgressBar::hidden(),
+            &Progress::new(false),
+            "t",
+        )
+        .unwrap();
         assert_eq!((f.epochs, f.best_epoch), (3, 3));
         assert_eq!(m.restored, None);
     }

@@ -729,7 +729,14 @@ pub fn train(ctx: &Context, kind: Kind) -> Result<TwoTower> {
         interests: k,
         pb: &pb,
     };
-    let fitted = fit(&mut run, max_epochs, patience, &pb, kind.name())?;
+    let fitted = fit(
+        &mut run,
+        max_epochs,
+        patience,
+        &pb,
+        ctx.progress,
+        kind.name(),
+    )?;
     let vectors = enc.item_vectors()?;
     Ok(TwoTower {
         encoder: enc,

@@ -302,7 +302,14 @@ pub fn train(ctx: &Context) -> Result<Sequence> {
         full_softmax,
         pb: &pb,
     };
-    let fitted = fit(&mut run, s.max_epochs, s.patience, &pb, "sequence")?;
+    let fitted = fit(
+        &mut run,
+        s.max_epochs,
+        s.patience,
+        &pb,
+        ctx.progress,
+        "sequence",
+    )?;
     let vectors = net.item_vectors()?;
     Ok(Sequence {
         net,
