@@ -1,9 +1,11 @@
-//! dssm with learned interests (ComiRec-SA, Cen et al., KDD 2020) and hand-written gradients:
-//! K attention heads over the history replace the mean, each head's weighted sum of history
-//! rows goes through dssm's residual MLP, and a training row's loss is the sampled softmax of
-//! the one interest closest to its positive (label-aware hard attention, as ComiRec and MIND
-//! train): interests specialise instead of averaging. The same model and loss as
-//! [`Encoder`]'s candle forward pass ([`super::twotower::candle_loss`]).
+//! dssm with learned interests (ComiRec-SA's extractor, Cen et al., KDD 2020) and hand-written
+//! gradients: K attention heads over the history replace the mean, and each head's weighted
+//! sum of history rows goes through dssm's residual MLP. A candidate's logit is its best cosine
+//! over the K user vectors ([`super::tower_grad::Head`]) — the score the worker ranks by when
+//! it merges the K searches — so the positive trains the interest closest to it (ComiRec's and
+//! MIND's hard selection) and every negative is pushed away from whichever interest it is
+//! closest to, which a loss on the positive's interest alone never does. The same model and
+//! loss as [`Encoder`]'s candle forward pass ([`super::twotower::candle_loss`]).
 //!
 //! Per history position `i` with row `e_i`: `s_i = tanh(e_i W)`, logits `s_i Q` (one column per
 //! interest), `α` their softmax over the history per interest, interest `m_k = Σ α_ik e_i`, and
@@ -42,14 +44,9 @@ pub struct InterestWork {
     e: Vec<f32>,
     s: Vec<f32>,
     alpha: Vec<f32>,
-    /// Per row and interest: the pooled rows, the tower's hidden layer and output [B·K, D].
+    /// Per row and interest: the pooled rows and the tower's hidden layer [B·K, D].
     m: Vec<f32>,
     h: Vec<f32>,
-    y: Vec<f32>,
-    /// Each row's interest closest to its positive, and that interest's `m` and `h` [B, D].
-    chosen: Vec<usize>,
-    m_chosen: Vec<f32>,
-    h_chosen: Vec<f32>,
     dh: Vec<f32>,
     dm: Vec<f32>,
     dlogits: Vec<f32>,
@@ -91,19 +88,6 @@ fn softmax_columns(logits: &mut [f32], k: usize) {
             *x /= sum;
         }
     }
-}
-
-/// The index of the interest (row of `y`, [K, D]) with the highest cosine to `target`.
-fn closest_interest(y: &[f32], d: usize, target: &[f32]) -> usize {
-    let mut best = (0, f32::NEG_INFINITY);
-    for (k, v) in y.chunks_exact(d).enumerate() {
-        let norm = vector::dot(v, v).sqrt().max(super::tower_grad::NORM_EPS);
-        let cos = vector::dot(v, target) / norm;
-        if cos > best.1 {
-            best = (k, cos);
-        }
-    }
-    best.0
 }
 
 impl InterestParams {
@@ -163,47 +147,58 @@ impl InterestParams {
             });
     }
 
-    /// The attention's backward pass from dL/dm of each row's chosen interest: gradients of
-    /// W, Q and (scattered) the history table.
+    /// The attention's backward pass from dL/dm [B·K, D]: gradients of W, Q and (scattered)
+    /// the history table.
     fn pool_backward(&self, g: &mut Self, w: &mut InterestWork) {
         let (d, a, k) = (self.tower.dim, self.attention_dim, self.interests);
         let p = w.items.len();
         let de = scratch(&mut w.de, p * d);
         let dlogits = scratch(&mut w.dlogits, p * k);
-        let (e, alpha, starts, chosen, dm) = (&w.e, &w.alpha, &w.starts, &w.chosen, &w.dm);
+        let (e, alpha, starts, dm) = (&w.e, &w.alpha, &w.starts, &w.dm);
         ragged_mut(de, starts, d)
             .into_par_iter()
             .zip(ragged_mut(dlogits, starts, k))
             .enumerate()
             .for_each(|(r, (de, dlogits))| {
-                let c = chosen[r];
-                let dm = &dm[r * d..(r + 1) * d];
+                let dm = &dm[r * k * d..(r + 1) * k * d];
                 let rows = &e[starts[r] * d..starts[r + 1] * d];
                 let weights = &alpha[starts[r] * k..starts[r + 1] * k];
                 simd(
                     #[inline(always)]
                     || {
-                        // dα_i = e_i · dm; softmax backward over the positions.
-                        let mut mean = 0.0;
-                        for ((x, wk), dl) in rows
+                        // dα_ic = e_i · dm_c, and de_i = Σ_c α_ic dm_c.
+                        for (((x, wk), dl), out) in rows
                             .chunks_exact(d)
                             .zip(weights.chunks_exact(k))
                             .zip(dlogits.chunks_exact_mut(k))
+                            .zip(de.chunks_exact_mut(d))
                         {
-                            dl.fill(0.0);
-                            dl[c] = vector::dot(x, dm);
-                            mean += wk[c] * dl[c];
-                        }
-                        for ((out, wk), dl) in de
-                            .chunks_exact_mut(d)
-                            .zip(weights.chunks_exact(k))
-                            .zip(dlogits.chunks_exact_mut(k))
-                        {
-                            dl[c] = wk[c] * (dl[c] - mean);
-                            out.iter_mut().zip(dm).for_each(|(o, &g)| *o = wk[c] * g);
+                            out.fill(0.0);
+                            for ((o, &a), dmc) in dl.iter_mut().zip(wk).zip(dm.chunks_exact(d)) {
+                                *o = vector::dot(x, dmc);
+                                vector::axpy(a, dmc, out);
+                            }
                         }
                     },
                 );
+                // The softmax over the positions, per interest: dlogit = α (dα − Σ α dα).
+                for c in 0..k {
+                    let mean: f32 = weights
+                        .iter()
+                        .skip(c)
+                        .step_by(k)
+                        .zip(dlogits.iter().skip(c).step_by(k))
+                        .map(|(a, g)| a * g)
+                        .sum();
+                    for (a, g) in weights
+                        .iter()
+                        .skip(c)
+                        .step_by(k)
+                        .zip(dlogits.iter_mut().skip(c).step_by(k))
+                    {
+                        *g = a * (*g - mean);
+                    }
+                }
             });
         matmul(
             &mut g.interest_q,
@@ -300,43 +295,12 @@ impl TowerModel for InterestParams {
         let b = batch.hists.len();
         self.pool(batch, w);
         let h = scratch(&mut w.h, b * k * d);
-        let y = scratch(&mut w.y, b * k * d);
+        let y = head.user_buffer(b * k, d);
         self.tower.tower_forward(&w.m, h, y);
-
-        // Each row trains the interest closest to its positive.
-        w.chosen.clear();
-        w.chosen.extend(
-            batch.cands[..b]
-                .par_iter()
-                .zip(w.y.par_chunks(k * d))
-                .map(|(&pos, y)| {
-                    simd(
-                        #[inline(always)]
-                        || closest_interest(y, d, row(&self.tower.item, pos, d)),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
-        let u = head.user_buffer(b, d);
-        let m_chosen = scratch(&mut w.m_chosen, b * d);
-        let h_chosen = scratch(&mut w.h_chosen, b * d);
-        for (r, &c) in w.chosen.iter().enumerate() {
-            let at = (r * k + c) * d..(r * k + c + 1) * d;
-            u[r * d..(r + 1) * d].copy_from_slice(&w.y[at.clone()]);
-            m_chosen[r * d..(r + 1) * d].copy_from_slice(&w.m[at.clone()]);
-            h_chosen[r * d..(r + 1) * d].copy_from_slice(&w.h[at]);
-        }
-
         let loss = head.loss_and_grads(&self.tower.item, d, batch, temperature, &mut g.tower.item);
-        let dm = scratch(&mut w.dm, b * d);
-        self.tower.tower_backward(
-            &w.m_chosen,
-            &w.h_chosen,
-            &head.dy,
-            &mut g.tower,
-            &mut w.dh,
-            dm,
-        );
+        let dm = scratch(&mut w.dm, b * k * d);
+        self.tower
+            .tower_backward(&w.m, &w.h, &head.dy, &mut g.tower, &mut w.dh, dm);
         self.pool_backward(g, w);
         loss
     }
@@ -382,20 +346,6 @@ mod tests {
             .unwrap();
         let (hists, cands, bias) = testing::large_batch_parts(60, 50);
         testing::assert_gradients_match_candle_on::<InterestParams>(&enc, &hists, &cands, &bias);
-        // The rows train different interests (else the selection went untested).
-        let p = InterestParams::from_encoder(&enc).unwrap();
-        let mut w = InterestWork::default();
-        let batch = Batch {
-            hists: &hists,
-            cands: &cands,
-            col_bias: &bias,
-        };
-        let mut g = p.zeros_like();
-        p.forward_backward(&batch, 0.1, &mut g, &mut w, &mut Head::default());
-        let mut chosen = w.chosen.clone();
-        chosen.sort_unstable();
-        chosen.dedup();
-        assert!(chosen.len() >= 3, "interests trained: {chosen:?}");
     }
 
     #[test]
@@ -412,13 +362,5 @@ mod tests {
         let e = std::f32::consts::E;
         assert!((logits[1] - e * e / (e * e + 1.0)).abs() < 1e-6);
         assert!((logits[1] + logits[3] - 1.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn the_closest_interest_is_chosen_by_cosine_not_length() {
-        // Interest 0 is long but off-target; interest 1 short and on it.
-        let y = [10.0, 10.0, 0.1, 0.0];
-        assert_eq!(closest_interest(&y, 2, &[1.0, 0.0]), 1);
-        assert_eq!(closest_interest(&y, 2, &[0.0, 1.0]), 0);
     }
 }

@@ -223,31 +223,40 @@ pub fn history_means(
 
 /// The user vectors' normalisation, the sampled softmax over the candidates and its backward
 /// pass; buffers reused from step to step.
+///
+/// A row may have K user vectors (multi-interest towers): a candidate's logit is then its best
+/// cosine over the K, the score the worker ranks by when it merges K searches, so training and
+/// serving rank alike; the gradient of each logit flows to that best vector.
 #[derive(Default)]
 pub struct Head {
-    /// User vectors [B, D]: the tower writes its raw output, [`Head::loss_and_grads`]
-    /// normalises it in place.
+    /// User vectors [B·K, D] (a row's K consecutive): the tower writes its raw output,
+    /// [`Head::loss_and_grads`] normalises it in place.
     pub u: Vec<f32>,
     nu: Vec<f32>,
     v: Vec<f32>,
     nv: Vec<f32>,
+    /// Cosines of every user vector and candidate [B·K, C] (K > 1), then their gradients.
+    scores: Vec<f32>,
+    /// Per row and candidate, the user vector holding the best cosine [B, C] (K > 1).
+    best: Vec<u8>,
     logits: Vec<f32>,
     du: Vec<f32>,
     dv: Vec<f32>,
     dx: Vec<f32>,
-    /// dL/d(raw user vector) [B, D], filled by [`Head::loss_and_grads`].
+    /// dL/d(raw user vector) [B·K, D], filled by [`Head::loss_and_grads`].
     pub dy: Vec<f32>,
 }
 
 impl Head {
-    /// The user-vector buffer, sized [B, D] and zeroed, for the tower to write into.
-    pub fn user_buffer(&mut self, b: usize, d: usize) -> &mut [f32] {
-        sized(&mut self.u, b * d)
+    /// The user-vector buffer, sized [`rows`, D] and zeroed, for the tower to write into: B rows,
+    /// or B·K for K vectors per row.
+    pub fn user_buffer(&mut self, rows: usize, d: usize) -> &mut [f32] {
+        sized(&mut self.u, rows * d)
     }
 
-    /// Cross-entropy of logits `normalise(u) · normalise(item[c]) / T + bias` against each row's
-    /// own positive; adds the item table's gradient into `g_item` (candidate rows only) and
-    /// leaves dL/du in [`Head::dy`].
+    /// Cross-entropy of logits `normalise(u) · normalise(item[c]) / T + bias` (with K vectors
+    /// per row, the best of the K cosines) against each row's own positive; adds the item
+    /// table's gradient into `g_item` (candidate rows only) and leaves dL/du in [`Head::dy`].
     pub fn loss_and_grads(
         &mut self,
         item: &[f32],
@@ -258,8 +267,9 @@ impl Head {
     ) -> f32 {
         let b = batch.hists.len();
         let c = batch.cands.len();
+        let k = self.u.len() / (b * d).max(1);
         let inv_t = (1.0 / temperature) as f32;
-        let nu = scratch(&mut self.nu, b);
+        let nu = scratch(&mut self.nu, b * k);
         self.u
             .par_chunks_mut(d)
             .zip(nu.par_iter_mut())
@@ -286,13 +296,30 @@ impl Head {
         // Logits, then softmax cross-entropy against the diagonal; the logits buffer becomes
         // dL/dlogits.
         let logits = scratch(&mut self.logits, b * c);
-        matmul(
-            logits,
-            View::new(&self.u, b, d),
-            View::new(&self.v, c, d).t(),
-            inv_t,
-            0.0,
-        );
+        if k == 1 {
+            matmul(
+                logits,
+                View::new(&self.u, b, d),
+                View::new(&self.v, c, d).t(),
+                inv_t,
+                0.0,
+            );
+        } else {
+            let scores = scratch(&mut self.scores, b * k * c);
+            matmul(
+                scores,
+                View::new(&self.u, b * k, d),
+                View::new(&self.v, c, d).t(),
+                inv_t,
+                0.0,
+            );
+            self.best.resize(b * c, 0);
+            logits
+                .par_chunks_mut(c)
+                .zip(self.best.par_chunks_mut(c))
+                .zip(self.scores.par_chunks(k * c))
+                .for_each(|((out, best), s)| best_of_interests(s, k, out, best));
+        }
         let inv_b = 1.0 / b as f32;
         let hits = batch.accidental_hits();
         let loss: f32 = logits
@@ -316,11 +343,27 @@ impl Head {
             .sum::<f32>()
             * inv_b;
 
+        // With K vectors per row, each logit's gradient goes to its best vector's cosine.
+        let (dscores, rows) = if k == 1 {
+            (&self.logits, b)
+        } else {
+            self.scores
+                .par_chunks_mut(k * c)
+                .zip(self.logits.par_chunks(c))
+                .zip(self.best.par_chunks(c))
+                .for_each(|((ds, dl), best)| {
+                    ds.fill(0.0);
+                    for (j, (&g, &i)) in dl.iter().zip(best).enumerate() {
+                        ds[i as usize * c + j] = g;
+                    }
+                });
+            (&self.scores, b * k)
+        };
         // dU = dlogits V / T, dV = dlogitsᵀ U / T.
-        let du = scratch(&mut self.du, b * d);
+        let du = scratch(&mut self.du, rows * d);
         matmul(
             du,
-            View::new(&self.logits, b, c),
+            View::new(dscores, rows, c),
             View::new(&self.v, c, d),
             inv_t,
             0.0,
@@ -328,8 +371,8 @@ impl Head {
         let dv = scratch(&mut self.dv, c * d);
         matmul(
             dv,
-            View::new(&self.logits, b, c).t(),
-            View::new(&self.u, b, d),
+            View::new(dscores, rows, c).t(),
+            View::new(&self.u, rows, d),
             inv_t,
             0.0,
         );
@@ -356,7 +399,7 @@ impl Head {
         );
 
         // The user vectors' normalisation.
-        let dy = scratch(&mut self.dy, b * d);
+        let dy = scratch(&mut self.dy, rows * d);
         dy.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
             simd(
                 #[inline(always)]
@@ -371,6 +414,26 @@ impl Head {
             )
         });
         loss
+    }
+}
+
+/// The best of a row's K score rows (`scores` [K, C]) per candidate into `out` [C], and which
+/// of the K it was into `best` (the first on ties).
+fn best_of_interests(scores: &[f32], k: usize, out: &mut [f32], best: &mut [u8]) {
+    let c = out.len();
+    out.copy_from_slice(&scores[..c]);
+    best.fill(0);
+    for i in 1..k {
+        for ((o, b), &x) in out
+            .iter_mut()
+            .zip(best.iter_mut())
+            .zip(&scores[i * c..(i + 1) * c])
+        {
+            if x > *o {
+                *o = x;
+                *b = i as u8;
+            }
+        }
     }
 }
 
@@ -435,6 +498,21 @@ pub fn loss_and_grads<M: TowerModel>(p: &M, batch: &Batch, temperature: f64, gra
         &mut M::Work::default(),
         &mut Head::default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_of_k_score_rows_is_taken_per_candidate_first_on_ties() {
+        // Two interests, three candidates.
+        let scores = [0.1, 0.9, 0.5, 0.4, 0.2, 0.5];
+        let (mut out, mut best) = ([0f32; 3], [7u8; 3]);
+        best_of_interests(&scores, 2, &mut out, &mut best);
+        assert_eq!(out, [0.4, 0.9, 0.5]);
+        assert_eq!(best, [1, 0, 0]);
+    }
 }
 
 /// Checks of a [`TowerModel`] against candle's autograd and `AdamW` on the same model.

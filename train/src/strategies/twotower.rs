@@ -614,21 +614,19 @@ pub fn candle_loss(enc: &Encoder, batch: &Batch, l: usize, temperature: f64) -> 
     let (ids, mask) = batch_inputs(&refs, l.max(1))?;
     let cand_idx = Tensor::from_slice(batch.cands, batch.cands.len(), &Device::Cpu)?;
     let v = l2_normalise(&enc.item.as_tensor().index_select(&cand_idx, 0)?)?;
-    let u = if enc.learned_interests() > 0 {
-        // Each row's interest closest to its positive (label-aware hard attention).
+    let cosines = if enc.learned_interests() > 0 {
+        // Each candidate's best cosine over the K interests; on ties (a one-item history's K
+        // interests are equal) the gradient goes to the first, as the hand-written head sends it
+        // (`max`'s backward would send it to every tied interest).
         let y = enc.interest_vectors(&ids, &mask)?;
-        let positives = v.narrow(0, 0, b)?.unsqueeze(1)?;
-        let closest = y.broadcast_mul(&positives)?.sum(2)?.argmax_keepdim(1)?;
-        let at = closest
-            .unsqueeze(2)?
-            .broadcast_as((b, 1, enc.dim))?
-            .contiguous()?;
-        y.gather(&at, 1)?.squeeze(1)?
+        let scores = y.broadcast_matmul(&v.t()?)?.contiguous()?;
+        let best = scores.argmax_keepdim(1)?;
+        scores.gather(&best, 1)?.squeeze(1)?
     } else {
-        enc.forward(&ids, &mask)?
+        enc.forward(&ids, &mask)?.matmul(&v.t()?)?
     };
     let bias = Tensor::from_vec(batch.dense_bias(), (b, batch.cands.len()), &Device::Cpu)?;
-    let logits = ((u.matmul(&v.t()?)? / temperature)? + bias)?;
+    let logits = ((cosines / temperature)? + bias)?;
     let labels = Tensor::from_vec((0..b as u32).collect::<Vec<_>>(), b, &Device::Cpu)?;
     Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
 }
