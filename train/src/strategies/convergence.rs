@@ -313,18 +313,23 @@ mod tests {
         }
     }
 
+    fn fit_quietly(m: &mut Scripted, max_epochs: usize, patience: usize) -> Fitted {
+        let progress = Progress::new(false);
+        fit(
+            m,
+            max_epochs,
+            patience,
+            &ProgressBar::hidden(),
+            &progress,
+            "t",
+        )
+        .unwrap()
+    }
+
     #[test]
     fn fit_stops_on_patience_and_hands_back_the_best_epochs_weights() {
         let mut m = scripted(&[Some(0.1), Some(0.3), Some(0.2), Some(0.25), Some(0.9)]);
-        let f = fit(
-            &mut m,
-            5,
-            2,
-            &ProgressBar::hidden(),
-            &Progress::new(false),
-            "t",
-        )
-        .unwrap();
+        let f = fit_quietly(&mut m, 5, 2);
         assert_eq!(f.epochs, 4, "two epochs without a new best after epoch 2");
         assert_eq!(f.best_epoch, 2);
         assert_eq!(m.restored, Some(2), "the weights snapshotted after epoch 2");
@@ -364,15 +369,7 @@ mod tests {
     #[test]
     fn fit_without_validation_runs_every_epoch_and_keeps_the_last_weights() {
         let mut m = scripted(&[None, None, None]);
-        let f = fit(
-            &mut m,
-            3,
-            1,
-            &ProgressBar::hidden(),
-            &Progress::new(false),
-            "t",
-        )
-        .unwrap();
+        let f = fit_quietly(&mut m, 3, 1);
         assert_eq!((f.epochs, f.best_epoch), (3, 3));
         assert_eq!(m.restored, None);
     }
