@@ -32,6 +32,25 @@ impl<'a> View<'a> {
         }
     }
 
+    /// A block of `cols` columns of a row-major matrix whose rows lie `row_stride` apart;
+    /// `data` starts at the block's first element.
+    ///
+    /// Panics when `data` is too short for the block (see [`View::new`]).
+    pub fn block(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(cols <= row_stride, "block wider than its row stride");
+        assert!(
+            data.len() >= extent(rows, cols, row_stride),
+            "matrix block past the end of its slice"
+        );
+        View {
+            data,
+            rows,
+            cols,
+            rs: row_stride,
+            cs: 1,
+        }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         View {
@@ -44,20 +63,44 @@ impl<'a> View<'a> {
     }
 }
 
+/// Elements a row-major block of `rows × cols` with rows `row_stride` apart spans.
+fn extent(rows: usize, cols: usize, row_stride: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * row_stride + cols
+    }
+}
+
 /// `c = alpha · a · b + beta · c`, with `c` row-major `a.rows × b.cols` (with `beta == 0` the old
 /// contents of `c` are ignored).
 ///
 /// Panics on mismatched shapes (a programming error, never input-dependent).
 pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
+    assert_eq!(c.len(), a.rows * b.cols, "output of the wrong size");
+    matmul_block(c, b.cols, a, b, alpha, beta);
+}
+
+/// [`matmul`] into a block of a larger row-major matrix: `c` starts at the block's first
+/// element and its rows lie `c_stride` apart (the columns in between are left alone). Lets a
+/// per-head product read and write its heads' columns in place.
+pub fn matmul_block(c: &mut [f32], c_stride: usize, a: View, b: View, alpha: f32, beta: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions differ");
-    assert_eq!(c.len(), m * n, "output of the wrong size");
+    assert!(n <= c_stride, "output block wider than its row stride");
+    assert!(
+        c.len() >= extent(m, n, c_stride),
+        "output block past the end of its slice"
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.iter_mut()
-            .for_each(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
+        for row in c.chunks_mut(c_stride).take(m) {
+            row[..n]
+                .iter_mut()
+                .for_each(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
+        }
         return;
     }
     // Small products are not worth waking the other threads for.
@@ -66,8 +109,9 @@ pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: View::new checked that each operand's slice holds its whole rows × cols extent
-    // under its strides; `c` is an exclusive, contiguous m × n buffer. gemm computes
+    // SAFETY: View::new and View::block checked that each operand's slice holds its whole
+    // rows × cols extent under its strides (a transpose swaps both); `c` is exclusive and holds
+    // m rows of n columns `c_stride` apart, checked above. gemm computes
     // dst = alpha · dst + beta · lhs · rhs (its names are swapped from BLAS's), reading dst
     // only when asked to.
     unsafe {
@@ -77,7 +121,7 @@ pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            c_stride as isize,
             beta != 0.0,
             a.data.as_ptr(),
             a.cs as isize,
@@ -215,6 +259,48 @@ mod tests {
             -1.0,
         );
         assert_eq!(c2, want, "2·ab − ab = ab");
+    }
+
+    #[test]
+    fn a_product_of_blocks_reads_and_writes_only_their_columns() {
+        // a: 3 × 2 block at columns 1..3 of a 3 × 4 matrix; b: 2 × 2 block at columns 2..4 of
+        // a 2 × 5 matrix; c: the 3 × 2 block at columns 1..3 of a 3 × 4 matrix of sevens.
+        let a_full: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let b_full: Vec<f32> = (0..10).map(|i| (i % 3) as f32 - 1.0).collect();
+        let a: Vec<f32> = (0..3)
+            .flat_map(|r| [a_full[r * 4 + 1], a_full[r * 4 + 2]])
+            .collect();
+        let b: Vec<f32> = (0..2)
+            .flat_map(|r| [b_full[r * 5 + 2], b_full[r * 5 + 3]])
+            .collect();
+        let want = naive(&a, &b, 3, 2, 2);
+        let mut c = [7.0f32; 12];
+        matmul_block(
+            &mut c[1..],
+            4,
+            View::block(&a_full[1..], 3, 2, 4),
+            View::block(&b_full[2..], 2, 2, 5),
+            1.0,
+            1.0,
+        );
+        for r in 0..3 {
+            assert_eq!(c[r * 4], 7.0, "column 0 untouched");
+            assert_eq!(c[r * 4 + 3], 7.0, "column 3 untouched");
+            for j in 0..2 {
+                assert_eq!(
+                    c[r * 4 + 1 + j],
+                    7.0 + want[r * 2 + j],
+                    "row {r} column {j}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn a_block_longer_than_its_slice_is_refused() {
+        let data = [0.0f32; 7];
+        View::block(&data, 2, 3, 5);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::tower_grad::{
 };
 use super::twotower::{Encoder, Kind, LEAKY_SLOPE};
 use crate::error::{Error, Result};
-use crate::linalg::{View, matmul};
+use crate::linalg::{View, matmul, matmul_block};
 use crate::vector::{self, simd};
 
 /// The gat weights as flat row-major buffers (matrices [in, out], as in [`Encoder`]).
@@ -292,24 +292,19 @@ impl GatParams {
                 )
             });
 
-        // agg[head h] = ew[h] Wv[:, head h]; y = agg Wo + bo + mean.
-        let agg = sized(&mut w.agg, b * d);
-        agg.par_chunks_mut(d)
-            .zip(w.ew.par_chunks(heads * d))
-            .for_each(|(out, er)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (h, (o, eh)) in
-                            out.chunks_exact_mut(dh).zip(er.chunks_exact(d)).enumerate()
-                        {
-                            for (&x, wv) in eh.iter().zip(self.wv.chunks_exact(d)) {
-                                vector::axpy(x, &wv[h * dh..(h + 1) * dh], o);
-                            }
-                        }
-                    },
-                )
-            });
+        // agg[head h] = ew[h] Wv[:, head h] (one product per head, in place in its columns);
+        // y = agg Wo + bo + mean.
+        let agg = scratch(&mut w.agg, b * d);
+        for h in 0..heads {
+            matmul_block(
+                &mut agg[h * dh..],
+                d,
+                View::block(&w.ew[h * d..], b, d, heads * d),
+                View::block(&self.wv[h * dh..], d, dh, d),
+                1.0,
+                0.0,
+            );
+        }
         y.copy_from_slice(&w.mean);
         matmul(
             y,
@@ -354,36 +349,28 @@ impl GatParams {
             0.0,
         );
 
-        // Values: dew[h] = dagg[head h] Wv[:, head h]ᵀ; dWv[:, head h] += ew[h]ᵀ dagg[head h].
+        // Values, per head: dew[h] = dagg[head h] Wv[:, head h]ᵀ; dWv[:, head h] += ew[h]ᵀ
+        // dagg[head h].
         let dew = scratch(&mut w.dew, b * heads * d);
-        dew.par_chunks_mut(heads * d)
-            .zip(w.dagg.par_chunks(d))
-            .for_each(|(out, ga)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (h, (o, gh)) in
-                            out.chunks_exact_mut(d).zip(ga.chunks_exact(dh)).enumerate()
-                        {
-                            for (x, wv) in o.iter_mut().zip(self.wv.chunks_exact(d)) {
-                                *x = vector::dot(gh, &wv[h * dh..(h + 1) * dh]);
-                            }
-                        }
-                    },
-                )
-            });
-        simd(
-            #[inline(always)]
-            || {
-                for (er, ga) in w.ew.chunks_exact(heads * d).zip(w.dagg.chunks_exact(d)) {
-                    for (h, (eh, gh)) in er.chunks_exact(d).zip(ga.chunks_exact(dh)).enumerate() {
-                        for (&x, wv) in eh.iter().zip(g.wv.chunks_exact_mut(d)) {
-                            vector::axpy(x, gh, &mut wv[h * dh..(h + 1) * dh]);
-                        }
-                    }
-                }
-            },
-        );
+        for h in 0..heads {
+            let dagg_h = View::block(&w.dagg[h * dh..], b, dh, d);
+            matmul_block(
+                &mut dew[h * d..],
+                heads * d,
+                dagg_h,
+                View::block(&self.wv[h * dh..], d, dh, d).t(),
+                1.0,
+                0.0,
+            );
+            matmul_block(
+                &mut g.wv[h * dh..],
+                d,
+                View::block(&w.ew[h * d..], b, d, heads * d).t(),
+                dagg_h,
+                1.0,
+                1.0,
+            );
+        }
 
         // Per position: dα = dew · e; per row and head: Σ α dα over the row's positions.
         let dalpha = scratch(&mut w.dalpha, p * heads);
