@@ -23,13 +23,7 @@ impl<'a> View<'a> {
     /// raw pointers and relies on it.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
         assert_eq!(data.len(), rows * cols, "matrix view of the wrong size");
-        View {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
+        View::block(data, rows, cols, cols)
     }
 
     /// A block of `cols` columns of a row-major matrix whose rows lie `row_stride` apart;

@@ -600,9 +600,11 @@ fn row_input(items: &[u32], target: u32, dropout: f64, l: usize, rng: &mut StdRn
         .map(|(at, _)| at)
         .collect();
     let n = items.len() - target_at.len();
-    let kept = match Binomial::new(n as u64, 1.0 - dropout) {
-        Ok(b) if dropout > 0.0 && n > 1 => (b.sample(rng) as usize).max(1),
-        _ => n,
+    let kept = if dropout > 0.0 && n > 1 {
+        // `dropout` is checked to lie in [0, 1) where it is parsed.
+        Binomial::new(n as u64, 1.0 - dropout).map_or(n, |b| (b.sample(rng) as usize).max(1))
+    } else {
+        n
     };
     let m = kept.min(l);
     let mut picks = if m == n {
