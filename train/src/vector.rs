@@ -107,7 +107,9 @@ pub fn exp(x: f32) -> f32 {
     // Adding 1.5 × 2^23 rounds an f32 of magnitude below 2^22 to an integer.
     const ROUND: f32 = 12_582_912.0;
     let a = x.clamp(-87.0, 88.0);
-    let n = (a * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    // t = 1.5 × 2^23 + n exactly, n = round(a / ln 2) ∈ [−126, 127].
+    let t = a * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = a - n * LN2_HI - n * LN2_LO;
     let p = ((((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
@@ -117,7 +119,9 @@ pub fn exp(x: f32) -> f32 {
         * r)
         + r
         + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n built from t's bits, whose low bits hold n: integer lane operations only (`n as
+    // i32` saturates, and LLVM converts such a cast one lane at a time).
+    p * f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23)
 }
 
 #[cfg(test)]
