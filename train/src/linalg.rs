@@ -45,6 +45,24 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Columns `lo..hi` (no copy).
+    fn columns(self, lo: usize, hi: usize) -> Self {
+        View {
+            data: &self.data[(lo * self.cs).min(self.data.len())..],
+            cols: hi - lo,
+            ..self
+        }
+    }
+
+    /// Rows `lo..hi` (no copy).
+    fn rows(self, lo: usize, hi: usize) -> Self {
+        View {
+            data: &self.data[(lo * self.rs).min(self.data.len())..],
+            rows: hi - lo,
+            ..self
+        }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         View {
@@ -80,12 +98,90 @@ pub fn matmul(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
 /// per-head product read and write its heads' columns in place.
 pub fn matmul_block(c: &mut [f32], c_stride: usize, a: View, b: View, alpha: f32, beta: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "inner dimensions differ");
-    assert!(n <= c_stride, "output block wider than its row stride");
+    check_shapes(c, c_stride, a, b);
+    let threads = rayon::current_num_threads();
+    // Small products are not worth waking the other threads for.
+    if m * k * n < PARALLEL_MIN_WORK || threads == 1 {
+        product(c, c_stride, a, b, alpha, beta, false);
+    } else if m * n <= SPLIT_INNER_MAX_OUTPUT {
+        split_inner(c, c_stride, a, b, alpha, beta, threads);
+    } else {
+        product(c, c_stride, a, b, alpha, beta, true);
+    }
+}
+
+/// Panics unless `c` holds an `a.rows × b.cols` block with rows `c_stride` apart and the inner
+/// dimensions agree: the product reads and writes through raw pointers.
+fn check_shapes(c: &[f32], c_stride: usize, a: View, b: View) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    assert!(b.cols <= c_stride, "output block wider than its row stride");
     assert!(
-        c.len() >= extent(m, n, c_stride),
+        c.len() >= extent(a.rows, b.cols, c_stride),
         "output block past the end of its slice"
     );
+}
+
+/// Outputs up to which a long product splits its inner dimension across threads.
+const SPLIT_INNER_MAX_OUTPUT: usize = 128 * 128;
+
+/// A product with a small output and a long inner dimension (a weight's gradient summed over a
+/// batch, 64 × 17,000 × 64) split into `parts` shares of the inner dimension, each summed on
+/// one thread, then added: gemm's threads split the output only, and a 64 × 64 one leaves them
+/// waiting on each other.
+fn split_inner(
+    c: &mut [f32],
+    c_stride: usize,
+    a: View,
+    b: View,
+    alpha: f32,
+    beta: f32,
+    parts: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let share = k.div_ceil(parts);
+    let shares: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|t| {
+            let (lo, hi) = ((t * share).min(k), ((t + 1) * share).min(k));
+            let mut out = vec![0.0; m * n];
+            product(
+                &mut out,
+                n,
+                a.columns(lo, hi),
+                b.rows(lo, hi),
+                alpha,
+                0.0,
+                false,
+            );
+            out
+        })
+        .collect();
+    for (i, row) in c.chunks_mut(c_stride).take(m).enumerate() {
+        for (j, x) in row[..n].iter_mut().enumerate() {
+            let sum: f32 = shares.iter().map(|s| s[i * n + j]).sum();
+            *x = if beta == 0.0 { sum } else { beta * *x + sum };
+        }
+    }
+}
+
+/// [`matmul`] on the calling thread alone: for products inside a parallel task, each task
+/// doing its own.
+pub fn matmul_serial(c: &mut [f32], a: View, b: View, alpha: f32, beta: f32) {
+    assert_eq!(c.len(), a.rows * b.cols, "output of the wrong size");
+    product(c, b.cols, a, b, alpha, beta, false);
+}
+
+fn product(
+    c: &mut [f32],
+    c_stride: usize,
+    a: View,
+    b: View,
+    alpha: f32,
+    beta: f32,
+    threaded: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    check_shapes(c, c_stride, a, b);
     if m == 0 || n == 0 {
         return;
     }
@@ -97,8 +193,7 @@ pub fn matmul_block(c: &mut [f32], c_stride: usize, a: View, b: View, alpha: f32
         }
         return;
     }
-    // Small products are not worth waking the other threads for.
-    let parallelism = if m * n * k >= PARALLEL_MIN_WORK {
+    let parallelism = if threaded {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
@@ -253,6 +348,36 @@ mod tests {
             -1.0,
         );
         assert_eq!(c2, want, "2·ab − ab = ab");
+    }
+
+    #[test]
+    fn a_long_product_with_a_small_output_sums_its_threads_shares_of_the_inner_dimension() {
+        // A weight gradient's shape, aᵀ b over a long batch: 3 × 90,001 × 5, over 2 and 3
+        // threads (shares of unequal length); small integers, so every sum is exact.
+        let (m, k, n) = (3, 90_001, 5);
+        let at: Vec<f32> = (0..k * m).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 3) % 5) as f32 - 2.0).collect();
+        let a: Vec<f32> = (0..m * k).map(|i| at[(i % k) * m + i / k]).collect();
+        let want = naive(&a, &b, m, k, n);
+        assert!(m * n <= SPLIT_INNER_MAX_OUTPUT && m * k * n >= PARALLEL_MIN_WORK);
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![1.0; m * n];
+            pool.install(|| {
+                matmul(
+                    &mut c,
+                    View::new(&at, k, m).t(),
+                    View::new(&b, k, n),
+                    2.0,
+                    -1.0,
+                )
+            });
+            let twice_minus_one: Vec<f32> = want.iter().map(|x| 2.0 * x - 1.0).collect();
+            assert_eq!(c, twice_minus_one, "{threads} threads");
+        }
     }
 
     #[test]

@@ -255,6 +255,12 @@ mod tests {
     }
 
     #[test]
+    fn gradients_equal_candle_autograd_when_the_softmax_runs_in_several_blocks_per_task() {
+        let enc = Encoder::new(Kind::Dssm, 50, 8, 5).unwrap();
+        testing::assert_gradients_match_candle_over_softmax_blocks::<DssmParams>(&enc);
+    }
+
+    #[test]
     fn a_trainer_step_moves_the_weights_as_candles_adamw_does() {
         testing::assert_steps_match_adamw::<DssmParams>(encoder);
     }

@@ -349,6 +349,15 @@ mod tests {
     }
 
     #[test]
+    fn gradients_hold_when_the_softmax_runs_in_several_blocks_per_task() {
+        let enc = Encoder::new(Kind::Dssm, 50, 8, 5)
+            .unwrap()
+            .with_interest_attention(4, 3)
+            .unwrap();
+        testing::assert_gradients_match_candle_over_softmax_blocks::<InterestParams>(&enc);
+    }
+
+    #[test]
     fn a_trainer_step_moves_the_weights_as_candles_adamw_does() {
         testing::assert_steps_match_adamw::<InterestParams>(encoder);
     }

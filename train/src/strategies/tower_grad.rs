@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::twotower::Encoder;
 use crate::error::{Error, Result};
-use crate::linalg::{Adam, Moments, View, matmul};
+use crate::linalg::{Adam, Moments, View, matmul_serial};
 use crate::vector::{self, simd};
 
 pub const NORM_EPS: f32 = 1e-12;
@@ -235,16 +235,136 @@ pub struct Head {
     nu: Vec<f32>,
     v: Vec<f32>,
     nv: Vec<f32>,
-    /// Cosines of every user vector and candidate [B·K, C] (K > 1), then their gradients.
-    scores: Vec<f32>,
-    /// Per row and candidate, the user vector holding the best cosine [B, C] (K > 1).
-    best: Vec<u8>,
-    logits: Vec<f32>,
+    /// Per parallel task of the softmax, its buffers.
+    tasks: Vec<SoftmaxTask>,
     du: Vec<f32>,
     dv: Vec<f32>,
     dx: Vec<f32>,
     /// dL/d(raw user vector) [B·K, D], filled by [`Head::loss_and_grads`].
     pub dy: Vec<f32>,
+}
+
+/// Rows of one block of the fused softmax: its [rows, C] logits (0.5 MB at C = 2048) stay in a
+/// core's cache from their product to their gradients' products.
+const BLOCK_ROWS: usize = 64;
+
+/// One parallel task of the head's softmax over a contiguous range of rows, block by block:
+/// the block's cosines, their softmax cross-entropy, and the products into dL/du (the block's
+/// rows) and into the task's share of dL/dv. The batch's [B, C] logits are never written
+/// whole (8 MB at B = 1024, read and written four times by separate passes).
+#[derive(Default)]
+struct SoftmaxTask {
+    /// The block's cosines / T [rows·K, C], then their gradients.
+    scores: Vec<f32>,
+    /// The block's logits [rows, C] (K > 1; with K = 1 they are the scores).
+    logits: Vec<f32>,
+    /// Per row and candidate, the user vector holding the best cosine [rows, C] (K > 1).
+    best: Vec<u8>,
+    /// This task's share of (dL/dv)ᵀ [D, C].
+    dvt: Vec<f32>,
+}
+
+/// What every task of the head's softmax reads.
+struct SoftmaxInput<'a> {
+    batch: &'a Batch<'a>,
+    hits: &'a AccidentalHits,
+    /// Normalised user vectors [B·K, D] and candidates [C, D].
+    u: &'a [f32],
+    v: &'a [f32],
+    k: usize,
+    d: usize,
+    inv_t: f32,
+}
+
+impl SoftmaxTask {
+    /// Rows `first..` (as many as `du` [rows·K, D] holds): writes their dL/du into `du`, sums
+    /// their share of dL/dv into `dvt`; returns the sum of their losses.
+    fn run(&mut self, first: usize, du: &mut [f32], x: &SoftmaxInput) -> f32 {
+        let (k, d, c) = (x.k, x.d, x.batch.cands.len());
+        let b = x.batch.hists.len();
+        let inv_b = 1.0 / b as f32;
+        let rows = du.len() / (k * d);
+        let dvt = sized(&mut self.dvt, d * c);
+        let v = View::new(x.v, c, d);
+        let mut loss = 0.0;
+        for start in (0..rows).step_by(BLOCK_ROWS) {
+            let n = BLOCK_ROWS.min(rows - start);
+            let row0 = first + start;
+            let u = View::new(&x.u[row0 * k * d..(row0 + n) * k * d], n * k, d);
+            let scores = scratch(&mut self.scores, n * k * c);
+            matmul_serial(scores, u, v.t(), x.inv_t, 0.0);
+            let softmax_row = |(i, r): (usize, &mut [f32])| {
+                simd(
+                    #[inline(always)]
+                    || softmax_cross_entropy(r, row0 + i, x.batch.col_bias, x.hits, inv_b),
+                )
+            };
+            if k == 1 {
+                loss += scores
+                    .chunks_exact_mut(c)
+                    .enumerate()
+                    .map(softmax_row)
+                    .sum::<f32>();
+            } else {
+                // Each logit's gradient goes to its best vector's cosine.
+                let logits = scratch(&mut self.logits, n * c);
+                self.best.resize(n * c, 0);
+                for ((out, best), s) in logits
+                    .chunks_exact_mut(c)
+                    .zip(self.best.chunks_exact_mut(c))
+                    .zip(scores.chunks_exact(k * c))
+                {
+                    best_of_interests(s, k, out, best);
+                }
+                loss += logits
+                    .chunks_exact_mut(c)
+                    .enumerate()
+                    .map(softmax_row)
+                    .sum::<f32>();
+                for ((ds, dl), best) in scores
+                    .chunks_exact_mut(k * c)
+                    .zip(logits.chunks_exact(c))
+                    .zip(self.best.chunks_exact(c))
+                {
+                    ds.fill(0.0);
+                    for (j, (&g, &i)) in dl.iter().zip(best).enumerate() {
+                        ds[i as usize * c + j] = g;
+                    }
+                }
+            }
+            // dU = dscores V / T, dVᵀ += Uᵀ dscores / T.
+            let dscores = View::new(scores, n * k, c);
+            matmul_serial(
+                &mut du[start * k * d..(start + n) * k * d],
+                dscores,
+                v,
+                x.inv_t,
+                0.0,
+            );
+            matmul_serial(dvt, u.t(), dscores, x.inv_t, 1.0);
+        }
+        loss
+    }
+}
+
+/// Row `i`'s logits `r` [C] (before their column bias) become dL/dlogits of the batch's mean
+/// cross-entropy against column `i`; returns the row's loss.
+#[inline(always)]
+fn softmax_cross_entropy(
+    r: &mut [f32],
+    i: usize,
+    col_bias: &[f32],
+    hits: &AccidentalHits,
+    inv_b: f32,
+) -> f32 {
+    vector::add(col_bias, r);
+    hits.mask(i, r);
+    let positive = r[i];
+    let max = vector::max(r);
+    let sum = vector::exp_shifted(r, max);
+    vector::scale(inv_b / sum, r);
+    r[i] -= inv_b;
+    max + sum.ln() - positive
 }
 
 impl Head {
@@ -268,7 +388,6 @@ impl Head {
         let b = batch.hists.len();
         let c = batch.cands.len();
         let k = self.u.len() / (b * d).max(1);
-        let inv_t = (1.0 / temperature) as f32;
         let nu = scratch(&mut self.nu, b * k);
         self.u
             .par_chunks_mut(d)
@@ -293,89 +412,31 @@ impl Head {
                 );
             });
 
-        // Logits, then softmax cross-entropy against the diagonal; the logits buffer becomes
-        // dL/dlogits.
-        let logits = scratch(&mut self.logits, b * c);
-        if k == 1 {
-            matmul(
-                logits,
-                View::new(&self.u, b, d),
-                View::new(&self.v, c, d).t(),
-                inv_t,
-                0.0,
-            );
-        } else {
-            let scores = scratch(&mut self.scores, b * k * c);
-            matmul(
-                scores,
-                View::new(&self.u, b * k, d),
-                View::new(&self.v, c, d).t(),
-                inv_t,
-                0.0,
-            );
-            self.best.resize(b * c, 0);
-            logits
-                .par_chunks_mut(c)
-                .zip(self.best.par_chunks_mut(c))
-                .zip(self.scores.par_chunks(k * c))
-                .for_each(|((out, best), s)| best_of_interests(s, k, out, best));
-        }
-        let inv_b = 1.0 / b as f32;
+        // The softmax and its products, a few tasks per thread over contiguous rows.
         let hits = batch.accidental_hits();
-        let loss: f32 = logits
-            .par_chunks_mut(c)
-            .enumerate()
-            .map(|(i, r)| {
-                simd(
-                    #[inline(always)]
-                    || {
-                        vector::add(batch.col_bias, r);
-                        hits.mask(i, r);
-                        let positive = r[i];
-                        let max = vector::max(r);
-                        let sum = vector::exp_shifted(r, max);
-                        vector::scale(inv_b / sum, r);
-                        r[i] -= inv_b;
-                        max + sum.ln() - positive
-                    },
-                )
-            })
-            .sum::<f32>()
-            * inv_b;
-
-        // With K vectors per row, each logit's gradient goes to its best vector's cosine.
-        let (dscores, rows) = if k == 1 {
-            (&self.logits, b)
-        } else {
-            self.scores
-                .par_chunks_mut(k * c)
-                .zip(self.logits.par_chunks(c))
-                .zip(self.best.par_chunks(c))
-                .for_each(|((ds, dl), best)| {
-                    ds.fill(0.0);
-                    for (j, (&g, &i)) in dl.iter().zip(best).enumerate() {
-                        ds[i as usize * c + j] = g;
-                    }
-                });
-            (&self.scores, b * k)
+        let input = SoftmaxInput {
+            batch,
+            hits: &hits,
+            u: &self.u,
+            v: &self.v,
+            k,
+            d,
+            inv_t: (1.0 / temperature) as f32,
         };
-        // dU = dlogits V / T, dV = dlogitsᵀ U / T.
-        let du = scratch(&mut self.du, rows * d);
-        matmul(
-            du,
-            View::new(dscores, rows, c),
-            View::new(&self.v, c, d),
-            inv_t,
-            0.0,
-        );
+        let rows_per_task = b.div_ceil(2 * rayon::current_num_threads()).max(1);
+        let du = scratch(&mut self.du, b * k * d);
+        self.tasks
+            .resize_with(b.div_ceil(rows_per_task), SoftmaxTask::default);
+        let loss = self
+            .tasks
+            .par_iter_mut()
+            .zip(du.par_chunks_mut((rows_per_task * k * d).max(1)))
+            .enumerate()
+            .map(|(t, (task, du))| task.run(t * rows_per_task, du, &input))
+            .sum::<f32>()
+            / b.max(1) as f32;
         let dv = scratch(&mut self.dv, c * d);
-        matmul(
-            dv,
-            View::new(dscores, rows, c).t(),
-            View::new(&self.u, rows, d),
-            inv_t,
-            0.0,
-        );
+        dv_from_shares(&mut self.tasks, d, dv);
 
         // Item table: through the normalisation (dv becomes the rows' gradients), scattered
         // into the candidates' rows.
@@ -399,7 +460,7 @@ impl Head {
         );
 
         // The user vectors' normalisation.
-        let dy = scratch(&mut self.dy, rows * d);
+        let dy = scratch(&mut self.dy, b * k * d);
         dy.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
             simd(
                 #[inline(always)]
@@ -415,6 +476,28 @@ impl Head {
         });
         loss
     }
+}
+
+/// dL/dv [C, D]: the sum of the tasks' shares of its transpose.
+fn dv_from_shares(tasks: &mut [SoftmaxTask], d: usize, dv: &mut [f32]) {
+    let c = dv.len() / d.max(1);
+    let Some((total, rest)) = tasks.split_first_mut() else {
+        dv.fill(0.0);
+        return;
+    };
+    simd(
+        #[inline(always)]
+        || {
+            for task in rest {
+                vector::add(&task.dvt, &mut total.dvt);
+            }
+        },
+    );
+    dv.par_chunks_mut(d).enumerate().for_each(|(j, out)| {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = total.dvt[x * c + j];
+        }
+    });
 }
 
 /// The best of a row's K score rows (`scores` [K, C]) per candidate into `out` [C], and which
@@ -557,6 +640,18 @@ pub(crate) mod testing {
     }
 
     /// The model's loss and every weight's gradient equal candle's autograd of the same loss.
+    /// Gradients on a batch whose softmax spans several blocks in each parallel task: on two
+    /// threads, four tasks of 150 rows, each in three blocks (64, 64 and 22 rows).
+    pub fn assert_gradients_match_candle_over_softmax_blocks<M: TowerModel>(enc: &Encoder) {
+        let (hists, cands, bias) = large_batch_parts(600, 50);
+        assert!(hists.len() / 4 > 2 * super::BLOCK_ROWS);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| assert_gradients_match_candle_on::<M>(enc, &hists, &cands, &bias));
+    }
+
     pub fn assert_gradients_match_candle<M: TowerModel>(enc: &Encoder) {
         let (hists, cands, bias) = batch_parts();
         assert_gradients_match_candle_on::<M>(enc, &hists, &cands, &bias);
