@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::vector::simd;
+use crate::vector::{self, simd};
 
 /// A read-only strided matrix view over a slice.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +104,12 @@ pub fn matmul_block(c: &mut [f32], c_stride: usize, a: View, b: View, alpha: f32
     if m * k * n < PARALLEL_MIN_WORK || threads == 1 {
         product(c, c_stride, a, b, alpha, beta, false);
     } else if m * n <= SPLIT_INNER_MAX_OUTPUT {
-        split_inner(c, c_stride, a, b, alpha, beta, threads);
+        let sum = split_inner(a, b, alpha, threads);
+        for (row, sum) in c.chunks_mut(c_stride).zip(sum.chunks_exact(n)) {
+            for (x, &s) in row[..n].iter_mut().zip(sum) {
+                *x = if beta == 0.0 { s } else { beta * *x + s };
+            }
+        }
     } else {
         product(c, c_stride, a, b, alpha, beta, true);
     }
@@ -124,22 +129,14 @@ fn check_shapes(c: &[f32], c_stride: usize, a: View, b: View) {
 /// Outputs up to which a long product splits its inner dimension across threads.
 const SPLIT_INNER_MAX_OUTPUT: usize = 128 * 128;
 
-/// A product with a small output and a long inner dimension (a weight's gradient summed over a
-/// batch, 64 × 17,000 × 64) split into `parts` shares of the inner dimension, each summed on
-/// one thread, then added: gemm's threads split the output only, and a 64 × 64 one leaves them
-/// waiting on each other.
-fn split_inner(
-    c: &mut [f32],
-    c_stride: usize,
-    a: View,
-    b: View,
-    alpha: f32,
-    beta: f32,
-    parts: usize,
-) {
+/// `alpha · a · b` [a.rows, b.cols] for a small output and a long inner dimension (a weight's
+/// gradient summed over a batch, 64 × 17,000 × 64): the inner dimension in `parts` shares, each
+/// summed on one thread, then added. gemm's threads split the output only, each packing the
+/// whole long operand.
+fn split_inner(a: View, b: View, alpha: f32, parts: usize) -> Vec<f32> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let share = k.div_ceil(parts);
-    let shares: Vec<Vec<f32>> = (0..parts)
+    (0..parts)
         .into_par_iter()
         .map(|t| {
             let (lo, hi) = ((t * share).min(k), ((t + 1) * share).min(k));
@@ -155,13 +152,14 @@ fn split_inner(
             );
             out
         })
-        .collect();
-    for (i, row) in c.chunks_mut(c_stride).take(m).enumerate() {
-        for (j, x) in row[..n].iter_mut().enumerate() {
-            let sum: f32 = shares.iter().map(|s| s[i * n + j]).sum();
-            *x = if beta == 0.0 { sum } else { beta * *x + sum };
-        }
-    }
+        .reduce_with(|mut total, share| {
+            simd(
+                #[inline(always)]
+                || vector::add(&share, &mut total),
+            );
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; m * n])
 }
 
 /// [`matmul`] on the calling thread alone: for products inside a parallel task, each task
